@@ -1,0 +1,397 @@
+// Package certs is the harness's test PKI: a certificate authority and
+// leaf certificates for any domain in each state that real federations
+// run into (valid, missing, expired, self-signed, untrusted, wrong name,
+// no clientAuth usage), generated in memory once per process and
+// exportable as PEM for real servers.
+package certs
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// State is the condition of the certificate an endpoint presents.
+type State string
+
+// The certificate states.
+const (
+	Valid        State = "valid"          // issued by the harness CA for the domain, serverAuth+clientAuth
+	Missing      State = "missing"        // no certificate at all
+	Expired      State = "expired"        // issued by the harness CA, validity ended a day ago
+	SelfSigned   State = "self-signed"    // signed by its own key
+	Untrusted    State = "untrusted"      // issued by a CA the peers do not trust
+	WrongName    State = "wrong-name"     // issued by the harness CA for another domain
+	NoClientAuth State = "no-client-auth" // issued by the harness CA with serverAuth usage only
+)
+
+// States lists every State.
+var States = []State{Valid, Missing, Expired, SelfSigned, Untrusted, WrongName, NoClientAuth}
+
+// ParseState reads a state name (any case; "untrusted-ca" and
+// "untrusted CA" are accepted for untrusted, "self signed" for self-signed).
+func ParseState(s string) (State, error) {
+	n := strings.NewReplacer(" ", "-", "_", "-").Replace(strings.ToLower(strings.TrimSpace(s)))
+	switch n {
+	case "untrusted-ca":
+		n = string(Untrusted)
+	case "selfsigned":
+		n = string(SelfSigned)
+	case "wrongname":
+		n = string(WrongName)
+	case "noclientauth":
+		n = string(NoClientAuth)
+	}
+	for _, st := range States {
+		if n == string(st) {
+			return st, nil
+		}
+	}
+	names := make([]string, len(States))
+	for i, st := range States {
+		names[i] = string(st)
+	}
+	return "", fmt.Errorf("invalid certificate state %q: accepted values are %s", s, strings.Join(names, ", "))
+}
+
+// Authority is a certificate authority.
+type Authority struct {
+	Cert *x509.Certificate
+	Key  *ecdsa.PrivateKey
+}
+
+// NewAuthority creates a self-signed CA named name.
+func NewAuthority(name string) (*Authority, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("certs: generating CA key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"xmppneg test PKI"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("certs: creating CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("certs: parsing CA certificate: %w", err)
+	}
+	return &Authority{Cert: cert, Key: key}, nil
+}
+
+// Pool returns a pool that trusts only a.
+func (a *Authority) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(a.Cert)
+	return p
+}
+
+var serialMax = new(big.Int).Lsh(big.NewInt(1), 120)
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, serialMax)
+	if err != nil {
+		// crypto/rand does not fail on the platforms Go supports.
+		panic(err)
+	}
+	return n
+}
+
+// leafSpec is what distinguishes the certificate of each state.
+type leafSpec struct {
+	name      string // dNSName SAN and CN
+	notBefore time.Time
+	notAfter  time.Time
+	usage     []x509.ExtKeyUsage
+}
+
+func (a *Authority) issue(s leafSpec, selfSign bool) (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("certs: generating key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: s.name},
+		DNSNames:              []string{s.name},
+		NotBefore:             s.notBefore,
+		NotAfter:              s.notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           s.usage,
+		BasicConstraintsValid: true,
+	}
+	parent, signer := a.Cert, any(a.Key)
+	if selfSign {
+		parent, signer = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		return nil, fmt.Errorf("certs: creating certificate for %s: %w", s.name, err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("certs: parsing certificate for %s: %w", s.name, err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// PKI is a trusted CA, an untrusted one and a cache of leaf certificates.
+// It is safe for concurrent use.
+type PKI struct {
+	CA    *Authority // the CA every harness endpoint trusts
+	Rogue *Authority // a CA nobody trusts, issuer of Untrusted certificates
+
+	mu    sync.Mutex
+	leafs map[leafKey]*tls.Certificate
+}
+
+type leafKey struct {
+	domain string
+	state  State
+}
+
+// New creates a PKI with fresh keys.
+func New() (*PKI, error) {
+	ca, err := NewAuthority("xmppneg test CA")
+	if err != nil {
+		return nil, err
+	}
+	rogue, err := NewAuthority("xmppneg untrusted CA")
+	if err != nil {
+		return nil, err
+	}
+	return &PKI{CA: ca, Rogue: rogue, leafs: map[leafKey]*tls.Certificate{}}, nil
+}
+
+var (
+	defaultOnce sync.Once
+	defaultPKI  *PKI
+	defaultErr  error
+)
+
+// Default returns the process-wide PKI, generated on first use, so that
+// every endpoint of a run shares one CA and no key is generated twice.
+func Default() (*PKI, error) {
+	defaultOnce.Do(func() { defaultPKI, defaultErr = New() })
+	return defaultPKI, defaultErr
+}
+
+// Roots returns the pool of CAs a harness endpoint trusts.
+func (p *PKI) Roots() *x509.CertPool { return p.CA.Pool() }
+
+// ErrMissing is returned for the Missing state, which has no certificate.
+var ErrMissing = errors.New("certs: the missing state has no certificate")
+
+// Certificate returns the certificate for domain in the given state,
+// creating it on first use. For Missing it returns nil and ErrMissing.
+func (p *PKI) Certificate(domain string, st State) (*tls.Certificate, error) {
+	if st == Missing {
+		return nil, ErrMissing
+	}
+	k := leafKey{strings.ToLower(domain), st}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.leafs[k]; ok {
+		return c, nil
+	}
+	now := time.Now()
+	spec := leafSpec{
+		name:      k.domain,
+		notBefore: now.Add(-time.Hour),
+		notAfter:  now.Add(365 * 24 * time.Hour),
+		usage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	issuer, selfSign := p.CA, false
+	switch st {
+	case Valid:
+	case Expired:
+		spec.notBefore, spec.notAfter = now.Add(-48*time.Hour), now.Add(-24*time.Hour)
+	case SelfSigned:
+		selfSign = true
+	case Untrusted:
+		issuer = p.Rogue
+	case WrongName:
+		spec.name = "wrong-name.invalid"
+	case NoClientAuth:
+		spec.usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	default:
+		return nil, fmt.Errorf("certs: unknown state %q", st)
+	}
+	c, err := issuer.issue(spec, selfSign)
+	if err != nil {
+		return nil, err
+	}
+	p.leafs[k] = c
+	return c, nil
+}
+
+// Check validates a peer's certificate chain as the harness does: trusted
+// by roots, within its validity period, usable for usage and naming
+// domain (RFC 6125 DNS-ID). It returns nil when the certificate is good,
+// else an error that says what is wrong in a sentence.
+func Check(chain []*x509.Certificate, roots *x509.CertPool, domain string, usage x509.ExtKeyUsage, now time.Time) error {
+	if len(chain) == 0 {
+		return errors.New("no certificate presented")
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{
+		Roots: roots, Intermediates: inter, DNSName: domain,
+		CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage},
+	})
+	if err == nil {
+		return nil
+	}
+	return describe(err, chain[0], domain)
+}
+
+func describe(err error, leaf *x509.Certificate, domain string) error {
+	var inv x509.CertificateInvalidError
+	var unk x509.UnknownAuthorityError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &inv) && inv.Reason == x509.Expired:
+		return fmt.Errorf("certificate expired (valid until %s)", leaf.NotAfter.UTC().Format(time.RFC3339))
+	case errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage:
+		return errors.New("certificate not valid for this usage (missing clientAuth or serverAuth extended key usage)")
+	case errors.As(err, &unk) && leaf.Issuer.String() == leaf.Subject.String():
+		return errors.New("certificate is self-signed")
+	case errors.As(err, &unk):
+		return fmt.Errorf("certificate signed by an untrusted authority (%s)", leaf.Issuer.CommonName)
+	case errors.As(err, &host):
+		return fmt.Errorf("certificate names %s, not %s", strings.Join(leaf.DNSNames, ", "), domain)
+	}
+	return fmt.Errorf("certificate invalid: %v", err)
+}
+
+// WritePEM writes ca.pem (the trusted CA) and, for each domain,
+// DOMAIN.crt and DOMAIN.key in the given state to dir, which is created
+// if needed. Keys are written with mode 0600.
+func (p *PKI) WritePEM(dir string, st State, domains ...string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	if err := writePEM(filepath.Join(dir, "ca.pem"), 0o644, "CERTIFICATE", p.CA.Cert.Raw); err != nil {
+		return err
+	}
+	if err := writeKey(filepath.Join(dir, "ca.key"), p.CA.Key); err != nil {
+		return err
+	}
+	for _, d := range domains {
+		c, err := p.Certificate(d, st)
+		if err != nil {
+			return err
+		}
+		if err := writePEM(filepath.Join(dir, d+".crt"), 0o644, "CERTIFICATE", c.Certificate[0]); err != nil {
+			return err
+		}
+		if err := writeKey(filepath.Join(dir, d+".key"), c.PrivateKey.(*ecdsa.PrivateKey)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeKey(path string, k *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return fmt.Errorf("certs: encoding key: %w", err)
+	}
+	return writePEM(path, 0o600, "PRIVATE KEY", der)
+}
+
+func writePEM(path string, mode os.FileMode, typ string, der []byte) error {
+	b := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	if err := os.WriteFile(path, b, mode); err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	return nil
+}
+
+// LoadPEM reads a directory written by WritePEM: the CA becomes the PKI's
+// trusted CA (with its key, so that more certificates can be issued) and
+// the leaf certificates found there are used as the Valid certificates of
+// their domains.
+func LoadPEM(dir string) (*PKI, error) {
+	caCert, err := readCert(filepath.Join(dir, "ca.pem"))
+	if err != nil {
+		return nil, err
+	}
+	caKey, err := readKey(filepath.Join(dir, "ca.key"))
+	if err != nil {
+		return nil, err
+	}
+	rogue, err := NewAuthority("xmppneg untrusted CA")
+	if err != nil {
+		return nil, err
+	}
+	p := &PKI{CA: &Authority{Cert: caCert, Key: caKey}, Rogue: rogue, leafs: map[leafKey]*tls.Certificate{}}
+	crts, _ := filepath.Glob(filepath.Join(dir, "*.crt"))
+	for _, f := range crts {
+		domain := strings.TrimSuffix(filepath.Base(f), ".crt")
+		c, err := tls.LoadX509KeyPair(f, strings.TrimSuffix(f, ".crt")+".key")
+		if err != nil {
+			return nil, fmt.Errorf("certs: loading %s: %w", f, err)
+		}
+		p.leafs[leafKey{strings.ToLower(domain), Valid}] = &c
+	}
+	return p, nil
+}
+
+func readCert(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("certs: %s holds no PEM certificate", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func readKey(path string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %w", err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("certs: %s holds no PEM key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certs: %s: %w", path, err)
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("certs: %s is not an ECDSA key", path)
+	}
+	return ek, nil
+}

@@ -1,0 +1,170 @@
+// Command xmppneg negotiates XMPP server-to-server federation for real
+// between in-process endpoints and checks the outcome against the Lync
+// Server 2013 negotiation matrix. Run "xmppneg help" for the commands.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the configuration is invalid or a negotiation failed
+	exitUsage = 2
+)
+
+// command is one subcommand: its flags are defined in setup, which returns
+// the function to run once they are parsed.
+type command struct {
+	name    string
+	summary string
+	usage   string // argument synopsis
+	example string
+	setup   func(fs *flag.FlagSet, env *env) func(args []string) int
+}
+
+// env is what a command writes to.
+type env struct {
+	stdout, stderr io.Writer
+	color          bool
+}
+
+func (e *env) errorf(format string, a ...any) {
+	fmt.Fprintf(e.stderr, "xmppneg: "+format+"\n", a...)
+}
+
+var commands []*command
+
+func register(c *command) { commands = append(commands, c) }
+
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: tests call it directly.
+func run(args []string, stdout, stderr io.Writer) int {
+	e := &env{stdout: stdout, stderr: stderr, color: useColor(stdout)}
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if c := lookup(args[1]); c != nil {
+				return runCommand(c, []string{"--help"}, e)
+			}
+		}
+		usage(stdout)
+		return exitOK
+	}
+	c := lookup(args[0])
+	if c == nil {
+		e.errorf("unknown command %q (run 'xmppneg help' for the list)", args[0])
+		return exitUsage
+	}
+	return runCommand(c, args[1:], e)
+}
+
+func runCommand(c *command, args []string, e *env) int {
+	fs := flag.NewFlagSet("xmppneg "+c.name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	do := c.setup(fs, e)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: xmppneg %s %s\n\n%s\n\nFlags:\n", c.name, c.usage, c.summary)
+		fs.PrintDefaults()
+		fmt.Fprintf(w, "\nExample:\n%s\n", indent(c.example))
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(e.stdout)
+			fs.Usage()
+			return exitOK
+		}
+		return exitUsage
+	}
+	return do(fs.Args())
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "xmppneg: real XMPP server-to-server negotiations, checked against the Lync Server 2013 matrix.")
+	fmt.Fprintln(w, "\nUsage: xmppneg COMMAND [flags]\n\nCommands:")
+	cs := append([]*command{}, commands...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'xmppneg COMMAND --help' for a command's flags and an example.")
+}
+
+// useColor reports whether w is a terminal that wants colour: never when
+// NO_COLOR is set (https://no-color.org) or TERM is dumb.
+func useColor(w io.Writer) bool {
+	if _, ok := os.LookupEnv("NO_COLOR"); ok || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// paint wraps s in an ANSI colour when e writes to a terminal.
+func (e *env) paint(color, s string) string {
+	if !e.color {
+		return s
+	}
+	codes := map[string]string{"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
+	return "\x1b[" + codes[color] + "m" + s + "\x1b[0m"
+}
+
+// outputFlag defines -o with the given formats, the first being the default.
+func outputFlag(fs *flag.FlagSet, formats ...string) *string {
+	o := formats[0]
+	fs.Func("o", "output format: "+strings.Join(formats, ", ")+" (default "+formats[0]+")", func(v string) error {
+		for _, f := range formats {
+			if v == f {
+				o = v
+				return nil
+			}
+		}
+		return fmt.Errorf("unknown format %q: accepted formats are %s", v, strings.Join(formats, ", "))
+	})
+	return &o
+}
+
+// noArgs reports extra positional arguments as a usage error.
+func noArgs(e *env, args []string) bool {
+	if len(args) > 0 {
+		e.errorf("unexpected argument %q", args[0])
+		return false
+	}
+	return true
+}
