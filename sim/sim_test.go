@@ -1,0 +1,349 @@
+package sim
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"xmppneg/certs"
+	"xmppneg/policy"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// world is a network of endpoints that a test tears down at its end.
+type world struct {
+	t   *testing.T
+	net *Network
+}
+
+func newWorld(t *testing.T) *world { return &world{t: t, net: NewNetwork()} }
+
+func (w *world) endpoint(domain, spec string, edit ...func(*Config)) *Endpoint {
+	w.t.Helper()
+	s, err := policy.ParseSpec(spec)
+	require.NoError(w.t, err)
+	cfg := Config{Domain: domain, Settings: s, Net: w.net}
+	for _, f := range edit {
+		f(&cfg)
+	}
+	e, err := NewEndpoint(cfg)
+	require.NoError(w.t, err)
+	require.NoError(w.t, e.Start())
+	w.t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func negotiate(t *testing.T, from, to *Endpoint) *Result {
+	t.Helper()
+	r := from.Initiate(context.Background(), to.Domain())
+	require.NotNil(t, r)
+	if t.Failed() || testing.Verbose() {
+		t.Log(r.Explain())
+	}
+	return r
+}
+
+func TestDialbackKeyXEP0185Vector(t *testing.T) {
+	// XEP-0185 §3: receiving xmpp.example.com, originating example.org.
+	assert.Equal(t, "37c69b1cf07a3f67c04a5ef5902fa5114f2c76fe4a2686482ba5b89323075643",
+		DialbackKey("s3cr3tf0rd14lb4ck", "xmpp.example.com", "example.org", "D60000229F"))
+}
+
+func TestEachMethodSucceeds(t *testing.T) {
+	for _, tc := range []struct {
+		init, recv string
+		want       policy.Method
+		tls        bool
+	}{
+		{"tls=Required,sasl=Required,dialback=false", "tls=Optional,sasl=Optional,dialback=true", policy.SASLOverTLS, true},
+		{"tls=Optional,sasl=Optional,dialback=true", "tls=Required,sasl=NotSupported,dialback=true", policy.TLSDialback, true},
+		{"tls=Optional,sasl=NotSupported,dialback=true", "tls=Optional,sasl=Optional,dialback=true", policy.TLSDialback, true},
+		{"tls=NotSupported,sasl=NotSupported,dialback=true", "tls=Optional,sasl=Optional,dialback=true", policy.TCPDialback, false},
+		{"tls=Optional,sasl=Optional,dialback=true", "tls=NotSupported,sasl=Optional,dialback=true", policy.TCPDialback, false},
+	} {
+		t.Run(string(tc.want), func(t *testing.T) {
+			w := newWorld(t)
+			a := w.endpoint("a.test", tc.init)
+			b := w.endpoint("b.test", tc.recv)
+			r := negotiate(t, a, b)
+			assert.Equal(t, string(tc.want), r.Outcome, r.Explain())
+			assert.Nil(t, r.Failure)
+			if tc.tls {
+				require.NotNil(t, r.TLS)
+				assert.Equal(t, "TLS 1.3", r.TLS.Version)
+				assert.NotEmpty(t, r.TLS.CipherSuite)
+				assert.Equal(t, "valid", r.TLS.PeerCertificate)
+				if tc.want != policy.SASLOverTLS {
+					assert.Len(t, r.StreamIDs, 2, "a new stream id after TLS")
+				}
+			} else {
+				assert.Nil(t, r.TLS)
+			}
+			if tc.want == policy.SASLOverTLS {
+				assert.Len(t, r.StreamIDs, 3, "new stream ids after TLS and after SASL")
+			}
+			if tc.want != policy.SASLOverTLS {
+				assert.True(t, hasEntry(r, "verify", "type='valid'"), "dialback went through a verify connection")
+			}
+			assert.True(t, hasEntry(r, "main", "urn:xmpp:ping"), "a ping proved the stream")
+			assertDistinctIDs(t, r.StreamIDs)
+		})
+	}
+}
+
+func hasEntry(r *Result, conn, substr string) bool {
+	for _, e := range r.Transcript {
+		if e.Conn == conn && strings.Contains(e.XML, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+func assertDistinctIDs(t *testing.T, ids []string) {
+	seen := map[string]bool{}
+	for _, id := range ids {
+		assert.False(t, seen[id], "stream id %s reused", id)
+		seen[id] = true
+	}
+}
+
+func TestTLSRequiredVersusNotSupported(t *testing.T) {
+	w := newWorld(t)
+	req := w.endpoint("req.test", "tls=Required,sasl=Optional,dialback=true")
+	none := w.endpoint("none.test", "tls=NotSupported,sasl=NotSupported,dialback=true")
+
+	r := negotiate(t, none, req)
+	require.NotNil(t, r.Failure)
+	assert.Equal(t, Failure{Step: StepStartTLS, Condition: "unsupported-feature", By: Initiator, Conn: "main",
+		Message: "receiver requires TLS but initiator does not support it (TLS NotSupported)"}, stripTime(*r.Failure))
+
+	r = negotiate(t, req, none)
+	require.NotNil(t, r.Failure)
+	assert.Equal(t, StepStartTLS, r.Failure.Step)
+	assert.Equal(t, "policy-violation", r.Failure.Condition)
+	assert.Equal(t, Initiator, r.Failure.By)
+	assert.Contains(t, r.Failure.Message, "initiator requires TLS")
+	assert.True(t, hasEntry(r, "main", "<stream:error><policy-violation"), "the refusal is sent, not a silent close")
+}
+
+func stripTime(f Failure) Failure { f.Elapsed = 0; return f }
+
+func TestCertificateStates(t *testing.T) {
+	for _, st := range certs.States {
+		for _, strict := range []bool{true, false} {
+			name := string(st) + map[bool]string{true: "/strict", false: "/lenient"}[strict]
+			t.Run(name, func(t *testing.T) {
+				w := newWorld(t)
+				spec := "tls=Optional,sasl=Optional,dialback=true,strict=" + map[bool]string{true: "true", false: "false"}[strict]
+				a := w.endpoint("a.test", spec+",cert="+string(st))
+				b := w.endpoint("b.test", spec)
+
+				// a initiates: b judges a's client certificate.
+				r := negotiate(t, a, b)
+				switch {
+				case st == certs.Valid:
+					assert.Equal(t, string(policy.SASLOverTLS), r.Outcome)
+				case st == certs.Missing:
+					assert.Equal(t, string(policy.TLSDialback), r.Outcome, "no certificate: no EXTERNAL offered, dialback")
+					assert.Empty(t, r.Recovered)
+				case strict:
+					require.NotNil(t, r.Failure, r.Explain())
+					assert.Equal(t, StepTLSHandshake, r.Failure.Step)
+					assert.Equal(t, Receiver, r.Failure.By)
+					assert.Equal(t, "bad-certificate", r.Failure.Condition)
+				default:
+					assert.Equal(t, string(policy.TLSDialback), r.Outcome, "lenient: EXTERNAL refused, dialback rescues")
+					require.Len(t, r.Recovered, 1)
+					assert.Equal(t, StepSASL, r.Recovered[0].Step)
+					assert.Equal(t, "not-authorized", r.Recovered[0].Condition)
+				}
+
+				// b initiates: b judges a's server certificate. Only serverAuth
+				// matters there, so no-client-auth is a good server certificate.
+				r = negotiate(t, b, a)
+				switch {
+				case st == certs.Missing:
+					assert.Equal(t, string(policy.TCPDialback), r.Outcome, "no certificate: no STARTTLS offered")
+				case st == certs.Valid || st == certs.NoClientAuth || !strict:
+					assert.Equal(t, string(policy.SASLOverTLS), r.Outcome, r.Explain())
+					if st != certs.Valid && st != certs.NoClientAuth {
+						assert.NotEqual(t, "valid", r.TLS.PeerCertificate, "the lenient initiator still reports the bad certificate")
+					}
+				default:
+					require.NotNil(t, r.Failure, r.Explain())
+					assert.Equal(t, StepTLSHandshake, r.Failure.Step)
+					assert.Equal(t, Initiator, r.Failure.By)
+				}
+			})
+		}
+	}
+}
+
+func TestSASLFailureFallsBackToDialbackOnlyWhenAllowed(t *testing.T) {
+	w := newWorld(t)
+	recv := w.endpoint("b.test", "tls=Optional,sasl=Optional,dialback=true,strict=false")
+	withDB := w.endpoint("a.test", "tls=Required,sasl=Optional,dialback=true,cert=no-client-auth")
+	noDB := w.endpoint("c.test", "tls=Required,sasl=Optional,dialback=false,cert=no-client-auth")
+
+	r := negotiate(t, withDB, recv)
+	assert.Equal(t, string(policy.TLSDialback), r.Outcome)
+	require.NotEmpty(t, r.Recovered)
+	assert.Contains(t, r.Recovered[0].Message, "clientAuth")
+
+	r = negotiate(t, noDB, recv)
+	require.NotNil(t, r.Failure)
+	assert.Equal(t, StepSASL, r.Failure.Step)
+	assert.Equal(t, "not-authorized", r.Failure.Condition)
+	assert.Equal(t, Receiver, r.Failure.By)
+}
+
+func TestDialbackWrongSecretIsInvalid(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "tls=Optional,sasl=NotSupported,dialback=true")
+	// Two nodes of a.test: the one that connects is not the one b reaches.
+	node1 := w.endpoint("a.test", "tls=Optional,sasl=NotSupported,dialback=true,secret=one", func(c *Config) { c.Unlisted = true })
+	w.endpoint("a.test", "tls=Optional,sasl=NotSupported,dialback=true,secret=two")
+
+	r := negotiate(t, node1, b)
+	require.NotNil(t, r.Failure)
+	assert.Equal(t, StepDialback, r.Failure.Step)
+	assert.Equal(t, "invalid", r.Failure.Condition)
+	assert.Equal(t, Receiver, r.Failure.By)
+	assert.True(t, hasEntry(r, "verify", "type='invalid'"))
+	assert.True(t, hasEntry(r, "main", "type='invalid'"))
+}
+
+func TestAuthoritativeServerUnreachable(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "tls=Optional,sasl=NotSupported,dialback=true")
+	a := w.endpoint("a.test", "tls=Optional,sasl=NotSupported,dialback=true", func(c *Config) { c.Unlisted = true })
+
+	r := negotiate(t, a, b)
+	require.NotNil(t, r.Failure)
+	assert.Equal(t, StepDialbackVerify, r.Failure.Step)
+	assert.Equal(t, "remote-server-not-found", r.Failure.Condition)
+
+	// Registered, but nothing listens there any more.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	w.net.Register("a.test", ln.Addr().String())
+	ln.Close()
+	r = negotiate(t, a, b)
+	require.NotNil(t, r.Failure)
+	assert.Equal(t, StepDialbackVerify, r.Failure.Step)
+	assert.Equal(t, "remote-connection-failed", r.Failure.Condition)
+	assert.True(t, hasEntry(r, "main", "remote-connection-failed"), "the initiator is told with a dialback error")
+}
+
+func TestSilentPeerTimesOutAtEachStep(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	for _, tc := range []struct {
+		step         Step
+		init, recv   string
+		silentIsAuth bool
+	}{
+		{StepStream, "", "", false},
+		{StepStartTLS, "", "", false},
+		{StepSASL, "", "", false},
+		{StepDialback, "sasl=NotSupported", "", false},
+		{StepDialbackVerify, "sasl=NotSupported", "", true},
+	} {
+		t.Run(string(tc.step), func(t *testing.T) {
+			w := newWorld(t)
+			short := func(c *Config) { c.Timeout = timeout }
+			silent := func(c *Config) { c.Faults.SilentAt = tc.step }
+			var a, b *Endpoint
+			if tc.silentIsAuth {
+				a = w.endpoint("a.test", tc.init, short, silent)
+			} else {
+				a = w.endpoint("a.test", tc.init, short)
+			}
+			if tc.silentIsAuth {
+				b = w.endpoint("b.test", tc.recv, short)
+			} else {
+				b = w.endpoint("b.test", tc.recv, short, silent)
+			}
+			start := time.Now()
+			r := negotiate(t, a, b)
+			elapsed := time.Since(start)
+			require.NotNil(t, r.Failure, r.Explain())
+			assert.Equal(t, StepTimeout, r.Failure.Step)
+			want := tc.step
+			if want == StepStartTLS {
+				want = StepStartTLS
+			}
+			assert.Equal(t, want, r.Failure.During)
+			assert.Less(t, elapsed, timeout+300*time.Millisecond, "gave up within the deadline")
+		})
+	}
+}
+
+func TestNoSASLBeforeTLSInAnyTranscript(t *testing.T) {
+	w := newWorld(t)
+	var eps []*Endpoint
+	for i, p := range policy.All() {
+		eps = append(eps, w.endpoint(string(rune('a'+i))+".test", p.String()))
+	}
+	for _, a := range eps[:6] {
+		for _, b := range eps {
+			r := negotiate(t, a, b)
+			for _, e := range r.Transcript {
+				if strings.Contains(e.XML, "<auth ") || strings.Contains(e.XML, "<mechanisms") {
+					assert.True(t, e.TLS, "SASL on a plain stream: %s", e.XML)
+				}
+			}
+		}
+	}
+}
+
+// rawPeer opens a TCP connection to e and speaks raw XML, as a hostile
+// or broken peer would.
+func rawPeer(t *testing.T, e *Endpoint, lines ...string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", e.Addr(), time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(2*time.Second)))
+	for _, l := range lines {
+		_, err := c.Write([]byte(l))
+		require.NoError(t, err)
+	}
+	var b strings.Builder
+	_, _ = bufio.NewReader(c).WriteTo(&b)
+	return b.String()
+}
+
+const rawHeader = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='evil.test' to='b.test' version='1.0'>"
+
+func TestHostilePeers(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "tls=Optional,sasl=Optional,dialback=true")
+	for _, tc := range []struct {
+		name  string
+		send  []string
+		reply string
+	}{
+		{"stanza before authentication", []string{rawHeader, "<message to='x@b.test'><body>hi</body></message>"}, "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"},
+		{"SASL on a plain stream", []string{rawHeader, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>"}, "<encryption-required/>"},
+		{"wrong host", []string{strings.Replace(rawHeader, "to='b.test'", "to='c.test'", 1)}, "<host-unknown"},
+		{"no from", []string{strings.Replace(rawHeader, "from='evil.test' ", "", 1)}, "<invalid-from"},
+		{"client namespace", []string{strings.Replace(rawHeader, "jabber:server", "jabber:client", 1)}, "<invalid-namespace"},
+		{"old version", []string{strings.Replace(rawHeader, " version='1.0'>", " version='0.9'>", 1)}, "<unsupported-version"},
+		{"malformed XML", []string{rawHeader, "<a><b></a>"}, "</stream:stream>"},
+		{"deep nesting", []string{rawHeader, strings.Repeat("<x>", 40)}, "<policy-violation"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := rawPeer(t, b, tc.send...)
+			assert.Contains(t, got, tc.reply)
+		})
+	}
+}

@@ -1,0 +1,117 @@
+package sim
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+
+	"xmppneg/policy"
+)
+
+// verifyKey asks the authoritative server of originating, over a
+// connection of its own, whether key is right for the current stream.
+// It returns the answer, or the failure that kept it from getting one.
+func (s *side) verifyKey(originating, key string) (bool, *Failure) {
+	s.step = StepDialbackVerify
+	v := &side{ep: s.ep, role: Receiver, peerRole: Authoritative, conn: "verify", peer: originating,
+		tr: s.tr, step: StepTCP, askKey: key, askID: s.streamID}
+	fail := func(err error) (bool, *Failure) {
+		if fe, ok := err.(failed); ok {
+			return false, &fe.f
+		}
+		fe := v.abort(err).(failed)
+		return false, &fe.f
+	}
+	// Leave time to answer the initiator before its own deadline passes.
+	deadline := time.Now().Add(time.Until(s.deadline) * 6 / 10)
+	ctx, cancel := context.WithDeadline(s.ep.ctx, deadline)
+	defer cancel()
+	addr, err := s.ep.cfg.Net.Resolve(ctx, originating)
+	if err != nil {
+		return fail(v.fail(StepDialbackVerify, "remote-server-not-found", fmt.Sprintf("cannot resolve the authoritative server of %s: %v", originating, err)))
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fail(v.fail(StepDialbackVerify, "remote-connection-failed", fmt.Sprintf("cannot connect to the authoritative server of %s at %s: %v", originating, addr, err)))
+	}
+	v.raw = raw
+	v.c = &recConn{Conn: raw, tr: s.tr, reads: s.c.reads}
+	v.relabel()
+	l := s.ep.cfg.Net.track(raw.LocalAddr().String(), s.tr, "verify")
+	stop := arm(ctx, raw, deadline)
+	defer func() {
+		stop()
+		raw.Close()
+		s.ep.cfg.Net.untrack(raw.LocalAddr().String(), l, deadline.Add(50*time.Millisecond))
+	}()
+	sess, err := xmpp.NewSession(context.Background(), jid.MustParse(originating), jid.MustParse(s.ep.cfg.Domain), v.c, xmpp.S2S, v.initiate())
+	if err != nil {
+		return fail(err)
+	}
+	v.closeStream(sess)
+	return v.verdict, nil
+}
+
+// sendVerify sends <db:verify/> on a verify connection and reads the
+// authoritative server's answer.
+func (s *side) sendVerify(r xml.TokenReader) (xmpp.SessionState, io.ReadWriter, any, error) {
+	s.step = StepDialbackVerify
+	if err := s.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s'>%s</db:verify>",
+		esc(s.ep.cfg.Domain), esc(s.peer), esc(s.askID), esc(s.askKey))); err != nil {
+		return 0, nil, nil, s.abort(err)
+	}
+	el, err := readElement(r)
+	if err != nil {
+		return 0, nil, nil, s.abort(err)
+	}
+	if !el.is(nsDialback, "verify") || el.attr("id") != s.askID {
+		return 0, nil, nil, s.abort(badFormat(fmt.Sprintf("expected <db:verify id='%s'/>, got %s id=%q", s.askID, el, el.attr("id"))))
+	}
+	switch el.attr("type") {
+	case "valid":
+		s.verdict = true
+	case "invalid":
+	default:
+		return 0, nil, nil, s.abort(s.peerFail(StepDialbackVerify, "verify-error", fmt.Sprintf("the authoritative server answered db:verify with type %q", el.attr("type"))))
+	}
+	return xmpp.Ready, nil, nil, nil
+}
+
+// answerVerify is the authoritative server's side of a verify connection:
+// it recomputes the key from its own secret and says whether it matches.
+func (s *side) answerVerify(el *element) error {
+	s.verified = true
+	if s.role != Authoritative {
+		// A foreign receiving server: only now is it known what this
+		// connection is.
+		s.role, s.peerRole, s.conn = Authoritative, Receiver, "verify"
+		s.relabel()
+	}
+	s.step = StepDialbackVerify
+	if s.ep.cfg.Settings.TLS == policy.Required && !s.secure {
+		return policyViolation("db:verify before TLS, which the authoritative server requires")
+	}
+	if s.silentAt(StepDialbackVerify) {
+		return s.goSilentNow()
+	}
+	receiving, originating, id := el.attr("from"), el.attr("to"), el.attr("id")
+	if originating != s.ep.cfg.Domain {
+		return s.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s' type='error'><error type='cancel'><item-not-found xmlns='%s'/></error></db:verify>",
+			esc(s.ep.cfg.Domain), esc(receiving), esc(id), nsStanzaErr))
+	}
+	want := DialbackKey(s.ep.secret, receiving, originating, id)
+	typ := "invalid"
+	if hmac.Equal([]byte(want), []byte(strings.TrimSpace(el.Text))) {
+		typ = "valid"
+	}
+	return s.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s' type='%s'/>", esc(originating), esc(receiving), esc(id), typ))
+}
