@@ -35,7 +35,7 @@ func (s *side) receiveDialback(el *element, offered features) (bool, error) {
 	p := s.ep.cfg.Settings
 	from, to := el.attr("from"), el.attr("to")
 	refuse := func(cond, msg string) (bool, error) {
-		_ = s.send(dialbackErrorXML(s.ep.cfg.Domain, from, cond, msg) + "</stream:stream>")
+		_ = s.send(dialbackErrorXML(s.ep.cfg.Domain, from, cond, msg), "</stream:stream>")
 		return false, s.fail(StepDialback, cond, msg)
 	}
 	switch {
@@ -53,7 +53,9 @@ func (s *side) receiveDialback(el *element, offered features) (bool, error) {
 	if s.silentAt(StepDialback) {
 		return false, s.goSilentNow()
 	}
-	valid, f := s.verifyKey(from, strings.TrimSpace(el.Text))
+	valid, f, closeVerify := s.verifyKey(from, strings.TrimSpace(el.Text))
+	// The verify connection closes while the initiator is answered.
+	s.background(closeVerify)
 	if f != nil {
 		cond := "remote-connection-failed"
 		switch {
@@ -62,12 +64,12 @@ func (s *side) receiveDialback(el *element, offered features) (bool, error) {
 		case f.Condition == "remote-server-not-found":
 			cond = f.Condition
 		}
-		_ = s.send(dialbackErrorXML(s.ep.cfg.Domain, from, cond, f.Message) + "</stream:stream>")
+		_ = s.send(dialbackErrorXML(s.ep.cfg.Domain, from, cond, f.Message), "</stream:stream>")
 		return false, failed{*f}
 	}
 	s.step = StepDialback
 	if !valid {
-		_ = s.send(fmt.Sprintf("<db:result from='%s' to='%s' type='invalid'/></stream:stream>", esc(s.ep.cfg.Domain), esc(from)))
+		_ = s.send(fmt.Sprintf("<db:result from='%s' to='%s' type='invalid'/>", esc(s.ep.cfg.Domain), esc(from)), "</stream:stream>")
 		return false, s.fail(StepDialback, "invalid", fmt.Sprintf("the authoritative server of %s says the dialback key is invalid", from))
 	}
 	if err := s.send(fmt.Sprintf("<db:result from='%s' to='%s' type='valid'/>", esc(s.ep.cfg.Domain), esc(from))); err != nil {

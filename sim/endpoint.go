@@ -208,6 +208,18 @@ type side struct {
 	askKey, askID string
 	verdict       bool
 	verified      bool
+
+	bg sync.WaitGroup // work the side started and must wait for
+}
+
+// background runs f beside the negotiation; the side waits for it before
+// it ends.
+func (s *side) background(f func()) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f()
+	}()
 }
 
 func (s *side) label(r Side, domain string) string {
@@ -223,9 +235,10 @@ func (s *side) relabel() {
 	s.c.conn = s.conn
 }
 
-func (s *side) send(x string) error {
-	_, err := s.c.Write([]byte(x))
-	return err
+// send writes elements to the peer in one write (one TLS record, one
+// system call) and records each of them as its own transcript entry.
+func (s *side) send(elements ...string) error {
+	return s.c.writeElements(elements...)
 }
 
 // failed is an error whose failure has been recorded already.
@@ -271,15 +284,17 @@ func (s *side) abort(err error) error {
 	case errors.As(err, &fe):
 		return err
 	case errors.As(err, &le):
-		_ = s.send(streamErrorXML(le.Condition, le.Text))
+		_ = s.send(streamErrorXML(le.Condition, le.Text), "</stream:stream>")
 		return s.fail(s.step, le.Condition, le.Text)
 	case errors.As(err, &pe):
+		_ = s.send("</stream:stream>")
 		return s.peerFail(s.step, pe.Condition, orDefault(pe.Text, "the "+string(s.peerRole)+" sent a stream error"))
 	case errors.As(err, &se):
 		text := ""
 		if len(se.Text) > 0 {
 			text = se.Text[0].Value
 		}
+		_ = s.send("</stream:stream>")
 		return s.peerFail(s.step, se.Err, orDefault(text, "the "+string(s.peerRole)+" sent a stream error"))
 	case isTimeout(err):
 		f := Failure{Step: StepTimeout, Condition: "connection-timeout", By: s.role, During: s.onConn(s.step), Conn: s.conn,
@@ -287,12 +302,15 @@ func (s *side) abort(err error) error {
 		s.tr.fail(f)
 		// The deadline has passed; give the error a moment to go out.
 		_ = s.raw.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-		_ = s.send(streamErrorXML("connection-timeout", f.Message))
+		_ = s.send(streamErrorXML("connection-timeout", f.Message), "</stream:stream>")
 		return failed{f}
 	case isClosed(err):
+		if errors.Is(err, errStreamClosed) {
+			_ = s.send("</stream:stream>")
+		}
 		return s.peerFail(s.step, "connection-closed", fmt.Sprintf("the %s closed the connection during %s without an error", s.peerRole, s.step))
 	}
-	_ = s.send(streamErrorXML("undefined-condition", err.Error()))
+	_ = s.send(streamErrorXML("undefined-condition", err.Error()), "</stream:stream>")
 	return s.fail(s.step, "undefined-condition", err.Error())
 }
 
@@ -370,8 +388,10 @@ func (e *Endpoint) handleInbound(raw net.Conn) {
 	deadline := time.Now().Add(e.timeout)
 	stop := arm(e.ctx, raw, deadline)
 	defer stop()
+	var s *side
+	defer func() { s.bg.Wait() }()
 	tr := newTrace()
-	s := &side{ep: e, role: Receiver, peerRole: Initiator, conn: "main", tr: tr, raw: raw, step: StepStream, deadline: deadline}
+	s = &side{ep: e, role: Receiver, peerRole: Initiator, conn: "main", tr: tr, raw: raw, step: StepStream, deadline: deadline}
 	s.c = &recConn{Conn: raw, tr: tr, reads: e.cfg.RecordReads}
 	s.relabel()
 	defer func() {

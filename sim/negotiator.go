@@ -134,18 +134,16 @@ func (s *side) receive() xmpp.Negotiator {
 		s.streamID = newStreamID()
 		setInfo(in, h.From, h.To, "")
 		setInfo(out, s.ep.cfg.Domain, s.peer, s.streamID)
-		if err := s.send(headerXML(s.ep.cfg.Domain, s.peer, s.streamID)); err != nil {
-			return 0, nil, nil, s.abort(err)
-		}
 		if s.conn == "main" {
 			s.tr.streamID(s.streamID)
 		}
+		hdr := headerXML(s.ep.cfg.Domain, s.peer, s.streamID)
 		if sess.State()&xmpp.Authn != 0 {
 			// Nothing is left to negotiate after SASL.
-			return xmpp.Ready, nil, nil, s.abort(s.send("<stream:features/>"))
+			return xmpp.Ready, nil, nil, s.abort(s.send(hdr, "<stream:features/>"))
 		}
 		offered := s.offer()
-		if err := s.send(offered.xml()); err != nil {
+		if err := s.send(hdr, offered.xml()); err != nil {
 			return 0, nil, nil, s.abort(err)
 		}
 		for {
@@ -209,8 +207,10 @@ func (s *side) answerHeaderError(err error, first bool) error {
 func (s *side) silentAt(step Step) bool { return s.ep.cfg.Faults.SilentAt == step }
 
 // goSilent stops answering: it reads and discards until the peer gives up
-// or the deadline passes, and records nothing of its own.
+// (or twice the deadline passes: nothing hangs), and records nothing of
+// its own.
 func (s *side) goSilent(r xml.TokenReader) error {
+	s.outwait()
 	for {
 		if _, err := r.Token(); err != nil {
 			return failed{Failure{Step: s.step, Condition: "silent", By: s.role, Message: "went silent on purpose"}}

@@ -2,7 +2,6 @@ package sim
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
@@ -11,7 +10,6 @@ import (
 
 	"mellium.im/sasl"
 
-	"xmppneg/certs"
 	"xmppneg/policy"
 )
 
@@ -37,17 +35,19 @@ var External = sasl.Mechanism{
 }
 
 // externalPermitted is the receiving server's check of an EXTERNAL
-// exchange: a TLS client certificate that validates for the stream's
-// 'from' domain, and an authorization identity that is empty or that
-// domain. It returns the reason for a refusal, or nil.
-func externalPermitted(cs *tls.ConnectionState, roots *x509.CertPool, from, authzid string) error {
-	if cs == nil || !cs.HandshakeComplete {
+// exchange: a TLS client certificate that validated for the stream's
+// 'from' domain during the handshake (certErr is what that check found),
+// and an authorization identity that is empty or that domain. It returns
+// the reason for a refusal, or nil.
+func externalPermitted(cs *tls.ConnectionState, certErr error, from, authzid string) error {
+	switch {
+	case cs == nil || !cs.HandshakeComplete:
 		return errors.New("the stream is not TLS-protected")
-	}
-	if err := certs.Check(cs.PeerCertificates, roots, from, x509.ExtKeyUsageClientAuth, now()); err != nil {
-		return err
-	}
-	if authzid != "" && authzid != from {
+	case len(cs.PeerCertificates) == 0:
+		return errors.New("no client certificate was presented")
+	case certErr != nil:
+		return certErr
+	case authzid != "" && authzid != from:
 		return fmt.Errorf("authorization identity %q is not the stream's sender %s", authzid, from)
 	}
 	return nil
@@ -60,7 +60,7 @@ func (s *side) receiveSASL(el *element, offered features) (bool, error) {
 	s.step = StepSASL
 	if !s.secure {
 		// Never a SASL exchange on a plain stream.
-		_ = s.send("<failure xmlns='" + nsSASL + "'><encryption-required/></failure></stream:stream>")
+		_ = s.send("<failure xmlns='"+nsSASL+"'><encryption-required/></failure>", "</stream:stream>")
 		return false, s.fail(StepSASL, "encryption-required", "the "+string(s.peerRole)+" sent <auth/> on a stream that is not TLS-protected")
 	}
 	mech := el.attr("mechanism")
@@ -82,7 +82,7 @@ func (s *side) receiveSASL(el *element, offered features) (bool, error) {
 	var refusal error
 	server := sasl.NewServer(External, func(n *sasl.Negotiator) bool {
 		_, _, authzid := n.Credentials()
-		refusal = externalPermitted(n.TLSState(), s.ep.roots, s.peer, string(authzid))
+		refusal = externalPermitted(n.TLSState(), s.certErr, s.peer, string(authzid))
 		return refusal == nil
 	}, sasl.TLSState(cs))
 	if _, _, err := server.Step(resp); err != nil {

@@ -72,7 +72,7 @@ func (s *side) clientTLS() *tls.Config {
 func (s *side) receiveStartTLS(offered features) (io.ReadWriter, error) {
 	s.step = StepStartTLS
 	if !offered.StartTLS {
-		_ = s.send("<failure xmlns='" + nsTLS + "'/></stream:stream>")
+		_ = s.send("<failure xmlns='"+nsTLS+"'/>", "</stream:stream>")
 		why := "TLS NotSupported"
 		if s.ep.cert == nil {
 			why = "no certificate"
@@ -156,6 +156,7 @@ func (s *side) handshakeError(err error) error {
 
 // goSilentNow stops answering until the deadline or the peer gives up.
 func (s *side) goSilentNow() error {
+	s.outwait()
 	buf := make([]byte, 512)
 	for {
 		if _, err := s.raw.Read(buf); err != nil {
@@ -166,3 +167,9 @@ func (s *side) goSilentNow() error {
 
 // now is the clock certificates are checked against.
 var now = time.Now
+
+// outwait gives a silent side a deadline later than its peer's, so that
+// the peer sees silence rather than a close.
+func (s *side) outwait() {
+	_ = s.raw.SetReadDeadline(time.Now().Add(2 * s.ep.timeout))
+}

@@ -254,13 +254,13 @@ func esc(s string) string {
 	return b.String()
 }
 
-// streamErrorXML is a stream error followed by the end of the stream.
+// streamErrorXML is a stream error; the caller ends the stream after it.
 func streamErrorXML(condition, text string) string {
 	s := "<stream:error><" + condition + " xmlns='" + nsStreamErr + "'/>"
 	if text != "" {
 		s += "<text xmlns='" + nsStreamErr + "'>" + esc(text) + "</text>"
 	}
-	return s + "</stream:error></stream:stream>"
+	return s + "</stream:error>"
 }
 
 func newStreamID() string {
@@ -278,5 +278,6 @@ func isTimeout(err error) bool {
 // isClosed reports whether err means the peer went away.
 func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, errStreamClosed) || strings.Contains(err.Error(), "connection reset")
+		errors.Is(err, errStreamClosed) || strings.Contains(err.Error(), "connection reset") ||
+		strings.Contains(err.Error(), "unexpected EOF") || strings.Contains(err.Error(), "broken pipe")
 }

@@ -128,6 +128,20 @@ func (c *recConn) Write(b []byte) (int, error) {
 	return c.Conn.Write(b)
 }
 
+func (c *recConn) writeElements(elements ...string) error {
+	size := 0
+	for _, e := range elements {
+		c.tr.add(Entry{Conn: c.conn, From: c.me, To: c.peer, TLS: c.secure, XML: e})
+		size += len(e)
+	}
+	b := make([]byte, 0, size)
+	for _, e := range elements {
+		b = append(b, e...)
+	}
+	_, err := c.Conn.Write(b)
+	return err
+}
+
 func (c *recConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if c.reads && n > 0 {

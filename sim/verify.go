@@ -18,29 +18,33 @@ import (
 
 // verifyKey asks the authoritative server of originating, over a
 // connection of its own, whether key is right for the current stream.
-// It returns the answer, or the failure that kept it from getting one.
-func (s *side) verifyKey(originating, key string) (bool, *Failure) {
+// It returns the answer, or the failure that kept it from getting one,
+// and a function that closes the verify connection: the caller answers
+// its initiator first, so that the close is off the critical path.
+func (s *side) verifyKey(originating, key string) (valid bool, f *Failure, done func()) {
 	s.step = StepDialbackVerify
 	v := &side{ep: s.ep, role: Receiver, peerRole: Authoritative, conn: "verify", peer: originating,
 		tr: s.tr, step: StepTCP, askKey: key, askID: s.streamID}
-	fail := func(err error) (bool, *Failure) {
-		if fe, ok := err.(failed); ok {
-			return false, &fe.f
+	done = func() {}
+	fail := func(err error) (bool, *Failure, func()) {
+		fe, ok := err.(failed)
+		if !ok {
+			fe = v.abort(err).(failed)
 		}
-		fe := v.abort(err).(failed)
-		return false, &fe.f
+		return false, &fe.f, done
 	}
 	// Leave time to answer the initiator before its own deadline passes.
 	deadline := time.Now().Add(time.Until(s.deadline) * 6 / 10)
 	ctx, cancel := context.WithDeadline(s.ep.ctx, deadline)
-	defer cancel()
 	addr, err := s.ep.cfg.Net.Resolve(ctx, originating)
 	if err != nil {
+		cancel()
 		return fail(v.fail(StepDialbackVerify, "remote-server-not-found", fmt.Sprintf("cannot resolve the authoritative server of %s: %v", originating, err)))
 	}
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
+		cancel()
 		return fail(v.fail(StepDialbackVerify, "remote-connection-failed", fmt.Sprintf("cannot connect to the authoritative server of %s at %s: %v", originating, addr, err)))
 	}
 	v.raw = raw
@@ -48,17 +52,22 @@ func (s *side) verifyKey(originating, key string) (bool, *Failure) {
 	v.relabel()
 	l := s.ep.cfg.Net.track(raw.LocalAddr().String(), s.tr, "verify")
 	stop := arm(ctx, raw, deadline)
-	defer func() {
+	var sess *xmpp.Session
+	done = func() {
+		if sess != nil {
+			v.closeStream(sess)
+		}
 		stop()
+		cancel()
 		raw.Close()
 		s.ep.cfg.Net.untrack(raw.LocalAddr().String(), l, deadline.Add(50*time.Millisecond))
-	}()
-	sess, err := xmpp.NewSession(context.Background(), jid.MustParse(originating), jid.MustParse(s.ep.cfg.Domain), v.c, xmpp.S2S, v.initiate())
+	}
+	sess, err = xmpp.NewSession(context.Background(), jid.MustParse(originating), jid.MustParse(s.ep.cfg.Domain), v.c, xmpp.S2S, v.initiate())
 	if err != nil {
+		sess = nil
 		return fail(err)
 	}
-	v.closeStream(sess)
-	return v.verdict, nil
+	return v.verdict, nil, done
 }
 
 // sendVerify sends <db:verify/> on a verify connection and reads the
