@@ -1,0 +1,77 @@
+package certs
+
+import (
+	"crypto/x509"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestCheckNamesWhatIsWrong(t *testing.T) {
+	p, err := New()
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		state State
+		usage x509.ExtKeyUsage
+		err   string
+	}{
+		{Valid, x509.ExtKeyUsageClientAuth, ""},
+		{Valid, x509.ExtKeyUsageServerAuth, ""},
+		{Expired, x509.ExtKeyUsageServerAuth, "expired"},
+		{SelfSigned, x509.ExtKeyUsageServerAuth, "self-signed"},
+		{Untrusted, x509.ExtKeyUsageServerAuth, "untrusted authority"},
+		{WrongName, x509.ExtKeyUsageServerAuth, "names wrong-name.invalid, not a.test"},
+		{NoClientAuth, x509.ExtKeyUsageClientAuth, "clientAuth"},
+		{NoClientAuth, x509.ExtKeyUsageServerAuth, ""},
+	} {
+		c, err := p.Certificate("a.test", tc.state)
+		require.NoError(t, err)
+		got := Check([]*x509.Certificate{c.Leaf}, p.Roots(), "a.test", tc.usage, time.Now())
+		if tc.err == "" {
+			assert.NoError(t, got, tc.state)
+		} else if assert.Error(t, got, tc.state) {
+			assert.Contains(t, got.Error(), tc.err, tc.state)
+		}
+	}
+	_, err = p.Certificate("a.test", Missing)
+	assert.ErrorIs(t, err, ErrMissing)
+	assert.EqualError(t, Check(nil, p.Roots(), "a.test", x509.ExtKeyUsageServerAuth, time.Now()), "no certificate presented")
+}
+
+func TestCertificatesAreCached(t *testing.T) {
+	p, err := New()
+	require.NoError(t, err)
+	a, _ := p.Certificate("A.test", Valid)
+	b, _ := p.Certificate("a.test", Valid)
+	assert.Same(t, a, b)
+}
+
+func TestPEMRoundTrip(t *testing.T) {
+	p, err := New()
+	require.NoError(t, err)
+	dir := t.TempDir()
+	require.NoError(t, p.WritePEM(dir, Valid, "a.test"))
+	q, err := LoadPEM(dir)
+	require.NoError(t, err)
+	assert.True(t, q.CA.Cert.Equal(p.CA.Cert))
+	c, err := q.Certificate("a.test", Valid)
+	require.NoError(t, err)
+	assert.NoError(t, Check([]*x509.Certificate{c.Leaf}, q.Roots(), "a.test", x509.ExtKeyUsageServerAuth, time.Now()))
+	// New certificates from the loaded CA are trusted by the original PKI.
+	d, err := q.Certificate("d.test", Valid)
+	require.NoError(t, err)
+	assert.NoError(t, Check([]*x509.Certificate{d.Leaf}, p.Roots(), "d.test", x509.ExtKeyUsageClientAuth, time.Now()))
+}
+
+func TestParseState(t *testing.T) {
+	for in, want := range map[string]State{"valid": Valid, "Untrusted CA": Untrusted, "self signed": SelfSigned,
+		"wrong_name": WrongName, "NO-CLIENT-AUTH": NoClientAuth} {
+		got, err := ParseState(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got)
+	}
+	_, err := ParseState("rotten")
+	assert.ErrorContains(t, err, "accepted values are valid, missing")
+}
