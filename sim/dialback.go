@@ -35,8 +35,7 @@ func (s *side) receiveDialback(el *element, offered features) (bool, error) {
 	p := s.ep.cfg.Settings
 	from, to := el.attr("from"), el.attr("to")
 	refuse := func(cond, msg string) (bool, error) {
-		_ = s.send(dialbackErrorXML(s.ep.cfg.Domain, from, cond, msg), "</stream:stream>")
-		return false, s.fail(StepDialback, cond, msg)
+		return false, s.refuse(StepDialback, cond, msg, dialbackErrorXML(s.ep.cfg.Domain, from, cond, msg), "</stream:stream>")
 	}
 	switch {
 	case !offered.Dialback && p.DialbackUsable() && p.TLS == policy.Required && !s.secure:
@@ -69,8 +68,8 @@ func (s *side) receiveDialback(el *element, offered features) (bool, error) {
 	}
 	s.step = StepDialback
 	if !valid {
-		_ = s.send(fmt.Sprintf("<db:result from='%s' to='%s' type='invalid'/>", esc(s.ep.cfg.Domain), esc(from)), "</stream:stream>")
-		return false, s.fail(StepDialback, "invalid", fmt.Sprintf("the authoritative server of %s says the dialback key is invalid", from))
+		return false, s.refuse(StepDialback, "invalid", fmt.Sprintf("the authoritative server of %s says the dialback key is invalid", from),
+			fmt.Sprintf("<db:result from='%s' to='%s' type='invalid'/>", esc(s.ep.cfg.Domain), esc(from)), "</stream:stream>")
 	}
 	if err := s.send(fmt.Sprintf("<db:result from='%s' to='%s' type='valid'/>", esc(s.ep.cfg.Domain), esc(from))); err != nil {
 		return false, err

@@ -263,6 +263,15 @@ func (s *side) onConn(step Step) Step {
 	return step
 }
 
+// refuse records a failure this side raises and then tells the peer with
+// the given elements: recorded first, so that the peer's record of it
+// comes second and the root cause stays first.
+func (s *side) refuse(step Step, condition, msg string, elements ...string) error {
+	err := s.fail(step, condition, msg)
+	_ = s.send(elements...)
+	return err
+}
+
 // peerFail records a failure the peer raised.
 func (s *side) peerFail(step Step, condition, msg string) error {
 	step = s.onConn(step)
@@ -284,8 +293,7 @@ func (s *side) abort(err error) error {
 	case errors.As(err, &fe):
 		return err
 	case errors.As(err, &le):
-		_ = s.send(streamErrorXML(le.Condition, le.Text), "</stream:stream>")
-		return s.fail(s.step, le.Condition, le.Text)
+		return s.refuse(s.step, le.Condition, le.Text, streamErrorXML(le.Condition, le.Text), "</stream:stream>")
 	case errors.As(err, &pe):
 		_ = s.send("</stream:stream>")
 		return s.peerFail(s.step, pe.Condition, orDefault(pe.Text, "the "+string(s.peerRole)+" sent a stream error"))
@@ -310,8 +318,7 @@ func (s *side) abort(err error) error {
 		}
 		return s.peerFail(s.step, "connection-closed", fmt.Sprintf("the %s closed the connection during %s without an error", s.peerRole, s.step))
 	}
-	_ = s.send(streamErrorXML("undefined-condition", err.Error()), "</stream:stream>")
-	return s.fail(s.step, "undefined-condition", err.Error())
+	return s.refuse(s.step, "undefined-condition", err.Error(), streamErrorXML("undefined-condition", err.Error()), "</stream:stream>")
 }
 
 func orDefault(s, def string) string {

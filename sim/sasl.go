@@ -60,13 +60,13 @@ func (s *side) receiveSASL(el *element, offered features) (bool, error) {
 	s.step = StepSASL
 	if !s.secure {
 		// Never a SASL exchange on a plain stream.
-		_ = s.send("<failure xmlns='"+nsSASL+"'><encryption-required/></failure>", "</stream:stream>")
-		return false, s.fail(StepSASL, "encryption-required", "the "+string(s.peerRole)+" sent <auth/> on a stream that is not TLS-protected")
+		return false, s.refuse(StepSASL, "encryption-required", "the "+string(s.peerRole)+" sent <auth/> on a stream that is not TLS-protected",
+			"<failure xmlns='"+nsSASL+"'><encryption-required/></failure>", "</stream:stream>")
 	}
 	mech := el.attr("mechanism")
 	if !offered.has(mech) {
-		_ = s.send("<failure xmlns='" + nsSASL + "'><invalid-mechanism/></failure>")
-		s.fail(StepSASL, "invalid-mechanism", fmt.Sprintf("the %s asked for mechanism %q, which was not offered", s.peerRole, mech))
+		_ = s.refuse(StepSASL, "invalid-mechanism", fmt.Sprintf("the %s asked for mechanism %q, which was not offered", s.peerRole, mech),
+			"<failure xmlns='"+nsSASL+"'><invalid-mechanism/></failure>")
 		return false, nil
 	}
 	if s.silentAt(StepSASL) {
@@ -74,8 +74,8 @@ func (s *side) receiveSASL(el *element, offered features) (bool, error) {
 	}
 	resp, err := decodeSASL(el.Text)
 	if err != nil {
-		_ = s.send("<failure xmlns='" + nsSASL + "'><incorrect-encoding/></failure>")
-		s.fail(StepSASL, "incorrect-encoding", "the initial response is not base64: "+err.Error())
+		_ = s.refuse(StepSASL, "incorrect-encoding", "the initial response is not base64: "+err.Error(),
+			"<failure xmlns='"+nsSASL+"'><incorrect-encoding/></failure>")
 		return false, nil
 	}
 	cs := s.c.ConnectionState()
@@ -90,8 +90,7 @@ func (s *side) receiveSASL(el *element, offered features) (bool, error) {
 		if refusal != nil {
 			msg += ": " + refusal.Error()
 		}
-		_ = s.send("<failure xmlns='" + nsSASL + "'><not-authorized/><text>" + esc(msg) + "</text></failure>")
-		s.fail(StepSASL, "not-authorized", msg)
+		_ = s.refuse(StepSASL, "not-authorized", msg, "<failure xmlns='"+nsSASL+"'><not-authorized/><text>"+esc(msg)+"</text></failure>")
 		return false, nil
 	}
 	if err := s.send("<success xmlns='" + nsSASL + "'/>"); err != nil {

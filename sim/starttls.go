@@ -72,12 +72,12 @@ func (s *side) clientTLS() *tls.Config {
 func (s *side) receiveStartTLS(offered features) (io.ReadWriter, error) {
 	s.step = StepStartTLS
 	if !offered.StartTLS {
-		_ = s.send("<failure xmlns='"+nsTLS+"'/>", "</stream:stream>")
 		why := "TLS NotSupported"
 		if s.ep.cert == nil {
 			why = "no certificate"
 		}
-		return nil, s.fail(StepStartTLS, "failure", fmt.Sprintf("%s sent <starttls/> but the %s did not offer it (%s)", s.peerRole, s.role, why))
+		return nil, s.refuse(StepStartTLS, "failure", fmt.Sprintf("%s sent <starttls/> but the %s did not offer it (%s)", s.peerRole, s.role, why),
+			"<failure xmlns='"+nsTLS+"'/>", "</stream:stream>")
 	}
 	if s.silentAt(StepStartTLS) {
 		return nil, s.goSilentNow()
