@@ -285,11 +285,13 @@ func (s *side) authenticate(r xml.TokenReader, f features) (xmpp.SessionState, i
 	p := s.ep.cfg.Settings
 	var saslWhy string
 	switch {
-	case !f.has("EXTERNAL"):
-		saslWhy = "the receiver offered no SASL EXTERNAL"
+	case !s.secure && !f.has("EXTERNAL"):
+		saslWhy = "no TLS, so no SASL EXTERNAL"
 	case !s.secure:
 		// Never a SASL exchange on a plain stream, whatever is offered.
 		saslWhy = "SASL EXTERNAL was offered on a stream that is not TLS-protected"
+	case !f.has("EXTERNAL"):
+		saslWhy = "the receiver offered no SASL EXTERNAL"
 	case p.SASL == policy.NotSupported:
 		saslWhy = "the initiator has SASL NotSupported"
 	case s.ep.cert == nil:

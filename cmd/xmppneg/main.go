@@ -92,7 +92,8 @@ func runCommand(c *command, args []string, e *env) int {
 		fs.PrintDefaults()
 		fmt.Fprintf(w, "\nExample:\n%s\n", indent(c.example))
 	}
-	if err := fs.Parse(args); err != nil {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(e.stdout)
 			fs.Usage()
@@ -100,7 +101,28 @@ func runCommand(c *command, args []string, e *env) int {
 		}
 		return exitUsage
 	}
-	return do(fs.Args())
+	return do(positional)
+}
+
+// parseInterspersed parses flags wherever they stand among the
+// positional arguments, as in "xmppneg run pairwise -o html"; after "--"
+// everything is positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
 }
 
 func indent(s string) string {

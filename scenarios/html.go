@@ -1,0 +1,200 @@
+package scenarios
+
+import (
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+
+	"xmppneg/policy"
+)
+
+// htmlCell is one half of a grid cell: one direction of a row/partner pair.
+type htmlCell struct {
+	Class, Label, Title, Link string
+	Bad                       bool
+}
+
+type htmlGrid struct {
+	Title    string
+	Open     bool
+	Partners []policy.Row
+	Rows     []htmlGridRow
+}
+
+type htmlGridRow struct {
+	Row   policy.Row
+	Cells [][2]*htmlCell // per partner: row initiates, partner initiates
+}
+
+type htmlPage struct {
+	Title           string
+	Passed, Failed  int
+	Negotiations    int
+	Seconds         string
+	Suites          string
+	Grids           []htmlGrid
+	Full            []htmlMatrixRow
+	Witnesses       []string
+	Inconsistencies []Evidence
+	Cases           []*Outcome
+	HasRows         bool
+}
+
+type htmlMatrixRow struct {
+	Row      policy.Row
+	Observed string
+	Agree    bool
+	HasCheck bool
+	Warnings string
+}
+
+func cellFor(o *Outcome) *htmlCell {
+	if o == nil {
+		return nil
+	}
+	c := &htmlCell{Class: "failed", Label: "✗", Link: o.Transcript, Bad: !o.Pass}
+	if m, ok := o.Result.Method(); ok {
+		c.Class = string(m)
+		c.Label = map[policy.Method]string{policy.SASLOverTLS: "S", policy.TLSDialback: "D", policy.TCPDialback: "d"}[m]
+	}
+	dir := "row → partner"
+	if !o.Case.RowInitiates {
+		dir = "partner → row"
+	}
+	c.Title = fmt.Sprintf("%s: %s\n%s\nexpected: %s", dir, o.Case.Name, o.Result.Explain(), o.Expected())
+	if c.Bad {
+		c.Title += "\nDISAGREES: " + o.Why
+	}
+	return c
+}
+
+func grids(r *Report) []htmlGrid {
+	var out []htmlGrid
+	for _, s := range r.Suites {
+		for _, sw := range s.Sweeps {
+			type key struct {
+				cert   string
+				strict bool
+			}
+			byKey := map[key]map[[3]string]*Outcome{}
+			var keys []key
+			for _, o := range r.Outcomes {
+				c := o.Case
+				if c.Suite != sw.Suite || c.Sweep != sw.Name || o.Result == nil {
+					continue
+				}
+				k := key{c.PartnerCert, c.Strict != nil && *c.Strict}
+				if byKey[k] == nil {
+					byKey[k] = map[[3]string]*Outcome{}
+					keys = append(keys, k)
+				}
+				byKey[k][[3]string{c.Row, c.Partner, fmt.Sprint(c.RowInitiates)}] = o
+			}
+			for i, k := range keys {
+				g := htmlGrid{Title: fmt.Sprintf("%s / %s: partner certificate %s, endpoints %s", sw.Suite, sw.Name, k.cert,
+					map[bool]string{true: "strict", false: "lenient"}[k.strict]), Open: i == 0}
+				for _, id := range sw.Partners {
+					p, _ := policy.Full.Row(id)
+					g.Partners = append(g.Partners, p)
+				}
+				for _, id := range sw.Rows {
+					row, _ := policy.Full.Row(id)
+					gr := htmlGridRow{Row: row}
+					for _, p := range g.Partners {
+						gr.Cells = append(gr.Cells, [2]*htmlCell{
+							cellFor(byKey[k][[3]string{row.ID, p.ID, "true"}]),
+							cellFor(byKey[k][[3]string{row.ID, p.ID, "false"}]),
+						})
+					}
+					g.Rows = append(g.Rows, gr)
+				}
+				out = append(out, g)
+			}
+		}
+	}
+	return out
+}
+
+// WriteHTML writes the report as one self-contained HTML page: the
+// partner grids coloured by the method that succeeded (disagreements
+// outlined in red), the documented matrix beside them, and every cell
+// linking to its transcript file (when transcripts were written).
+func WriteHTML(w io.Writer, r *Report) error {
+	passed, failed := r.Counts()
+	var names []string
+	for _, s := range r.Suites {
+		names = append(names, s.Name)
+	}
+	page := htmlPage{Title: "xmppneg report: " + strings.Join(names, ", "), Passed: passed, Failed: failed,
+		Negotiations: len(r.Outcomes), Seconds: fmt.Sprintf("%.2f", r.Duration.Seconds()), Suites: strings.Join(names, ", "),
+		Grids: grids(r), HasRows: len(r.Rows) > 0, Inconsistencies: Inconsistencies(r.Rows)}
+	checks := map[string]RowCheck{}
+	for _, rc := range r.Rows {
+		checks[rc.Row] = rc
+		for _, wit := range rc.Witnesses {
+			page.Witnesses = append(page.Witnesses, fmt.Sprintf("%s [%s]: with partner %s (%s): %s", rc.Row, wit.Warning, wit.Partner, wit.PartnerSettings, wit.Failure))
+		}
+	}
+	for _, row := range policy.Full.Rows {
+		mr := htmlMatrixRow{Row: row}
+		var ws []string
+		for _, f := range append(append([]policy.Finding{}, row.Errors...), row.Warnings...) {
+			ws = append(ws, f.Code)
+		}
+		mr.Warnings = strings.Join(ws, ", ")
+		if rc, ok := checks[row.ID]; ok {
+			mr.HasCheck, mr.Observed, mr.Agree = true, rc.Observed.Names(), rc.Agree
+		}
+		page.Full = append(page.Full, mr)
+	}
+	for _, o := range r.Outcomes {
+		if o.Case.Sweep == "" || !o.Pass {
+			page.Cases = append(page.Cases, o)
+		}
+	}
+	return htmlTemplate.Execute(w, page)
+}
+
+var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
+	"names": func(ms policy.MethodSet) string { return ms.Names() },
+}).Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
+.summary{font-size:1.1em}.ok{color:#2e7d32}.ko{color:#c62828}
+.legend span{display:inline-block;padding:.1em .6em;margin-right:.5em;border-radius:3px;color:#fff}
+.sasl-over-tls{background:#2e7d32}.tls-dialback{background:#1565c0}.tcp-dialback{background:#ef6c00}.failed{background:#9e9e9e}
+.wrap{display:flex;gap:2em;align-items:flex-start;flex-wrap:wrap}
+table{border-collapse:collapse}td,th{padding:2px 4px;border:1px solid #ddd;font-size:12px}
+table.grid td{padding:0;text-align:center;min-width:30px}
+table.grid a,table.grid span.c{display:inline-block;width:14px;height:18px;line-height:18px;color:#fff;text-decoration:none;font-size:11px}
+table.grid .bad{outline:2px solid #d50000;outline-offset:-2px;color:#ff0}
+th.r{text-align:left;white-space:nowrap}
+.dis{background:#ffebee}
+</style></head><body>
+<h1>{{.Title}}</h1>
+<p class="summary">{{if eq .Failed 0}}<b class="ok">All {{.Passed}} negotiations as expected</b>{{else}}<b class="ko">{{.Failed}} of {{.Negotiations}} negotiations not as expected</b>{{end}}
+— {{.Negotiations}} real negotiations in {{.Seconds}} s (suites: {{.Suites}}).</p>
+<p class="legend"><span class="sasl-over-tls">S SASL over TLS</span><span class="tls-dialback">D TLS Dialback</span><span class="tcp-dialback">d TCP Dialback</span><span class="failed">✗ failed</span>
+Each cell: left half, the row initiates; right half, the partner initiates. A red outline marks a result that differs from the expectation. Click a half for its transcript; hover for the explanation.</p>
+{{range .Grids}}
+<details {{if .Open}}open{{end}}><summary><b>{{.Title}}</b></summary>
+<div class="wrap"><table class="grid"><tr><th>row \ partner</th>{{range .Partners}}<th title="{{.Policy}}">{{.ID}}</th>{{end}}</tr>
+{{range .Rows}}<tr><th class="r" title="{{.Row.Policy}}">{{.Row.ID}} {{.Row.Policy.Short}}</th>{{range .Cells}}<td>{{range .}}{{if .}}{{if .Link}}<a class="{{.Class}}{{if .Bad}} bad{{end}}" href="{{.Link}}" title="{{.Title}}">{{.Label}}</a>{{else}}<span class="c {{.Class}}{{if .Bad}} bad{{end}}" title="{{.Title}}">{{.Label}}</span>{{end}}{{end}}{{end}}</td>{{end}}</tr>
+{{end}}</table>
+</div></details>
+{{end}}
+<h2>The documented full matrix{{if .HasRows}} and what real negotiations achieved{{end}}</h2>
+<table><tr><th>#</th><th>TLS</th><th>SASL</th><th>Dialback</th><th>documented</th>{{if .HasRows}}<th>observed</th><th></th>{{end}}<th>warnings / errors</th></tr>
+{{range .Full}}<tr{{if and .HasCheck (not .Agree)}} class="dis"{{end}}><td>{{.Row.ID}}</td><td>{{.Row.Policy.TLS}}</td><td>{{.Row.Policy.SASL}}</td><td>{{.Row.Policy.Dialback}}</td><td>{{if .Row.Valid}}{{names .Row.Methods}}{{else}}invalid configuration{{end}}</td>{{if $.HasRows}}<td>{{.Observed}}</td><td>{{if .HasCheck}}{{if .Agree}}<span class="ok">agree</span>{{else}}<b class="ko">DISAGREE</b>{{end}}{{end}}</td>{{end}}<td>{{.Warnings}}</td></tr>
+{{end}}</table>
+{{if .Witnesses}}<h2>Warnings and their witnesses</h2><ul>{{range .Witnesses}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .Inconsistencies}}<h2>Inconsistencies in the document</h2><ul>{{range .Inconsistencies}}<li><b>{{range .Rows}}{{.}} {{end}}</b>{{.Message}}{{if .Verdict}}<br><i>{{.Verdict}}</i>{{end}}</li>{{end}}</ul>{{end}}
+{{if .Cases}}<h2>Scenarios{{if .Grids}} (and sweep cases not as expected){{end}}</h2>
+<table><tr><th></th><th>case</th><th>observed</th><th>expected</th><th>explanation</th><th>transcript</th></tr>
+{{range .Cases}}<tr{{if not .Pass}} class="dis"{{end}}><td>{{if .Pass}}<span class="ok">PASS</span>{{else}}<b class="ko">FAIL</b>{{end}}</td><td>{{.Case.ID}}</td><td>{{.Observed}}</td><td>{{.Expected}}</td><td>{{if .Result}}{{.Result.Explain}}{{end}}{{if .Why}}<br><b>{{.Why}}</b>{{end}}</td><td>{{if .Transcript}}<a href="{{.Transcript}}">transcript</a>{{end}}</td></tr>
+{{end}}</table>{{end}}
+</body></html>
+`))
