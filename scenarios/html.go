@@ -184,12 +184,14 @@ Each cell: left half, the row initiates; right half, the partner initiates. A re
 <div class="wrap"><table class="grid"><tr><th>row \ partner</th>{{range .Partners}}<th title="{{.Policy}}">{{.ID}}</th>{{end}}</tr>
 {{range .Rows}}<tr><th class="r" title="{{.Row.Policy}}">{{.Row.ID}} {{.Row.Policy.Short}}</th>{{range .Cells}}<td>{{range .}}{{if .}}{{if .Link}}<a class="{{.Class}}{{if .Bad}} bad{{end}}" href="{{.Link}}" title="{{.Title}}">{{.Label}}</a>{{else}}<span class="c {{.Class}}{{if .Bad}} bad{{end}}" title="{{.Title}}">{{.Label}}</span>{{end}}{{end}}{{end}}</td>{{end}}</tr>
 {{end}}</table>
+{{if .Open}}{{template "matrix" $}}{{end}}
 </div></details>
 {{end}}
-<h2>The documented full matrix{{if .HasRows}} and what real negotiations achieved{{end}}</h2>
+{{if not .Grids}}{{template "matrix" .}}{{end}}
+{{define "matrix"}}<div><h2 style="margin-top:0">The documented full matrix{{if .HasRows}} and what real negotiations achieved{{end}}</h2>
 <table><tr><th>#</th><th>TLS</th><th>SASL</th><th>Dialback</th><th>documented</th>{{if .HasRows}}<th>observed</th><th></th>{{end}}<th>warnings / errors</th></tr>
 {{range .Full}}<tr{{if and .HasCheck (not .Agree)}} class="dis"{{end}}><td>{{.Row.ID}}</td><td>{{.Row.Policy.TLS}}</td><td>{{.Row.Policy.SASL}}</td><td>{{.Row.Policy.Dialback}}</td><td>{{if .Row.Valid}}{{names .Row.Methods}}{{else}}invalid configuration{{end}}</td>{{if $.HasRows}}<td>{{.Observed}}</td><td>{{if .HasCheck}}{{if .Agree}}<span class="ok">agree</span>{{else}}<b class="ko">DISAGREE</b>{{end}}{{end}}</td>{{end}}<td>{{.Warnings}}</td></tr>
-{{end}}</table>
+{{end}}</table></div>{{end}}
 {{if .Witnesses}}<h2>Warnings and their witnesses</h2><ul>{{range .Witnesses}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Inconsistencies}}<h2>Inconsistencies in the document</h2><ul>{{range .Inconsistencies}}<li><b>{{range .Rows}}{{.}} {{end}}</b>{{.Message}}{{if .Verdict}}<br><i>{{.Verdict}}</i>{{end}}</li>{{end}}</ul>{{end}}
 {{if .Cases}}<h2>Scenarios{{if .Grids}} (and sweep cases not as expected){{end}}</h2>

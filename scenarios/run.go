@@ -70,8 +70,10 @@ func Run(ctx context.Context, cases []*Case, opt Options) []*Outcome {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			p := newPool()
+			defer p.close()
 			for j := range work {
-				o := RunCase(ctx, cases[j.i])
+				o := p.run(ctx, cases[j.i])
 				mu.Lock()
 				if prev := out[j.i]; prev == nil {
 					out[j.i] = o
@@ -120,32 +122,65 @@ func sig(r *sim.Result) string {
 // RunCase starts the endpoints of c on a network of their own, runs the
 // negotiation and checks it against the expectation.
 func RunCase(ctx context.Context, c *Case) *Outcome {
-	o := &Outcome{Case: c}
-	n := sim.NewNetwork()
-	var eps []*sim.Endpoint
-	defer func() {
-		for _, e := range eps {
-			e.Close()
-		}
-	}()
-	start := func(e Endpoint) (*sim.Endpoint, error) {
-		ep, err := sim.NewEndpoint(sim.Config{Domain: e.Domain, Settings: e.Settings, Net: n, Unlisted: e.Unlisted,
-			Timeout: e.Timeout, Faults: sim.Faults{SilentAt: e.SilentAt}})
-		if err != nil {
-			return nil, err
-		}
-		if err := ep.Start(); err != nil {
-			return nil, err
-		}
-		eps = append(eps, ep)
+	p := newPool()
+	defer p.close()
+	return p.run(ctx, c)
+}
+
+// pool keeps the endpoints a worker has started, on a network of the
+// worker's own, so that a sweep of thousands of negotiations does not open
+// and close thousands of listeners: each closed socket leaves a TIME_WAIT
+// entry behind, and enough of them slow the kernel's choice of a free
+// port for every later listener.
+type pool struct {
+	net *sim.Network
+	eps map[string]*sim.Endpoint
+}
+
+func newPool() *pool { return &pool{net: sim.NewNetwork(), eps: map[string]*sim.Endpoint{}} }
+
+func (p *pool) close() {
+	for _, e := range p.eps {
+		e.Close()
+	}
+}
+
+func (p *pool) endpoint(e Endpoint) (*sim.Endpoint, error) {
+	key := fmt.Sprintf("%s|%+v|%s|%s", e.Domain, e.Settings, e.SilentAt, e.Timeout)
+	if ep, ok := p.eps[key]; ok {
 		return ep, nil
 	}
+	// Registration in the address book is per case (see run).
+	ep, err := sim.NewEndpoint(sim.Config{Domain: e.Domain, Settings: e.Settings, Net: p.net, Unlisted: true,
+		Timeout: e.Timeout, Faults: sim.Faults{SilentAt: e.SilentAt}})
+	if err != nil {
+		return nil, err
+	}
+	if err := ep.Start(); err != nil {
+		return nil, err
+	}
+	p.eps[key] = ep
+	return ep, nil
+}
+
+// run runs c with the pool's endpoints. The address book is rewritten for
+// the case: only its listed endpoints are reachable, the later one of two
+// nodes of a domain winning.
+func (p *pool) run(ctx context.Context, c *Case) *Outcome {
+	o := &Outcome{Case: c}
+	all := append([]Endpoint{c.Receiver, c.Initiator}, c.Others...)
+	for _, e := range all {
+		p.net.Unregister(e.Domain)
+	}
 	var init *sim.Endpoint
-	for i, e := range append([]Endpoint{c.Receiver, c.Initiator}, c.Others...) {
-		ep, err := start(e)
+	for i, e := range all {
+		ep, err := p.endpoint(e)
 		if err != nil {
 			o.Why = fmt.Sprintf("%s: cannot start endpoint %s: %v", c.Source, e.Domain, err)
 			return o
+		}
+		if !e.Unlisted {
+			p.net.Register(e.Domain, ep.Addr())
 		}
 		if i == 1 {
 			init = ep
@@ -248,11 +283,34 @@ func Execute(ctx context.Context, suites []*Suite, opt Options) *Report {
 	start := time.Now()
 	outcomes := Run(ctx, cases, opt)
 	rep := &Report{Suites: suites, Outcomes: outcomes, Duration: time.Since(start)}
+	// A row is compared with the matrix only when all its negotiations
+	// ran: against some partners only, it would disagree for no reason.
+	count := func(cs []*Case) map[[3]string]int {
+		m := map[[3]string]int{}
+		for _, c := range cs {
+			m[[3]string{c.Suite, c.Sweep, c.Row}]++
+		}
+		return m
+	}
+	var all []*Case
+	for _, s := range suites {
+		all = append(all, s.Cases...)
+	}
+	declared, selected := count(all), count(cases)
 	for _, s := range suites {
 		for _, sw := range s.Sweeps {
-			if sw.CompareRows {
-				rep.Rows = append(rep.Rows, CompareRows(sw, outcomes)...)
+			if !sw.CompareRows {
+				continue
 			}
+			complete := sw
+			complete.Rows = nil
+			for _, row := range sw.Rows {
+				k := [3]string{sw.Suite, sw.Name, row}
+				if declared[k] == selected[k] {
+					complete.Rows = append(complete.Rows, row)
+				}
+			}
+			rep.Rows = append(rep.Rows, CompareRows(complete, outcomes)...)
 		}
 	}
 	return rep

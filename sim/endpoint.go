@@ -369,7 +369,7 @@ func (e *Endpoint) Initiate(ctx context.Context, domain string) *Result {
 	stop := arm(ctx, raw, deadline)
 	defer func() {
 		stop()
-		raw.Close()
+		hangUp(raw, deadline)
 		e.cfg.Net.untrack(raw.LocalAddr().String(), l, deadline.Add(100*time.Millisecond))
 	}()
 
@@ -471,9 +471,27 @@ func (s *side) closeStream(sess *xmpp.Session) {
 	defer r.Close()
 	for {
 		if _, err := readElement(r); err != nil {
-			return
+			break
 		}
 	}
+}
+
+// hangUp closes a connection this endpoint opened. It first gives the
+// accepting side a moment to close it, so that the TIME_WAIT state stays
+// with the listening port rather than with our ephemeral one: thousands
+// of negotiations in a row would otherwise slow every new connect() down.
+// A peer that has stopped answering is not waited for.
+func hangUp(raw net.Conn, deadline time.Time) {
+	if wait := time.Until(deadline); wait > 0 {
+		_ = raw.SetReadDeadline(time.Now().Add(min(wait, 500*time.Millisecond)))
+		buf := make([]byte, 512)
+		for {
+			if _, err := raw.Read(buf); err != nil {
+				break
+			}
+		}
+	}
+	raw.Close()
 }
 
 // serveAuthenticated answers pings on an authenticated inbound stream

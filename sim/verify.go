@@ -58,8 +58,8 @@ func (s *side) verifyKey(originating, key string) (valid bool, f *Failure, done 
 			v.closeStream(sess)
 		}
 		stop()
+		hangUp(raw, deadline)
 		cancel()
-		raw.Close()
 		s.ep.cfg.Net.untrack(raw.LocalAddr().String(), l, deadline.Add(50*time.Millisecond))
 	}
 	sess, err = xmpp.NewSession(context.Background(), jid.MustParse(originating), jid.MustParse(s.ep.cfg.Domain), v.c, xmpp.S2S, v.initiate())

@@ -1,0 +1,29 @@
+package scenarios
+
+import (
+	"context"
+	"testing"
+)
+
+func benchSuite(b *testing.B, name string) {
+	s, err := Load(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rep := Execute(context.Background(), []*Suite{s}, Options{})
+		if !rep.Passed() {
+			b.Fatalf("%s did not pass", name)
+		}
+	}
+	b.ReportMetric(float64(len(s.Cases)), "negotiations/op")
+}
+
+// BenchmarkVerifyLync2013 runs the whole lync2013 suite: 648 real
+// negotiations and the row comparison. Target: under 1 s on 2 cores.
+func BenchmarkVerifyLync2013(b *testing.B) { benchSuite(b, "lync2013") }
+
+// BenchmarkPairwise runs the pairwise suite: 9072 negotiations, every
+// certificate state, strict and lenient. Target: under 15 s on 2 cores.
+func BenchmarkPairwise(b *testing.B) { benchSuite(b, "pairwise") }
