@@ -36,7 +36,7 @@ func TestOracleFailures(t *testing.T) {
 		return v
 	}
 	for _, tc := range []struct {
-		name, in, re                  string
+		name, in, re                 string
 		outcome, step, condition, by string
 	}{
 		{"TLS required vs none", "tls=Required", "tls=NotSupported", "failed", "starttls", "policy-violation", "initiator"},

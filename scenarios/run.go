@@ -146,7 +146,9 @@ func (p *pool) close() {
 }
 
 func (p *pool) endpoint(e Endpoint) (*sim.Endpoint, error) {
-	key := fmt.Sprintf("%s|%+v|%s|%s", e.Domain, e.Settings, e.SilentAt, e.Timeout)
+	// Settings.String leaves the secret out: name it, or two nodes of a
+	// domain with different secrets would share one endpoint.
+	key := fmt.Sprintf("%s|%s|secret=%q|%s|%s", e.Domain, e.Settings, e.Settings.Secret, e.SilentAt, e.Timeout)
 	if ep, ok := p.eps[key]; ok {
 		return ep, nil
 	}
