@@ -63,6 +63,8 @@ type Endpoint struct {
 	roots   *x509.CertPool
 	secret  string
 	timeout time.Duration
+	// verifySessions resumes TLS on verify connections (see clientTLS).
+	verifySessions tls.ClientSessionCache
 
 	ln      net.Listener
 	ctx     context.Context
@@ -94,7 +96,8 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 			return nil, err
 		}
 	}
-	e := &Endpoint{cfg: cfg, roots: pki.Roots(), timeout: cfg.Timeout, secret: cfg.Settings.Secret}
+	e := &Endpoint{cfg: cfg, roots: pki.Roots(), timeout: cfg.Timeout, secret: cfg.Settings.Secret,
+		verifySessions: tls.NewLRUClientSessionCache(64)}
 	if e.timeout <= 0 {
 		e.timeout = DefaultTimeout
 	}

@@ -65,6 +65,13 @@ func (s *side) clientTLS() *tls.Config {
 	if s.ep.cert != nil {
 		cfg.Certificates = []tls.Certificate{*s.ep.cert}
 	}
+	if s.conn == "verify" {
+		// A receiving server opens verify connections to the same
+		// authoritative servers again and again; like OpenSSL-based
+		// servers it resumes their TLS sessions. The main connection
+		// never resumes: each negotiation pays its full handshake.
+		cfg.ClientSessionCache = s.ep.verifySessions
+	}
 	return cfg
 }
 
