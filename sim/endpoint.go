@@ -72,6 +72,35 @@ type Endpoint struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	inbound func(*Result)
+	answers map[string]chan struct{} // ids of pings awaiting an answer
+}
+
+// expectAnswer returns a channel closed when an answer to the stanza with
+// that id arrives on any inbound stream.
+func (e *Endpoint) expectAnswer(id string) <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.answers == nil {
+		e.answers = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	e.answers[id] = ch
+	return ch
+}
+
+func (e *Endpoint) forgetAnswer(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.answers, id)
+}
+
+func (e *Endpoint) answer(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ch, ok := e.answers[id]; ok {
+		close(ch)
+		delete(e.answers, id)
+	}
 }
 
 // NewEndpoint checks cfg and prepares the endpoint's certificate. It does
@@ -382,12 +411,9 @@ func (e *Endpoint) Initiate(ctx context.Context, domain string) *Result {
 		return result()
 	}
 	s.step = StepStream
-	if err := s.ping(sess); err != nil {
-		s.abort(err)
-		return result()
+	if err := s.pingAndClose(sess); err == nil {
+		tr.succeed(Initiator, s.method)
 	}
-	tr.succeed(Initiator, s.method)
-	s.closeStream(sess)
 	return result()
 }
 
@@ -444,24 +470,58 @@ func (s *side) claim() {
 	s.relabel()
 }
 
-// ping proves the authenticated stream carries stanzas (XEP-0199).
-func (s *side) ping(sess *xmpp.Session) error {
-	const id = "xmppneg-ping"
+// pingAndClose proves the authenticated stream carries stanzas with an
+// XEP-0199 ping, then ends the stream. The answer may come back on this
+// stream or, from servers that answer over a stream of their own (Prosody
+// and ejabberd without bidi), on any inbound stream of this endpoint.
+func (s *side) pingAndClose(sess *xmpp.Session) (err error) {
+	id := "xmppneg-ping-" + newStreamID()
+	elsewhere := s.ep.expectAnswer(id)
+	defer s.ep.forgetAnswer(id)
+	r := sess.TokenReader()
+	type next struct {
+		el  *element
+		err error
+	}
+	elems := make(chan next, 1)
+	go func() {
+		defer close(elems)
+		for {
+			el, err := readElement(r)
+			elems <- next{el, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		if err != nil {
+			err = s.abort(err)
+		} else {
+			_ = s.send("</stream:stream>")
+		}
+		// The reader ends when the peer ends its stream, or at the deadline.
+		for range elems {
+		}
+		r.Close()
+	}()
 	if err := s.send(fmt.Sprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='%s'/></iq>", id, esc(s.ep.cfg.Domain), esc(s.peer), nsPing)); err != nil {
 		return err
 	}
-	r := sess.TokenReader()
-	defer r.Close()
 	for {
-		el, err := readElement(r)
-		if err != nil {
-			return err
-		}
-		if el.is(nsServer, "iq") && el.attr("id") == id {
-			if el.attr("type") == "result" {
-				return nil
+		select {
+		case <-elsewhere:
+			return nil
+		case n := <-elems:
+			if n.err != nil {
+				return n.err
 			}
-			return s.peerFail(StepStream, "ping-error", "the receiver answered the ping with an error")
+			if n.el.is(nsServer, "iq") && n.el.attr("id") == id {
+				if n.el.attr("type") == "result" {
+					return nil
+				}
+				return s.peerFail(StepStream, "ping-error", "the receiver answered the ping with an error")
+			}
 		}
 	}
 }
@@ -512,8 +572,19 @@ func (s *side) serveAuthenticated(sess *xmpp.Session) {
 			s.abort(err)
 			return
 		}
-		if el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil {
+		switch {
+		case el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil:
 			_ = s.send(fmt.Sprintf("<iq type='result' id='%s' from='%s' to='%s'/>", esc(el.attr("id")), esc(s.ep.cfg.Domain), esc(s.peer)))
+		case el.is(nsServer, "iq") && (el.attr("type") == "result" || el.attr("type") == "error"):
+			// The answer to a ping this endpoint sent on a stream of its own.
+			s.ep.answer(el.attr("id"))
+		case el.is(nsDialback, "verify"):
+			// Prosody asks its db:verify only once its connection to the
+			// authoritative server is authenticated.
+			if err := s.answerVerify(el); err != nil {
+				s.abort(err)
+				return
+			}
 		}
 	}
 }
