@@ -439,18 +439,28 @@ func (e *Endpoint) handleInbound(raw net.Conn) {
 	sess, err := xmpp.ReceiveSession(context.Background(), s.c, xmpp.S2S, s.receive())
 	switch {
 	case err == nil:
+		// Report a foreign peer's negotiation as soon as it is
+		// authenticated: it may keep the stream open for long.
+		s.report()
 		s.serveAuthenticated(sess)
+		return
 	case s.verified && isClosed(err):
 		// A verify connection ends when the receiving server has its answer.
 		_ = s.send("</stream:stream>")
 	default:
 		s.abort(err)
 	}
-	e.mu.Lock()
-	f := e.inbound
-	e.mu.Unlock()
+	s.report()
+}
+
+// report hands the receiver's view of an inbound negotiation from a peer
+// that is not an endpoint of this Network (a real server) to OnInbound.
+func (s *side) report() {
+	s.ep.mu.Lock()
+	f := s.ep.inbound
+	s.ep.mu.Unlock()
 	if f != nil && s.role == Receiver && s.release == nil {
-		f(s.tr.result(Receiver, s.peer, e.cfg.Domain))
+		f(s.tr.result(Receiver, s.peer, s.ep.cfg.Domain))
 	}
 }
 
@@ -573,7 +583,12 @@ func (s *side) serveAuthenticated(sess *xmpp.Session) {
 			return
 		}
 		switch {
-		case el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil:
+		case el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil && s.release != nil:
+			// Streams are one-way: a real server wants the answer on a
+			// stream of ours, and refuses it on its own with
+			// <not-authorized/>. Endpoints of this harness take it on the
+			// same stream, as if bidirectional (XEP-0288), which spares a
+			// second negotiation per ping.
 			_ = s.send(fmt.Sprintf("<iq type='result' id='%s' from='%s' to='%s'/>", esc(el.attr("id")), esc(s.ep.cfg.Domain), esc(s.peer)))
 		case el.is(nsServer, "iq") && (el.attr("type") == "result" || el.attr("type") == "error"):
 			// The answer to a ping this endpoint sent on a stream of its own.

@@ -57,6 +57,29 @@ func (f features) xml() string {
 	return b.String()
 }
 
+// String lists the features as a person reads them:
+// "starttls (required), EXTERNAL, dialback".
+func (f features) String() string {
+	var parts []string
+	if f.StartTLS {
+		p := "starttls"
+		if f.TLSRequired {
+			p += " (required)"
+		}
+		parts = append(parts, p)
+	}
+	if len(f.Mechanisms) > 0 {
+		parts = append(parts, "SASL "+strings.Join(f.Mechanisms, " "))
+	}
+	if f.Dialback {
+		parts = append(parts, "dialback")
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
 func parseFeatures(el *element) features {
 	var f features
 	if st := el.child(nsTLS, "starttls"); st != nil {
@@ -255,6 +278,9 @@ func (s *side) initiate() xmpp.Negotiator {
 			return xmpp.Ready, nil, nil, nil
 		}
 		f := parseFeatures(el)
+		if s.conn == "main" {
+			s.tr.offer(s.secure, f.String())
+		}
 		if !s.secure {
 			p := s.ep.cfg.Settings
 			switch {

@@ -60,10 +60,19 @@ type TLSInfo struct {
 	// PeerCertificate is what the initiator found of the receiver's
 	// certificate: "valid" or the reason it is not.
 	PeerCertificate string `json:"peer_certificate,omitempty"`
+	// PeerSubject and PeerIssuer name the certificate the peer presented.
+	PeerSubject string `json:"peer_subject,omitempty"`
+	PeerIssuer  string `json:"peer_issuer,omitempty"`
 }
 
 func tlsInfo(cs tls.ConnectionState) *TLSInfo {
 	return &TLSInfo{Version: tls.VersionName(cs.Version), CipherSuite: tls.CipherSuiteName(cs.CipherSuite)}
+}
+
+// Offer is what a receiver offered on one stream.
+type Offer struct {
+	TLS      bool   `json:"tls"`
+	Features string `json:"features"`
 }
 
 // Entry is one piece of XML that travelled on a connection.
@@ -86,11 +95,14 @@ type Result struct {
 	Failure *Failure `json:"failure"`
 	// Recovered lists failures that a later step made good, such as a
 	// SASL EXTERNAL refusal followed by successful dialback.
-	Recovered  []Failure `json:"recovered,omitempty"`
-	TLS        *TLSInfo  `json:"tls"`
-	StreamIDs  []string  `json:"stream_ids"`
-	DurationMS float64   `json:"duration_ms"`
-	Transcript []Entry   `json:"transcript"`
+	Recovered []Failure `json:"recovered,omitempty"`
+	TLS       *TLSInfo  `json:"tls"`
+	// Offers lists the features the receiver offered on each stream of
+	// the main connection, as the initiator read them.
+	Offers     []Offer  `json:"offers,omitempty"`
+	StreamIDs  []string `json:"stream_ids"`
+	DurationMS float64  `json:"duration_ms"`
+	Transcript []Entry  `json:"transcript"`
 }
 
 // Outcome value of a failed negotiation.

@@ -137,6 +137,10 @@ func (s *side) secured(tc *tls.Conn) io.ReadWriter {
 			if s.certErr != nil {
 				info.PeerCertificate = s.certErr.Error()
 			}
+			if s.peerCert != nil {
+				info.PeerSubject = s.peerCert.Subject.String() + " DNS:" + strings.Join(s.peerCert.DNSNames, ",")
+				info.PeerIssuer = s.peerCert.Issuer.String()
+			}
 		}
 		s.tr.setTLS(info)
 	}

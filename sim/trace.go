@@ -25,6 +25,13 @@ type trace struct {
 	recvMethod policy.Method // set by the receiver when it accepted the peer
 	tls        *TLSInfo
 	streamIDs  []string
+	offers     []Offer
+}
+
+func (t *trace) offer(secure bool, features string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.offers = append(t.offers, Offer{TLS: secure, Features: features})
 }
 
 func newTrace() *trace { return &trace{start: time.Now()} }
@@ -63,7 +70,7 @@ func (t *trace) setTLS(info *TLSInfo) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.tls != nil && info.PeerCertificate == "" {
-		info.PeerCertificate = t.tls.PeerCertificate
+		info.PeerCertificate, info.PeerSubject, info.PeerIssuer = t.tls.PeerCertificate, t.tls.PeerSubject, t.tls.PeerIssuer
 	}
 	t.tls = info
 }
@@ -91,6 +98,7 @@ func (t *trace) result(side Side, initiator, receiver string) *Result {
 		StreamIDs:  append([]string{}, t.streamIDs...),
 		DurationMS: float64(time.Since(t.start).Microseconds()) / 1000,
 		Transcript: append([]Entry{}, t.entries...),
+		Offers:     append([]Offer{}, t.offers...),
 	}
 	m := t.method
 	if side != Initiator {
