@@ -2,7 +2,10 @@
 GO      ?= go
 BIN     := bin/xmppneg
 
-.PHONY: all build run test vet unit repeat bench report clean
+.PHONY: all build run test deps vet unit repeat bench report clean
+
+# Real servers the interop tests negotiate with (Debian packages).
+DEPS_PKGS := prosody lua-unbound ejabberd
 
 all: build
 
@@ -23,7 +26,22 @@ unit:
 repeat: build
 	./$(BIN) verify --repeat 50 > /dev/null && echo "repeat: lync2013 x50 (32400 negotiations) identical every time"
 
-test: vet unit repeat
+# Installs the real servers when they are missing: with apt-get as root,
+# otherwise it stops and prints the command to run.
+deps:
+	@missing=""; \
+	command -v prosody >/dev/null 2>&1 || missing="$$missing prosody"; \
+	ls /usr/lib/*/lua/5.4/lunbound.so >/dev/null 2>&1 || missing="$$missing lua-unbound"; \
+	command -v erl >/dev/null 2>&1 && ls -d /usr/lib/*/ejabberd-* >/dev/null 2>&1 || missing="$$missing ejabberd"; \
+	if [ -z "$$missing" ]; then echo "deps: prosody, lua-unbound and ejabberd are installed"; exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "deps: missing$$missing; run as root: apt-get update && apt-get install -y $(DEPS_PKGS)"; exit 1; \
+	fi; \
+	echo "deps: installing$$missing"; \
+	apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $(DEPS_PKGS) >/dev/null
+
+test: deps vet unit repeat
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -26,7 +26,7 @@ func init() {
 	})
 	register(&command{
 		name:    "run",
-		summary: "Run scenario suites (shipped: " + strings.Join(scenarios.Suites(), ", ") + ") or scenario files, observed against expected.",
+		summary: "Run scenario suites (shipped: " + strings.Join(scenarios.Suites(), ", ") + ", and against real servers: " + strings.Join(interopSuites, ", ") + ") or scenario files, observed against expected.",
 		usage:   "SUITE|FILE... [-o table|json|junit|html] [--out DIR] [-j N] [--run REGEXP] [--shard I/N] [--repeat N] [-v]",
 		example: "xmppneg run failures\nxmppneg run pairwise -o html --out report/\nxmppneg run lync2013 --run 'M7/' -v\nxmppneg run my-partners.yaml -o junit --out ci-report/",
 		setup:   setupRun,
@@ -184,6 +184,9 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 				return exitUsage
 			}
 			opt.Shard, opt.Shards = i, n
+		}
+		if isInterop(args[0]) {
+			return runInterop(e, args, *out, *rf.out)
 		}
 		var suites []*scenarios.Suite
 		for _, a := range args {
