@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // interopSuites run against real servers rather than in-process endpoints.
-var interopSuites = []string{"interop-prosody"}
+var interopSuites = []string{"interop-prosody", "interop-ejabberd"}
 
 func isInterop(name string) bool {
 	for _, s := range interopSuites {
@@ -33,14 +34,12 @@ func runInterop(e *env, args []string, format, outDir string) int {
 		e.errorf("%s reports as table or json", args[0])
 		return exitUsage
 	}
-	if err := realserver.Require("prosody"); err != nil {
-		e.errorf("%v", err)
-		return exitFail
-	}
+	server := strings.TrimPrefix(args[0], "interop-")
+	sweep := map[string][]realserver.Setting{"prosody": realserver.ProsodySettingsSweep(), "ejabberd": realserver.EjabberdSettingsSweep()}[server]
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	start := time.Now()
-	outs, err := realserver.RunProsodyInterop(ctx, realserver.ProsodySettingsSweep(), realserver.InteropPartners(), 2*time.Second)
+	outs, err := realserver.RunInterop(ctx, server, sweep, realserver.InteropPartners(), 2*time.Second)
 	if err != nil {
 		e.errorf("%v", err)
 		return exitFail
@@ -67,7 +66,7 @@ func runInterop(e *env, args []string, format, outDir string) int {
 		w = f
 		for i, o := range outs {
 			name := filepath.Join(outDir, "transcripts", fmt.Sprintf("%03d.txt", i+1))
-			text := fmt.Sprintf("%s\nprosody %s, partner %s\nobserved %s, predicted %s\n\n%s", o.Result.Explain(), o.ServerSettings, o.Partner, o.Observed(), o.Predicted(), o.Result.TranscriptText())
+			text := fmt.Sprintf("%s\n"+server+" %s, partner %s\nobserved %s, predicted %s\n\n%s", o.Result.Explain(), o.ServerSettings, o.Partner, o.Observed(), o.Predicted(), o.Result.TranscriptText())
 			if err := os.WriteFile(name, []byte(text), 0o644); err != nil {
 				e.errorf("%v", err)
 				return exitFail
@@ -78,20 +77,20 @@ func runInterop(e *env, args []string, format, outDir string) int {
 		writeJSON(w, map[string]any{"suite": args[0], "cases": outs, "agree": agree, "total": len(outs), "duration_ms": time.Since(start).Milliseconds()})
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "\tprosody settings\tharness partner\tdirection\tobserved\tpredicted")
+		fmt.Fprintf(tw, "\t%s settings\tharness partner\tdirection\tobserved\tpredicted\n", server)
 		for _, o := range outs {
 			status := "AGREE"
 			if !o.Agree {
 				status = "DIFFER"
 			}
-			dir := "harness→prosody"
+			dir := "harness→" + server
 			if o.ServerInitiates {
-				dir = "prosody→harness"
+				dir = server + "→harness"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", status, o.ServerSettings, o.Partner.Short()+",cert="+string(o.Partner.Cert), dir, o.Observed(), o.Predicted())
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "\n%d of %d negotiations with a real Prosody agree with the oracle (%.1f s)\n", agree, len(outs), time.Since(start).Seconds())
+		fmt.Fprintf(w, "\n%d of %d negotiations with a real %s agree with the oracle (%.1f s)\n", agree, len(outs), server, time.Since(start).Seconds())
 		fmt.Fprintf(w, "Summary: %d passed, %d failed\n", agree, len(outs)-agree)
 	}
 	if outDir != "" {

@@ -66,8 +66,8 @@ func (s *Server) Port() int { return s.conn.LocalAddr().(*net.UDPAddr).Port }
 func (s *Server) Close() error { return s.srv.Shutdown() }
 
 // Set publishes domain at addr (a loopback host:port): SRV
-// _xmpp-server._tcp.domain with that port and the domain itself as
-// target, and A domain with that IP.
+// _xmpp-server._tcp.domain with that port and the IP as target, and A
+// domain with that IP.
 func (s *Server) Set(domain, addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -121,9 +121,13 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			d := strings.TrimPrefix(name, "_xmpp-server._tcp.")
 			if t, ok := s.records[d]; ok {
 				m.Rcode = dns.RcodeSuccess
+				// The target is the IP literal: ejabberd resolves SRV targets
+				// with the C library, which would ask the system's DNS
+				// server for a name; an address it parses without asking.
+				target := t.ip.String() + "."
 				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
-					Priority: 0, Weight: 0, Port: t.port, Target: d})
-				m.Extra = append(m.Extra, &dns.A{Hdr: dns.RR_Header{Name: d, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: t.ip})
+					Priority: 0, Weight: 0, Port: t.port, Target: target})
+				m.Extra = append(m.Extra, &dns.A{Hdr: dns.RR_Header{Name: target, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: t.ip})
 			}
 		case q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA:
 			t, ok := s.records[name]

@@ -33,12 +33,15 @@ func TestAnswersSRVAndA(t *testing.T) {
 	require.Len(t, r.Answer, 1)
 	srv := r.Answer[0].(*dns.SRV)
 	assert.Equal(t, uint16(15270), srv.Port)
-	assert.Equal(t, "harness.test.", srv.Target)
+	assert.Equal(t, "127.0.0.1.", srv.Target)
 	assert.Zero(t, srv.Hdr.Ttl, "TTL 0: servers must not cache ports that change between tests")
 
 	r = query(t, s, "harness.test.", dns.TypeA)
 	require.Len(t, r.Answer, 1)
 	assert.Equal(t, "127.0.0.1", r.Answer[0].(*dns.A).A.String())
+
+	r = query(t, s, "127.0.0.1.", dns.TypeA)
+	require.Len(t, r.Answer, 1, "the SRV target resolves too")
 
 	r = query(t, s, "harness.test.", dns.TypeAAAA)
 	assert.Equal(t, dns.RcodeSuccess, r.Rcode)

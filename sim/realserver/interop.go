@@ -60,8 +60,8 @@ func InteropPartners() []policy.Settings {
 
 // ProsodySettingsSweep is every combination of Prosody's s2s knobs that
 // the interop suite runs.
-func ProsodySettingsSweep() []ProsodySettings {
-	var out []ProsodySettings
+func ProsodySettingsSweep() []Setting {
+	var out []Setting
 	for _, enc := range []bool{true, false} {
 		for _, db := range []bool{true, false} {
 			out = append(out, ProsodySettings{RequireEncryption: enc, Dialback: db, Cert: certs.Valid})
@@ -70,12 +70,45 @@ func ProsodySettingsSweep() []ProsodySettings {
 	return append(out, ProsodySettings{RequireEncryption: true, SecureAuth: true, Dialback: true, Cert: certs.Valid})
 }
 
-// RunProsodyInterop starts Prosody once per setting and negotiates with a
-// harness endpoint of each partner setting in both directions: harness to
-// Prosody with the harness initiating, and Prosody to the harness
-// triggered through Prosody's admin socket. timeout bounds each
-// negotiation.
-func RunProsodyInterop(ctx context.Context, settings []ProsodySettings, partners []policy.Settings, timeout time.Duration) ([]InteropOutcome, error) {
+// Server is a running real server as the interop runs see it.
+type Server interface {
+	Addr() string
+	// Trigger makes the server open its s2s stream to domain.
+	Trigger(ctx context.Context, domain string) error
+	Stop() error
+	Log() string
+}
+
+// Setting is one configuration of a real server.
+type Setting interface {
+	String() string
+	// Policy is the setting in the harness's vocabulary, for the oracle.
+	Policy() policy.Settings
+}
+
+// Trigger makes Prosody open its stream to domain by sending a message.
+func (p *Prosody) Trigger(ctx context.Context, domain string) error {
+	cmd := fmt.Sprintf(`>prosody.core_post_stanza(prosody.hosts[%q], require"util.stanza".message({from=%q, to=%q, type="chat"}):text_tag("body", "xmppneg"))`,
+		p.Domain, p.Domain, "someone@"+domain)
+	_, err := p.Shell(ctx, cmd)
+	return err
+}
+
+// Trigger makes ejabberd open its stream to domain by sending a message.
+func (x *Ejabberd) Trigger(_ context.Context, domain string) error {
+	return x.Send("someone@" + domain)
+}
+
+// RunInterop starts the server ("prosody" or "ejabberd") once per setting
+// and negotiates with harness endpoints of each partner setting in both
+// directions: harness to server with the harness initiating, and server
+// to harness triggered by making the server send a message. Each
+// direction uses an endpoint of its own, so that no stream left open by
+// the other direction is reused. timeout bounds each negotiation.
+func RunInterop(ctx context.Context, server string, settings []Setting, partners []policy.Settings, timeout time.Duration) ([]InteropOutcome, error) {
+	if err := Require(server); err != nil {
+		return nil, err
+	}
 	pki, err := certs.Default()
 	if err != nil {
 		return nil, err
@@ -87,13 +120,21 @@ func RunProsodyInterop(ctx context.Context, settings []ProsodySettings, partners
 	defer dns.Close()
 	var out []InteropOutcome
 	for si, ss := range settings {
-		const domain = "prosody.test"
-		p, err := StartProsody(domain, ss, pki, dns.Addr())
+		domain := server + ".test"
+		var srv Server
+		switch v := ss.(type) {
+		case ProsodySettings:
+			srv, err = StartProsody(domain, v, pki, dns.Addr())
+		case EjabberdSettings:
+			srv, err = StartEjabberd(domain, v, pki, dns.Addr())
+		default:
+			err = fmt.Errorf("realserver: no launcher for %T", ss)
+		}
 		if err != nil {
 			return out, err
 		}
-		res, err := prosodyRound(ctx, p, si, ss, partners, dns, pki, timeout)
-		p.Stop()
+		res, err := interopRound(ctx, server, domain, srv, si, ss, partners, dns, pki, timeout)
+		srv.Stop()
 		out = append(out, res...)
 		if err != nil {
 			return out, err
@@ -102,32 +143,38 @@ func RunProsodyInterop(ctx context.Context, settings []ProsodySettings, partners
 	return out, nil
 }
 
-func prosodyRound(ctx context.Context, p *Prosody, si int, ss ProsodySettings, partners []policy.Settings, dns *loopdns.Server, pki *certs.PKI, timeout time.Duration) ([]InteropOutcome, error) {
+func interopRound(ctx context.Context, server, srvDomain string, srv Server, si int, ss Setting, partners []policy.Settings, dns *loopdns.Server, pki *certs.PKI, timeout time.Duration) ([]InteropOutcome, error) {
 	var out []InteropOutcome
 	n := sim.NewNetwork()
-	n.Register(p.Domain, p.Addr())
+	n.Register(srvDomain, srv.Addr())
 	for pi, partner := range partners {
-		domain := fmt.Sprintf("h%d-%d.test", si, pi)
-		ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: partner, Net: n, PKI: pki, RecordReads: true, Timeout: timeout})
-		if err != nil {
-			return out, err
-		}
-		inbound := make(chan *sim.Result, 4)
-		ep.OnInbound(func(r *sim.Result) {
-			select {
-			case inbound <- r:
-			default:
+		for _, serverInit := range []bool{false, true} {
+			domain := fmt.Sprintf("h%d-%d-%s.test", si, pi, map[bool]string{false: "in", true: "out"}[serverInit])
+			ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: partner, Net: n, PKI: pki, RecordReads: true, Timeout: timeout})
+			if err != nil {
+				return out, err
 			}
-		})
-		if err := ep.Start(); err != nil {
-			return out, err
-		}
-		if err := dns.Set(domain, ep.Addr()); err != nil {
-			ep.Close()
-			return out, err
-		}
-		mk := func(r *sim.Result, serverInit bool) InteropOutcome {
-			o := InteropOutcome{Server: "prosody", ServerSettings: ss.String(), Partner: partner, ServerInitiates: serverInit, Result: r}
+			inbound := make(chan *sim.Result, 4)
+			ep.OnInbound(func(r *sim.Result) {
+				select {
+				case inbound <- r:
+				default:
+				}
+			})
+			if err := ep.Start(); err != nil {
+				return out, err
+			}
+			if err := dns.Set(domain, ep.Addr()); err != nil {
+				ep.Close()
+				return out, err
+			}
+			var r *sim.Result
+			if !serverInit {
+				r = ep.Initiate(ctx, srvDomain)
+			} else {
+				r = awaitInbound(ctx, srv, srvDomain, domain, inbound, timeout)
+			}
+			o := InteropOutcome{Server: server, ServerSettings: ss.String(), Partner: partner, ServerInitiates: serverInit, Result: r}
 			if serverInit {
 				o.Prediction = policy.Predict(ss.Policy(), partner)
 			} else {
@@ -137,38 +184,43 @@ func prosodyRound(ctx context.Context, p *Prosody, si int, ss ProsodySettings, p
 			if o.Agree && o.Observed() != o.Predicted() {
 				o.Detail = fmt.Sprintf("both fail, differently: predicted %s, observed %s", o.Predicted(), o.Observed())
 			}
-			return o
+			out = append(out, o)
+			ep.Close()
 		}
-
-		// Harness → Prosody.
-		out = append(out, mk(ep.Initiate(ctx, p.Domain), false))
-		// Only fresh streams count: forget what that left open.
-		_ = p.CloseAll(ctx)
-		drain(inbound)
-
-		// Prosody → harness: a message makes Prosody open its stream.
-		cmd := fmt.Sprintf(`>prosody.core_post_stanza(prosody.hosts[%q], require"util.stanza".message({from=%q, to=%q, type="chat"}):text_tag("body", "xmppneg"))`,
-			p.Domain, p.Domain, "someone@"+domain)
-		var r *sim.Result
-		if _, err := p.Shell(ctx, cmd); err != nil {
-			r = &sim.Result{Initiator: p.Domain, Receiver: domain, Outcome: sim.Failed,
-				Failure: &sim.Failure{Step: sim.StepTCP, Condition: "trigger-failed", By: sim.Initiator, Message: err.Error()}}
-		} else {
-			t := time.NewTimer(timeout + time.Second)
-			select {
-			case r = <-inbound:
-			case <-t.C:
-				r = &sim.Result{Initiator: p.Domain, Receiver: domain, Outcome: sim.Failed,
-					Failure: &sim.Failure{Step: sim.StepTCP, Condition: "no-connection", By: sim.Initiator,
-						Message: fmt.Sprintf("Prosody did not open a stream to %s within %s", domain, timeout+time.Second)}}
-			}
-			t.Stop()
-		}
-		out = append(out, mk(r, true))
-		_ = p.CloseAll(ctx)
-		ep.Close()
 	}
 	return out, nil
+}
+
+// awaitInbound makes the server open its stream to domain and returns
+// the harness's view of that negotiation.
+func awaitInbound(ctx context.Context, srv Server, srvDomain, domain string, inbound chan *sim.Result, timeout time.Duration) *sim.Result {
+	fail := func(cond, msg string) *sim.Result {
+		return &sim.Result{Initiator: srvDomain, Receiver: domain, Outcome: sim.Failed,
+			Failure: &sim.Failure{Step: sim.StepTCP, Condition: cond, By: sim.Initiator, Message: msg}}
+	}
+	if err := srv.Trigger(ctx, domain); err != nil {
+		return fail("trigger-failed", err.Error())
+	}
+	t := time.NewTimer(timeout + time.Second)
+	defer t.Stop()
+	select {
+	case r := <-inbound:
+		return r
+	case <-t.C:
+		return fail("no-connection", fmt.Sprintf("the server did not open a stream to %s within %s", domain, timeout+time.Second))
+	}
+}
+
+// EjabberdSettingsSweep is every combination of ejabberd's s2s knobs that
+// the interop suite runs.
+func EjabberdSettingsSweep() []Setting {
+	var out []Setting
+	for _, tls := range []string{"false", "optional", "required"} {
+		for _, db := range []bool{true, false} {
+			out = append(out, EjabberdSettings{StartTLS: tls, Dialback: db, Cert: certs.Valid})
+		}
+	}
+	return out
 }
 
 func drain(c chan *sim.Result) {

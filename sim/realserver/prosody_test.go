@@ -29,19 +29,24 @@ func requireInstalled(t *testing.T, server string) {
 // prediction for Prosody's settings mapped to the harness's vocabulary.
 func TestProsodyInterop(t *testing.T) {
 	requireInstalled(t, "prosody")
-	outs, err := RunProsodyInterop(context.Background(), ProsodySettingsSweep(), InteropPartners(), 2*time.Second)
+	outs, err := RunInterop(context.Background(), "prosody", ProsodySettingsSweep(), InteropPartners(), 2*time.Second)
 	require.NoError(t, err)
 	require.Len(t, outs, len(ProsodySettingsSweep())*len(InteropPartners())*2)
+	checkInterop(t, outs)
+}
+
+func checkInterop(t *testing.T, outs []InteropOutcome) {
+	t.Helper()
 	methods := map[string]int{}
 	for _, o := range outs {
-		dir := "harness→prosody"
+		dir := "harness→" + o.Server
 		if o.ServerInitiates {
-			dir = "prosody→harness"
+			dir = o.Server + "→harness"
 		}
-		assert.True(t, o.Agree, "%s, partner %s, %s: observed %s, predicted %s\n%s", o.ServerSettings, o.Partner, dir, o.Observed(), o.Predicted(), o.Result.TranscriptText())
+		assert.True(t, o.Agree, "%s %s, partner %s, %s: observed %s, predicted %s\n%s", o.Server, o.ServerSettings, o.Partner, dir, o.Observed(), o.Predicted(), o.Result.TranscriptText())
 		methods[o.Result.Outcome]++
 	}
-	// The sweep is only worth something if Prosody really negotiated.
+	// The sweep is only worth something if the server really negotiated.
 	for _, m := range []string{"sasl-over-tls", "tls-dialback", "tcp-dialback", "failed"} {
 		assert.Positive(t, methods[m], "no negotiation ended with %s", m)
 	}

@@ -27,6 +27,12 @@ var ErrNotInstalled = errors.New("not installed")
 func Require(server string) error {
 	var missing []string
 	switch server {
+	case "ejabberd":
+		if _, err := exec.LookPath("erl"); err != nil {
+			missing = append(missing, "ejabberd")
+		} else if m, _ := filepath.Glob("/usr/lib/*/ejabberd-*"); len(m) == 0 {
+			missing = append(missing, "ejabberd")
+		}
 	case "prosody":
 		if _, err := exec.LookPath("prosody"); err != nil {
 			missing = append(missing, "prosody")
@@ -61,7 +67,14 @@ type process struct {
 }
 
 func startProcess(dir, logName string, env []string, name string, args ...string) (*process, error) {
+	return startProcessStdin(dir, logName, env, nil, name, args...)
+}
+
+func startProcessStdin(dir, logName string, env []string, stdin *os.File, name string, args ...string) (*process, error) {
 	cmd := exec.Command(name, args...)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	out, err := os.Create(filepath.Join(dir, logName))
