@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -344,6 +345,11 @@ func (s *side) abort(err error) error {
 		_ = s.raw.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
 		_ = s.send(streamErrorXML("connection-timeout", f.Message), "</stream:stream>")
 		return failed{f}
+	case strings.Contains(err.Error(), "remote error: tls"):
+		// In TLS 1.3 the client finishes its handshake before the server
+		// has checked the client's certificate: the server's refusal
+		// arrives as an alert on the first read.
+		return s.peerFail(StepTLSHandshake, "bad-certificate", fmt.Sprintf("the %s aborted TLS: %v", s.peerRole, err))
 	case isClosed(err):
 		if errors.Is(err, errStreamClosed) {
 			_ = s.send("</stream:stream>")
@@ -372,6 +378,29 @@ func arm(ctx context.Context, raw net.Conn, deadline time.Time) (stop func() boo
 // complete: it includes what the receiving and the authoritative side
 // recorded, when they are endpoints of the same Network.
 func (e *Endpoint) Initiate(ctx context.Context, domain string) *Result {
+	return e.open(ctx, domain, func(s *side, sess *xmpp.Session) error { return s.pingAndClose(sess) })
+}
+
+// send opens a stream of this endpoint's own to domain, sends stanza on
+// it and closes it: how a server answers a peer whose stream is one-way.
+func (e *Endpoint) send(ctx context.Context, domain, stanza string) *Result {
+	return e.open(ctx, domain, func(s *side, sess *xmpp.Session) error {
+		if err := s.send(stanza, "</stream:stream>"); err != nil {
+			return s.abort(err)
+		}
+		r := sess.TokenReader()
+		defer r.Close()
+		for {
+			if _, err := readElement(r); err != nil {
+				return nil
+			}
+		}
+	})
+}
+
+// open opens a stream to domain, negotiates it, and once it is
+// authenticated hands it to then.
+func (e *Endpoint) open(ctx context.Context, domain string, then func(*side, *xmpp.Session) error) *Result {
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
@@ -411,7 +440,7 @@ func (e *Endpoint) Initiate(ctx context.Context, domain string) *Result {
 		return result()
 	}
 	s.step = StepStream
-	if err := s.pingAndClose(sess); err == nil {
+	if err := then(s, sess); err == nil {
 		tr.succeed(Initiator, s.method)
 	}
 	return result()
@@ -583,13 +612,20 @@ func (s *side) serveAuthenticated(sess *xmpp.Session) {
 			return
 		}
 		switch {
-		case el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil && s.release != nil:
+		case el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil:
+			pong := fmt.Sprintf("<iq type='result' id='%s' from='%s' to='%s'/>", esc(el.attr("id")), esc(s.ep.cfg.Domain), esc(s.peer))
+			if s.release != nil {
+				// Endpoints of this harness take the answer on the same
+				// stream, as if bidirectional (XEP-0288): it spares a second
+				// negotiation per ping.
+				_ = s.send(pong)
+				break
+			}
 			// Streams are one-way: a real server wants the answer on a
 			// stream of ours, and refuses it on its own with
-			// <not-authorized/>. Endpoints of this harness take it on the
-			// same stream, as if bidirectional (XEP-0288), which spares a
-			// second negotiation per ping.
-			_ = s.send(fmt.Sprintf("<iq type='result' id='%s' from='%s' to='%s'/>", esc(el.attr("id")), esc(s.ep.cfg.Domain), esc(s.peer)))
+			// <not-authorized/>.
+			peer := s.peer
+			s.background(func() { s.ep.send(s.ep.ctx, peer, pong) })
 		case el.is(nsServer, "iq") && (el.attr("type") == "result" || el.attr("type") == "error"):
 			// The answer to a ping this endpoint sent on a stream of its own.
 			s.ep.answer(el.attr("id"))

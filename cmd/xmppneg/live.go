@@ -117,6 +117,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 	domain := fs.String("domain", "", "the server's domain (required)")
 	addr := fs.String("addr", "", "the server's s2s address, HOST:PORT (required)")
 	from := fs.String("from", "harness.test", "the harness's domain")
+	listen := fs.String("listen", "127.0.0.1:0", "loopback address where the harness listens, as authoritative server and for the server's own streams")
 	transcript := fs.Bool("transcript", false, "print the XML transcript")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of the negotiation")
 	out := outputFlag(fs, "text", "json")
@@ -134,7 +135,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 		// A probe reports what it finds of the server's certificate rather
 		// than stopping at it, unless asked to be strict.
 		lf.lenient = true
-		ep, dns, err := lf.start(*from, "127.0.0.1:0", n)
+		ep, dns, err := lf.start(*from, *listen, n)
 		if err != nil {
 			e.errorf("%v", err)
 			return exitUsage

@@ -92,11 +92,15 @@ func runCommand(c *command, args []string, e *env) int {
 		fs.PrintDefaults()
 		fmt.Fprintf(w, "\nExample:\n%s\n", indent(c.example))
 	}
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+			// Asked for: help goes to stdout, once.
+			fs.SetOutput(e.stdout)
+		}
+	}
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(e.stdout)
-			fs.Usage()
 			return exitOK
 		}
 		return exitUsage

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"xmppneg/policy"
+	"xmppneg/sim"
+)
+
+func startServer(t *testing.T, domain, spec string, peers ...string) *sim.Endpoint {
+	t.Helper()
+	s, err := policy.ParseSpec(spec)
+	require.NoError(t, err)
+	n := sim.NewNetwork()
+	for _, p := range peers {
+		d, addr, _ := strings.Cut(p, "=")
+		n.Register(d, addr)
+	}
+	ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: n})
+	require.NoError(t, err)
+	require.NoError(t, ep.Start())
+	t.Cleanup(func() { ep.Close() })
+	return ep
+}
+
+func TestProbeReportsOffersCertificateAndMethod(t *testing.T) {
+	// The server answers the ping over a stream of its own, so it must
+	// find the harness: on a port chosen here.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	harnessAddr := ln.Addr().String()
+	ln.Close()
+	srv := startServer(t, "server.test", "tls=Required,sasl=Optional,dialback=true", "harness.test="+harnessAddr)
+	code, out, stderr := runCLI("probe", "--domain", "server.test", "--addr", srv.Addr(), "--from", "harness.test", "--listen", harnessAddr)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, out, "offered before TLS:  starttls (required)")
+	assert.Contains(t, out, "offered after TLS:   SASL EXTERNAL, dialback")
+	assert.Contains(t, out, "server certificate:  CN=server.test DNS:server.test")
+	assert.Contains(t, out, "authenticated with SASL over TLS")
+	assert.Contains(t, out, "diagnosis: federation works with SASL over TLS.")
+
+	code, out, _ = runCLI("probe", "--domain", "server.test", "--addr", srv.Addr(), "--policy", "tls=NotSupported")
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, out, "diagnosis: the two sides disagree about TLS: receiver requires TLS but initiator does not support it")
+
+	code, _, stderr = runCLI("probe", "--domain", "server.test")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "--domain and --addr are required")
+}
+
+// syncBuffer is a buffer serve can write to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitFor polls out until re matches, within a deadline.
+func waitFor(t *testing.T, out *syncBuffer, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			return m
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("no %q in serve's output:\n%s", re, out.String())
+		case <-tick.C:
+		}
+	}
+}
+
+func TestServePrintsInboundNegotiationsUntilInterrupted(t *testing.T) {
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"serve", "--domain", "harness.test", "--listen", "127.0.0.1:0", "--policy", "tls=Required"}, &out, &errb)
+	}()
+	addr := waitFor(t, &out, regexp.MustCompile(`serving harness\.test on (127\.0\.0\.1:\d+)`))[1]
+
+	s, _ := policy.ParseSpec("tls=NotSupported,sasl=NotSupported")
+	n := sim.NewNetwork()
+	n.Register("harness.test", addr)
+	peer, err := sim.NewEndpoint(sim.Config{Domain: "peer.test", Settings: s, Net: n})
+	require.NoError(t, err)
+	require.NoError(t, peer.Start())
+	defer peer.Close()
+	r := peer.Initiate(context.Background(), "harness.test")
+	require.NotNil(t, r.Failure)
+	waitFor(t, &out, regexp.MustCompile(`peer\.test → harness\.test: FAILED`))
+	assert.Contains(t, out.String(), "receiver requires TLS but initiator does not support it")
+
+	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
+	select {
+	case code := <-done:
+		assert.Equal(t, exitOK, code)
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not stop on SIGINT")
+	}
+	assert.Contains(t, out.String(), "stopping")
+}
