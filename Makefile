@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/xmppneg
 
-.PHONY: all build run test deps vet unit repeat bench report clean
+.PHONY: all build run test deps vet unit repeat bench fuzz report clean
 
 # Real servers the interop tests negotiate with (Debian packages).
 DEPS_PKGS := prosody lua-unbound ejabberd
@@ -45,6 +45,13 @@ test: deps vet unit repeat
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Each fuzz target for FUZZTIME (default 60s).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./scenarios -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./sim -run '^$$' -fuzz '^FuzzReadElement$$' -fuzztime $(FUZZTIME)
 
 # The pairwise suite as an HTML report in report/.
 report: build

@@ -492,7 +492,12 @@ func (l *loader) rows(n *yaml.Node, what string) ([]policy.Row, error) {
 		return policy.Full.Rows, nil
 	}
 	var out []policy.Row
+	seen := map[string]bool{}
 	for _, v := range vals {
+		if seen[strings.ToUpper(v)] {
+			return nil, l.errf(n, "%s: row %q given twice", what, v)
+		}
+		seen[strings.ToUpper(v)] = true
 		r, ok := policy.Full.Row(v)
 		if !ok {
 			return nil, l.errf(n, "%s: no row %q in the full matrix (accepted: all, or M1 to M18)", what, v)
@@ -501,6 +506,10 @@ func (l *loader) rows(n *yaml.Node, what string) ([]policy.Row, error) {
 	}
 	return out, nil
 }
+
+// maxSweepCases bounds what one sweep declares: the pairwise suite is
+// 9072, and a file must not be able to ask for millions.
+const maxSweepCases = 100_000
 
 func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 	sw := Sweep{Suite: suite}
@@ -538,6 +547,11 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 				if err != nil {
 					return l.errf(v, "partner_certs: %v", err)
 				}
+				for _, x := range pcerts {
+					if x == st {
+						return l.errf(v, "partner_certs: %q given twice", s)
+					}
+				}
 				pcerts = append(pcerts, st)
 			}
 		case "strict":
@@ -550,6 +564,9 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 				b, err := policy.ParseBool(s)
 				if err != nil {
 					return l.errf(v, "strict: %v", err)
+				}
+				if len(stricts) > 0 && stricts[0] == b {
+					return l.errf(v, "strict: %q given twice", s)
 				}
 				stricts = append(stricts, b)
 			}
@@ -571,6 +588,13 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 	}
 	if sw.Name == "" {
 		return sw, nil, l.errf(n, "a sweep needs a name")
+	}
+	total := len(rows) * len(partners) * len(pcerts) * len(stricts)
+	if directions == "both" {
+		total *= 2
+	}
+	if total > maxSweepCases {
+		return sw, nil, l.errf(n, "sweep %q would run %d negotiations; the limit is %d", sw.Name, total, maxSweepCases)
 	}
 	for _, r := range rows {
 		sw.Rows = append(sw.Rows, r.ID)

@@ -99,6 +99,11 @@ func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr stri
 		p.Stop()
 		return nil, fmt.Errorf("prosody %s: %v\n%s", domain, err, p.Log())
 	}
+	// The admin socket may come up after the s2s port.
+	if err := waitListeningOn(p.proc, "unix", filepath.Join(dir, "run/prosody.sock"), 5*time.Second); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("prosody %s admin socket: %v\n%s", domain, err, p.Log())
+	}
 	return p, nil
 }
 

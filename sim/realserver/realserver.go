@@ -120,11 +120,15 @@ func (p *process) stop(grace time.Duration) error {
 // waitListening waits until addr accepts TCP connections, the process
 // exits, or the deadline passes.
 func waitListening(p *process, addr string, within time.Duration) error {
+	return waitListeningOn(p, "tcp", addr, within)
+}
+
+func waitListeningOn(p *process, network, addr string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		c, err := net.DialTimeout(network, addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return nil
