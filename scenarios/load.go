@@ -37,7 +37,7 @@ type Endpoint struct {
 	Domain   string          `json:"domain"`
 	Settings policy.Settings `json:"settings"`
 	Unlisted bool            `json:"unlisted,omitempty"`
-	SilentAt sim.Step        `json:"silent_at,omitempty"`
+	Faults   sim.Faults      `json:"-"`
 	Timeout  time.Duration   `json:"timeout,omitempty"`
 }
 
@@ -271,7 +271,7 @@ func (l *loader) suite(n *yaml.Node) (*Suite, error) {
 	return s, nil
 }
 
-var endpointKeys = []string{"domain", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "timeout"}
+var endpointKeys = []string{"domain", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout"}
 
 var silentSteps = []sim.Step{sim.StepStream, sim.StepStartTLS, sim.StepSASL, sim.StepDialback, sim.StepDialbackVerify}
 
@@ -290,6 +290,19 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 	}
 	e := Endpoint{Settings: policy.DefaultSettings()}
 	err := l.fields(n, what, endpointKeys, func(k string, v *yaml.Node) error {
+		if k == "faults" {
+			vals, err := l.list(v, "faults")
+			if err != nil {
+				return err
+			}
+			fs, err := sim.ParseFaults(strings.Join(vals, ","))
+			if err != nil {
+				return l.errf(v, "faults: %v", err)
+			}
+			fs.SilentAt = orStep(fs.SilentAt, e.Faults.SilentAt)
+			e.Faults = fs
+			return nil
+		}
 		val, err := l.scalar(v, k)
 		if err != nil {
 			return err
@@ -306,7 +319,7 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		case "silent_at":
 			for _, st := range silentSteps {
 				if string(st) == val {
-					e.SilentAt = st
+					e.Faults.SilentAt = st
 					return nil
 				}
 			}
@@ -641,4 +654,11 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 		}
 	}
 	return sw, cases, nil
+}
+
+func orStep(a, b sim.Step) sim.Step {
+	if a != "" {
+		return a
+	}
+	return b
 }

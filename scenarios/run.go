@@ -148,13 +148,13 @@ func (p *pool) close() {
 func (p *pool) endpoint(e Endpoint) (*sim.Endpoint, error) {
 	// Settings.String leaves the secret out: name it, or two nodes of a
 	// domain with different secrets would share one endpoint.
-	key := fmt.Sprintf("%s|%s|secret=%q|%s|%s", e.Domain, e.Settings, e.Settings.Secret, e.SilentAt, e.Timeout)
+	key := fmt.Sprintf("%s|%s|secret=%q|%s|%s", e.Domain, e.Settings, e.Settings.Secret, e.Faults, e.Timeout)
 	if ep, ok := p.eps[key]; ok {
 		return ep, nil
 	}
 	// Registration in the address book is per case (see run).
 	ep, err := sim.NewEndpoint(sim.Config{Domain: e.Domain, Settings: e.Settings, Net: p.net, Unlisted: true,
-		Timeout: e.Timeout, Faults: sim.Faults{SilentAt: e.SilentAt}})
+		Timeout: e.Timeout, Faults: e.Faults})
 	if err != nil {
 		return nil, err
 	}

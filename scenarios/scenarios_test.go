@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"xmppneg/policy"
+	"xmppneg/sim"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -80,6 +81,27 @@ func TestSelectFiltersAndShards(t *testing.T) {
 	require.Len(t, got, 2)
 	assert.True(t, got[0].RowInitiates)
 	assert.False(t, got[1].RowInitiates)
+}
+
+func TestRobustnessSuiteClassifiesEveryFault(t *testing.T) {
+	s, err := Load("robustness")
+	require.NoError(t, err)
+	rep := Execute(context.Background(), []*Suite{s}, Options{})
+	for _, o := range rep.Outcomes {
+		assert.True(t, o.Pass, "%s: %s", o.Case.ID, o.Why)
+	}
+	// Every fault is exercised by at least one scenario.
+	used := map[string]bool{}
+	for _, c := range s.Cases {
+		for _, e := range append([]Endpoint{c.Initiator, c.Receiver}, c.Others...) {
+			for _, f := range strings.Split(e.Faults.String(), ",") {
+				used[strings.SplitN(f, "=", 2)[0]] = true
+			}
+		}
+	}
+	for _, f := range append(sim.AllFaults(), "silent-at", "close-at") {
+		assert.True(t, used[string(f)], "no robustness scenario uses %s", f)
+	}
 }
 
 func TestFailuresSuiteReproducesEveryFailure(t *testing.T) {

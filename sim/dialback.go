@@ -49,8 +49,8 @@ func (s *side) receiveDialback(el *element, offered features) (bool, error) {
 	case from != s.peer:
 		return refuse("improper-addressing", fmt.Sprintf("dialback for %q on a stream from %q", from, s.peer))
 	}
-	if s.silentAt(StepDialback) {
-		return false, s.goSilentNow()
+	if err := s.stopAt(StepDialback); err != nil {
+		return false, err
 	}
 	valid, f, closeVerify := s.verifyKey(from, strings.TrimSpace(el.Text))
 	// The verify connection closes while the initiator is answered.
@@ -86,6 +86,9 @@ func (s *side) receiveDialback(el *element, offered features) (bool, error) {
 func (s *side) initiateDialback(r xml.TokenReader) (bool, error) {
 	s.step = StepDialback
 	key := DialbackKey(s.ep.secret, s.peer, s.ep.cfg.Domain, s.streamID)
+	if s.fault(WrongKey) {
+		key = DialbackKey("not the secret", s.peer, s.ep.cfg.Domain, s.streamID)
+	}
 	if err := s.send(fmt.Sprintf("<db:result from='%s' to='%s'>%s</db:result>", esc(s.ep.cfg.Domain), esc(s.peer), key)); err != nil {
 		return false, err
 	}

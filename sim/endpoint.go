@@ -45,16 +45,6 @@ type Config struct {
 	Faults Faults
 }
 
-// Faults are deliberate protocol misbehaviours of an endpoint.
-type Faults struct {
-	// SilentAt makes the endpoint stop answering when its negotiation
-	// reaches this step: StepStream (no stream header), StepStartTLS (no
-	// <proceed/>), StepSASL (no SASL outcome), StepDialback (no dialback
-	// outcome) or StepDialbackVerify (as authoritative server, no answer to
-	// db:verify).
-	SilentAt Step
-}
-
 // Endpoint is one XMPP server, able to receive streams, initiate them and
 // answer dialback verification requests as its domain's authoritative
 // server.
@@ -243,6 +233,8 @@ type side struct {
 	verified      bool
 
 	bg sync.WaitGroup // work the side started and must wait for
+
+	seenIDs []string // stream ids the receiver gave, to catch reuse
 }
 
 // background runs f beside the negotiation; the side waits for it before
@@ -350,11 +342,14 @@ func (s *side) abort(err error) error {
 		// has checked the client's certificate: the server's refusal
 		// arrives as an alert on the first read.
 		return s.peerFail(StepTLSHandshake, "bad-certificate", fmt.Sprintf("the %s aborted TLS: %v", s.peerRole, err))
-	case isClosed(err):
+	case isClosed(err) && !isSyntax(err):
 		if errors.Is(err, errStreamClosed) {
 			_ = s.send("</stream:stream>")
 		}
 		return s.peerFail(s.step, "connection-closed", fmt.Sprintf("the %s closed the connection during %s without an error", s.peerRole, s.step))
+	}
+	if isSyntax(err) {
+		return s.refuse(s.step, "not-well-formed", err.Error(), streamErrorXML("not-well-formed", err.Error()), "</stream:stream>")
 	}
 	return s.refuse(s.step, "undefined-condition", err.Error(), streamErrorXML("undefined-condition", err.Error()), "</stream:stream>")
 }

@@ -106,7 +106,10 @@ func (s *side) offer() features {
 	p := s.ep.cfg.Settings
 	var f features
 	if !s.secure && p.TLS != policy.NotSupported && s.ep.cert != nil {
-		f.StartTLS, f.TLSRequired = true, p.TLS == policy.Required
+		f.StartTLS, f.TLSRequired = true, p.TLS == policy.Required && !s.fault(OmitRequired)
+	}
+	if !s.secure && s.fault(OfferSASLPlain) {
+		f.Mechanisms = []string{"EXTERNAL"}
 	}
 	// SASL never before TLS; EXTERNAL only to a peer that showed a certificate.
 	if s.secure && p.SASL != policy.NotSupported && s.peerCert != nil {
@@ -134,8 +137,8 @@ func (s *side) receive() xmpp.Negotiator {
 		r := sess.TokenReader()
 		defer r.Close()
 		s.step = StepStream
-		if s.silentAt(StepStream) {
-			return 0, nil, nil, s.goSilent(r)
+		if err := s.stopAt(StepStream); err != nil {
+			return 0, nil, nil, err
 		}
 		h, err := readHeader(r)
 		if err != nil {
@@ -154,7 +157,9 @@ func (s *side) receive() xmpp.Negotiator {
 		} else if h.From != s.peer || h.To != s.ep.cfg.Domain {
 			return 0, nil, nil, s.answerHeaderError(localError{"invalid-from", fmt.Sprintf("the restarted stream is from %q to %q; it was from %q to %q", h.From, h.To, s.peer, s.ep.cfg.Domain)}, false)
 		}
-		s.streamID = newStreamID()
+		if s.streamID == "" || !s.fault(ReuseStreamID) {
+			s.streamID = newStreamID()
+		}
 		setInfo(in, h.From, h.To, "")
 		setInfo(out, s.ep.cfg.Domain, s.peer, s.streamID)
 		if s.conn == "main" {
@@ -226,19 +231,19 @@ func (s *side) answerHeaderError(err error, first bool) error {
 	return s.abort(le)
 }
 
-// silentAt reports whether the endpoint's faults make it stop at step.
-func (s *side) silentAt(step Step) bool { return s.ep.cfg.Faults.SilentAt == step }
-
-// goSilent stops answering: it reads and discards until the peer gives up
-// (or twice the deadline passes: nothing hangs), and records nothing of
-// its own.
-func (s *side) goSilent(r xml.TokenReader) error {
-	s.outwait()
-	for {
-		if _, err := r.Token(); err != nil {
-			return failed{Failure{Step: s.step, Condition: "silent", By: s.role, Message: "went silent on purpose"}}
-		}
+// stopAt carries out the SilentAt and CloseAt faults at step: it returns
+// nil when the endpoint goes on, or an error once it has gone silent
+// (until the peer gives up) or closed the connection. Neither is recorded:
+// the peer is the one to notice.
+func (s *side) stopAt(step Step) error {
+	switch step {
+	case s.ep.cfg.Faults.SilentAt:
+		return s.goSilentNow()
+	case s.ep.cfg.Faults.CloseAt:
+		s.raw.Close()
+		return failed{Failure{Step: step, Condition: "closed", By: s.role, Message: "closed the connection on purpose"}}
 	}
+	return nil
 }
 
 // initiate is the negotiator of the initiating side: it opens each stream,
@@ -248,7 +253,24 @@ func (s *side) initiate() xmpp.Negotiator {
 		r := sess.TokenReader()
 		defer r.Close()
 		s.step = StepStream
-		if err := s.send(headerXML(s.ep.cfg.Domain, s.peer, "")); err != nil {
+		from, to := s.ep.cfg.Domain, s.peer
+		switch {
+		case s.fault(OmitFrom):
+			from = ""
+		case s.fault(OmitTo):
+			to = ""
+		case s.fault(ChangeFrom) && s.secure:
+			from = "someone-else." + from
+		}
+		if s.fault(NoRestart) && s.secure {
+			// Go on as if the stream had not been secured.
+			if err := s.send("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>=</auth>"); err != nil {
+				return 0, nil, nil, s.abort(err)
+			}
+			_, err := readElement(r)
+			return 0, nil, nil, s.abort(err)
+		}
+		if err := s.send(headerXML(from, to, "")); err != nil {
 			return 0, nil, nil, s.abort(err)
 		}
 		h, err := readHeader(r)
@@ -261,6 +283,12 @@ func (s *side) initiate() xmpp.Negotiator {
 		if h.ID == "" {
 			return 0, nil, nil, s.abort(badFormat("the receiver's stream header has no id"))
 		}
+		for _, id := range s.seenIDs {
+			if id == h.ID {
+				return 0, nil, nil, s.abort(policyViolation(fmt.Sprintf("the %s reused stream id %s on the restarted stream", s.peerRole, id)))
+			}
+		}
+		s.seenIDs = append(s.seenIDs, h.ID)
 		s.streamID = h.ID
 		setInfo(in, s.peer, s.ep.cfg.Domain, h.ID)
 		setInfo(out, s.ep.cfg.Domain, s.peer, "")
@@ -280,6 +308,9 @@ func (s *side) initiate() xmpp.Negotiator {
 		f := parseFeatures(el)
 		if s.conn == "main" {
 			s.tr.offer(s.secure, f.String())
+		}
+		if err := s.misbehave(r, f); err != nil {
+			return 0, nil, nil, s.abort(err)
 		}
 		if !s.secure {
 			p := s.ep.cfg.Settings
@@ -360,4 +391,52 @@ func (s *side) authenticate(r xml.TokenReader, f features) (xmpp.SessionState, i
 		s.step = StepSASL
 	}
 	return 0, nil, nil, s.abort(localError{"policy-violation", "no common authentication method: " + saslWhy + "; " + dbWhy})
+}
+
+// misbehave carries out the initiating side's faults that act right after
+// the first features: it returns nil when there is none to carry out, or
+// the error the peer's answer came to.
+func (s *side) misbehave(r xml.TokenReader, f features) error {
+	if s.secure || s.conn != "main" {
+		return nil
+	}
+	var el string
+	switch {
+	case s.fault(AuthBeforeTLS):
+		s.step = StepSASL
+		el = "<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>=</auth>"
+	case s.fault(StanzaBeforeAuth):
+		el = fmt.Sprintf("<message from='%s' to='someone@%s'><body>before authentication</body></message>", esc(s.ep.cfg.Domain), esc(s.peer))
+	case s.fault(DialbackBeforeTLS):
+		s.step = StepDialback
+		ok, err := s.initiateDialback(r)
+		if ok {
+			return fmt.Errorf("the receiver accepted dialback on a plain stream")
+		}
+		return err
+	case s.fault(MalformedXML):
+		el = "<message><body>not well-formed</message>"
+	case s.fault(Oversize):
+		el = fmt.Sprintf("<message from='%s' to='someone@%s'><body>%s</body></message>", esc(s.ep.cfg.Domain), esc(s.peer), strings.Repeat("x", 2*maxText))
+	default:
+		return nil
+	}
+	if err := s.send(el); err != nil {
+		return err
+	}
+	for {
+		el, err := readElement(r)
+		if err != nil {
+			return err
+		}
+		if el.is(nsSASL, "failure") {
+			cond := "not-authorized"
+			for _, c := range el.Children {
+				if c.Name.Local != "text" {
+					cond = c.Name.Local
+				}
+			}
+			s.peerFail(StepSASL, cond, "the receiver refused <auth/> on a plain stream")
+		}
+	}
 }

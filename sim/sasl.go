@@ -69,8 +69,8 @@ func (s *side) receiveSASL(el *element, offered features) (bool, error) {
 			"<failure xmlns='"+nsSASL+"'><invalid-mechanism/></failure>")
 		return false, nil
 	}
-	if s.silentAt(StepSASL) {
-		return false, s.goSilentNow()
+	if err := s.stopAt(StepSASL); err != nil {
+		return false, err
 	}
 	resp, err := decodeSASL(el.Text)
 	if err != nil {
@@ -114,7 +114,11 @@ func decodeSASL(text string) ([]byte, error) {
 // error, so that the caller can fall back to dialback.
 func (s *side) initiateSASL(r xml.TokenReader) (bool, error) {
 	s.step = StepSASL
-	client := sasl.NewClient(External)
+	var opts []sasl.Option
+	if s.fault(ForeignAuthzid) {
+		opts = append(opts, sasl.Credentials(func() ([]byte, []byte, []byte) { return nil, nil, []byte("other." + s.ep.cfg.Domain) }))
+	}
+	client := sasl.NewClient(External, opts...)
 	_, resp, err := client.Step(nil)
 	if err != nil {
 		return false, fmt.Errorf("sasl: %w", err)

@@ -86,8 +86,12 @@ func (s *side) receiveStartTLS(offered features) (io.ReadWriter, error) {
 		return nil, s.refuse(StepStartTLS, "failure", fmt.Sprintf("%s sent <starttls/> but the %s did not offer it (%s)", s.peerRole, s.role, why),
 			"<failure xmlns='"+nsTLS+"'/>", "</stream:stream>")
 	}
-	if s.silentAt(StepStartTLS) {
-		return nil, s.goSilentNow()
+	if err := s.stopAt(StepStartTLS); err != nil {
+		return nil, err
+	}
+	if s.fault(StartTLSFailure) {
+		return nil, s.refuse(StepStartTLS, "failure", "the receiver offered STARTTLS and then refused it (fault starttls-failure)",
+			"<failure xmlns='"+nsTLS+"'/>", "</stream:stream>")
 	}
 	if err := s.send("<proceed xmlns='" + nsTLS + "'/>"); err != nil {
 		return nil, err

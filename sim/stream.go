@@ -281,3 +281,10 @@ func isClosed(err error) bool {
 		errors.Is(err, errStreamClosed) || strings.Contains(err.Error(), "connection reset") ||
 		strings.Contains(err.Error(), "unexpected EOF") || strings.Contains(err.Error(), "broken pipe")
 }
+
+// isSyntax reports whether err is XML that is not well-formed, other than
+// a stream cut off in the middle.
+func isSyntax(err error) bool {
+	var se *xml.SyntaxError
+	return errors.As(err, &se) && !strings.Contains(se.Msg, "unexpected EOF")
+}

@@ -42,6 +42,8 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 	recvDomain := fs.String("receiver-domain", "b.test", "domain of the receiving endpoint")
 	direction := fs.String("direction", "initiator-to-receiver", "initiator-to-receiver, or both (also receiver to initiator)")
 	transcript := fs.Bool("transcript", false, "print the XML transcript of every connection")
+	initFaults := fs.String("initiator-faults", "", "protocol faults of the initiating endpoint, comma-separated: "+sim.FaultNames())
+	recvFaults := fs.String("receiver-faults", "", "protocol faults of the receiving endpoint, same names")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
 	out := outputFlag(fs, "text", "json")
 	return func(args []string) int {
@@ -58,6 +60,16 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--receiver: %v", err)
 			return exitUsage
 		}
+		fa, err := sim.ParseFaults(*initFaults)
+		if err != nil {
+			e.errorf("--initiator-faults: %v", err)
+			return exitUsage
+		}
+		fb, err := sim.ParseFaults(*recvFaults)
+		if err != nil {
+			e.errorf("--receiver-faults: %v", err)
+			return exitUsage
+		}
 		if *direction != "initiator-to-receiver" && *direction != "both" {
 			e.errorf("--direction: %q is not initiator-to-receiver or both", *direction)
 			return exitUsage
@@ -68,7 +80,7 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		results, err := sim.Pair(ctx, sim.Party{Domain: *initDomain, Settings: a}, sim.Party{Domain: *recvDomain, Settings: b},
+		results, err := sim.Pair(ctx, sim.Party{Domain: *initDomain, Settings: a, Faults: fa}, sim.Party{Domain: *recvDomain, Settings: b, Faults: fb},
 			sim.PairOptions{Timeout: *timeout, Both: *direction == "both"})
 		if err != nil {
 			e.errorf("%v", err)
