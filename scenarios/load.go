@@ -39,6 +39,9 @@ type Endpoint struct {
 	Unlisted bool            `json:"unlisted,omitempty"`
 	Faults   sim.Faults      `json:"-"`
 	Timeout  time.Duration   `json:"timeout,omitempty"`
+	// RecordReads records what the endpoint receives too: behind a proxy,
+	// what arrives is not what was sent.
+	RecordReads bool `json:"-"`
 }
 
 // Expect is what a negotiation should come to.
@@ -81,6 +84,8 @@ type Case struct {
 	Receiver  Endpoint   `json:"receiver"`
 	Others    []Endpoint `json:"others,omitempty"`
 	Expect    Expect     `json:"expect"`
+	// Proxy puts a man-in-the-middle between initiator and receiver.
+	Proxy sim.Downgrade `json:"proxy,omitempty"`
 	// For sweeps: the rows of the full matrix the two sides have, the
 	// partner's certificate state and strictness, and which side initiated.
 	Row          string `json:"row,omitempty"`
@@ -436,9 +441,16 @@ func (l *loader) scenario(suite string, n *yaml.Node) ([]*Case, error) {
 	var others []Endpoint
 	direction := "one"
 	var initN, recvN, expN *yaml.Node
-	err := l.fields(n, "a scenario", []string{"name", "initiator", "receiver", "others", "direction", "expect"}, func(k string, v *yaml.Node) error {
+	err := l.fields(n, "a scenario", []string{"name", "initiator", "receiver", "others", "direction", "expect", "proxy"}, func(k string, v *yaml.Node) error {
 		var err error
 		switch k {
+		case "proxy":
+			var val string
+			if val, err = l.scalar(v, "proxy"); err == nil {
+				if c.Proxy, err = sim.ParseDowngrade(val); err != nil {
+					err = l.errf(v, "proxy: %v", err)
+				}
+			}
 		case "name":
 			c.Name, err = l.scalar(v, "name")
 		case "initiator":
@@ -483,6 +495,12 @@ func (l *loader) scenario(suite string, n *yaml.Node) ([]*Case, error) {
 		return nil, l.errf(recvN, "scenario %q: initiator and receiver are both %s; give them different domains", c.Name, c.Receiver.Domain)
 	}
 	c.Others = others
+	if c.Proxy != "" {
+		c.Initiator.RecordReads = true
+		if direction == "both" {
+			return nil, l.errf(n, "scenario %q: a proxied scenario runs in one direction", c.Name)
+		}
+	}
 	c.ID = suite + "/" + slug(c.Name)
 	cases := []*Case{c}
 	if direction == "both" {

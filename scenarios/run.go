@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,13 +149,13 @@ func (p *pool) close() {
 func (p *pool) endpoint(e Endpoint) (*sim.Endpoint, error) {
 	// Settings.String leaves the secret out: name it, or two nodes of a
 	// domain with different secrets would share one endpoint.
-	key := fmt.Sprintf("%s|%s|secret=%q|%s|%s", e.Domain, e.Settings, e.Settings.Secret, e.Faults, e.Timeout)
+	key := fmt.Sprintf("%s|%s|secret=%q|%s|%s|%t", e.Domain, e.Settings, e.Settings.Secret, e.Faults, e.Timeout, e.RecordReads)
 	if ep, ok := p.eps[key]; ok {
 		return ep, nil
 	}
 	// Registration in the address book is per case (see run).
 	ep, err := sim.NewEndpoint(sim.Config{Domain: e.Domain, Settings: e.Settings, Net: p.net, Unlisted: true,
-		Timeout: e.Timeout, Faults: e.Faults})
+		Timeout: e.Timeout, Faults: e.Faults, RecordReads: e.RecordReads})
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +175,7 @@ func (p *pool) run(ctx context.Context, c *Case) *Outcome {
 	for _, e := range all {
 		p.net.Unregister(e.Domain)
 	}
-	var init *sim.Endpoint
+	var init, recv *sim.Endpoint
 	for i, e := range all {
 		ep, err := p.endpoint(e)
 		if err != nil {
@@ -184,19 +185,65 @@ func (p *pool) run(ctx context.Context, c *Case) *Outcome {
 		if !e.Unlisted {
 			p.net.Register(e.Domain, ep.Addr())
 		}
-		if i == 1 {
+		switch i {
+		case 0:
+			recv = ep
+		case 1:
 			init = ep
 		}
+	}
+	if c.Proxy != "" {
+		px, err := sim.StartProxy(recv.Addr(), c.Proxy)
+		if err != nil {
+			o.Why = fmt.Sprintf("%s: cannot start the proxy: %v", c.Source, err)
+			return o
+		}
+		defer px.Close()
+		p.net.Register(c.Receiver.Domain, px.Addr())
+		defer p.net.Register(c.Receiver.Domain, recv.Addr())
 	}
 	o.Result = init.Initiate(ctx, c.Receiver.Domain)
 	o.check()
 	return o
 }
 
+// invariants returns what the transcript shows that must never happen,
+// whatever a faulty peer does: SASL on a plain stream (unless the
+// initiator was told to misbehave that way, in which case it must fail),
+// and dialback accepted before TLS by a receiver that requires TLS.
+func invariants(c *Case, r *sim.Result) []string {
+	var v []string
+	for _, e := range r.Transcript {
+		if e.TLS {
+			continue
+		}
+		fromInit := strings.HasPrefix(e.From, string(sim.Initiator))
+		fromRecv := strings.HasPrefix(e.From, string(sim.Receiver)) && e.Conn == "main"
+		switch {
+		case fromRecv && strings.Contains(e.XML, "<success xmlns='"+"urn:ietf:params:xml:ns:xmpp-sasl'"):
+			v = append(v, "SASL success on a plain stream")
+		case fromInit && strings.Contains(e.XML, "<auth ") && !c.Initiator.Faults.Has(sim.AuthBeforeTLS):
+			v = append(v, "SASL <auth/> sent on a plain stream")
+		case fromRecv && strings.Contains(e.XML, "<mechanisms") && !c.Receiver.Faults.Has(sim.OfferSASLPlain):
+			v = append(v, "SASL offered on a plain stream")
+		case fromRecv && strings.Contains(e.XML, "<db:result") && strings.Contains(e.XML, "type='valid'") &&
+			c.Receiver.Settings.TLS == policy.Required:
+			v = append(v, "dialback accepted before TLS by a receiver that requires TLS")
+		}
+	}
+	return v
+}
+
 // check compares the result with the expectation.
 func (o *Outcome) check() {
 	r, e := o.Result, o.Case.Expect
 	got := sig(r)
+	defer func() {
+		if v := invariants(o.Case, r); len(v) > 0 {
+			o.Pass = false
+			o.Why = strings.Join(v, "; ")
+		}
+	}()
 	switch {
 	case e.Predicted:
 		p := policy.Predict(o.Case.Initiator.Settings, o.Case.Receiver.Settings)

@@ -214,3 +214,17 @@ func TestRunIsDeterministic(t *testing.T) {
 		assert.Empty(t, b[i].Unstable)
 	}
 }
+
+// The invariants must be able to fail: a transcript in which a receiver
+// accepts SASL on a plain stream is caught whatever the expectation says.
+func TestInvariantsCatchSASLOnPlainStream(t *testing.T) {
+	c := &Case{Receiver: Endpoint{Settings: policy.DefaultSettings()}}
+	r := &sim.Result{Outcome: "sasl-over-tls", Transcript: []sim.Entry{
+		{Conn: "main", From: "initiator a.test", XML: "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>"},
+		{Conn: "main", From: "receiver b.test", XML: "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"},
+	}}
+	assert.Equal(t, []string{"SASL <auth/> sent on a plain stream", "SASL success on a plain stream"}, invariants(c, r))
+	o := &Outcome{Case: &Case{Expect: Expect{Method: policy.SASLOverTLS}, Receiver: c.Receiver}, Result: r}
+	o.check()
+	assert.False(t, o.Pass)
+}

@@ -22,6 +22,10 @@ import (
 // DefaultTimeout bounds one negotiation when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
+// DefaultMaxConns bounds an endpoint's inbound connections when
+// Config.MaxConns is zero.
+const DefaultMaxConns = 256
+
 // Config describes one endpoint.
 type Config struct {
 	Domain   string
@@ -43,6 +47,9 @@ type Config struct {
 	RecordReads bool
 	// Faults makes the endpoint misbehave on purpose.
 	Faults Faults
+	// MaxConns bounds the inbound connections served at once; more are
+	// refused with <resource-constraint/>. Zero means DefaultMaxConns.
+	MaxConns int
 }
 
 // Endpoint is one XMPP server, able to receive streams, initiate them and
@@ -191,14 +198,30 @@ func (e *Endpoint) Close() error {
 
 func (e *Endpoint) acceptLoop() {
 	defer e.wg.Done()
+	limit := e.cfg.MaxConns
+	if limit <= 0 {
+		limit = DefaultMaxConns
+	}
+	slots := make(chan struct{}, limit)
 	for {
 		c, err := e.ln.Accept()
 		if err != nil {
 			return
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			// Refuse at once, without reading: the peer may be flooding.
+			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_, _ = c.Write([]byte(headerXML(e.cfg.Domain, "", newStreamID()) +
+				streamErrorXML("resource-constraint", fmt.Sprintf("more than %d connections at once", limit)) + "</stream:stream>"))
+			c.Close()
+			continue
+		}
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
+			defer func() { <-slots }()
 			e.handleInbound(c)
 		}()
 	}

@@ -347,3 +347,16 @@ func TestHostilePeers(t *testing.T) {
 		})
 	}
 }
+
+func TestConnectionLimit(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "", func(c *Config) { c.MaxConns = 1 })
+	hog, err := net.DialTimeout("tcp", b.Addr(), time.Second)
+	require.NoError(t, err)
+	defer hog.Close()
+	// The hog holds the only slot (it is being served: b waits for its header).
+	_, err = hog.Write([]byte(rawHeader))
+	require.NoError(t, err)
+	got := rawPeer(t, b, rawHeader)
+	assert.Contains(t, got, "<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+}
