@@ -42,6 +42,8 @@ type Endpoint struct {
 	// RecordReads records what the endpoint receives too: behind a proxy,
 	// what arrives is not what was sent.
 	RecordReads bool `json:"-"`
+	// MaxElementBytes is the largest element it reads (0: the default).
+	MaxElementBytes int `json:"max_element_bytes,omitempty"`
 }
 
 // Expect is what a negotiation should come to.
@@ -276,7 +278,7 @@ func (l *loader) suite(n *yaml.Node) (*Suite, error) {
 	return s, nil
 }
 
-var endpointKeys = []string{"domain", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout"}
+var endpointKeys = []string{"domain", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes"}
 
 var silentSteps = []sim.Step{sim.StepStream, sim.StepStartTLS, sim.StepSASL, sim.StepDialback, sim.StepDialbackVerify}
 
@@ -329,6 +331,12 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 				}
 			}
 			return l.errf(v, "silent_at: invalid step %q: accepted values are %s", val, joinSteps(silentSteps))
+		case "max_element_bytes":
+			var n int
+			if _, err := fmt.Sscan(val, &n); err != nil || n < 64 || n > 64<<20 {
+				return l.errf(v, "max_element_bytes: %q is not a number of bytes from 64 to 67108864", val)
+			}
+			e.MaxElementBytes = n
 		case "timeout":
 			d, err := time.ParseDuration(val)
 			if err != nil || d <= 0 {

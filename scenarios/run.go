@@ -149,13 +149,13 @@ func (p *pool) close() {
 func (p *pool) endpoint(e Endpoint) (*sim.Endpoint, error) {
 	// Settings.String leaves the secret out: name it, or two nodes of a
 	// domain with different secrets would share one endpoint.
-	key := fmt.Sprintf("%s|%s|secret=%q|%s|%s|%t", e.Domain, e.Settings, e.Settings.Secret, e.Faults, e.Timeout, e.RecordReads)
+	key := fmt.Sprintf("%s|%s|secret=%q|%s|%s|%t|%d", e.Domain, e.Settings, e.Settings.Secret, e.Faults, e.Timeout, e.RecordReads, e.MaxElementBytes)
 	if ep, ok := p.eps[key]; ok {
 		return ep, nil
 	}
 	// Registration in the address book is per case (see run).
 	ep, err := sim.NewEndpoint(sim.Config{Domain: e.Domain, Settings: e.Settings, Net: p.net, Unlisted: true,
-		Timeout: e.Timeout, Faults: e.Faults, RecordReads: e.RecordReads})
+		Timeout: e.Timeout, Faults: e.Faults, RecordReads: e.RecordReads, Limits: sim.Limits{MaxElementBytes: e.MaxElementBytes}})
 	if err != nil {
 		return nil, err
 	}

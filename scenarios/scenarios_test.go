@@ -54,6 +54,10 @@ func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
 		{"bad direction", head + "    direction: sideways\n", "bad.yaml:4:16: direction: invalid value \"sideways\": accepted values are one, both"},
 		{"not yaml", "suite: [\n", "bad.yaml: yaml:"},
 		{"empty", "", "bad.yaml: empty file"},
+		// Found by FuzzParse: repeated values let a sweep ask for millions
+		// of negotiations.
+		{"repeated list value", "suite: t\nsweeps:\n  - {name: s, strict: [true, true]}\n", `bad.yaml:3:23: strict: "true" given twice`},
+		{"bad limit", head + "    initiator: {domain: a.test, max_element_bytes: 3}\n", "max_element_bytes: \"3\" is not a number of bytes"},
 		{"duplicate", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: fail\n  - name: x\n    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: fail\n", "bad.yaml:7: scenario \"x\" is declared twice (also at bad.yaml:3)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -92,7 +92,7 @@ func (s *side) initiateDialback(r xml.TokenReader) (bool, error) {
 	if err := s.send(fmt.Sprintf("<db:result from='%s' to='%s'>%s</db:result>", esc(s.ep.cfg.Domain), esc(s.peer), key)); err != nil {
 		return false, err
 	}
-	el, err := readElement(r)
+	el, err := s.read(r)
 	if err != nil {
 		return false, err
 	}

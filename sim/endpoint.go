@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"net"
@@ -47,6 +48,8 @@ type Config struct {
 	RecordReads bool
 	// Faults makes the endpoint misbehave on purpose.
 	Faults Faults
+	// Limits bound what the endpoint reads from a peer.
+	Limits Limits
 	// MaxConns bounds the inbound connections served at once; more are
 	// refused with <resource-constraint/>. Zero means DefaultMaxConns.
 	MaxConns int
@@ -283,6 +286,11 @@ func (s *side) relabel() {
 	s.c.conn = s.conn
 }
 
+// read reads the next element within the endpoint's limits.
+func (s *side) read(r xml.TokenReader) (*element, error) {
+	return readElementWith(r, s.ep.cfg.Limits.orDefault())
+}
+
 // send writes elements to the peer in one write (one TLS record, one
 // system call) and records each of them as its own transcript entry.
 func (s *side) send(elements ...string) error {
@@ -409,7 +417,7 @@ func (e *Endpoint) send(ctx context.Context, domain, stanza string) *Result {
 		r := sess.TokenReader()
 		defer r.Close()
 		for {
-			if _, err := readElement(r); err != nil {
+			if _, err := s.read(r); err != nil {
 				return nil
 			}
 		}
@@ -544,7 +552,7 @@ func (s *side) pingAndClose(sess *xmpp.Session) (err error) {
 	go func() {
 		defer close(elems)
 		for {
-			el, err := readElement(r)
+			el, err := s.read(r)
 			elems <- next{el, err}
 			if err != nil {
 				return
@@ -590,7 +598,7 @@ func (s *side) closeStream(sess *xmpp.Session) {
 	r := sess.TokenReader()
 	defer r.Close()
 	for {
-		if _, err := readElement(r); err != nil {
+		if _, err := s.read(r); err != nil {
 			break
 		}
 	}
@@ -620,7 +628,7 @@ func (s *side) serveAuthenticated(sess *xmpp.Session) {
 	r := sess.TokenReader()
 	defer r.Close()
 	for {
-		el, err := readElement(r)
+		el, err := s.read(r)
 		if err != nil {
 			if isClosed(err) || errors.Is(err, errStreamClosed) {
 				_ = s.send("</stream:stream>")

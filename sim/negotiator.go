@@ -175,7 +175,7 @@ func (s *side) receive() xmpp.Negotiator {
 			return 0, nil, nil, s.abort(err)
 		}
 		for {
-			el, err := readElement(r)
+			el, err := s.read(r)
 			if err != nil {
 				if s.verified && isClosed(err) {
 					return 0, nil, nil, err
@@ -267,7 +267,7 @@ func (s *side) initiate() xmpp.Negotiator {
 			if err := s.send("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>=</auth>"); err != nil {
 				return 0, nil, nil, s.abort(err)
 			}
-			_, err := readElement(r)
+			_, err := s.read(r)
 			return 0, nil, nil, s.abort(err)
 		}
 		if err := s.send(headerXML(from, to, "")); err != nil {
@@ -295,7 +295,7 @@ func (s *side) initiate() xmpp.Negotiator {
 		if s.conn == "main" {
 			s.tr.streamID(h.ID)
 		}
-		el, err := readElement(r)
+		el, err := s.read(r)
 		if err != nil {
 			return 0, nil, nil, s.abort(err)
 		}
@@ -417,7 +417,7 @@ func (s *side) misbehave(r xml.TokenReader, f features) error {
 	case s.fault(MalformedXML):
 		el = "<message><body>not well-formed</message>"
 	case s.fault(Oversize):
-		el = fmt.Sprintf("<message from='%s' to='someone@%s'><body>%s</body></message>", esc(s.ep.cfg.Domain), esc(s.peer), strings.Repeat("x", 2*maxText))
+		el = fmt.Sprintf("<message from='%s' to='someone@%s'><body>%s</body></message>", esc(s.ep.cfg.Domain), esc(s.peer), strings.Repeat("x", 2*s.ep.cfg.Limits.orDefault().MaxElementBytes))
 	default:
 		return nil
 	}
@@ -425,7 +425,7 @@ func (s *side) misbehave(r xml.TokenReader, f features) error {
 		return err
 	}
 	for {
-		el, err := readElement(r)
+		el, err := s.read(r)
 		if err != nil {
 			return err
 		}

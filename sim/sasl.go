@@ -130,7 +130,7 @@ func (s *side) initiateSASL(r xml.TokenReader) (bool, error) {
 	if err := s.send("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>" + payload + "</auth>"); err != nil {
 		return false, err
 	}
-	el, err := readElement(r)
+	el, err := s.read(r)
 	if err != nil {
 		return false, err
 	}

@@ -110,7 +110,7 @@ func (s *side) initiateStartTLS(r xml.TokenReader) (io.ReadWriter, error) {
 	if err := s.send("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
 		return nil, err
 	}
-	el, err := readElement(r)
+	el, err := s.read(r)
 	if err != nil {
 		return nil, err
 	}

@@ -27,12 +27,29 @@ const (
 	nsPing         = "urn:xmpp:ping"
 )
 
-// Limits on what an endpoint reads from a peer.
-const (
-	maxDepth    = 16
-	maxChildren = 256
-	maxText     = 64 << 10
-)
+// Limits bound what an endpoint reads from a peer: a larger element is a
+// <policy-violation/> stream error naming the limit.
+type Limits struct {
+	MaxElementBytes int // names, attribute values and text of one element, nested ones included
+	MaxDepth        int
+	MaxChildren     int // of any one element
+}
+
+// DefaultLimits apply where Config.Limits leaves a field zero.
+var DefaultLimits = Limits{MaxElementBytes: 64 << 10, MaxDepth: 16, MaxChildren: 256}
+
+func (l Limits) orDefault() Limits {
+	if l.MaxElementBytes <= 0 {
+		l.MaxElementBytes = DefaultLimits.MaxElementBytes
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultLimits.MaxDepth
+	}
+	if l.MaxChildren <= 0 {
+		l.MaxChildren = DefaultLimits.MaxChildren
+	}
+	return l
+}
 
 // element is an XML element read from a peer, as a small tree.
 type element struct {
@@ -88,7 +105,10 @@ func (e peerStreamError) Error() string {
 // readElement reads the next top-level element of the stream. It returns
 // errStreamClosed when the peer ends its stream, and peerStreamError
 // when the peer sends <stream:error/>.
-func readElement(r xml.TokenReader) (*element, error) {
+func readElement(r xml.TokenReader) (*element, error) { return readElementWith(r, DefaultLimits) }
+
+// readElementWith is readElement within the limits lim.
+func readElementWith(r xml.TokenReader, lim Limits) (*element, error) {
 	for {
 		tok, err := r.Token()
 		if err != nil {
@@ -96,7 +116,8 @@ func readElement(r xml.TokenReader) (*element, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			el, err := readTree(r, t.Copy(), 1)
+			budget := lim.MaxElementBytes
+			el, err := readTree(r, t.Copy(), 1, lim, &budget)
 			if err != nil {
 				return nil, err
 			}
@@ -114,9 +135,22 @@ func readElement(r xml.TokenReader) (*element, error) {
 	}
 }
 
-func readTree(r xml.TokenReader, start xml.StartElement, depth int) (*element, error) {
-	if depth > maxDepth {
-		return nil, policyViolation(fmt.Sprintf("element nesting deeper than %d", maxDepth))
+func readTree(r xml.TokenReader, start xml.StartElement, depth int, lim Limits, budget *int) (*element, error) {
+	if depth > lim.MaxDepth {
+		return nil, policyViolation(fmt.Sprintf("element nesting deeper than %d", lim.MaxDepth))
+	}
+	spend := func(n int) error {
+		if *budget -= n; *budget < 0 {
+			return policyViolation(fmt.Sprintf("element larger than %d bytes", lim.MaxElementBytes))
+		}
+		return nil
+	}
+	size := len(start.Name.Local)
+	for _, a := range start.Attr {
+		size += len(a.Name.Local) + len(a.Value)
+	}
+	if err := spend(size); err != nil {
+		return nil, err
 	}
 	el := &element{Name: start.Name, Attr: start.Attr}
 	for {
@@ -126,17 +160,17 @@ func readTree(r xml.TokenReader, start xml.StartElement, depth int) (*element, e
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if len(el.Children) >= maxChildren {
-				return nil, policyViolation(fmt.Sprintf("more than %d child elements", maxChildren))
+			if len(el.Children) >= lim.MaxChildren {
+				return nil, policyViolation(fmt.Sprintf("more than %d child elements", lim.MaxChildren))
 			}
-			c, err := readTree(r, t.Copy(), depth+1)
+			c, err := readTree(r, t.Copy(), depth+1, lim, budget)
 			if err != nil {
 				return nil, err
 			}
 			el.Children = append(el.Children, c)
 		case xml.CharData:
-			if len(el.Text)+len(t) > maxText {
-				return nil, policyViolation(fmt.Sprintf("element text longer than %d bytes", maxText))
+			if err := spend(len(t)); err != nil {
+				return nil, err
 			}
 			el.Text += string(t)
 		case xml.EndElement:

@@ -85,7 +85,7 @@ func (s *side) sendVerify(r xml.TokenReader) (xmpp.SessionState, io.ReadWriter, 
 		esc(from), esc(to), esc(id), esc(s.askKey))); err != nil {
 		return 0, nil, nil, s.abort(err)
 	}
-	el, err := readElement(r)
+	el, err := s.read(r)
 	if err != nil {
 		return 0, nil, nil, s.abort(err)
 	}
