@@ -304,8 +304,16 @@ func (e failed) Error() string { return e.f.String() }
 
 // fail records a failure raised by this side and returns it as an error.
 func (s *side) fail(step Step, condition, msg string) error {
-	step = s.onConn(step)
-	f := Failure{Step: step, Condition: condition, By: s.role, Message: msg, Conn: s.conn}
+	return s.record(s.role, step, condition, msg)
+}
+
+// peerFail records a failure the peer raised.
+func (s *side) peerFail(step Step, condition, msg string) error {
+	return s.record(s.peerRole, step, condition, msg)
+}
+
+func (s *side) record(by Side, step Step, condition, msg string) error {
+	f := Failure{Step: s.onConn(step), Condition: condition, By: by, Message: msg, Conn: s.conn}
 	s.tr.fail(f)
 	return failed{f}
 }
@@ -326,14 +334,6 @@ func (s *side) refuse(step Step, condition, msg string, elements ...string) erro
 	err := s.fail(step, condition, msg)
 	_ = s.send(elements...)
 	return err
-}
-
-// peerFail records a failure the peer raised.
-func (s *side) peerFail(step Step, condition, msg string) error {
-	step = s.onConn(step)
-	f := Failure{Step: step, Condition: condition, By: s.peerRole, Message: msg, Conn: s.conn}
-	s.tr.fail(f)
-	return failed{f}
 }
 
 // abort turns any error met during a step into a recorded failure, and

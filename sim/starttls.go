@@ -25,20 +25,29 @@ func (s *side) serverTLS() *tls.Config {
 		ClientAuth: tls.RequestClientCert,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
-				return nil
+				return nil // dialback-only peers have none
 			}
-			s.peerCert = cs.PeerCertificates[0]
-			s.certErr = certs.Check(cs.PeerCertificates, s.ep.roots, s.peer, x509.ExtKeyUsageClientAuth, now())
-			if s.certErr != nil && s.ep.cfg.Settings.Strict {
-				return s.fail(StepTLSHandshake, "bad-certificate", fmt.Sprintf("%s's certificate rejected: %v", s.peerRole, s.certErr))
-			}
-			return nil
+			return s.judge(cs, x509.ExtKeyUsageClientAuth)
 		},
 	}
 	if s.ep.cert != nil {
 		cfg.Certificates = []tls.Certificate{*s.ep.cert}
 	}
 	return cfg
+}
+
+// judge checks the peer's certificate for its usage and the peer's
+// domain, remembers what it found, and aborts the handshake when the
+// endpoint is strict and the certificate is bad.
+func (s *side) judge(cs tls.ConnectionState, usage x509.ExtKeyUsage) error {
+	if len(cs.PeerCertificates) > 0 {
+		s.peerCert = cs.PeerCertificates[0]
+	}
+	s.certErr = certs.Check(cs.PeerCertificates, s.ep.roots, s.peer, usage, now())
+	if s.certErr != nil && s.ep.cfg.Settings.Strict {
+		return s.fail(StepTLSHandshake, "bad-certificate", fmt.Sprintf("%s's certificate rejected: %v", s.peerRole, s.certErr))
+	}
+	return nil
 }
 
 // clientTLS is the initiating side's TLS configuration: it presents its
@@ -52,14 +61,7 @@ func (s *side) clientTLS() *tls.Config {
 		// with an invalid certificate and the reason is still recorded.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) > 0 {
-				s.peerCert = cs.PeerCertificates[0]
-			}
-			s.certErr = certs.Check(cs.PeerCertificates, s.ep.roots, s.peer, x509.ExtKeyUsageServerAuth, now())
-			if s.certErr != nil && s.ep.cfg.Settings.Strict {
-				return s.fail(StepTLSHandshake, "bad-certificate", fmt.Sprintf("%s's certificate rejected: %v", s.peerRole, s.certErr))
-			}
-			return nil
+			return s.judge(cs, x509.ExtKeyUsageServerAuth)
 		},
 	}
 	if s.ep.cert != nil {
