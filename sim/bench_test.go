@@ -6,8 +6,8 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"time"
 	"testing"
+	"time"
 
 	"xmppneg/certs"
 	"xmppneg/policy"

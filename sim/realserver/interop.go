@@ -3,6 +3,7 @@ package realserver
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"xmppneg/certs"
@@ -24,6 +25,9 @@ type InteropOutcome struct {
 	// Detail says how step, condition or side differ when the outcome
 	// (method, or failure) agrees but the failure is raised differently.
 	Detail string `json:"detail,omitempty"`
+	// ServerLog is the end of the server's log, kept when the outcome
+	// disagrees with the prediction.
+	ServerLog string `json:"server_log,omitempty"`
 }
 
 // Observed is the outcome written out.
@@ -181,6 +185,9 @@ func interopRound(ctx context.Context, server, srvDomain string, srv Server, si 
 				o.Prediction = policy.Predict(partner, ss.Policy())
 			}
 			o.Agree = o.Result.Outcome == o.Prediction.Outcome
+			if !o.Agree {
+				o.ServerLog = tail(srv.Log(), 60)
+			}
 			if o.Agree && o.Observed() != o.Predicted() {
 				o.Detail = fmt.Sprintf("both fail, differently: predicted %s, observed %s", o.Predicted(), o.Observed())
 			}
@@ -231,4 +238,13 @@ func drain(c chan *sim.Result) {
 			return
 		}
 	}
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -43,7 +43,7 @@ func checkInterop(t *testing.T, outs []InteropOutcome) {
 		if o.ServerInitiates {
 			dir = o.Server + "→harness"
 		}
-		assert.True(t, o.Agree, "%s %s, partner %s, %s: observed %s, predicted %s\n%s", o.Server, o.ServerSettings, o.Partner, dir, o.Observed(), o.Predicted(), o.Result.TranscriptText())
+		assert.True(t, o.Agree, "%s %s, partner %s, %s: observed %s, predicted %s\n%s\nserver log:\n%s", o.Server, o.ServerSettings, o.Partner, dir, o.Observed(), o.Predicted(), o.Result.TranscriptText(), o.ServerLog)
 		methods[o.Result.Outcome]++
 	}
 	// The sweep is only worth something if the server really negotiated.
