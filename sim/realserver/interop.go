@@ -230,16 +230,6 @@ func EjabberdSettingsSweep() []Setting {
 	return out
 }
 
-func drain(c chan *sim.Result) {
-	for {
-		select {
-		case <-c:
-		default:
-			return
-		}
-	}
-}
-
 // tail returns the last n lines of s.
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
