@@ -40,6 +40,15 @@ const (
 // States lists every State.
 var States = []State{Valid, Missing, Expired, SelfSigned, Untrusted, WrongName, NoClientAuth}
 
+// AcceptedStates lists the state names, comma separated.
+var AcceptedStates = func() string {
+	names := make([]string, len(States))
+	for i, st := range States {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
+}()
+
 // ParseState reads a state name (any case; "untrusted-ca" and
 // "untrusted CA" are accepted for untrusted, "self signed" for self-signed).
 func ParseState(s string) (State, error) {
@@ -59,11 +68,7 @@ func ParseState(s string) (State, error) {
 			return st, nil
 		}
 	}
-	names := make([]string, len(States))
-	for i, st := range States {
-		names[i] = string(st)
-	}
-	return "", fmt.Errorf("invalid certificate state %q: accepted values are %s", s, strings.Join(names, ", "))
+	return "", fmt.Errorf("invalid certificate state %q: accepted values are %s", s, AcceptedStates)
 }
 
 // Authority is a certificate authority.
@@ -330,11 +335,10 @@ func writePEM(path string, mode os.FileMode, typ string, der []byte) error {
 	return nil
 }
 
-// LoadPEM reads a directory written by WritePEM: the CA becomes the PKI's
-// trusted CA (with its key, so that more certificates can be issued) and
-// the leaf certificates found there are used as the Valid certificates of
-// their domains.
-func LoadPEM(dir string) (*PKI, error) {
+// LoadCA reads the CA (ca.pem and ca.key) of a directory written by
+// WritePEM, to issue new certificates from it. The error wraps
+// fs.ErrNotExist when the directory has no CA.
+func LoadCA(dir string) (*PKI, error) {
 	caCert, err := readCert(filepath.Join(dir, "ca.pem"))
 	if err != nil {
 		return nil, err
@@ -343,11 +347,25 @@ func LoadPEM(dir string) (*PKI, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !caKey.PublicKey.Equal(caCert.PublicKey) {
+		return nil, fmt.Errorf("certs: %s does not hold the key of %s", filepath.Join(dir, "ca.key"), filepath.Join(dir, "ca.pem"))
+	}
 	rogue, err := NewAuthority("xmppneg untrusted CA")
 	if err != nil {
 		return nil, err
 	}
-	p := &PKI{CA: &Authority{Cert: caCert, Key: caKey}, Rogue: rogue, leafs: map[leafKey]*tls.Certificate{}}
+	return &PKI{CA: &Authority{Cert: caCert, Key: caKey}, Rogue: rogue, leafs: map[leafKey]*tls.Certificate{}}, nil
+}
+
+// LoadPEM reads a directory written by WritePEM: the CA becomes the PKI's
+// trusted CA (with its key, so that more certificates can be issued) and
+// the leaf certificates found there are used as the Valid certificates of
+// their domains.
+func LoadPEM(dir string) (*PKI, error) {
+	p, err := LoadCA(dir)
+	if err != nil {
+		return nil, err
+	}
 	crts, _ := filepath.Glob(filepath.Join(dir, "*.crt"))
 	for _, f := range crts {
 		domain := strings.TrimSuffix(filepath.Base(f), ".crt")

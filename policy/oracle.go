@@ -4,28 +4,17 @@ import (
 	"fmt"
 
 	"xmppneg/certs"
+	"xmppneg/policy/outcome"
 )
 
 // Prediction is what the oracle expects of one negotiation.
 type Prediction struct {
-	// Outcome is the method expected to authenticate the stream, or
-	// "failed".
-	Outcome string `json:"outcome"`
-	// For a failure: the step, condition and side of the root cause, in
-	// the vocabulary of the negotiation results.
-	Step      string `json:"step,omitempty"`
-	Condition string `json:"condition,omitempty"`
-	By        string `json:"by,omitempty"`
+	// Outcome is the method expected to authenticate the stream, or the
+	// failure expected, with the step, condition and side of its root
+	// cause.
+	Outcome outcome.Outcome `json:"outcome"`
 	// Reasons explains the prediction, one short sentence a decision.
 	Reasons []string `json:"reasons"`
-}
-
-// Method returns the predicted method and true, or "" and false.
-func (p Prediction) Method() (Method, bool) {
-	if p.Outcome == "failed" {
-		return "", false
-	}
-	return Method(p.Outcome), true
 }
 
 // badServerCert reports whether a certificate in state st fails a peer's
@@ -43,6 +32,25 @@ func badClientCert(st certs.State) bool { return badServerCert(st) || st == cert
 
 func hasCert(st certs.State) bool { return st != certs.Missing && st != "" }
 
+// predictor accumulates the reasons of a prediction.
+type predictor struct{ p Prediction }
+
+func (pr *predictor) say(format string, a ...any) {
+	pr.p.Reasons = append(pr.p.Reasons, fmt.Sprintf(format, a...))
+}
+
+func (pr *predictor) succeed(m outcome.Method, format string, a ...any) Prediction {
+	pr.say(format, a...)
+	pr.p.Outcome = outcome.Succeeded(m)
+	return pr.p
+}
+
+func (pr *predictor) fail(step outcome.Step, cond outcome.Condition, by outcome.Side, format string, a ...any) Prediction {
+	pr.say(format, a...)
+	pr.p.Outcome = outcome.Failed(outcome.Failure{Step: step, Condition: cond, By: by, Message: pr.p.Reasons[len(pr.p.Reasons)-1]})
+	return pr.p
+}
+
 // Predict says what a negotiation from an initiating endpoint with
 // settings in to a receiving endpoint with settings re should come to,
 // from the rules of RFC 6120, XEP-0178 and XEP-0220 as this harness
@@ -52,38 +60,37 @@ func hasCert(st certs.State) bool { return st != certs.Missing && st != "" }
 // certificate; dialback is confirmed by the initiator's own endpoint as
 // authoritative server, over a connection the receiver opens.
 func Predict(in, re Settings) Prediction {
-	var p Prediction
-	say := func(format string, a ...any) { p.Reasons = append(p.Reasons, fmt.Sprintf(format, a...)) }
-	fail := func(step, cond, by, format string, a ...any) Prediction {
-		say(format, a...)
-		p.Outcome, p.Step, p.Condition, p.By = "failed", step, cond, by
-		return p
-	}
+	var pr predictor
+	const (
+		initiator = outcome.Initiator
+		receiver  = outcome.Receiver
+	)
 
 	// Before TLS: the receiver offers STARTTLS when it may and can.
 	offerTLS := re.TLS != NotSupported && hasCert(re.Cert)
 	secure := false
 	switch {
 	case offerTLS && in.TLS != NotSupported:
-		say("receiver offers STARTTLS and initiator uses it")
+		pr.say("receiver offers STARTTLS and initiator uses it")
 		if in.Strict && badServerCert(re.Cert) {
-			return fail("tls-handshake", "bad-certificate", "initiator", "strict initiator rejects the receiver's %s certificate", re.Cert)
+			return pr.fail(outcome.StepTLSHandshake, outcome.BadCertificate, initiator, "strict initiator rejects the receiver's %s certificate", re.Cert)
 		}
 		if re.Strict && hasCert(in.Cert) && badClientCert(in.Cert) {
-			return fail("tls-handshake", "bad-certificate", "receiver", "strict receiver rejects the initiator's %s certificate", in.Cert)
+			return pr.fail(outcome.StepTLSHandshake, outcome.BadCertificate, receiver, "strict receiver rejects the initiator's %s certificate", in.Cert)
 		}
 		secure = true
 	case offerTLS && re.TLS == Required:
-		return fail("starttls", "unsupported-feature", "initiator", "receiver requires TLS but initiator does not support it")
+		return pr.fail(outcome.StepStartTLS, outcome.UnsupportedFeature, initiator, "receiver requires TLS but initiator does not support it")
+	case in.TLS == Required && re.TLS != NotSupported:
+		return pr.fail(outcome.StepStartTLS, outcome.PolicyViolation, initiator, "initiator requires TLS but the receiver, having no certificate, does not offer STARTTLS")
 	case in.TLS == Required:
-		if re.TLS != NotSupported {
-			return fail("starttls", "policy-violation", "initiator", "initiator requires TLS but the receiver, having no certificate, does not offer STARTTLS")
-		}
-		return fail("starttls", "policy-violation", "initiator", "initiator requires TLS but the receiver does not support it")
-	case re.TLS == NotSupported || in.TLS == NotSupported:
-		say("no TLS: %s", map[bool]string{true: "receiver has TLS NotSupported", false: "initiator has TLS NotSupported"}[re.TLS == NotSupported])
+		return pr.fail(outcome.StepStartTLS, outcome.PolicyViolation, initiator, "initiator requires TLS but the receiver does not support it")
+	case re.TLS == NotSupported:
+		pr.say("no TLS: receiver has TLS NotSupported")
+	case in.TLS == NotSupported:
+		pr.say("no TLS: initiator has TLS NotSupported")
 	default:
-		say("no TLS: the receiver has no certificate, so it offers no STARTTLS")
+		pr.say("no TLS: the receiver has no certificate, so it offers no STARTTLS")
 	}
 
 	// Authentication: EXTERNAL first, dialback as fallback.
@@ -91,38 +98,29 @@ func Predict(in, re Settings) Prediction {
 	offerDB := re.DialbackUsable() && (secure || re.TLS != Required)
 	if offerSASL && in.SASL != NotSupported {
 		if !badClientCert(in.Cert) {
-			say("SASL EXTERNAL with the initiator's valid certificate")
-			p.Outcome = string(SASLOverTLS)
-			return p
+			return pr.succeed(outcome.SASLOverTLS, "SASL EXTERNAL with the initiator's valid certificate")
 		}
-		say("receiver refuses SASL EXTERNAL: the initiator's certificate is %s", in.Cert)
+		pr.say("receiver refuses SASL EXTERNAL: the initiator's certificate is %s", in.Cert)
 		if !offerDB || !in.DialbackUsable() {
-			return fail("sasl", "not-authorized", "receiver", "SASL EXTERNAL refused and no dialback to fall back to")
+			return pr.fail(outcome.StepSASL, outcome.NotAuthorized, receiver, "SASL EXTERNAL refused and no dialback to fall back to")
 		}
 	}
 	if !offerDB || !in.DialbackUsable() {
-		step := "dialback"
+		step := outcome.StepDialback
 		if offerSASL {
-			step = "sasl"
+			step = outcome.StepSASL
 		}
-		why := noMethodReason(in, re, secure, offerSASL, offerDB)
-		return fail(step, "policy-violation", "initiator", "no common authentication method: %s", why)
+		return pr.fail(step, outcome.PolicyViolation, initiator, "no common authentication method: %s", noMethodReason(in, re, secure, offerSASL, offerDB))
 	}
 
 	// Dialback: the receiver verifies the key with the initiator's domain.
-	if f, ok := predictVerify(in, re); !ok {
-		p.Reasons = append(p.Reasons, f.Reasons...)
-		p.Outcome, p.Step, p.Condition, p.By = "failed", f.Step, f.Condition, f.By
+	if p, ok := predictVerify(&pr, in, re); !ok {
 		return p
 	}
 	if secure {
-		say("Server Dialback on the TLS stream")
-		p.Outcome = string(TLSDialback)
-	} else {
-		say("Server Dialback on the plain stream")
-		p.Outcome = string(TCPDialback)
+		return pr.succeed(outcome.TLSDialback, "Server Dialback on the TLS stream")
 	}
-	return p
+	return pr.succeed(outcome.TCPDialback, "Server Dialback on the plain stream")
 }
 
 func noMethodReason(in, re Settings, secure, offerSASL, offerDB bool) string {
@@ -154,30 +152,27 @@ func noMethodReason(in, re Settings, secure, offerSASL, offerDB bool) string {
 	return sasl + "; " + db
 }
 
-// predictVerify follows the verify connection that the receiver opens to
-// the initiator's endpoint, now in the role of authoritative server.
-func predictVerify(auth, verifier Settings) (Prediction, bool) {
-	var p Prediction
-	fail := func(cond, by, format string, a ...any) (Prediction, bool) {
-		p.Reasons = append(p.Reasons, fmt.Sprintf(format, a...))
-		p.Step, p.Condition, p.By = "dialback-verify", cond, by
-		return p, false
-	}
+// predictVerify follows the verify connection that the receiver (the
+// verifier) opens to the initiator's endpoint, now in the role of
+// authoritative server. It returns the failed prediction and false when
+// the verification cannot succeed.
+func predictVerify(pr *predictor, auth, verifier Settings) (Prediction, bool) {
+	const step = outcome.StepDialbackVerify
 	offerTLS := auth.TLS != NotSupported && hasCert(auth.Cert)
 	switch {
 	case offerTLS && verifier.TLS != NotSupported:
 		if verifier.Strict && badServerCert(auth.Cert) {
-			return fail("bad-certificate", "receiver", "on the verify connection the strict receiver rejects the authoritative server's %s certificate", auth.Cert)
+			return pr.fail(step, outcome.BadCertificate, outcome.Receiver, "on the verify connection the strict receiver rejects the authoritative server's %s certificate", auth.Cert), false
 		}
 		if auth.Strict && hasCert(verifier.Cert) && badClientCert(verifier.Cert) {
-			return fail("bad-certificate", "authoritative", "on the verify connection the strict authoritative server rejects the receiver's %s certificate", verifier.Cert)
+			return pr.fail(step, outcome.BadCertificate, outcome.Authoritative, "on the verify connection the strict authoritative server rejects the receiver's %s certificate", verifier.Cert), false
 		}
 	case offerTLS && auth.TLS == Required:
-		return fail("unsupported-feature", "receiver", "the authoritative server requires TLS on the verify connection but the receiver does not support it")
+		return pr.fail(step, outcome.UnsupportedFeature, outcome.Receiver, "the authoritative server requires TLS on the verify connection but the receiver does not support it"), false
 	case verifier.TLS == Required:
-		return fail("policy-violation", "receiver", "the receiver requires TLS on the verify connection but the authoritative server does not offer it")
+		return pr.fail(step, outcome.PolicyViolation, outcome.Receiver, "the receiver requires TLS on the verify connection but the authoritative server does not offer it"), false
 	case auth.TLS == Required:
-		return fail("policy-violation", "authoritative", "the authoritative server requires TLS before db:verify but has no certificate to offer it")
+		return pr.fail(step, outcome.PolicyViolation, outcome.Authoritative, "the authoritative server requires TLS before db:verify but has no certificate to offer it"), false
 	}
-	return p, true
+	return Prediction{}, true
 }

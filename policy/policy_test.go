@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"xmppneg/certs"
+	"xmppneg/policy/outcome"
 )
 
 // The full matrix as the Korean original lays it out, one line a row:
@@ -45,18 +46,18 @@ func codes(fs []Finding) []string {
 	return out
 }
 
-func parseMethods(t *testing.T, s string) MethodSet {
+func parseMethods(t *testing.T, s string) outcome.MethodSet {
 	t.Helper()
 	if s == "-" {
-		return MethodSet{}
+		return outcome.MethodSet{}
 	}
-	var ms []Method
+	var ms []outcome.Method
 	for _, name := range splitComma(s) {
-		m, err := ParseMethod(name)
+		m, err := outcome.ParseMethod(name)
 		require.NoError(t, err)
 		ms = append(ms, m)
 	}
-	return NewMethodSet(ms...)
+	return outcome.NewMethodSet(ms...)
 }
 
 func splitComma(s string) []string {
@@ -119,7 +120,7 @@ func TestInconsistencyC2M7(t *testing.T) {
 	inc := incs[0]
 	assert.Equal(t, "tables-disagree", inc.Code)
 	assert.Equal(t, []string{"C2", "M7"}, inc.Rows)
-	assert.Equal(t, MethodSet{TCPDialback}, inc.Extra)
+	assert.Equal(t, outcome.MethodSet{outcome.TCPDialback}, inc.Extra)
 	assert.Empty(t, inc.Missing)
 	assert.Contains(t, inc.Message, "TLS Required")
 }
@@ -127,12 +128,12 @@ func TestInconsistencyC2M7(t *testing.T) {
 func TestInconsistenciesFindsEditedTable(t *testing.T) {
 	// Repair C2, break C4: the check must follow the data, not the row names.
 	common := Table{Rows: append([]Row{}, Common.Rows...)}
-	common.Rows[1].Methods = MethodSet{SASLOverTLS, TLSDialback}
-	common.Rows[3].Methods = MethodSet{TLSDialback}
+	common.Rows[1].Methods = outcome.MethodSet{outcome.SASLOverTLS, outcome.TLSDialback}
+	common.Rows[3].Methods = outcome.MethodSet{outcome.TLSDialback}
 	incs := inconsistencies(common, Full)
 	require.Len(t, incs, 1)
 	assert.Equal(t, []string{"C4", "M17"}, incs[0].Rows)
-	assert.Equal(t, MethodSet{TCPDialback}, incs[0].Missing)
+	assert.Equal(t, outcome.MethodSet{outcome.TCPDialback}, incs[0].Missing)
 }
 
 func TestParseLevel(t *testing.T) {

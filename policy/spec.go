@@ -26,6 +26,10 @@ func DefaultSettings() Settings {
 // SpecKeys lists the keys ParseSpec accepts.
 const SpecKeys = "tls, sasl, dialback, cert, strict, secret"
 
+// SpecKeysHelp lists the keys ParseSpec accepts with their values.
+var SpecKeysHelp = "tls, sasl (Required|Optional|NotSupported), dialback (true|false), cert (" +
+	strings.ReplaceAll(certs.AcceptedStates, ", ", "|") + "), strict (true|false), secret"
+
 // ParseSpec reads settings written as comma-separated key=value pairs,
 // such as "tls=Required,sasl=Optional,dialback=true,cert=expired". Keys
 // not given keep the values of DefaultSettings. An error names the bad key

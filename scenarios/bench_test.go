@@ -12,8 +12,8 @@ func benchSuite(b *testing.B, name string) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		rep := Execute(context.Background(), []*Suite{s}, Options{})
-		if !rep.Passed() {
+		rep, err := Execute(context.Background(), []*Suite{s}, Options{})
+		if err != nil || !rep.Passed() {
 			b.Fatalf("%s did not pass", name)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 // nothing panics.
 func FuzzParse(f *testing.F) {
 	// pairwise is left out: its 9072 cases make every execution slow.
-	for _, name := range []string{"lync2013", "failures"} {
+	for _, name := range []string{"lync2013", "failures", "interop-prosody"} {
 		b, _ := shipped.ReadFile(name + ".yaml")
 		f.Add(string(b))
 	}

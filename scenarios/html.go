@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
 
 // htmlCell is one half of a grid cell: one direction of a row/partner pair.
@@ -18,27 +19,40 @@ type htmlCell struct {
 type htmlGrid struct {
 	Title    string
 	Open     bool
-	Partners []policy.Row
+	Partners []htmlLabel
 	Rows     []htmlGridRow
+	// RowHead and Directions name the dimensions: a row of the matrix or
+	// a real server's setting, and who initiates in each half of a cell.
+	RowHead, Directions string
 }
 
+// htmlLabel is a row or column heading: a short id and its settings.
+type htmlLabel struct{ ID, Short, Title string }
+
 type htmlGridRow struct {
-	Row   policy.Row
+	Row   htmlLabel
 	Cells [][2]*htmlCell // per partner: row initiates, partner initiates
 }
 
 type htmlPage struct {
 	Title           string
-	Passed, Failed  int
-	Negotiations    int
+	Summary         Summary
+	OK              bool
+	Interrupted     bool
 	Seconds         string
 	Suites          string
 	Grids           []htmlGrid
 	Full            []htmlMatrixRow
 	Witnesses       []string
 	Inconsistencies []Evidence
-	Cases           []*Outcome
+	Cases           []htmlCase
 	HasRows         bool
+	ShowMatrix      bool
+}
+
+type htmlCase struct {
+	*Negotiation
+	Status, Expected string
 }
 
 type htmlMatrixRow struct {
@@ -49,22 +63,22 @@ type htmlMatrixRow struct {
 	Warnings string
 }
 
-func cellFor(o *Outcome) *htmlCell {
-	if o == nil {
+var methodLabels = map[outcome.Method]string{outcome.SASLOverTLS: "S", outcome.TLSDialback: "D", outcome.TCPDialback: "d"}
+
+func cellFor(n *Negotiation) *htmlCell {
+	if n == nil || n.Result == nil {
 		return nil
 	}
-	c := &htmlCell{Class: "failed", Label: "✗", Link: o.Transcript, Bad: !o.Pass}
-	if m, ok := o.Result.Method(); ok {
-		c.Class = string(m)
-		c.Label = map[policy.Method]string{policy.SASLOverTLS: "S", policy.TLSDialback: "D", policy.TCPDialback: "d"}[m]
+	c := &htmlCell{Class: "failed", Label: "✗", Link: n.Transcript, Bad: !n.Pass}
+	if o := n.Result.Outcome; o.OK() {
+		c.Class, c.Label = o.Method.String(), methodLabels[o.Method]
 	}
-	dir := "row → partner"
-	if !o.Case.RowInitiates {
-		dir = "partner → row"
+	c.Title = fmt.Sprintf("%s: %s\n%s\nexpected: %s", direction(n.Case), n.Case.Name, n.Result.Explain(), expectedText(n))
+	if n.Note != "" {
+		c.Title += "\nnote: " + n.Note
 	}
-	c.Title = fmt.Sprintf("%s: %s\n%s\nexpected: %s", dir, o.Case.Name, o.Result.Explain(), o.Expected())
 	if c.Bad {
-		c.Title += "\nDISAGREES: " + o.Why
+		c.Title += "\nDISAGREES: " + n.Why
 	}
 	return c
 }
@@ -77,34 +91,41 @@ func grids(r *Report) []htmlGrid {
 				cert   string
 				strict bool
 			}
-			byKey := map[key]map[[3]string]*Outcome{}
+			byKey := map[key]map[[3]string]*Negotiation{}
 			var keys []key
-			for _, o := range r.Outcomes {
-				c := o.Case
-				if c.Suite != sw.Suite || c.Sweep != sw.Name || o.Result == nil {
+			for _, n := range r.Negotiations {
+				c := n.Case
+				if c.Suite != sw.Suite || c.Sweep != sw.Name || n.Result == nil {
 					continue
 				}
 				k := key{c.PartnerCert, c.Strict != nil && *c.Strict}
 				if byKey[k] == nil {
-					byKey[k] = map[[3]string]*Outcome{}
+					byKey[k] = map[[3]string]*Negotiation{}
 					keys = append(keys, k)
 				}
-				byKey[k][[3]string{c.Row, c.Partner, fmt.Sprint(c.RowInitiates)}] = o
+				byKey[k][[3]string{c.Row, c.Partner, fmt.Sprint(c.RowInitiates)}] = n
 			}
 			for i, k := range keys {
-				g := htmlGrid{Title: fmt.Sprintf("%s / %s: partner certificate %s, endpoints %s", sw.Suite, sw.Name, k.cert,
-					map[bool]string{true: "strict", false: "lenient"}[k.strict]), Open: i == 0}
+				g := htmlGrid{Open: i == 0, RowHead: "row", Directions: "left half: the row initiates; right half: the partner initiates"}
+				g.Title = fmt.Sprintf("%s / %s: partner certificate %s, endpoints %s", sw.Suite, sw.Name, k.cert, strictness(k.strict))
+				if sw.Server != "" {
+					g.RowHead = sw.Server + " setting"
+					g.Directions = "left half: " + sw.Server + " initiates; right half: the harness initiates"
+					g.Title = fmt.Sprintf("%s / %s: real %s against harness partners with certificate %s", sw.Suite, sw.Name, sw.Server, k.cert)
+				}
 				for _, id := range sw.Partners {
-					p, _ := policy.Full.Row(id)
-					g.Partners = append(g.Partners, p)
+					p, _ := partnerRow(id)
+					g.Partners = append(g.Partners, htmlLabel{ID: p.ID, Short: p.Policy.Short(), Title: p.Policy.String()})
 				}
 				for _, id := range sw.Rows {
-					row, _ := policy.Full.Row(id)
-					gr := htmlGridRow{Row: row}
+					gr := htmlGridRow{Row: htmlLabel{ID: id, Title: sw.Titles[id]}}
+					if row, ok := policy.Full.Row(id); ok && sw.Server == "" {
+						gr.Row.Short = row.Policy.Short()
+					}
 					for _, p := range g.Partners {
 						gr.Cells = append(gr.Cells, [2]*htmlCell{
-							cellFor(byKey[k][[3]string{row.ID, p.ID, "true"}]),
-							cellFor(byKey[k][[3]string{row.ID, p.ID, "false"}]),
+							cellFor(byKey[k][[3]string{id, p.ID, "true"}]),
+							cellFor(byKey[k][[3]string{id, p.ID, "false"}]),
 						})
 					}
 					g.Rows = append(g.Rows, gr)
@@ -121,21 +142,20 @@ func grids(r *Report) []htmlGrid {
 // outlined in red), the documented matrix beside them, and every cell
 // linking to its transcript file (when transcripts were written).
 func WriteHTML(w io.Writer, r *Report) error {
-	passed, failed := r.Counts()
-	var names []string
-	for _, s := range r.Suites {
-		names = append(names, s.Name)
-	}
-	page := htmlPage{Title: "xmppneg report: " + strings.Join(names, ", "), Passed: passed, Failed: failed,
-		Negotiations: len(r.Outcomes), Seconds: fmt.Sprintf("%.2f", r.Duration.Seconds()), Suites: strings.Join(names, ", "),
-		Grids: grids(r), HasRows: len(r.Rows) > 0, Inconsistencies: Inconsistencies(r.Rows)}
+	page := htmlPage{Title: "xmppneg report: " + strings.Join(r.SuiteNames(), ", "), Summary: r.Summary(), OK: r.Passed(),
+		Interrupted: r.Interrupted, Seconds: fmt.Sprintf("%.2f", r.Duration.Seconds()), Suites: strings.Join(r.SuiteNames(), ", "),
+		Grids: grids(r), HasRows: len(r.Rows) > 0, Inconsistencies: r.Inconsistencies}
 	checks := map[string]RowCheck{}
 	for _, rc := range r.Rows {
 		checks[rc.Row] = rc
 		for _, wit := range rc.Witnesses {
-			page.Witnesses = append(page.Witnesses, fmt.Sprintf("%s [%s]: with partner %s (%s): %s", rc.Row, wit.Warning, wit.Partner, wit.PartnerSettings, wit.Failure))
+			page.Witnesses = append(page.Witnesses, wit.Text(rc.Row))
 		}
 	}
+	for _, g := range page.Grids {
+		page.ShowMatrix = page.ShowMatrix || g.RowHead == "row"
+	}
+	page.ShowMatrix = page.ShowMatrix || page.HasRows
 	for _, row := range policy.Full.Rows {
 		mr := htmlMatrixRow{Row: row}
 		var ws []string
@@ -148,16 +168,16 @@ func WriteHTML(w io.Writer, r *Report) error {
 		}
 		page.Full = append(page.Full, mr)
 	}
-	for _, o := range r.Outcomes {
-		if o.Case.Sweep == "" || !o.Pass {
-			page.Cases = append(page.Cases, o)
+	for _, n := range r.Negotiations {
+		if n.Case.Sweep == "" || !n.Pass {
+			page.Cases = append(page.Cases, htmlCase{Negotiation: n, Status: n.Status(), Expected: expectedText(n)})
 		}
 	}
 	return htmlTemplate.Execute(w, page)
 }
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"names": func(ms policy.MethodSet) string { return ms.Names() },
+	"names": func(ms outcome.MethodSet) string { return ms.Names() },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>
@@ -175,19 +195,19 @@ th.r{text-align:left;white-space:nowrap}
 .dis{background:#ffebee}
 </style></head><body>
 <h1>{{.Title}}</h1>
-<p class="summary">{{if eq .Failed 0}}<b class="ok">All {{.Passed}} negotiations as expected</b>{{else}}<b class="ko">{{.Failed}} of {{.Negotiations}} negotiations not as expected</b>{{end}}
-— {{.Negotiations}} real negotiations in {{.Seconds}} s (suites: {{.Suites}}).</p>
+<p class="summary">{{if .OK}}<b class="ok">All {{.Summary.Passed}} negotiations as expected</b>{{else if .Interrupted}}<b class="ko">Interrupted after {{.Summary.Negotiations}} of {{.Summary.Selected}} negotiations</b>{{else}}<b class="ko">{{.Summary.Failed}} of {{.Summary.Negotiations}} negotiations not as expected</b>{{end}}
+— {{.Summary.Runs}} real negotiations in {{.Seconds}} s (suites: {{.Suites}}).</p>
 <p class="legend"><span class="sasl-over-tls">S SASL over TLS</span><span class="tls-dialback">D TLS Dialback</span><span class="tcp-dialback">d TCP Dialback</span><span class="failed">✗ failed</span>
-Each cell: left half, the row initiates; right half, the partner initiates. A red outline marks a result that differs from the expectation. Click a half for its transcript; hover for the explanation.</p>
+Each cell is split by direction (see each grid). A red outline marks a result that differs from the expectation. Click a half for its transcript; hover for the explanation.</p>
 {{range .Grids}}
-<details {{if .Open}}open{{end}}><summary><b>{{.Title}}</b></summary>
-<div class="wrap"><table class="grid"><tr><th>row \ partner</th>{{range .Partners}}<th title="{{.Policy}}">{{.ID}}</th>{{end}}</tr>
-{{range .Rows}}<tr><th class="r" title="{{.Row.Policy}}">{{.Row.ID}} {{.Row.Policy.Short}}</th>{{range .Cells}}<td>{{range .}}{{if .}}{{if .Link}}<a class="{{.Class}}{{if .Bad}} bad{{end}}" href="{{.Link}}" title="{{.Title}}">{{.Label}}</a>{{else}}<span class="c {{.Class}}{{if .Bad}} bad{{end}}" title="{{.Title}}">{{.Label}}</span>{{end}}{{end}}{{end}}</td>{{end}}</tr>
+<details {{if .Open}}open{{end}}><summary><b>{{.Title}}</b> ({{.Directions}})</summary>
+<div class="wrap"><table class="grid"><tr><th>{{.RowHead}} \ partner</th>{{range .Partners}}<th title="{{.Title}}">{{.ID}}</th>{{end}}</tr>
+{{range .Rows}}<tr><th class="r" title="{{.Row.Title}}">{{.Row.ID}} {{.Row.Short}}</th>{{range .Cells}}<td>{{range .}}{{if .}}{{if .Link}}<a class="{{.Class}}{{if .Bad}} bad{{end}}" href="{{.Link}}" title="{{.Title}}">{{.Label}}</a>{{else}}<span class="c {{.Class}}{{if .Bad}} bad{{end}}" title="{{.Title}}">{{.Label}}</span>{{end}}{{end}}{{end}}</td>{{end}}</tr>
 {{end}}</table>
-{{if .Open}}{{template "matrix" $}}{{end}}
+{{if and .Open $.ShowMatrix}}{{template "matrix" $}}{{end}}
 </div></details>
 {{end}}
-{{if not .Grids}}{{template "matrix" .}}{{end}}
+{{if and (not .Grids) .ShowMatrix}}{{template "matrix" .}}{{end}}
 {{define "matrix"}}<div><h2 style="margin-top:0">The documented full matrix{{if .HasRows}} and what real negotiations achieved{{end}}</h2>
 <table><tr><th>#</th><th>TLS</th><th>SASL</th><th>Dialback</th><th>documented</th>{{if .HasRows}}<th>observed</th><th></th>{{end}}<th>warnings / errors</th></tr>
 {{range .Full}}<tr{{if and .HasCheck (not .Agree)}} class="dis"{{end}}><td>{{.Row.ID}}</td><td>{{.Row.Policy.TLS}}</td><td>{{.Row.Policy.SASL}}</td><td>{{.Row.Policy.Dialback}}</td><td>{{if .Row.Valid}}{{names .Row.Methods}}{{else}}invalid configuration{{end}}</td>{{if $.HasRows}}<td>{{.Observed}}</td><td>{{if .HasCheck}}{{if .Agree}}<span class="ok">agree</span>{{else}}<b class="ko">DISAGREE</b>{{end}}{{end}}</td>{{end}}<td>{{.Warnings}}</td></tr>
@@ -195,8 +215,8 @@ Each cell: left half, the row initiates; right half, the partner initiates. A re
 {{if .Witnesses}}<h2>Warnings and their witnesses</h2><ul>{{range .Witnesses}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{if .Inconsistencies}}<h2>Inconsistencies in the document</h2><ul>{{range .Inconsistencies}}<li><b>{{range .Rows}}{{.}} {{end}}</b>{{.Message}}{{if .Verdict}}<br><i>{{.Verdict}}</i>{{end}}</li>{{end}}</ul>{{end}}
 {{if .Cases}}<h2>Scenarios{{if .Grids}} (and sweep cases not as expected){{end}}</h2>
-<table><tr><th></th><th>case</th><th>observed</th><th>expected</th><th>explanation</th><th>transcript</th></tr>
-{{range .Cases}}<tr{{if not .Pass}} class="dis"{{end}}><td>{{if .Pass}}<span class="ok">PASS</span>{{else}}<b class="ko">FAIL</b>{{end}}</td><td>{{.Case.ID}}</td><td>{{.Observed}}</td><td>{{.Expected}}</td><td>{{if .Result}}{{.Result.Explain}}{{end}}{{if .Why}}<br><b>{{.Why}}</b>{{end}}</td><td>{{if .Transcript}}<a href="{{.Transcript}}">transcript</a>{{end}}</td></tr>
+<table><tr><th></th><th>negotiation</th><th>observed</th><th>expected</th><th>explanation</th><th>transcript</th></tr>
+{{range .Cases}}<tr{{if not .Pass}} class="dis"{{end}}><td>{{if .Pass}}<span class="ok">PASS</span>{{else}}<b class="ko">{{.Status}}</b>{{end}}</td><td>{{.Case.ID}}</td><td>{{.Observed}}</td><td>{{.Expected}}</td><td>{{if .Result}}{{.Result.Explain}}{{end}}{{if .Why}}<br><b>{{.Why}}</b>{{end}}{{if .Note}}<br><i>{{.Note}}</i>{{end}}{{if .ServerLog}}<details><summary>end of the server's log</summary><pre>{{.ServerLog}}</pre></details>{{end}}</td><td>{{if .Transcript}}<a href="{{.Transcript}}">transcript</a>{{end}}</td></tr>
 {{end}}</table>{{end}}
 </body></html>
 `))

@@ -15,7 +15,9 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 	"xmppneg/sim"
+	"xmppneg/sim/realserver"
 )
 
 //go:embed *.yaml
@@ -32,13 +34,17 @@ func Suites() []string {
 	return names
 }
 
-// Endpoint is an endpoint as a scenario declares it.
+// Endpoint is an endpoint as a scenario declares it: one of the
+// harness's own, or a real server.
 type Endpoint struct {
 	Domain   string          `json:"domain"`
 	Settings policy.Settings `json:"settings"`
-	Unlisted bool            `json:"unlisted,omitempty"`
-	Faults   sim.Faults      `json:"-"`
-	Timeout  time.Duration   `json:"timeout,omitempty"`
+	// Server, when set, makes the endpoint a real server of that setting;
+	// Settings are then its knobs in the harness's vocabulary.
+	Server   realserver.Setting `json:"-"`
+	Unlisted bool               `json:"unlisted,omitempty"`
+	Faults   sim.Faults         `json:"-"`
+	Timeout  time.Duration      `json:"-"`
 	// RecordReads records what the endpoint receives too: behind a proxy,
 	// what arrives is not what was sent.
 	RecordReads bool `json:"-"`
@@ -46,34 +52,52 @@ type Endpoint struct {
 	MaxElementBytes int `json:"max_element_bytes,omitempty"`
 }
 
+// String names the endpoint and its settings as reports show them.
+func (e Endpoint) String() string {
+	if e.Server != nil {
+		return fmt.Sprintf("%s (real %s: %s)", e.Domain, e.Server.Kind(), e.Server)
+	}
+	return e.Domain + " " + e.Settings.String()
+}
+
+// Oracle says how a negotiation is compared with the oracle's
+// prediction, when it is.
+type Oracle uint8
+
+// The comparisons with the oracle.
+const (
+	// NoOracle: the expectation is written out (Expect.Want).
+	NoOracle Oracle = iota
+	// Predicted: the same method, or a failure at the same step with the
+	// same condition raised by the same side.
+	Predicted
+	// PredictedOutcome: the same method, or a failure however it was
+	// raised. Real servers are compared this way: where they name a
+	// failure differently, the report notes it.
+	PredictedOutcome
+	// Unchecked: nothing is expected; the negotiation is only reported
+	// (xmppneg negotiate with faults, which the oracle knows nothing of).
+	Unchecked
+)
+
 // Expect is what a negotiation should come to.
 type Expect struct {
-	Predicted bool          `json:"predicted,omitempty"` // whatever the oracle says
-	Method    policy.Method `json:"method,omitempty"`
-	Fail      bool          `json:"fail,omitempty"`
-	Step      string        `json:"step,omitempty"`
-	Condition string        `json:"condition,omitempty"`
-	By        string        `json:"by,omitempty"`
+	Oracle Oracle
+	// Want is the expected outcome when Oracle is NoOracle; its failure
+	// may leave step, condition and side open.
+	Want outcome.Outcome
 }
 
 func (e Expect) String() string {
-	switch {
-	case e.Predicted:
+	switch e.Oracle {
+	case Predicted:
 		return "predicted"
-	case e.Method != "":
-		return string(e.Method)
+	case PredictedOutcome:
+		return "predicted-outcome"
+	case Unchecked:
+		return "none"
 	}
-	s := "fail"
-	var parts []string
-	for _, p := range []string{e.Step, e.Condition, e.By} {
-		if p != "" {
-			parts = append(parts, p)
-		}
-	}
-	if len(parts) > 0 {
-		s += " (" + strings.Join(parts, ", ") + ")"
-	}
-	return s
+	return e.Want.String()
 }
 
 // Case is one negotiation to run.
@@ -85,26 +109,42 @@ type Case struct {
 	Initiator Endpoint   `json:"initiator"`
 	Receiver  Endpoint   `json:"receiver"`
 	Others    []Endpoint `json:"others,omitempty"`
-	Expect    Expect     `json:"expect"`
+	Expect    Expect     `json:"-"`
 	// Proxy puts a man-in-the-middle between initiator and receiver.
 	Proxy sim.Downgrade `json:"proxy,omitempty"`
-	// For sweeps: the rows of the full matrix the two sides have, the
-	// partner's certificate state and strictness, and which side initiated.
+	// For sweeps: the row (a row of the full matrix, or a real server's
+	// setting), the partner's row, certificate state and strictness, and
+	// which side initiated.
+	Sweep        string `json:"sweep,omitempty"`
 	Row          string `json:"row,omitempty"`
 	Partner      string `json:"partner,omitempty"`
 	PartnerCert  string `json:"partner_cert,omitempty"`
 	Strict       *bool  `json:"strict,omitempty"`
 	RowInitiates bool   `json:"row_initiates,omitempty"`
-	Sweep        string `json:"sweep,omitempty"`
+}
+
+// real returns the endpoint of c that is a real server, if any.
+func (c *Case) real() (Endpoint, bool) {
+	for _, e := range []Endpoint{c.Initiator, c.Receiver} {
+		if e.Server != nil {
+			return e, true
+		}
+	}
+	return Endpoint{}, false
 }
 
 // Sweep is a declared sweep, kept for row comparisons and grids.
 type Sweep struct {
-	Suite       string   `json:"suite"`
-	Name        string   `json:"name"`
-	Rows        []string `json:"rows"`
-	Partners    []string `json:"partners"`
-	CompareRows bool     `json:"compare_rows"`
+	Suite string `json:"suite"`
+	Name  string `json:"name"`
+	// Rows are the row ids: rows of the full matrix, or a real server's
+	// settings; Titles describe them.
+	Rows     []string          `json:"rows"`
+	Titles   map[string]string `json:"-"`
+	Partners []string          `json:"partners"`
+	// Server is the real server whose settings are the rows, if any.
+	Server      string `json:"server,omitempty"`
+	CompareRows bool   `json:"compare_rows"`
 }
 
 // Suite is a loaded scenario file.
@@ -157,12 +197,13 @@ func (l *loader) errf(n *yaml.Node, format string, a ...any) error {
 
 func (l *loader) where(n *yaml.Node) string { return fmt.Sprintf("%s:%d", l.file, n.Line) }
 
-// fields walks a mapping, rejecting keys not in accepted.
+// fields walks a mapping, rejecting keys not in accepted and keys given
+// twice.
 func (l *loader) fields(n *yaml.Node, what string, accepted []string, f func(key string, v *yaml.Node) error) error {
 	if n.Kind != yaml.MappingNode {
 		return l.errf(n, "%s must be a mapping with keys %s", what, strings.Join(accepted, ", "))
 	}
-	seen := map[string]bool{}
+	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		ok := false
@@ -172,10 +213,10 @@ func (l *loader) fields(n *yaml.Node, what string, accepted []string, f func(key
 		if !ok {
 			return l.errf(k, "unknown key %q in %s (accepted: %s)", k.Value, what, strings.Join(accepted, ", "))
 		}
-		if seen[k.Value] {
-			return l.errf(k, "key %q given twice in %s", k.Value, what)
+		if prev, dup := seen[k.Value]; dup {
+			return l.errf(k, "key %q given twice in %s (also at line %d)", k.Value, what, prev.Line)
 		}
-		seen[k.Value] = true
+		seen[k.Value] = k
 		if err := f(k.Value, v); err != nil {
 			return err
 		}
@@ -198,11 +239,18 @@ func (l *loader) list(n *yaml.Node, what string) ([]string, error) {
 		return nil, l.errf(n, "%s must be a value or a list", what)
 	}
 	var out []string
+	seen := map[string]bool{}
 	for _, c := range n.Content {
 		v, err := l.scalar(c, what)
 		if err != nil {
 			return nil, err
 		}
+		// Found by FuzzParse: repeated values let a sweep ask for
+		// millions of negotiations.
+		if seen[strings.ToLower(v)] {
+			return nil, l.errf(c, "%s: %q given twice", what, v)
+		}
+		seen[strings.ToLower(v)] = true
 		out = append(out, v)
 	}
 	return out, nil
@@ -220,16 +268,7 @@ func (l *loader) suite(n *yaml.Node) (*Suite, error) {
 		case "description":
 			s.Description, err = l.scalar(v, "description")
 		case "endpoints":
-			if v.Kind != yaml.MappingNode {
-				return l.errf(v, "endpoints must map names to endpoints")
-			}
-			for i := 0; i+1 < len(v.Content); i += 2 {
-				e, err := l.endpoint(v.Content[i+1], "endpoint "+v.Content[i].Value)
-				if err != nil {
-					return err
-				}
-				l.named[v.Content[i].Value] = e
-			}
+			err = l.endpoints(v)
 		case "scenarios":
 			scen = v
 		case "sweeps":
@@ -278,9 +317,29 @@ func (l *loader) suite(n *yaml.Node) (*Suite, error) {
 	return s, nil
 }
 
-var endpointKeys = []string{"domain", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes"}
+// endpoints reads the named endpoints; a name given twice is an error
+// naming both lines (YAML would let the last one win).
+func (l *loader) endpoints(v *yaml.Node) error {
+	if v.Kind != yaml.MappingNode {
+		return l.errf(v, "endpoints must map names to endpoints")
+	}
+	lines := map[string]int{}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		name := v.Content[i]
+		if prev, ok := lines[name.Value]; ok {
+			return l.errf(name, "endpoint %q is named twice (also at line %d)", name.Value, prev)
+		}
+		lines[name.Value] = name.Line
+		e, err := l.endpoint(v.Content[i+1], "endpoint "+name.Value)
+		if err != nil {
+			return err
+		}
+		l.named[name.Value] = e
+	}
+	return nil
+}
 
-var silentSteps = []sim.Step{sim.StepStream, sim.StepStartTLS, sim.StepSASL, sim.StepDialback, sim.StepDialbackVerify}
+var endpointKeys = []string{"domain", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes", "server"}
 
 func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 	if n.Kind == yaml.ScalarNode {
@@ -295,6 +354,13 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		}
 		return e, nil
 	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == "server" {
+				return l.realEndpoint(n, what)
+			}
+		}
+	}
 	e := Endpoint{Settings: policy.DefaultSettings()}
 	err := l.fields(n, what, endpointKeys, func(k string, v *yaml.Node) error {
 		if k == "faults" {
@@ -306,7 +372,9 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 			if err != nil {
 				return l.errf(v, "faults: %v", err)
 			}
-			fs.SilentAt = orStep(fs.SilentAt, e.Faults.SilentAt)
+			if fs.SilentAt == 0 {
+				fs.SilentAt = e.Faults.SilentAt
+			}
 			e.Faults = fs
 			return nil
 		}
@@ -324,13 +392,11 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 			}
 			e.Unlisted = !b
 		case "silent_at":
-			for _, st := range silentSteps {
-				if string(st) == val {
-					e.Faults.SilentAt = st
-					return nil
-				}
+			st, err := sim.ParseFaultStep(val)
+			if err != nil {
+				return l.errf(v, "silent_at: %v", err)
 			}
-			return l.errf(v, "silent_at: invalid step %q: accepted values are %s", val, joinSteps(silentSteps))
+			e.Faults.SilentAt = st
 		case "max_element_bytes":
 			var n int
 			if _, err := fmt.Sscan(val, &n); err != nil || n < 64 || n > 64<<20 {
@@ -338,9 +404,9 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 			}
 			e.MaxElementBytes = n
 		case "timeout":
-			d, err := time.ParseDuration(val)
-			if err != nil || d <= 0 {
-				return l.errf(v, "timeout: invalid duration %q (write it like 500ms or 2s)", val)
+			d, err := parseTimeout(val)
+			if err != nil {
+				return l.errf(v, "timeout: %v", err)
 			}
 			e.Timeout = d
 		default:
@@ -356,12 +422,50 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 	return e, err
 }
 
-func joinSteps(ss []sim.Step) string {
-	var out []string
-	for _, s := range ss {
-		out = append(out, string(s))
+func parseTimeout(val string) (time.Duration, error) {
+	d, err := time.ParseDuration(val)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("invalid duration %q (write it like 500ms or 2s)", val)
 	}
-	return strings.Join(out, ", ")
+	return d, nil
+}
+
+// realEndpoint reads an endpoint that is a real server: {server: KIND,
+// domain: D, and the kind's knobs}.
+func (l *loader) realEndpoint(n *yaml.Node, what string) (Endpoint, error) {
+	var kind *realserver.Kind
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "server" {
+			v := n.Content[i+1]
+			var err error
+			if kind, err = realserver.LookupKind(v.Value); err != nil {
+				return Endpoint{}, l.errf(v, "server: %v", err)
+			}
+		}
+	}
+	e := Endpoint{Domain: kind.Name + ".test"}
+	knobs := map[string]string{}
+	err := l.fields(n, what+" (a real "+kind.Name+")", append([]string{"server", "domain"}, kind.KeyNames()...), func(k string, v *yaml.Node) error {
+		val, err := l.scalar(v, k)
+		switch {
+		case err != nil:
+			return err
+		case k == "domain":
+			e.Domain = val
+		case k != "server":
+			knobs[k] = val
+		}
+		return nil
+	})
+	if err != nil {
+		return e, err
+	}
+	s, err := kind.Parse(knobs)
+	if err != nil {
+		return e, l.errf(n, "%s: %v", what, err)
+	}
+	e.Server, e.Settings = s, s.Policy()
+	return e, nil
 }
 
 func orNone(s string) string {
@@ -371,28 +475,25 @@ func orNone(s string) string {
 	return s
 }
 
-var failSteps = []string{"tcp", "stream", "starttls", "tls-handshake", "sasl", "dialback", "dialback-verify", "timeout"}
-var sides = []string{"initiator", "receiver", "authoritative"}
+const acceptedExpect = "sasl-over-tls, tls-dialback, tcp-dialback, predicted, predicted-outcome, fail, or {fail: {step, condition, by}}"
 
 func (l *loader) expect(n *yaml.Node) (Expect, error) {
-	var e Expect
-	accepted := "sasl-over-tls, tls-dialback, tcp-dialback, predicted, fail, or {fail: {step, condition, by}}"
 	if n.Kind == yaml.ScalarNode {
 		switch n.Value {
 		case "predicted":
-			e.Predicted = true
+			return Expect{Oracle: Predicted}, nil
+		case "predicted-outcome":
+			return Expect{Oracle: PredictedOutcome}, nil
 		case "fail":
-			e.Fail = true
-		default:
-			m, err := policy.ParseMethod(n.Value)
-			if err != nil {
-				return e, l.errf(n, "expect: invalid value %q: accepted values are %s", n.Value, accepted)
-			}
-			e.Method = m
+			return Expect{Want: outcome.AnyFailure()}, nil
 		}
-		return e, nil
+		m, err := outcome.ParseMethod(n.Value)
+		if err != nil {
+			return Expect{}, l.errf(n, "expect: invalid value %q: accepted values are %s", n.Value, acceptedExpect)
+		}
+		return Expect{Want: outcome.Succeeded(m)}, nil
 	}
-	e.Fail = true
+	var f outcome.Failure
 	err := l.fields(n, "expect", []string{"fail"}, func(_ string, v *yaml.Node) error {
 		return l.fields(v, "expect.fail", []string{"step", "condition", "by"}, func(k string, v *yaml.Node) error {
 			val, err := l.scalar(v, k)
@@ -401,31 +502,19 @@ func (l *loader) expect(n *yaml.Node) (Expect, error) {
 			}
 			switch k {
 			case "step":
-				if !contains(failSteps, val) {
-					return l.errf(v, "step: invalid value %q: accepted values are %s", val, strings.Join(failSteps, ", "))
-				}
-				e.Step = val
+				f.Step, err = outcome.ParseStep(val)
 			case "condition":
-				e.Condition = val
+				f.Condition, err = outcome.ParseCondition(val)
 			case "by":
-				if !contains(sides, val) {
-					return l.errf(v, "by: invalid value %q: accepted values are %s", val, strings.Join(sides, ", "))
-				}
-				e.By = val
+				f.By, err = outcome.ParseSide(val)
+			}
+			if err != nil {
+				return l.errf(v, "%s: %v", k, err)
 			}
 			return nil
 		})
 	})
-	return e, err
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return Expect{Want: outcome.Failed(f)}, err
 }
 
 func slug(s string) string {
@@ -476,6 +565,9 @@ func (l *loader) scenario(suite string, n *yaml.Node) ([]*Case, error) {
 				if err != nil {
 					return err
 				}
+				if e.Server != nil {
+					return l.errf(o, "others: a real server can only be the initiator or the receiver")
+				}
 				others = append(others, e)
 			}
 		case "direction":
@@ -498,15 +590,20 @@ func (l *loader) scenario(suite string, n *yaml.Node) ([]*Case, error) {
 	case initN == nil || recvN == nil:
 		return nil, l.errf(n, "scenario %q needs an initiator and a receiver", c.Name)
 	case expN == nil:
-		return nil, l.errf(n, "scenario %q needs expect (accepted: sasl-over-tls, tls-dialback, tcp-dialback, predicted, fail, {fail: {...}})", c.Name)
+		return nil, l.errf(n, "scenario %q needs expect (accepted: %s)", c.Name, acceptedExpect)
 	case c.Initiator.Domain == c.Receiver.Domain:
 		return nil, l.errf(recvN, "scenario %q: initiator and receiver are both %s; give them different domains", c.Name, c.Receiver.Domain)
+	case c.Initiator.Server != nil && c.Receiver.Server != nil:
+		return nil, l.errf(recvN, "scenario %q: two real servers; one side must be the harness's", c.Name)
 	}
 	c.Others = others
 	if c.Proxy != "" {
 		c.Initiator.RecordReads = true
-		if direction == "both" {
+		switch {
+		case direction == "both":
 			return nil, l.errf(n, "scenario %q: a proxied scenario runs in one direction", c.Name)
+		case c.Initiator.Server != nil || c.Receiver.Server != nil:
+			return nil, l.errf(n, "scenario %q: a proxy stands only between the harness's own endpoints", c.Name)
 		}
 	}
 	c.ID = suite + "/" + slug(c.Name)
@@ -522,7 +619,16 @@ func (l *loader) scenario(suite string, n *yaml.Node) ([]*Case, error) {
 	return cases, nil
 }
 
-func (l *loader) rows(n *yaml.Node, what string) ([]policy.Row, error) {
+// partnerRow is a row a sweep takes settings from: a row of the full
+// matrix, or of the common table.
+func partnerRow(id string) (policy.Row, bool) {
+	if r, ok := policy.Full.Row(id); ok {
+		return r, true
+	}
+	return policy.Common.Row(id)
+}
+
+func (l *loader) rows(n *yaml.Node, what string, common bool) ([]policy.Row, error) {
 	vals, err := l.list(n, what)
 	if err != nil {
 		return nil, err
@@ -530,16 +636,18 @@ func (l *loader) rows(n *yaml.Node, what string) ([]policy.Row, error) {
 	if len(vals) == 1 && vals[0] == "all" {
 		return policy.Full.Rows, nil
 	}
+	accepted := "all, or M1 to M18"
+	if common {
+		accepted = "all, M1 to M18, or C1 to C4"
+	}
 	var out []policy.Row
-	seen := map[string]bool{}
 	for _, v := range vals {
-		if seen[strings.ToUpper(v)] {
-			return nil, l.errf(n, "%s: row %q given twice", what, v)
-		}
-		seen[strings.ToUpper(v)] = true
 		r, ok := policy.Full.Row(v)
+		if !ok && common {
+			r, ok = policy.Common.Row(v)
+		}
 		if !ok {
-			return nil, l.errf(n, "%s: no row %q in the full matrix (accepted: all, or M1 to M18)", what, v)
+			return nil, l.errf(n, "%s: no row %q (accepted: %s)", what, v, accepted)
 		}
 		out = append(out, r)
 	}
@@ -550,22 +658,41 @@ func (l *loader) rows(n *yaml.Node, what string) ([]policy.Row, error) {
 // 9072, and a file must not be able to ask for millions.
 const maxSweepCases = 100_000
 
+// sweepRow is one value of a sweep's row dimension: a row of the full
+// matrix or a setting of a real server.
+type sweepRow struct {
+	id, title string
+	ep        Endpoint
+}
+
 func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
-	sw := Sweep{Suite: suite}
+	sw := Sweep{Suite: suite, Titles: map[string]string{}}
 	rows, partners := policy.Full.Rows, policy.Full.Rows
+	var kind *realserver.Kind
+	var settingsN *yaml.Node
 	directions := "both"
 	pcerts := []certs.State{certs.Valid}
 	stricts := []bool{true}
-	exp := Expect{Predicted: true}
-	err := l.fields(n, "a sweep", []string{"name", "rows", "partners", "directions", "partner_certs", "strict", "expect", "compare_rows"}, func(k string, v *yaml.Node) error {
+	exp := Expect{Oracle: Predicted}
+	var timeout time.Duration
+	err := l.fields(n, "a sweep", []string{"name", "rows", "server", "settings", "partners", "directions", "partner_certs", "strict", "expect", "compare_rows", "timeout"}, func(k string, v *yaml.Node) error {
 		var err error
 		switch k {
 		case "name":
 			sw.Name, err = l.scalar(v, "name")
 		case "rows":
-			rows, err = l.rows(v, "rows")
+			rows, err = l.rows(v, "rows", false)
+		case "server":
+			var val string
+			if val, err = l.scalar(v, "server"); err == nil {
+				if kind, err = realserver.LookupKind(val); err != nil {
+					err = l.errf(v, "server: %v", err)
+				}
+			}
+		case "settings":
+			settingsN = v
 		case "partners":
-			partners, err = l.rows(v, "partners")
+			partners, err = l.rows(v, "partners", true)
 		case "directions":
 			directions, err = l.scalar(v, "directions")
 			if err == nil && !contains([]string{"both", "row-initiates", "partner-initiates"}, directions) {
@@ -585,11 +712,6 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 				st, err := certs.ParseState(s)
 				if err != nil {
 					return l.errf(v, "partner_certs: %v", err)
-				}
-				for _, x := range pcerts {
-					if x == st {
-						return l.errf(v, "partner_certs: %q given twice", s)
-					}
 				}
 				pcerts = append(pcerts, st)
 			}
@@ -619,6 +741,13 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 				}
 				sw.CompareRows = true
 			}
+		case "timeout":
+			var val string
+			if val, err = l.scalar(v, "timeout"); err == nil {
+				if timeout, err = parseTimeout(val); err != nil {
+					err = l.errf(v, "timeout: %v", err)
+				}
+			}
 		}
 		return err
 	})
@@ -628,51 +757,85 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 	if sw.Name == "" {
 		return sw, nil, l.errf(n, "a sweep needs a name")
 	}
-	total := len(rows) * len(partners) * len(pcerts) * len(stricts)
+	var dims []sweepRow
+	switch {
+	case kind == nil && settingsN != nil:
+		return sw, nil, l.errf(settingsN, "settings: give the server whose settings these are (server: %s)", strings.Join(kindNames(), "|"))
+	case kind != nil:
+		if sw.CompareRows {
+			return sw, nil, l.errf(n, "sweep %q: compare_rows applies to rows of the full matrix, not to a real server's settings", sw.Name)
+		}
+		sw.Server = kind.Name
+		if dims, err = l.serverSettings(kind, settingsN); err != nil {
+			return sw, nil, err
+		}
+	default:
+		for _, r := range rows {
+			dims = append(dims, sweepRow{id: r.ID, title: r.Policy.String(),
+				ep: Endpoint{Domain: "row.test", Settings: policy.Settings{Policy: r.Policy, Cert: certs.Valid}}})
+		}
+	}
+	total := len(dims) * len(partners) * len(pcerts) * len(stricts)
 	if directions == "both" {
 		total *= 2
 	}
 	if total > maxSweepCases {
 		return sw, nil, l.errf(n, "sweep %q would run %d negotiations; the limit is %d", sw.Name, total, maxSweepCases)
 	}
-	for _, r := range rows {
-		sw.Rows = append(sw.Rows, r.ID)
+	for _, d := range dims {
+		sw.Rows = append(sw.Rows, d.id)
+		sw.Titles[d.id] = d.title
 	}
 	for _, p := range partners {
 		sw.Partners = append(sw.Partners, p.ID)
 	}
 	var cases []*Case
 	src := l.where(n)
-	for _, r := range rows {
-		for _, p := range partners {
+	rowDir, partnerDir := "row-initiates", "partner-initiates"
+	if kind != nil {
+		rowDir, partnerDir = "server-initiates", "harness-initiates"
+	}
+	for ri, d := range dims {
+		for pi, p := range partners {
 			for _, st := range pcerts {
 				for _, strict := range stricts {
 					strict := strict
-					rowEP := Endpoint{Domain: "row.test", Settings: policy.Settings{Policy: r.Policy, Cert: certs.Valid, Strict: strict}}
-					partEP := Endpoint{Domain: "partner.test", Settings: policy.Settings{Policy: p.Policy, Cert: st, Strict: strict}}
+					rowEP := d.ep
+					if rowEP.Server == nil {
+						rowEP.Settings.Strict = strict
+					}
+					partEP := Endpoint{Domain: "partner.test", Settings: policy.Settings{Policy: p.Policy, Cert: st, Strict: strict}, Timeout: timeout}
+					if kind != nil {
+						// Real servers keep what they learnt of a domain:
+						// every negotiation gets a harness domain of its own.
+						partEP.Domain = fmt.Sprintf("h%d-%d-%s.test", ri, pi, slug(string(st)))
+						partEP.RecordReads = true
+					}
 					for _, rowInit := range []bool{true, false} {
 						if (directions == "row-initiates" && !rowInit) || (directions == "partner-initiates" && rowInit) {
 							continue
 						}
-						c := &Case{Suite: suite, Sweep: sw.Name, Source: src, Expect: exp, Row: r.ID, Partner: p.ID,
+						c := &Case{Suite: suite, Sweep: sw.Name, Source: src, Expect: exp, Row: d.id, Partner: p.ID,
 							PartnerCert: string(st), Strict: &strict, RowInitiates: rowInit}
-						dir := "row-initiates"
+						dir := rowDir
 						c.Initiator, c.Receiver = rowEP, partEP
 						if !rowInit {
-							dir = "partner-initiates"
+							dir = partnerDir
 							c.Initiator, c.Receiver = partEP, rowEP
 						}
-						id := []string{suite, sw.Name, r.ID, p.ID}
+						id := []string{suite, sw.Name, d.id, p.ID}
 						if len(pcerts) > 1 || st != certs.Valid {
 							id = append(id, string(st))
 						}
 						if len(stricts) > 1 || !strict {
-							id = append(id, map[bool]string{true: "strict", false: "lenient"}[strict])
+							id = append(id, strictness(strict))
 						}
 						id = append(id, dir)
 						c.ID = strings.Join(id, "/")
-						c.Name = fmt.Sprintf("%s (%s) vs %s (%s, cert %s, %s), %s", r.ID, r.Policy.Short(), p.ID, p.Policy.Short(), st,
-							map[bool]string{true: "strict", false: "lenient"}[strict], dir)
+						c.Name = fmt.Sprintf("%s (%s) vs %s (%s, cert %s, %s), %s", d.id, d.title, p.ID, p.Policy.Short(), st, strictness(strict), dir)
+						if kind != nil {
+							c.Name = fmt.Sprintf("%s %s vs harness %s (%s, cert %s), %s", kind.Name, d.id, p.ID, p.Policy.Short(), st, dir)
+						}
 						cases = append(cases, c)
 					}
 				}
@@ -682,9 +845,65 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 	return sw, cases, nil
 }
 
-func orStep(a, b sim.Step) sim.Step {
-	if a != "" {
-		return a
+func strictness(strict bool) string {
+	if strict {
+		return "strict"
 	}
-	return b
+	return "lenient"
+}
+
+// serverSettings reads a real server sweep's settings: "all" (the
+// kind's own sweep) or a list of knob mappings.
+func (l *loader) serverSettings(kind *realserver.Kind, n *yaml.Node) ([]sweepRow, error) {
+	var settings []realserver.Setting
+	switch {
+	case n == nil || (n.Kind == yaml.ScalarNode && n.Value == "all"):
+		settings = kind.Sweep()
+	case n.Kind == yaml.SequenceNode:
+		for _, item := range n.Content {
+			knobs := map[string]string{}
+			err := l.fields(item, "a "+kind.Name+" setting", kind.KeyNames(), func(k string, v *yaml.Node) error {
+				val, err := l.scalar(v, k)
+				knobs[k] = val
+				return err
+			})
+			if err != nil {
+				return nil, err
+			}
+			s, err := kind.Parse(knobs)
+			if err != nil {
+				return nil, l.errf(item, "%v", err)
+			}
+			settings = append(settings, s)
+		}
+	default:
+		return nil, l.errf(n, "settings must be all or a list of %s settings with keys %s", kind.Name, strings.Join(kind.KeyNames(), ", "))
+	}
+	var out []sweepRow
+	seen := map[string]bool{}
+	for _, s := range settings {
+		if seen[s.ID()] {
+			return nil, l.errf(n, "settings: %s given twice", s)
+		}
+		seen[s.ID()] = true
+		out = append(out, sweepRow{id: s.ID(), title: s.String(), ep: Endpoint{Domain: kind.Name + ".test", Server: s, Settings: s.Policy()}})
+	}
+	return out, nil
+}
+
+func kindNames() []string {
+	var out []string
+	for _, k := range realserver.Kinds() {
+		out = append(out, k.Name)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

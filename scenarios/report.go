@@ -2,287 +2,248 @@ package scenarios
 
 import (
 	"encoding/json"
-	"encoding/xml"
-	"fmt"
-	"io"
-	"os"
-	"path/filepath"
-	"strings"
-	"text/tabwriter"
+	"strconv"
+	"time"
 
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
+	"xmppneg/sim"
 )
 
-// TranscriptFile is the file name of a case's transcript in an output
-// directory, relative to it.
-func TranscriptFile(c *Case) string {
-	return filepath.Join("transcripts", strings.NewReplacer("/", "__", " ", "_").Replace(c.ID)+".txt")
+// Report is the whole of a run: every negotiation with its verdict, the
+// rows of the documented matrix compared with what the negotiations
+// achieved, and the document's inconsistencies with their evidence. It
+// is computed once; every writer renders it as it is.
+type Report struct {
+	Suites          []*Suite
+	Negotiations    []*Negotiation
+	Rows            []RowCheck
+	Inconsistencies []Evidence
+	Duration        time.Duration
+	// Repeat is how many times each negotiation ran.
+	Repeat int
+	// Selected is how many cases the filter and shard left to run.
+	Selected int
+	// Interrupted is set when the run was stopped before its end.
+	Interrupted bool
+	// InlineTranscripts puts every transcript in the JSON report itself
+	// (for a handful of negotiations; runs write transcript files).
+	InlineTranscripts bool
 }
 
-// WriteTranscripts writes one transcript file per outcome under dir and
-// records each path in the outcome.
-func WriteTranscripts(dir string, outcomes []*Outcome) error {
-	if err := os.MkdirAll(filepath.Join(dir, "transcripts"), 0o755); err != nil {
-		return err
-	}
-	for _, o := range outcomes {
-		rel := TranscriptFile(o.Case)
-		var b strings.Builder
-		fmt.Fprintf(&b, "%s\n%s\ndeclared at %s\ninitiator: %s %s\nreceiver:  %s %s\nexpected:  %s\nobserved:  %s\n",
-			o.Case.ID, o.Case.Name, o.Case.Source, o.Case.Initiator.Domain, o.Case.Initiator.Settings,
-			o.Case.Receiver.Domain, o.Case.Receiver.Settings, o.Expected(), o.Observed())
-		if o.Result != nil {
-			fmt.Fprintf(&b, "%s\n", o.Result.Explain())
-			if o.Prediction != nil {
-				fmt.Fprintf(&b, "oracle: %s\n", strings.Join(o.Prediction.Reasons, "; "))
-			}
-			fmt.Fprintf(&b, "\n%s", o.Result.TranscriptText())
-		}
-		if err := os.WriteFile(filepath.Join(dir, rel), []byte(b.String()), 0o644); err != nil {
-			return err
-		}
-		o.Transcript = rel
-	}
-	return nil
+// Summary counts what a report holds.
+type Summary struct {
+	// Negotiations is how many ended (each counted once, whatever
+	// Repeat), Selected how many were to run.
+	Negotiations int `json:"negotiations"`
+	Selected     int `json:"selected"`
+	Passed       int `json:"passed"`
+	Failed       int `json:"failed"`
+	// Cancelled ended because the run was interrupted: neither passed nor
+	// failed. Errors could not be run at all (an endpoint or server that
+	// did not start).
+	Cancelled int `json:"cancelled"`
+	Errors    int `json:"errors"`
+	Unstable  int `json:"unstable"`
+	// Runs is Negotiations times Repeat: how many negotiations took place.
+	Runs       int   `json:"runs"`
+	Repeat     int   `json:"repeat"`
+	RowsAgree  int   `json:"rows_agree"`
+	Rows       int   `json:"rows"`
+	DurationMS int64 `json:"duration_ms"`
 }
 
-// WriteText writes one line per case (all cases when verbose or when
-// there are few, else the ones that did not pass) and a summary line.
-func WriteText(w io.Writer, r *Report, verbose bool) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	all := verbose || len(r.Outcomes) <= 200
-	fmt.Fprintln(tw, "\tcase\tobserved\texpected")
-	for _, o := range r.Outcomes {
-		if o.Pass && !all {
+// Summary counts the report's negotiations and rows.
+func (r *Report) Summary() Summary {
+	s := Summary{Selected: r.Selected, Repeat: max(r.Repeat, 1), Rows: len(r.Rows), DurationMS: r.Duration.Milliseconds()}
+	for _, n := range r.Negotiations {
+		switch {
+		case n.Cancelled:
+			s.Cancelled++
 			continue
+		case n.Result == nil:
+			s.Errors++
+		case n.Pass:
+			s.Passed++
+		default:
+			s.Failed++
 		}
-		status := "PASS"
-		if !o.Pass {
-			status = "FAIL"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", status, o.Case.ID, o.Observed(), o.Expected())
-		if !o.Pass && o.Why != "" {
-			fmt.Fprintf(tw, "\t  why: %s (%s)\n", o.Why, o.Case.Source)
-		}
-		if o.Result != nil && o.Result.Failure != nil && (!o.Pass || verbose) {
-			fmt.Fprintf(tw, "\t  failure: %s\n", o.Result.Failure.Message)
-		}
-		if o.Transcript != "" && (!o.Pass || verbose) {
-			fmt.Fprintf(tw, "\t  transcript: %s\n", o.Transcript)
+		s.Negotiations++
+		if len(n.Unstable) > 0 {
+			s.Unstable++
 		}
 	}
-	tw.Flush()
-	if !all {
-		fmt.Fprintf(w, "(%d passing cases not listed; -v lists them)\n", countPass(r))
+	s.Runs = s.Negotiations * s.Repeat
+	for _, rc := range r.Rows {
+		if rc.Agree {
+			s.RowsAgree++
+		}
 	}
-	if len(r.Rows) > 0 {
-		fmt.Fprintln(w)
-		WriteRows(w, r.Rows)
-	}
-	passed, failed := r.Counts()
-	fmt.Fprintf(w, "\n%d negotiations in %.2f s\n", len(r.Outcomes), r.Duration.Seconds())
-	fmt.Fprintf(w, "Summary: %d passed, %d failed\n", passed, failed)
+	return s
 }
 
-func countPass(r *Report) int {
-	p, _ := r.Counts()
-	return p
+// Complete reports whether every selected negotiation ran to its end.
+func (r *Report) Complete() bool {
+	s := r.Summary()
+	return !r.Interrupted && s.Negotiations == r.Selected
 }
 
-// WriteRows writes the row comparison with the full matrix: documented
-// and observed methods side by side, and the witnesses of the warnings.
-func WriteRows(w io.Writer, rows []RowCheck) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "row\tTLS\tSASL\tdialback\tvalid\tdocumented\tobserved\t")
-	for _, rc := range rows {
-		verdict := "agree"
-		if !rc.Agree {
-			verdict = "DISAGREE: " + rc.Why
-		}
-		valid := "valid"
-		if !rc.Valid {
-			valid = "invalid"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%t\t%s\t%s\t%s\t%s\n", rc.Row, rc.TLS, rc.SASL, rc.Dialback, valid,
-			rc.Documented.Names(), rc.Observed.Names(), verdict)
-	}
-	tw.Flush()
-	var lines []string
-	for _, rc := range rows {
-		for _, wit := range rc.Witnesses {
-			dir := "row initiates"
-			if !wit.RowInitiates {
-				dir = "partner initiates"
-			}
-			partner := wit.Partner
-			if !wit.PartnerValid {
-				partner += ", itself invalid"
-			}
-			line := fmt.Sprintf("  %s [%s]: with partner %s (%s), %s: %s", rc.Row, wit.Warning, partner, wit.PartnerSettings, dir, wit.Failure)
-			if o := wit.Outcome(); o != nil && o.Transcript != "" {
-				line += "\n      transcript: " + o.Transcript
-			}
-			lines = append(lines, line)
-		}
-		for _, wn := range rc.Warnings {
-			if !hasWitness(rc, wn.Code) {
-				lines = append(lines, fmt.Sprintf("  %s [%s]: no partner fails with this row", rc.Row, wn.Code))
-			}
-		}
-	}
-	if len(lines) > 0 {
-		fmt.Fprintln(w, "\nDocumented warnings and their witnesses (a partner with which the row fails, and why):")
-		fmt.Fprintln(w, strings.Join(lines, "\n"))
-	}
-	if ev := Inconsistencies(rows); len(ev) > 0 {
-		fmt.Fprintln(w, "\nInconsistencies in the document:")
-		for _, e := range ev {
-			fmt.Fprintf(w, "  %s: %s\n", strings.Join(e.Rows, "/"), e.Message)
-			if e.Verdict != "" {
-				fmt.Fprintf(w, "      %s\n", e.Verdict)
-			}
-		}
-	}
+// Passed reports whether every negotiation met its expectation, every
+// row compared with the matrix agreed, and nothing was left out.
+func (r *Report) Passed() bool {
+	s := r.Summary()
+	return r.Complete() && s.Failed == 0 && s.Errors == 0 && s.RowsAgree == s.Rows
 }
 
-func hasWitness(rc RowCheck, code string) bool {
-	for _, w := range rc.Witnesses {
-		if w.Warning == code {
-			return true
-		}
-	}
-	return false
-}
-
-// jsonCase is a case as the JSON report shows it.
-type jsonCase struct {
-	ID          string             `json:"id"`
-	Name        string             `json:"name"`
-	Source      string             `json:"source"`
-	Initiator   string             `json:"initiator"`
-	Receiver    string             `json:"receiver"`
-	Expected    string             `json:"expected"`
-	Observed    string             `json:"observed"`
-	Pass        bool               `json:"pass"`
-	Why         string             `json:"why,omitempty"`
-	Explanation string             `json:"explanation,omitempty"`
-	Failure     any                `json:"failure"`
-	Prediction  *policy.Prediction `json:"prediction,omitempty"`
-	Unstable    []string           `json:"unstable,omitempty"`
-	Transcript  string             `json:"transcript,omitempty"`
-	DurationMS  float64            `json:"duration_ms"`
-}
-
-// WriteJSON writes the report as one JSON object.
-func WriteJSON(w io.Writer, r *Report) error {
-	var names []string
+// SuiteNames lists the names of the report's suites.
+func (r *Report) SuiteNames() []string {
+	names := []string{}
 	for _, s := range r.Suites {
 		names = append(names, s.Name)
 	}
-	cases := []jsonCase{}
-	for _, o := range r.Outcomes {
-		jc := jsonCase{ID: o.Case.ID, Name: o.Case.Name, Source: o.Case.Source,
-			Initiator: o.Case.Initiator.Domain + " " + o.Case.Initiator.Settings.String(),
-			Receiver:  o.Case.Receiver.Domain + " " + o.Case.Receiver.Settings.String(),
-			Expected:  o.Expected(), Observed: o.Observed(), Pass: o.Pass, Why: o.Why, Prediction: o.Prediction,
-			Unstable: o.Unstable, Transcript: o.Transcript}
-		if o.Result != nil {
-			jc.Explanation = o.Result.Explain()
-			jc.DurationMS = o.Result.DurationMS
-			if o.Result.Failure != nil {
-				jc.Failure = o.Result.Failure
-			}
-		}
-		cases = append(cases, jc)
-	}
-	passed, failed := r.Counts()
-	out := map[string]any{
-		"suites": names, "cases": cases, "passed": passed, "failed": failed,
-		"negotiations": len(r.Outcomes), "duration_ms": r.Duration.Milliseconds(), "ok": r.Passed(),
-	}
-	if len(r.Rows) > 0 {
-		out["rows"] = r.Rows
-		out["inconsistencies"] = Inconsistencies(r.Rows)
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	return enc.Encode(out)
+	return names
 }
 
-// WriteJUnit writes the report as JUnit XML: a test suite per scenario
-// suite, a test case per negotiation and per compared row.
-func WriteJUnit(w io.Writer, r *Report) error {
-	type failure struct {
-		Message string `xml:"message,attr"`
-		Text    string `xml:",chardata"`
+// endpointJSON is an endpoint as reports show it.
+type endpointJSON struct {
+	Domain   string `json:"domain"`
+	Settings string `json:"settings"`
+	Server   string `json:"server,omitempty"`
+	Knobs    string `json:"server_settings,omitempty"`
+}
+
+func endpointRecord(e Endpoint) endpointJSON {
+	j := endpointJSON{Domain: e.Domain, Settings: e.Settings.String()}
+	if e.Server != nil {
+		j.Server, j.Knobs = e.Server.Kind(), e.Server.String()
 	}
-	type testcase struct {
-		Class   string   `xml:"classname,attr"`
-		Name    string   `xml:"name,attr"`
-		Time    float64  `xml:"time,attr"`
-		Failure *failure `xml:"failure,omitempty"`
-		Out     string   `xml:"system-out,omitempty"`
+	return j
+}
+
+// NegotiationJSON is one negotiation as every JSON report shows it. The
+// same field names mean the same things in verify, run and negotiate:
+// "outcome" is a method id or "failed"; "observed" and "expected" are
+// outcomes with their text.
+type NegotiationJSON struct {
+	Kind        string             `json:"kind,omitempty"`
+	ID          string             `json:"id"`
+	Suite       string             `json:"suite"`
+	Name        string             `json:"name"`
+	Source      string             `json:"source"`
+	Initiator   endpointJSON       `json:"initiator"`
+	Receiver    endpointJSON       `json:"receiver"`
+	Status      string             `json:"status"`
+	Pass        bool               `json:"pass"`
+	Outcome     string             `json:"outcome"`
+	Failure     *outcome.Failure   `json:"failure"`
+	Observed    outcome.Outcome    `json:"observed"`
+	Expectation string             `json:"expectation"`
+	Expected    *outcome.Outcome   `json:"expected"`
+	Why         string             `json:"why,omitempty"`
+	Note        string             `json:"note,omitempty"`
+	Explanation string             `json:"explanation,omitempty"`
+	Recovered   []outcome.Failure  `json:"recovered"`
+	Prediction  *policy.Prediction `json:"prediction,omitempty"`
+	Unstable    []string           `json:"unstable,omitempty"`
+	TLS         *sim.TLSInfo       `json:"tls"`
+	Offers      []sim.Offer        `json:"offers"`
+	StreamIDs   []string           `json:"stream_ids"`
+	DurationMS  float64            `json:"duration_ms"`
+	Sweep       string             `json:"sweep,omitempty"`
+	Row         string             `json:"row,omitempty"`
+	Partner     string             `json:"partner,omitempty"`
+	PartnerCert string             `json:"partner_cert,omitempty"`
+	Strict      *bool              `json:"strict,omitempty"`
+	Direction   string             `json:"direction,omitempty"`
+	ServerLog   string             `json:"server_log,omitempty"`
+	// TranscriptFile is the path of the transcript, when files were
+	// written; Transcript the transcript itself, when inline.
+	TranscriptFile string      `json:"transcript_file,omitempty"`
+	Transcript     []sim.Entry `json:"transcript,omitempty"`
+}
+
+// Record is the JSON record of one negotiation of the report.
+func (r *Report) Record(n *Negotiation) NegotiationJSON { return Record(n, r.InlineTranscripts) }
+
+// Record is the JSON record of one negotiation, with its transcript in
+// it when inline is set.
+func Record(n *Negotiation, inline bool) NegotiationJSON {
+	c := n.Case
+	j := NegotiationJSON{ID: c.ID, Suite: c.Suite, Name: c.Name, Source: c.Source,
+		Initiator: endpointRecord(c.Initiator), Receiver: endpointRecord(c.Receiver),
+		Status: n.Status(), Pass: n.Pass && !n.Cancelled, Observed: n.Observed(), Expectation: c.Expect.String(),
+		Why: n.Why, Note: n.Note, Recovered: []outcome.Failure{}, Prediction: n.Prediction, Unstable: n.Unstable,
+		Offers: []sim.Offer{}, StreamIDs: []string{}, Sweep: c.Sweep, Row: c.Row, Partner: c.Partner,
+		PartnerCert: c.PartnerCert, Strict: c.Strict, ServerLog: n.ServerLog, TranscriptFile: n.Transcript}
+	j.Outcome, j.Failure = j.Observed.ID(), j.Observed.Failure
+	if c.Expect.Oracle != Unchecked {
+		j.Expected = &n.Expected
 	}
-	type testsuite struct {
-		Name     string     `xml:"name,attr"`
-		Tests    int        `xml:"tests,attr"`
-		Failures int        `xml:"failures,attr"`
-		Cases    []testcase `xml:"testcase"`
+	if c.Sweep != "" {
+		j.Direction = direction(c)
 	}
-	suites := map[string]*testsuite{}
-	var order []string
-	get := func(name string) *testsuite {
-		if s, ok := suites[name]; ok {
-			return s
-		}
-		suites[name] = &testsuite{Name: name}
-		order = append(order, name)
-		return suites[name]
+	if r := n.Result; r != nil {
+		j.Explanation = r.Explain()
+		j.Recovered = append(j.Recovered, r.Recovered...)
+		j.TLS, j.DurationMS = r.TLS, float64(r.Duration.Microseconds())/1000
+		j.Offers = append(j.Offers, r.Offers...)
+		j.StreamIDs = append(j.StreamIDs, r.StreamIDs...)
 	}
-	for _, o := range r.Outcomes {
-		s := get(o.Case.Suite)
-		tc := testcase{Class: o.Case.Suite, Name: o.Case.ID}
-		if o.Result != nil {
-			tc.Time = o.Result.DurationMS / 1000
-			tc.Out = o.Result.Explain()
-			if o.Transcript != "" {
-				tc.Out += "\ntranscript: " + o.Transcript
-			}
-		}
-		if !o.Pass {
-			tc.Failure = &failure{Message: o.Why, Text: o.Case.Source}
-			s.Failures++
-		}
-		s.Tests++
-		s.Cases = append(s.Cases, tc)
+	if inline && n.Result != nil {
+		j.Transcript = append([]sim.Entry{}, n.Result.Transcript...)
 	}
-	for _, rc := range r.Rows {
-		s := get("matrix-rows")
-		tc := testcase{Class: "matrix-rows", Name: rc.Row,
-			Out: fmt.Sprintf("documented %s, observed %s", rc.Documented, rc.Observed)}
-		if !rc.Agree {
-			tc.Failure = &failure{Message: rc.Why}
-			s.Failures++
-		}
-		s.Tests++
-		s.Cases = append(s.Cases, tc)
+	return j
+}
+
+// direction names who initiated a sweep's negotiation.
+func direction(c *Case) string {
+	_, real := c.real()
+	switch {
+	case real && c.RowInitiates:
+		return "server-initiates"
+	case real:
+		return "harness-initiates"
+	case c.RowInitiates:
+		return "row-initiates"
 	}
-	var doc struct {
-		XMLName xml.Name     `xml:"testsuites"`
-		Suites  []*testsuite `xml:"testsuite"`
+	return "partner-initiates"
+}
+
+// SummaryJSON is the report without its negotiations: the last line of
+// a JSON Lines report, and the head of a JSON one.
+type SummaryJSON struct {
+	Kind            string     `json:"kind,omitempty"`
+	Suites          []string   `json:"suites"`
+	OK              bool       `json:"ok"`
+	Interrupted     bool       `json:"interrupted"`
+	Summary         Summary    `json:"summary"`
+	Rows            []RowCheck `json:"rows,omitempty"`
+	Inconsistencies []Evidence `json:"inconsistencies,omitempty"`
+}
+
+// SummaryRecord is the report's summary as JSON reports show it.
+func (r *Report) SummaryRecord() SummaryJSON {
+	return SummaryJSON{Suites: r.SuiteNames(), OK: r.Passed(), Interrupted: r.Interrupted, Summary: r.Summary(),
+		Rows: r.Rows, Inconsistencies: r.Inconsistencies}
+}
+
+// MarshalJSON writes the report as one JSON document: the summary's
+// fields and "negotiations", a list of records.
+func (r *Report) MarshalJSON() ([]byte, error) {
+	records := make([]NegotiationJSON, 0, len(r.Negotiations))
+	for _, n := range r.Negotiations {
+		records = append(records, r.Record(n))
 	}
-	for _, n := range order {
-		doc.Suites = append(doc.Suites, suites[n])
+	return json.Marshal(struct {
+		SummaryJSON
+		Negotiations []NegotiationJSON `json:"negotiations"`
+	}{r.SummaryRecord(), records})
+}
+
+// Counted says "1 negotiation" or "3 negotiations".
+func Counted(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return strconv.Itoa(n) + " " + noun + "s"
 }

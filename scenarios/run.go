@@ -10,21 +10,57 @@ import (
 	"time"
 
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 	"xmppneg/sim"
+	"xmppneg/sim/realserver"
 )
 
-// Outcome is what running one case came to.
-type Outcome struct {
-	Case       *Case              `json:"case"`
-	Result     *sim.Result        `json:"result"`
-	Prediction *policy.Prediction `json:"prediction,omitempty"`
-	Pass       bool               `json:"pass"`
+// Negotiation is one case run: what was observed, what was expected, and
+// whether they agree.
+type Negotiation struct {
+	Case   *Case       `json:"-"`
+	Result *sim.Result `json:"-"`
+	// Expected is the outcome the case expects: written out, or the
+	// oracle's prediction.
+	Expected   outcome.Outcome    `json:"-"`
+	Prediction *policy.Prediction `json:"-"`
+	Pass       bool               `json:"-"`
 	// Why says how the result differs from the expectation.
-	Why string `json:"why,omitempty"`
+	Why string `json:"-"`
+	// Note says how a result that passes still differs from the
+	// prediction in what the comparison leaves out (PredictedOutcome).
+	Note string `json:"-"`
 	// Unstable is set when --repeat saw this case end differently.
-	Unstable []string `json:"unstable,omitempty"`
+	Unstable []string `json:"-"`
+	// Cancelled is set when the run was interrupted before this
+	// negotiation could end: it is neither passed nor failed.
+	Cancelled bool `json:"-"`
+	// ServerLog is the end of a real server's log, kept when the
+	// negotiation with it did not pass.
+	ServerLog string `json:"-"`
 	// Transcript is the path of the transcript file, when one was written.
-	Transcript string `json:"transcript,omitempty"`
+	Transcript string `json:"-"`
+}
+
+// Observed is what the negotiation came to.
+func (n *Negotiation) Observed() outcome.Outcome {
+	if n.Result == nil {
+		return outcome.AnyFailure()
+	}
+	return n.Result.Outcome
+}
+
+// Status is PASS, FAIL, CANCELLED, or DONE when nothing was expected.
+func (n *Negotiation) Status() string {
+	switch {
+	case n.Cancelled:
+		return "CANCELLED"
+	case n.Case.Expect.Oracle == Unchecked && n.Result != nil:
+		return "DONE"
+	case n.Pass:
+		return "PASS"
+	}
+	return "FAIL"
 }
 
 // Options tune a run.
@@ -34,8 +70,12 @@ type Options struct {
 	Shard  int            // 1-based shard to run, with Shards
 	Shards int
 	Repeat int // run every case this many times; 0 means once
-	// Progress, when set, is called after each case with the count done.
+	// Progress, when set, is called after each negotiation with the
+	// count done and the total.
 	Progress func(done, total int)
+	// Each, when set, is called with every negotiation as soon as it and
+	// every one declared before it are done: in declaration order.
+	Each func(*Negotiation)
 }
 
 // Select applies the filter and the shard to cases, keeping their order.
@@ -53,77 +93,84 @@ func Select(cases []*Case, opt Options) []*Case {
 	return out
 }
 
-// Run runs the cases on a pool of workers. Outcomes come back in the
-// order of the cases, whatever order they finished in.
-func Run(ctx context.Context, cases []*Case, opt Options) []*Outcome {
+// Run runs the cases on a pool of workers and returns their negotiations
+// in the order of the cases, whatever order they finished in. When ctx
+// ends, no more negotiations start, those under way are cut short and
+// marked Cancelled, and those never started are left out: the result is
+// then shorter than cases.
+func Run(ctx context.Context, cases []*Case, opt Options) []*Negotiation {
 	jobs := opt.Jobs
 	if jobs <= 0 {
 		jobs = runtime.NumCPU()
 	}
 	repeat := max(opt.Repeat, 1)
-	out := make([]*Outcome, len(cases))
+	out := make([]*Negotiation, len(cases))
+	runs := make([]int, len(cases)) // repetitions finished, per case
 	type job struct{ i, rep int }
 	work := make(chan job)
 	var mu sync.Mutex
-	done := 0
+	done, next := 0, 0 // negotiations finished; first case not yet handed to Each
+	reals := newRealServers(cases, repeat)
+	defer reals.close()
 	var wg sync.WaitGroup
 	for w := 0; w < jobs; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p := newPool()
+			p := newPool(reals)
 			defer p.close()
 			for j := range work {
-				o := p.run(ctx, cases[j.i])
+				n := p.run(ctx, cases[j.i])
 				mu.Lock()
-				if prev := out[j.i]; prev == nil {
-					out[j.i] = o
-				} else if sig(prev.Result) != sig(o.Result) {
-					prev.Unstable = append(prev.Unstable, fmt.Sprintf("run %d: %s", j.rep+1, sig(o.Result)))
+				switch prev := out[j.i]; {
+				case prev == nil:
+					out[j.i] = n
+				case n.Cancelled:
+				case !prev.Cancelled && !prev.Observed().Same(n.Observed()):
+					prev.Unstable = append(prev.Unstable, fmt.Sprintf("run %d: %s", j.rep+1, n.Observed()))
 					prev.Pass = false
-					prev.Why = fmt.Sprintf("unstable across %d runs: first %s", repeat, sig(prev.Result))
+					prev.Why = fmt.Sprintf("unstable across %d runs: first %s", repeat, prev.Observed())
 				}
+				runs[j.i]++
 				done++
 				if opt.Progress != nil {
 					opt.Progress(done, len(cases)*repeat)
+				}
+				for opt.Each != nil && next < len(cases) && runs[next] == repeat {
+					opt.Each(out[next])
+					next++
 				}
 				mu.Unlock()
 			}
 		}()
 	}
+feed:
 	for rep := 0; rep < repeat; rep++ {
 		for i := range cases {
 			select {
 			case work <- job{i, rep}:
 			case <-ctx.Done():
+				break feed
 			}
 		}
 	}
 	close(work)
 	wg.Wait()
-	for i, o := range out {
-		if o == nil {
-			out[i] = &Outcome{Case: cases[i], Why: "not run: " + fmt.Sprint(ctx.Err())}
+	var ran []*Negotiation
+	for _, n := range out {
+		if n != nil {
+			ran = append(ran, n)
 		}
 	}
-	return out
+	return ran
 }
 
-// sig is what must not change between repeats of a case.
-func sig(r *sim.Result) string {
-	if r == nil {
-		return "not run"
-	}
-	if r.Failure != nil {
-		return fmt.Sprintf("failed at %s (%s by %s)", r.Failure.Step, r.Failure.Condition, r.Failure.By)
-	}
-	return r.Outcome
-}
-
-// RunCase starts the endpoints of c on a network of their own, runs the
-// negotiation and checks it against the expectation.
-func RunCase(ctx context.Context, c *Case) *Outcome {
-	p := newPool()
+// RunCase starts the endpoints of c, runs the negotiation and checks it
+// against the expectation.
+func RunCase(ctx context.Context, c *Case) *Negotiation {
+	reals := newRealServers([]*Case{c}, 1)
+	defer reals.close()
+	p := newPool(reals)
 	defer p.close()
 	return p.run(ctx, c)
 }
@@ -134,11 +181,14 @@ func RunCase(ctx context.Context, c *Case) *Outcome {
 // entry behind, and enough of them slow the kernel's choice of a free
 // port for every later listener.
 type pool struct {
-	net *sim.Network
-	eps map[string]*sim.Endpoint
+	net   *sim.Network
+	eps   map[string]*sim.Endpoint
+	reals *realServers
 }
 
-func newPool() *pool { return &pool{net: sim.NewNetwork(), eps: map[string]*sim.Endpoint{}} }
+func newPool(reals *realServers) *pool {
+	return &pool{net: sim.NewNetwork(), eps: map[string]*sim.Endpoint{}, reals: reals}
+}
 
 func (p *pool) close() {
 	for _, e := range p.eps {
@@ -154,8 +204,7 @@ func (p *pool) endpoint(e Endpoint) (*sim.Endpoint, error) {
 		return ep, nil
 	}
 	// Registration in the address book is per case (see run).
-	ep, err := sim.NewEndpoint(sim.Config{Domain: e.Domain, Settings: e.Settings, Net: p.net, Unlisted: true,
-		Timeout: e.Timeout, Faults: e.Faults, RecordReads: e.RecordReads, Limits: sim.Limits{MaxElementBytes: e.MaxElementBytes}})
+	ep, err := sim.NewEndpoint(endpointConfig(e, p.net))
 	if err != nil {
 		return nil, err
 	}
@@ -166,11 +215,43 @@ func (p *pool) endpoint(e Endpoint) (*sim.Endpoint, error) {
 	return ep, nil
 }
 
-// run runs c with the pool's endpoints. The address book is rewritten for
-// the case: only its listed endpoints are reachable, the later one of two
-// nodes of a domain winning.
-func (p *pool) run(ctx context.Context, c *Case) *Outcome {
-	o := &Outcome{Case: c}
+func endpointConfig(e Endpoint, n *sim.Network) sim.Config {
+	return sim.Config{Domain: e.Domain, Settings: e.Settings, Net: n, Unlisted: true,
+		Timeout: e.Timeout, Faults: e.Faults, RecordReads: e.RecordReads, Limits: sim.Limits{MaxElementBytes: e.MaxElementBytes}}
+}
+
+// run runs c and checks the result.
+func (p *pool) run(ctx context.Context, c *Case) *Negotiation {
+	n := &Negotiation{Case: c}
+	n.expect()
+	var err error
+	var srv realserver.Server
+	if _, ok := c.real(); ok {
+		var release func()
+		n.Result, srv, release, err = p.reals.run(ctx, c)
+		defer release()
+	} else {
+		n.Result, err = p.runOwn(ctx, c)
+	}
+	switch {
+	case ctx.Err() != nil && (n.Result == nil || !n.Result.Outcome.OK()):
+		n.Cancelled, n.Why = true, "cancelled: the run was interrupted"
+		return n
+	case err != nil:
+		n.Why = fmt.Sprintf("%s: %v", c.Source, err)
+		return n
+	}
+	n.check()
+	if !n.Pass && srv != nil {
+		n.ServerLog = tail(srv.Log(), 400)
+	}
+	return n
+}
+
+// runOwn runs c between endpoints of the harness. The address book is
+// rewritten for the case: only its listed endpoints are reachable, the
+// later one of two nodes of a domain winning.
+func (p *pool) runOwn(ctx context.Context, c *Case) (*sim.Result, error) {
 	all := append([]Endpoint{c.Receiver, c.Initiator}, c.Others...)
 	for _, e := range all {
 		p.net.Unregister(e.Domain)
@@ -179,8 +260,7 @@ func (p *pool) run(ctx context.Context, c *Case) *Outcome {
 	for i, e := range all {
 		ep, err := p.endpoint(e)
 		if err != nil {
-			o.Why = fmt.Sprintf("%s: cannot start endpoint %s: %v", c.Source, e.Domain, err)
-			return o
+			return nil, fmt.Errorf("cannot start endpoint %s: %w", e.Domain, err)
 		}
 		if !e.Unlisted {
 			p.net.Register(e.Domain, ep.Addr())
@@ -195,37 +275,38 @@ func (p *pool) run(ctx context.Context, c *Case) *Outcome {
 	if c.Proxy != "" {
 		px, err := sim.StartProxy(recv.Addr(), c.Proxy)
 		if err != nil {
-			o.Why = fmt.Sprintf("%s: cannot start the proxy: %v", c.Source, err)
-			return o
+			return nil, fmt.Errorf("cannot start the proxy: %w", err)
 		}
 		defer px.Close()
 		p.net.Register(c.Receiver.Domain, px.Addr())
 		defer p.net.Register(c.Receiver.Domain, recv.Addr())
 	}
-	o.Result = init.Initiate(ctx, c.Receiver.Domain)
-	o.check()
-	return o
+	return init.Initiate(ctx, c.Receiver.Domain), nil
 }
 
-// invariants returns what the transcript shows that must never happen,
-// whatever a faulty peer does: SASL on a plain stream (unless the
-// initiator was told to misbehave that way, in which case it must fail),
-// and dialback accepted before TLS by a receiver that requires TLS.
+// invariants returns what the result shows that must never happen,
+// whatever a faulty peer does: SASL offered or used on a plain stream
+// (unless an end was told to misbehave that way, in which case the
+// negotiation must fail), and dialback accepted before TLS by a receiver
+// that requires TLS.
 func invariants(c *Case, r *sim.Result) []string {
 	var v []string
+	for _, o := range r.Offers {
+		if !o.TLS && len(o.Mechanisms) > 0 && !c.Receiver.Faults.Has(sim.OfferSASLPlain) {
+			v = append(v, "SASL offered on a plain stream")
+		}
+	}
 	for _, e := range r.Transcript {
 		if e.TLS {
 			continue
 		}
-		fromInit := strings.HasPrefix(e.From, string(sim.Initiator))
-		fromRecv := strings.HasPrefix(e.From, string(sim.Receiver)) && e.Conn == "main"
+		fromInit := strings.HasPrefix(e.From, outcome.Initiator.String())
+		fromRecv := strings.HasPrefix(e.From, outcome.Receiver.String()) && e.Conn == "main"
 		switch {
-		case fromRecv && strings.Contains(e.XML, "<success xmlns='"+"urn:ietf:params:xml:ns:xmpp-sasl'"):
+		case fromRecv && strings.Contains(e.XML, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'"):
 			v = append(v, "SASL success on a plain stream")
 		case fromInit && strings.Contains(e.XML, "<auth ") && !c.Initiator.Faults.Has(sim.AuthBeforeTLS):
 			v = append(v, "SASL <auth/> sent on a plain stream")
-		case fromRecv && strings.Contains(e.XML, "<mechanisms") && !c.Receiver.Faults.Has(sim.OfferSASLPlain):
-			v = append(v, "SASL offered on a plain stream")
 		case fromRecv && strings.Contains(e.XML, "<db:result") && strings.Contains(e.XML, "type='valid'") &&
 			c.Receiver.Settings.TLS == policy.Required:
 			v = append(v, "dialback accepted before TLS by a receiver that requires TLS")
@@ -234,104 +315,72 @@ func invariants(c *Case, r *sim.Result) []string {
 	return v
 }
 
+// expect sets what the negotiation is expected to come to: as written,
+// or as the oracle predicts from both ends' settings.
+func (n *Negotiation) expect() {
+	c := n.Case
+	n.Expected = c.Expect.Want
+	if c.Expect.Oracle == Predicted || c.Expect.Oracle == PredictedOutcome {
+		p := policy.Predict(c.Initiator.Settings, c.Receiver.Settings)
+		n.Prediction, n.Expected = &p, p.Outcome
+	}
+}
+
 // check compares the result with the expectation.
-func (o *Outcome) check() {
-	r, e := o.Result, o.Case.Expect
-	got := sig(r)
-	defer func() {
-		if v := invariants(o.Case, r); len(v) > 0 {
-			o.Pass = false
-			o.Why = strings.Join(v, "; ")
-		}
-	}()
+func (n *Negotiation) check() {
+	c, got := n.Case, n.Observed()
+	if c.Expect.Oracle == Unchecked {
+		n.Pass = true
+		return
+	}
+	want := n.Expected
+	if c.Expect.Oracle == PredictedOutcome && !want.OK() {
+		want = outcome.AnyFailure()
+	}
+	n.Pass = got.Match(want)
 	switch {
-	case e.Predicted:
-		p := policy.Predict(o.Case.Initiator.Settings, o.Case.Receiver.Settings)
-		o.Prediction = &p
-		want := p.Outcome
-		if p.Outcome == sim.Failed {
-			want = fmt.Sprintf("failed at %s (%s by %s)", p.Step, p.Condition, p.By)
-		}
-		o.Pass = got == want
-		if !o.Pass {
-			o.Why = fmt.Sprintf("oracle predicted %s, observed %s", want, got)
-		}
-	case e.Method != "":
-		o.Pass = r.Outcome == string(e.Method)
-		if !o.Pass {
-			o.Why = fmt.Sprintf("expected %s, observed %s", e.Method.Name(), got)
-		}
-	default:
-		f := r.Failure
-		o.Pass = f != nil && (e.Step == "" || e.Step == string(f.Step)) &&
-			(e.Condition == "" || e.Condition == f.Condition) && (e.By == "" || e.By == string(f.By))
-		if !o.Pass {
-			o.Why = fmt.Sprintf("expected %s, observed %s", e, got)
-		}
+	case !n.Pass && c.Expect.Oracle != NoOracle:
+		n.Why = fmt.Sprintf("oracle predicted %s, observed %s", n.Expected, got)
+	case !n.Pass:
+		n.Why = fmt.Sprintf("expected %s, observed %s", n.Expected, got)
+	case !got.Match(n.Expected):
+		n.Note = fmt.Sprintf("both fail, differently: predicted %s, observed %s", n.Expected, got)
 	}
-}
-
-// Expected is the expectation written out for a report.
-func (o *Outcome) Expected() string {
-	if o.Prediction != nil {
-		if o.Prediction.Outcome == sim.Failed {
-			return fmt.Sprintf("failed at %s (%s by %s)", o.Prediction.Step, o.Prediction.Condition, o.Prediction.By)
-		}
-		return o.Prediction.Outcome
+	if v := invariants(c, n.Result); len(v) > 0 {
+		n.Pass = false
+		n.Why = strings.Join(v, "; ")
 	}
-	return o.Case.Expect.String()
-}
-
-// Observed is the result written out for a report.
-func (o *Outcome) Observed() string { return sig(o.Result) }
-
-// Report is the whole of a run.
-type Report struct {
-	Suites   []*Suite      `json:"-"`
-	Outcomes []*Outcome    `json:"-"`
-	Rows     []RowCheck    `json:"rows,omitempty"`
-	Duration time.Duration `json:"-"`
-}
-
-// Passed reports whether every case met its expectation and every row
-// compared with the matrix agreed.
-func (r *Report) Passed() bool {
-	for _, o := range r.Outcomes {
-		if !o.Pass {
-			return false
-		}
-	}
-	for _, row := range r.Rows {
-		if !row.Agree {
-			return false
-		}
-	}
-	return true
-}
-
-// Counts returns how many cases passed and failed.
-func (r *Report) Counts() (passed, failed int) {
-	for _, o := range r.Outcomes {
-		if o.Pass {
-			passed++
-		} else {
-			failed++
-		}
-	}
-	return
 }
 
 // Execute runs suites with opt and builds the report, with the rows of
-// the sweeps that compare with the documented matrix.
-func Execute(ctx context.Context, suites []*Suite, opt Options) *Report {
-	var cases []*Case
+// the sweeps that compare with the documented matrix. A suite given
+// twice (by name, or by two files with the same suite:) is an error:
+// its negotiations would have the same ids.
+func Execute(ctx context.Context, suites []*Suite, opt Options) (*Report, error) {
+	files := map[string]string{}
 	for _, s := range suites {
-		cases = append(cases, s.Cases...)
+		if prev, ok := files[s.Name]; ok {
+			if prev == s.File {
+				return nil, fmt.Errorf("suite %q (%s) is given twice: its negotiations would have the same ids", s.Name, s.File)
+			}
+			return nil, fmt.Errorf("suite %q is declared by both %s and %s: its negotiations would have the same ids", s.Name, prev, s.File)
+		}
+		files[s.Name] = s.File
 	}
-	cases = Select(cases, opt)
+	var all []*Case
+	for _, s := range suites {
+		all = append(all, s.Cases...)
+	}
+	cases := Select(all, opt)
 	start := time.Now()
-	outcomes := Run(ctx, cases, opt)
-	rep := &Report{Suites: suites, Outcomes: outcomes, Duration: time.Since(start)}
+	ran := Run(ctx, cases, opt)
+	rep := &Report{Suites: suites, Negotiations: ran, Duration: time.Since(start), Repeat: max(opt.Repeat, 1),
+		Selected: len(cases), Interrupted: ctx.Err() != nil}
+	if !rep.Complete() {
+		// A row compared with only some of its negotiations would
+		// disagree for no reason.
+		return rep, nil
+	}
 	// A row is compared with the matrix only when all its negotiations
 	// ran: against some partners only, it would disagree for no reason.
 	count := func(cs []*Case) map[[3]string]int {
@@ -340,10 +389,6 @@ func Execute(ctx context.Context, suites []*Suite, opt Options) *Report {
 			m[[3]string{c.Suite, c.Sweep, c.Row}]++
 		}
 		return m
-	}
-	var all []*Case
-	for _, s := range suites {
-		all = append(all, s.Cases...)
 	}
 	declared, selected := count(all), count(cases)
 	for _, s := range suites {
@@ -359,8 +404,11 @@ func Execute(ctx context.Context, suites []*Suite, opt Options) *Report {
 					complete.Rows = append(complete.Rows, row)
 				}
 			}
-			rep.Rows = append(rep.Rows, CompareRows(complete, outcomes)...)
+			rep.Rows = append(rep.Rows, CompareRows(complete, ran)...)
 		}
 	}
-	return rep
+	if len(rep.Rows) > 0 {
+		rep.Inconsistencies = Inconsistencies(rep.Rows)
+	}
+	return rep, nil
 }

@@ -16,16 +16,30 @@ import (
 	"go.uber.org/goleak"
 
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 	"xmppneg/sim"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+func execute(t *testing.T, suites []*Suite, opt Options) *Report {
+	t.Helper()
+	rep, err := Execute(context.Background(), suites, opt)
+	require.NoError(t, err)
+	return rep
+}
+
+func load(t *testing.T, name string) *Suite {
+	t.Helper()
+	s, err := Load(name)
+	require.NoError(t, err, name)
+	return s
+}
+
 func TestShippedSuitesLoad(t *testing.T) {
-	want := map[string]int{"lync2013": 648, "pairwise": 18 * 18 * 2 * 7 * 2}
+	want := map[string]int{"lync2013": 648, "pairwise": 18 * 18 * 2 * 7 * 2, "interop-prosody": 5 * 6 * 2, "interop-ejabberd": 6 * 6 * 2}
 	for _, name := range Suites() {
-		s, err := Load(name)
-		require.NoError(t, err, name)
+		s := load(t, name)
 		assert.Equal(t, name, s.Name)
 		assert.NotEmpty(t, s.Description)
 		if n, ok := want[name]; ok {
@@ -33,7 +47,7 @@ func TestShippedSuitesLoad(t *testing.T) {
 		}
 	}
 	_, err := Load("nosuch")
-	assert.ErrorContains(t, err, `no suite "nosuch": shipped suites are failures, lync2013, pairwise`)
+	assert.ErrorContains(t, err, `no suite "nosuch": shipped suites are failures, interop-ejabberd, interop-prosody, lync2013, pairwise, robustness`)
 }
 
 func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
@@ -46,19 +60,27 @@ func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
 		{"bad level", head + "    initiator: {domain: a.test, tls: Sometimes}\n", "bad.yaml:4:38: tls: invalid level \"Sometimes\": accepted values are Required, Optional, NotSupported"},
 		{"bad cert", head + "    initiator: {domain: a.test, cert: rusty}\n", "bad.yaml:4:39: cert: invalid certificate state \"rusty\""},
 		{"bad expect", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: carrier-pigeon\n", "bad.yaml:6:13: expect: invalid value \"carrier-pigeon\": accepted values are sasl-over-tls"},
-		{"bad step", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: {fail: {step: lunch}}\n", "bad.yaml:6:27: step: invalid value \"lunch\": accepted values are tcp, stream"},
+		{"bad step", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: {fail: {step: lunch}}\n", "bad.yaml:6:27: step: invalid step \"lunch\": accepted values are tcp, stream"},
+		{"bad side", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: {fail: {by: bystander}}\n", "bad.yaml:6:25: by: invalid side \"bystander\": accepted values are initiator, receiver, authoritative"},
+		{"bad condition", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: {fail: {condition: gloom}}\n", "bad.yaml:6:32: condition: invalid condition \"gloom\": accepted values are"},
 		{"no expect", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n", "bad.yaml:3:5: scenario \"x\" needs expect"},
 		{"same domains", head + "    initiator: {domain: a.test}\n    receiver: {domain: a.test}\n    expect: fail\n", "give them different domains"},
 		{"unknown name", head + "    initiator: lync\n", "bad.yaml:4:16: initiator: no endpoint named \"lync\" (named endpoints: none)"},
-		{"bad row", "suite: t\nsweeps:\n  - name: s\n    rows: [M19]\n", "bad.yaml:4:11: rows: no row \"M19\" in the full matrix"},
+		{"bad row", "suite: t\nsweeps:\n  - name: s\n    rows: [M19]\n", "bad.yaml:4:11: rows: no row \"M19\" (accepted: all, or M1 to M18)"},
 		{"bad direction", head + "    direction: sideways\n", "bad.yaml:4:16: direction: invalid value \"sideways\": accepted values are one, both"},
 		{"not yaml", "suite: [\n", "bad.yaml: yaml:"},
 		{"empty", "", "bad.yaml: empty file"},
 		// Found by FuzzParse: repeated values let a sweep ask for millions
 		// of negotiations.
-		{"repeated list value", "suite: t\nsweeps:\n  - {name: s, strict: [true, true]}\n", `bad.yaml:3:23: strict: "true" given twice`},
+		{"repeated list value", "suite: t\nsweeps:\n  - {name: s, strict: [true, true]}\n", `bad.yaml:3:30: strict: "true" given twice`},
 		{"bad limit", head + "    initiator: {domain: a.test, max_element_bytes: 3}\n", "max_element_bytes: \"3\" is not a number of bytes"},
 		{"duplicate", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: fail\n  - name: x\n    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: fail\n", "bad.yaml:7: scenario \"x\" is declared twice (also at bad.yaml:3)"},
+		{"endpoint named twice", "suite: t\nendpoints:\n  lync: {domain: a.test}\n  lync: {domain: b.test}\nscenarios: []\n", "bad.yaml:4:3: endpoint \"lync\" is named twice (also at line 3)"},
+		{"unknown server", head + "    initiator: {server: openfire}\n", "bad.yaml:4:25: server: unknown server \"openfire\": accepted values are prosody, ejabberd"},
+		{"knob of another server", head + "    initiator: {server: prosody, s2s_use_starttls: optional}\n", "unknown key \"s2s_use_starttls\" in initiator (a real prosody) (accepted: server, domain, s2s_require_encryption, s2s_secure_auth, dialback, cert)"},
+		{"bad knob value", head + "    initiator: {server: ejabberd, s2s_use_starttls: sometimes}\n", "s2s_use_starttls: invalid value \"sometimes\": accepted values are false, optional, required"},
+		{"two real servers", head + "    initiator: {server: prosody}\n    receiver: {server: ejabberd}\n    expect: fail\n", "two real servers; one side must be the harness's"},
+		{"settings without server", "suite: t\nsweeps:\n  - {name: s, settings: all}\n", "settings: give the server whose settings these are"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("bad.yaml", []byte(tc.yaml))
@@ -68,9 +90,30 @@ func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
 	}
 }
 
-func TestSelectFiltersAndShards(t *testing.T) {
-	s, err := Load("lync2013")
+func TestExpectationsParseIntoOutcomes(t *testing.T) {
+	s, err := Parse("x.yaml", []byte(`suite: x
+scenarios:
+  - {name: a, initiator: {domain: a.test}, receiver: {domain: b.test}, expect: tls-dialback}
+  - {name: b, initiator: {domain: a.test}, receiver: {domain: b.test}, expect: fail}
+  - {name: c, initiator: {domain: a.test}, receiver: {domain: b.test}, expect: {fail: {step: sasl, by: receiver}}}
+  - {name: d, initiator: {domain: a.test}, receiver: {domain: b.test}, expect: predicted}
+  - {name: e, initiator: {server: prosody, s2s_secure_auth: true}, receiver: {domain: b.test}, expect: predicted-outcome}
+`))
 	require.NoError(t, err)
+	require.Len(t, s.Cases, 5)
+	assert.Equal(t, Expect{Want: outcome.Succeeded(outcome.TLSDialback)}, s.Cases[0].Expect)
+	assert.Equal(t, Expect{Want: outcome.AnyFailure()}, s.Cases[1].Expect)
+	assert.Equal(t, Expect{Want: outcome.Failed(outcome.Failure{Step: outcome.StepSASL, By: outcome.Receiver})}, s.Cases[2].Expect)
+	assert.Equal(t, Predicted, s.Cases[3].Expect.Oracle)
+	assert.Equal(t, PredictedOutcome, s.Cases[4].Expect.Oracle)
+	real := s.Cases[4].Initiator
+	require.NotNil(t, real.Server)
+	assert.Equal(t, "prosody.test", real.Domain)
+	assert.Equal(t, policy.Required, real.Settings.TLS, "secure_auth maps to TLS Required")
+}
+
+func TestSelectFiltersAndShards(t *testing.T) {
+	s := load(t, "lync2013")
 	seen := map[string]int{}
 	for i := 1; i <= 3; i++ {
 		for _, c := range Select(s.Cases, Options{Shard: i, Shards: 3}) {
@@ -88,11 +131,10 @@ func TestSelectFiltersAndShards(t *testing.T) {
 }
 
 func TestRobustnessSuiteClassifiesEveryFault(t *testing.T) {
-	s, err := Load("robustness")
-	require.NoError(t, err)
-	rep := Execute(context.Background(), []*Suite{s}, Options{})
-	for _, o := range rep.Outcomes {
-		assert.True(t, o.Pass, "%s: %s", o.Case.ID, o.Why)
+	s := load(t, "robustness")
+	rep := execute(t, []*Suite{s}, Options{})
+	for _, n := range rep.Negotiations {
+		assert.True(t, n.Pass, "%s: %s", n.Case.ID, n.Why)
 	}
 	// Every fault is exercised by at least one scenario.
 	used := map[string]bool{}
@@ -109,11 +151,9 @@ func TestRobustnessSuiteClassifiesEveryFault(t *testing.T) {
 }
 
 func TestFailuresSuiteReproducesEveryFailure(t *testing.T) {
-	s, err := Load("failures")
-	require.NoError(t, err)
-	rep := Execute(context.Background(), []*Suite{s}, Options{})
-	for _, o := range rep.Outcomes {
-		assert.True(t, o.Pass, "%s: %s", o.Case.ID, o.Why)
+	rep := execute(t, []*Suite{load(t, "failures")}, Options{})
+	for _, n := range rep.Negotiations {
+		assert.True(t, n.Pass, "%s: %s", n.Case.ID, n.Why)
 	}
 	assert.True(t, rep.Passed())
 }
@@ -121,28 +161,25 @@ func TestFailuresSuiteReproducesEveryFailure(t *testing.T) {
 // The row comparison must be able to fail: remove every TLS Dialback
 // success of M7 and it must disagree, saying what is missing.
 func TestCompareRowsDetectsDisagreement(t *testing.T) {
-	s, err := Load("lync2013")
-	require.NoError(t, err)
+	s := load(t, "lync2013")
 	cases := Select(s.Cases, Options{Filter: regexp.MustCompile(`/M7/`)})
-	outcomes := Run(context.Background(), cases, Options{})
-	rows := CompareRows(Sweep{Suite: "lync2013", Name: "matrix", Rows: []string{"M7"}}, outcomes)
+	ns := Run(context.Background(), cases, Options{})
+	rows := CompareRows(Sweep{Suite: "lync2013", Name: "matrix", Rows: []string{"M7"}}, ns)
 	require.Len(t, rows, 1)
 	assert.True(t, rows[0].Agree)
-	for _, o := range outcomes {
-		if o.Result.Outcome == string(policy.TLSDialback) {
-			o.Result.Outcome = "failed"
+	for _, n := range ns {
+		if n.Result.Outcome.Method == outcome.TLSDialback {
+			n.Result.Outcome = outcome.AnyFailure()
 		}
 	}
-	rows = CompareRows(Sweep{Suite: "lync2013", Name: "matrix", Rows: []string{"M7"}}, outcomes)
+	rows = CompareRows(Sweep{Suite: "lync2013", Name: "matrix", Rows: []string{"M7"}}, ns)
 	assert.False(t, rows[0].Agree)
 	assert.Equal(t, "documented but never observed: TLS Dialback", rows[0].Why)
 }
 
 func TestVerifyLync2013(t *testing.T) {
-	s, err := Load("lync2013")
-	require.NoError(t, err)
-	rep := Execute(context.Background(), []*Suite{s}, Options{})
-	require.Len(t, rep.Outcomes, 648)
+	rep := execute(t, []*Suite{load(t, "lync2013")}, Options{})
+	require.Len(t, rep.Negotiations, 648)
 	require.Len(t, rep.Rows, 18)
 	for _, rc := range rep.Rows {
 		assert.True(t, rc.Agree, "%s: %s", rc.Row, rc.Why)
@@ -150,48 +187,72 @@ func TestVerifyLync2013(t *testing.T) {
 		if !rc.Valid {
 			assert.Zero(t, rc.Succeeded, "%s is invalid: no partner may succeed", rc.Row)
 		}
-		for _, w := range rc.Warnings {
-			assert.True(t, hasWitness(rc, w.Code), "%s has no witness for %s", rc.Row, w.Code)
-		}
+		assert.Len(t, rc.Witnesses, len(rc.Warnings), "%s: a witness for every warning", rc.Row)
+		assert.Empty(t, rc.Unwitnessed, rc.Row)
 	}
-	for _, o := range rep.Outcomes {
-		assert.True(t, o.Pass, "%s: %s", o.Case.ID, o.Why)
+	for _, n := range rep.Negotiations {
+		assert.True(t, n.Pass, "%s: %s", n.Case.ID, n.Why)
 	}
-	ev := Inconsistencies(rep.Rows)
-	require.Len(t, ev, 1)
-	assert.Equal(t, "real negotiations of Req/Opt/T achieved SASL over TLS, TLS Dialback: M7 is right, C2 is wrong", ev[0].Verdict)
+	m1 := rep.Rows[0]
+	require.Len(t, m1.Witnesses, 1)
+	assert.Equal(t, "M1 [dialback-disabled]: with partner M13 (Req/NS/T), row initiates: dialback failed (policy-violation, raised by initiator): no common authentication method: the receiver offered no SASL EXTERNAL; the initiator has TLS and SASL both Required, which disables dialback",
+		m1.Witnesses[0].Text("M1"))
+	require.Len(t, rep.Inconsistencies, 1)
+	assert.Equal(t, "real negotiations of Req/Opt/T achieved SASL over TLS, TLS Dialback: M7 is right, C2 is wrong", rep.Inconsistencies[0].Verdict)
 
 	// Every report format renders it.
 	dir := t.TempDir()
-	require.NoError(t, WriteTranscripts(dir, rep.Outcomes))
+	require.NoError(t, WriteTranscripts(dir, rep.Negotiations))
 	var js bytes.Buffer
 	require.NoError(t, WriteJSON(&js, rep))
 	var doc struct {
-		Cases []jsonCase `json:"cases"`
-		Rows  []RowCheck `json:"rows"`
-		OK    bool       `json:"ok"`
+		Negotiations []NegotiationJSON `json:"negotiations"`
+		Rows         []RowCheck        `json:"rows"`
+		OK           bool              `json:"ok"`
+		Summary      Summary           `json:"summary"`
 	}
 	require.NoError(t, json.Unmarshal(js.Bytes(), &doc))
 	assert.True(t, doc.OK)
-	assert.Len(t, doc.Cases, 648)
-	assert.FileExists(t, filepath.Join(dir, doc.Cases[0].Transcript))
-	tr, err := os.ReadFile(filepath.Join(dir, doc.Cases[0].Transcript))
+	assert.Len(t, doc.Negotiations, 648)
+	assert.Equal(t, 648, doc.Summary.Passed)
+	first := doc.Negotiations[0]
+	assert.Equal(t, first.Outcome, first.Observed.ID())
+	require.NotNil(t, first.Expected)
+	assert.True(t, first.Observed.Match(*first.Expected))
+	assert.FileExists(t, filepath.Join(dir, first.TranscriptFile))
+	tr, err := os.ReadFile(filepath.Join(dir, first.TranscriptFile))
 	require.NoError(t, err)
 	assert.Contains(t, string(tr), "<stream:stream")
 
 	var ju bytes.Buffer
 	require.NoError(t, WriteJUnit(&ju, rep))
 	var suites struct {
+		Tests  int `xml:"tests,attr"`
 		Suites []struct {
 			Name     string `xml:"name,attr"`
 			Tests    int    `xml:"tests,attr"`
 			Failures int    `xml:"failures,attr"`
+			Errors   *int   `xml:"errors,attr"`
+			Skipped  *int   `xml:"skipped,attr"`
+			Time     string `xml:"time,attr"`
+			Cases    []struct {
+				Name string `xml:"name,attr"`
+				Time string `xml:"time,attr"`
+			} `xml:"testcase"`
 		} `xml:"testsuite"`
 	}
 	require.NoError(t, xml.Unmarshal(ju.Bytes(), &suites))
 	require.Len(t, suites.Suites, 2)
+	assert.Equal(t, 666, suites.Tests)
 	assert.Equal(t, 648, suites.Suites[0].Tests)
 	assert.Equal(t, 18, suites.Suites[1].Tests)
+	require.NotNil(t, suites.Suites[0].Errors)
+	require.NotNil(t, suites.Suites[0].Skipped)
+	assert.Regexp(t, `^\d+(\.\d{1,6})?$`, suites.Suites[0].Time)
+	for _, c := range suites.Suites[0].Cases {
+		assert.False(t, strings.HasPrefix(c.Name, "lync2013/"), "the suite is not repeated in %s", c.Name)
+		assert.Regexp(t, `^\d+(\.\d{1,6})?$`, c.Time)
+	}
 
 	var h bytes.Buffer
 	require.NoError(t, WriteHTML(&h, rep))
@@ -201,34 +262,88 @@ func TestVerifyLync2013(t *testing.T) {
 	assert.Contains(t, page, "M7 is right, C2 is wrong")
 
 	var txt bytes.Buffer
-	WriteText(&txt, rep, false)
+	WriteText(&txt, rep, Style{})
 	assert.Contains(t, txt.String(), "Summary: 648 passed, 0 failed")
+	assert.Contains(t, txt.String(), "648 negotiations in")
 }
 
 func TestRunIsDeterministic(t *testing.T) {
-	s, err := Load("lync2013")
-	require.NoError(t, err)
+	s := load(t, "lync2013")
 	cases := Select(s.Cases, Options{Filter: regexp.MustCompile(`/M(3|13)/`)})
 	a := Run(context.Background(), cases, Options{Jobs: 4})
-	b := Run(context.Background(), cases, Options{Jobs: 1, Repeat: 2})
+	var order []string
+	b := Run(context.Background(), cases, Options{Jobs: 1, Repeat: 2, Each: func(n *Negotiation) { order = append(order, n.Case.ID) }})
 	require.Len(t, a, len(cases))
+	require.Len(t, order, len(cases), "Each sees every case once")
 	for i := range a {
 		assert.Same(t, cases[i], a[i].Case)
-		assert.Equal(t, a[i].Observed(), b[i].Observed(), cases[i].ID)
+		assert.Equal(t, cases[i].ID, order[i], "Each sees them in declaration order")
+		assert.True(t, a[i].Observed().Same(b[i].Observed()), cases[i].ID)
 		assert.Empty(t, b[i].Unstable)
 	}
+}
+
+// An interrupted run starts nothing more, counts nothing it cut short as
+// failed, and says it was interrupted.
+func TestInterruptedRunCountsNoFailure(t *testing.T) {
+	s := load(t, "lync2013")
+	ctx, cancel := context.WithCancel(context.Background())
+	rep, err := Execute(ctx, []*Suite{s}, Options{Jobs: 2, Progress: func(n, _ int) {
+		if n == 20 {
+			cancel()
+		}
+	}})
+	require.NoError(t, err)
+	assert.True(t, rep.Interrupted)
+	assert.False(t, rep.Passed())
+	sum := rep.Summary()
+	assert.Less(t, len(rep.Negotiations), 648)
+	assert.Zero(t, sum.Failed, "nothing cut short is counted as failed")
+	assert.Equal(t, len(rep.Negotiations), sum.Passed+sum.Cancelled)
+	assert.Empty(t, rep.Rows, "rows are not compared with part of their negotiations")
+	var txt bytes.Buffer
+	WriteSummary(&txt, rep, Style{})
+	assert.Contains(t, txt.String(), "interrupted after ")
+	assert.Contains(t, txt.String(), "of 648 negotiations")
+}
+
+func TestSameSuiteTwiceIsRefused(t *testing.T) {
+	s := load(t, "failures")
+	_, err := Execute(context.Background(), []*Suite{s, s}, Options{})
+	assert.ErrorContains(t, err, `suite "failures" (failures.yaml) is given twice`)
+	other := *s
+	other.File = "copy.yaml"
+	_, err = Execute(context.Background(), []*Suite{s, &other}, Options{})
+	assert.ErrorContains(t, err, `suite "failures" is declared by both failures.yaml and copy.yaml`)
 }
 
 // The invariants must be able to fail: a transcript in which a receiver
 // accepts SASL on a plain stream is caught whatever the expectation says.
 func TestInvariantsCatchSASLOnPlainStream(t *testing.T) {
-	c := &Case{Receiver: Endpoint{Settings: policy.DefaultSettings()}}
-	r := &sim.Result{Outcome: "sasl-over-tls", Transcript: []sim.Entry{
+	c := &Case{Receiver: Endpoint{Settings: policy.DefaultSettings()}, Expect: Expect{Want: outcome.Succeeded(outcome.SASLOverTLS)}}
+	r := &sim.Result{Outcome: outcome.Succeeded(outcome.SASLOverTLS), Transcript: []sim.Entry{
 		{Conn: "main", From: "initiator a.test", XML: "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>"},
 		{Conn: "main", From: "receiver b.test", XML: "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"},
 	}}
 	assert.Equal(t, []string{"SASL <auth/> sent on a plain stream", "SASL success on a plain stream"}, invariants(c, r))
-	o := &Outcome{Case: &Case{Expect: Expect{Method: policy.SASLOverTLS}, Receiver: c.Receiver}, Result: r}
-	o.check()
-	assert.False(t, o.Pass)
+	n := &Negotiation{Case: c, Result: r}
+	n.expect()
+	n.check()
+	assert.False(t, n.Pass)
+}
+
+func TestTextTableStaysAligned(t *testing.T) {
+	rep := execute(t, []*Suite{load(t, "failures")}, Options{Filter: regexp.MustCompile(`secret|unreachable`)})
+	rep.Negotiations[0].Pass, rep.Negotiations[0].Why = false, "made to fail for the test"
+	var b bytes.Buffer
+	WriteText(&b, rep, Style{})
+	var col []int
+	for _, line := range strings.Split(b.String(), "\n") {
+		if strings.HasPrefix(line, "PASS") || strings.HasPrefix(line, "FAIL") {
+			col = append(col, strings.Index(line, "failed at"))
+		}
+	}
+	require.Len(t, col, 2)
+	assert.Equal(t, col[0], col[1], "the observed column starts at the same place on every row:\n%s", b.String())
+	assert.Contains(t, b.String(), "2 negotiations in")
 }

@@ -5,24 +5,27 @@ import (
 	"strings"
 
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
 
 // RowCheck is one row of the full matrix compared with what real
 // negotiations of its settings against every partner achieved.
 type RowCheck struct {
-	Row          string           `json:"row"`
-	TLS          policy.Level     `json:"tls"`
-	SASL         policy.Level     `json:"sasl"`
-	Dialback     bool             `json:"dialback"`
-	Valid        bool             `json:"valid"`
-	Documented   policy.MethodSet `json:"documented"`
-	Observed     policy.MethodSet `json:"observed"`
-	Agree        bool             `json:"agree"`
-	Negotiations int              `json:"negotiations"`
-	Succeeded    int              `json:"succeeded"`
-	Warnings     []policy.Finding `json:"warnings"`
-	Errors       []policy.Finding `json:"errors"`
-	Witnesses    []Witness        `json:"witnesses"`
+	Row          string            `json:"row"`
+	TLS          policy.Level      `json:"tls"`
+	SASL         policy.Level      `json:"sasl"`
+	Dialback     bool              `json:"dialback"`
+	Valid        bool              `json:"valid"`
+	Documented   outcome.MethodSet `json:"documented"`
+	Observed     outcome.MethodSet `json:"observed"`
+	Agree        bool              `json:"agree"`
+	Negotiations int               `json:"negotiations"`
+	Succeeded    int               `json:"succeeded"`
+	Warnings     []policy.Finding  `json:"warnings"`
+	Errors       []policy.Finding  `json:"errors"`
+	Witnesses    []Witness         `json:"witnesses"`
+	// Unwitnessed lists the codes of warnings no negotiation shows.
+	Unwitnessed []string `json:"unwitnessed"`
 	// Why says how the row disagrees, when it does.
 	Why string `json:"why,omitempty"`
 }
@@ -30,46 +33,59 @@ type RowCheck struct {
 // Witness is a negotiation that shows a documented warning: a partner
 // with which the row fails, and why.
 type Witness struct {
-	Warning         string `json:"warning"`
-	Partner         string `json:"partner"`
-	PartnerSettings string `json:"partner_settings"`
-	PartnerValid    bool   `json:"partner_valid"`
-	RowInitiates    bool   `json:"row_initiates"`
-	Failure         string `json:"failure"`
-	CaseID          string `json:"case"`
-	outcome         *Outcome
+	Warning         string          `json:"warning"`
+	Partner         string          `json:"partner"`
+	PartnerSettings string          `json:"partner_settings"`
+	PartnerValid    bool            `json:"partner_valid"`
+	RowInitiates    bool            `json:"row_initiates"`
+	Failure         outcome.Failure `json:"failure"`
+	CaseID          string          `json:"case"`
+	negotiation     *Negotiation
 }
 
-// Outcome returns the negotiation behind the witness.
-func (w Witness) Outcome() *Outcome { return w.outcome }
+// Negotiation returns the negotiation behind the witness.
+func (w Witness) Negotiation() *Negotiation { return w.negotiation }
+
+// Text is the witness in a sentence, for the row with id row.
+func (w Witness) Text(row string) string {
+	dir := "row initiates"
+	if !w.RowInitiates {
+		dir = "partner initiates"
+	}
+	partner := w.Partner
+	if !w.PartnerValid {
+		partner += ", itself invalid"
+	}
+	return fmt.Sprintf("%s [%s]: with partner %s (%s), %s: %s", row, w.Warning, partner, w.PartnerSettings, dir, w.Failure.Explain())
+}
 
 // CompareRows checks each row of sw: the union of the methods that
 // succeeded against every partner, in both directions, must be the
 // documented set; an invalid row must succeed with no partner. Each
 // warning of the row gets a witness.
-func CompareRows(sw Sweep, outcomes []*Outcome) []RowCheck {
+func CompareRows(sw Sweep, ns []*Negotiation) []RowCheck {
 	var checks []RowCheck
 	for _, id := range sw.Rows {
 		row, _ := policy.Full.Row(id)
 		v, _ := policy.Validate(row.Policy)
 		rc := RowCheck{Row: row.ID, TLS: row.Policy.TLS, SASL: row.Policy.SASL, Dialback: row.Policy.Dialback,
-			Valid: v.Valid, Documented: v.Methods, Warnings: v.Warnings, Errors: v.Errors, Witnesses: []Witness{}}
-		var got []policy.Method
-		var failures []*Outcome
-		for _, o := range outcomes {
-			c := o.Case
-			if c.Suite != sw.Suite || c.Sweep != sw.Name || c.Row != row.ID || o.Result == nil {
+			Valid: v.Valid, Documented: v.Methods, Warnings: v.Warnings, Errors: v.Errors, Witnesses: []Witness{}, Unwitnessed: []string{}}
+		var got []outcome.Method
+		var failures []*Negotiation
+		for _, n := range ns {
+			c := n.Case
+			if c.Suite != sw.Suite || c.Sweep != sw.Name || c.Row != row.ID || n.Result == nil || n.Cancelled {
 				continue
 			}
 			rc.Negotiations++
-			if m, ok := o.Result.Method(); ok {
-				got = append(got, m)
+			if o := n.Result.Outcome; o.OK() {
+				got = append(got, o.Method)
 				rc.Succeeded++
 			} else {
-				failures = append(failures, o)
+				failures = append(failures, n)
 			}
 		}
-		rc.Observed = policy.NewMethodSet(got...)
+		rc.Observed = outcome.NewMethodSet(got...)
 		rc.Agree = rc.Observed.Equal(rc.Documented) && rc.Negotiations > 0
 		switch {
 		case rc.Negotiations == 0:
@@ -87,6 +103,8 @@ func CompareRows(sw Sweep, outcomes []*Outcome) []RowCheck {
 		for _, w := range v.Warnings {
 			if wit, ok := witness(w, failures); ok {
 				rc.Witnesses = append(rc.Witnesses, wit)
+			} else {
+				rc.Unwitnessed = append(rc.Unwitnessed, w.Code)
 			}
 		}
 		checks = append(checks, rc)
@@ -94,38 +112,48 @@ func CompareRows(sw Sweep, outcomes []*Outcome) []RowCheck {
 	return checks
 }
 
+// shows says how well a failed negotiation shows a warning: the
+// dialback-disabled warning (M1) by a failure at the dialback step, no
+// common method being left; the sasl-needs-tls warning by a failure on a
+// stream that stayed unencrypted, where SASL could not be used.
+func shows(code string, n *Negotiation) bool {
+	f := n.Result.Outcome.Failure
+	switch code {
+	case policy.CodeDialbackDisabled:
+		return f != nil && f.Step == outcome.StepDialback && f.Condition == outcome.PolicyViolation
+	case policy.CodeSASLNeedsTLS:
+		return n.Result.TLS == nil
+	}
+	return false
+}
+
 // witness picks, among the row's failed negotiations, the one that best
 // shows warning w: a valid partner before an invalid one, a failure that
-// speaks of what the warning is about, the row initiating, document order.
-func witness(w policy.Finding, failures []*Outcome) (Witness, bool) {
-	keyword := map[string]string{
-		policy.CodeDialbackDisabled: "dialback",
-		policy.CodeSASLNeedsTLS:     "TLS",
-	}[w.Code]
-	best, bestScore := (*Outcome)(nil), -1
-	for _, o := range failures {
-		partner, _ := policy.Full.Row(o.Case.Partner)
+// shows what the warning is about, then document order (the row
+// initiating first).
+func witness(w policy.Finding, failures []*Negotiation) (Witness, bool) {
+	var best *Negotiation
+	bestScore := -1
+	for _, n := range failures {
+		partner, _ := partnerRow(n.Case.Partner)
 		score := 0
 		if partner.Valid {
-			score += 4
-		}
-		if keyword != "" && o.Result.Failure != nil && strings.Contains(o.Result.Failure.Message, keyword) {
 			score += 2
 		}
-		if keyword == "TLS" && o.Result.TLS == nil {
+		if shows(w.Code, n) {
 			score++
 		}
 		if score > bestScore {
-			best, bestScore = o, score
+			best, bestScore = n, score
 		}
 	}
 	if best == nil {
 		return Witness{}, false
 	}
-	partner, _ := policy.Full.Row(best.Case.Partner)
+	partner, _ := partnerRow(best.Case.Partner)
 	return Witness{
 		Warning: w.Code, Partner: partner.ID, PartnerSettings: partner.Policy.Short(), PartnerValid: partner.Valid,
-		RowInitiates: best.Case.RowInitiates, Failure: best.Result.Failure.String(), CaseID: best.Case.ID, outcome: best,
+		RowInitiates: best.Case.RowInitiates, Failure: *best.Result.Outcome.Failure, CaseID: best.Case.ID, negotiation: best,
 	}, true
 }
 
@@ -133,8 +161,8 @@ func witness(w policy.Finding, failures []*Outcome) (Witness, bool) {
 // negotiations of the same settings showed.
 type Evidence struct {
 	policy.Inconsistency
-	Observed policy.MethodSet `json:"observed"`
-	Verdict  string           `json:"verdict"`
+	Observed outcome.MethodSet `json:"observed"`
+	Verdict  string            `json:"verdict"`
 }
 
 // Inconsistencies returns the document's inconsistencies, each with what
@@ -150,10 +178,7 @@ func Inconsistencies(rows []RowCheck) []Evidence {
 			ev.Observed = rc.Observed
 			var right, wrong []string
 			for _, id := range inc.Rows {
-				r, ok := policy.Common.Row(id)
-				if !ok {
-					r, _ = policy.Full.Row(id)
-				}
+				r, _ := partnerRow(id)
 				if r.Methods.Equal(rc.Observed) {
 					right = append(right, id)
 				} else {

@@ -11,6 +11,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
 
 // bareTLS is a TLS server on loopback with nothing of XMPP: the physical
@@ -156,14 +157,14 @@ func bareBaseline(b *testing.B) map[string]float64 {
 func BenchmarkNegotiate(b *testing.B) {
 	base := bareBaseline(b)
 	for _, tc := range []struct {
-		method     policy.Method
+		method     outcome.Method
 		init, recv string
 	}{
-		{policy.SASLOverTLS, "tls=Required,sasl=Required,dialback=false", "tls=Required,sasl=Required,dialback=false"},
-		{policy.TLSDialback, "tls=Required,sasl=NotSupported,dialback=true", "tls=Required,sasl=NotSupported,dialback=true"},
-		{policy.TCPDialback, "tls=NotSupported,sasl=NotSupported,dialback=true", "tls=NotSupported,sasl=NotSupported,dialback=true"},
+		{outcome.SASLOverTLS, "tls=Required,sasl=Required,dialback=false", "tls=Required,sasl=Required,dialback=false"},
+		{outcome.TLSDialback, "tls=Required,sasl=NotSupported,dialback=true", "tls=Required,sasl=NotSupported,dialback=true"},
+		{outcome.TCPDialback, "tls=NotSupported,sasl=NotSupported,dialback=true", "tls=NotSupported,sasl=NotSupported,dialback=true"},
 	} {
-		b.Run(string(tc.method), func(b *testing.B) {
+		b.Run(tc.method.String(), func(b *testing.B) {
 			n := NewNetwork()
 			start := func(domain, spec string) *Endpoint {
 				s, _ := policy.ParseSpec(spec)
@@ -181,7 +182,7 @@ func BenchmarkNegotiate(b *testing.B) {
 			defer r.Close()
 			negotiate := func() {
 				res := a.Initiate(context.Background(), "b.test")
-				if res.Outcome != string(tc.method) {
+				if res.Outcome.Method != tc.method {
 					b.Fatalf("got %s: %s", res.Outcome, res.Explain())
 				}
 			}

@@ -4,12 +4,55 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/xml"
 	"fmt"
 	"strings"
 
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
+
+// Server Dialback (XEP-0220) between the initiating and the receiving
+// server: the rules of when it is offered and used, the key (XEP-0185),
+// and both ends of db:result. The verify connection to the
+// authoritative server is in verify.go.
+
+// dialbackOffer says whether a receiving end with settings p offers
+// dialback on a stream, and why not when it does not: the document's M1
+// rule (TLS and SASL both Required disable dialback), and no dialback
+// before TLS when TLS is Required.
+func dialbackOffer(p policy.Settings, secure bool) (offer bool, whyNot string) {
+	switch {
+	case !p.Dialback:
+		return false, "the receiver has dialback off"
+	case !p.DialbackUsable():
+		return false, "the receiver has TLS and SASL both Required, which disables dialback"
+	case !secure && p.TLS == policy.Required:
+		return false, "dialback before TLS, which the receiver requires"
+	}
+	return true, ""
+}
+
+// dialbackChoice says whether a connecting end with settings p uses
+// dialback from the offer f, and why not when it does not.
+func dialbackChoice(p policy.Settings, f features) (use bool, whyNot string) {
+	switch {
+	case !f.Dialback:
+		return false, "the receiver offered no dialback"
+	case !p.Dialback:
+		return false, "the initiator has dialback off"
+	case !p.DialbackUsable():
+		return false, "the initiator has TLS and SASL both Required, which disables dialback"
+	}
+	return true, ""
+}
+
+// dialbackMethod is the method dialback gives on a stream.
+func dialbackMethod(secure bool) outcome.Method {
+	if secure {
+		return outcome.TLSDialback
+	}
+	return outcome.TCPDialback
+}
 
 // DialbackKey computes a Server Dialback key as XEP-0185 recommends:
 // hex(HMAC-SHA256(hex(SHA256(secret)), receiving + " " + originating + " " + streamID)).
@@ -22,104 +65,97 @@ func DialbackKey(secret, receiving, originating, streamID string) string {
 
 // dialbackErrorXML is a dialback error (XEP-0220 §2.4) with a stanza
 // error condition.
-func dialbackErrorXML(from, to, condition, text string) string {
+func dialbackErrorXML(from, to string, condition outcome.Condition, text string) string {
 	return fmt.Sprintf("<db:result from='%s' to='%s' type='error'><error type='cancel'><%s xmlns='%s'/><text xmlns='%s'>%s</text></error></db:result>",
 		esc(from), esc(to), condition, nsStanzaErr, nsStanzaErr, esc(text))
 }
 
-// receiveDialback answers <db:result/> with a key: it checks the request
+// serveDialback answers <db:result/> with a key: it checks the request
 // against its own policy, asks the authoritative server of the sender's
-// domain over a separate connection, and answers valid, invalid or error.
-func (s *side) receiveDialback(el *element, offered features) (bool, error) {
-	s.step = StepDialback
-	p := s.ep.cfg.Settings
+// domain over a verify connection of its own, and answers valid, invalid
+// or error.
+func (rs *receiverState) serveDialback(el *element) error {
+	c := rs.c
+	c.step = outcome.StepDialback
+	domain := c.ep.cfg.Domain
 	from, to := el.attr("from"), el.attr("to")
-	refuse := func(cond, msg string) (bool, error) {
-		return false, s.refuse(StepDialback, cond, msg, dialbackErrorXML(s.ep.cfg.Domain, from, cond, msg), "</stream:stream>")
+	refuse := func(cond outcome.Condition, msg string) error {
+		return c.refuse(cond, msg, dialbackErrorXML(domain, from, cond, msg), closeTag)
+	}
+	if !rs.offer.Dialback {
+		_, why := dialbackOffer(c.ep.cfg.Settings, c.secure)
+		return refuse(outcome.PolicyViolation, why)
 	}
 	switch {
-	case !offered.Dialback && p.DialbackUsable() && p.TLS == policy.Required && !s.secure:
-		return refuse("policy-violation", "dialback before TLS, which the receiver requires")
-	case !offered.Dialback && !p.Dialback:
-		return refuse("policy-violation", "the receiver has dialback off")
-	case !offered.Dialback:
-		return refuse("policy-violation", "the receiver has TLS and SASL both Required, which disables dialback")
-	case to != s.ep.cfg.Domain:
-		return refuse("item-not-found", fmt.Sprintf("this server is not %q", to))
-	case from != s.peer:
-		return refuse("improper-addressing", fmt.Sprintf("dialback for %q on a stream from %q", from, s.peer))
+	case to != domain:
+		return refuse(outcome.ItemNotFound, fmt.Sprintf("this server is not %q", to))
+	case from != c.peer:
+		return refuse(outcome.ImproperAddressing, fmt.Sprintf("dialback for %q on a stream from %q", from, c.peer))
 	}
-	if err := s.stopAt(StepDialback); err != nil {
-		return false, err
+	if err := rs.stopAt(outcome.StepDialback); err != nil {
+		return err
 	}
-	valid, f, closeVerify := s.verifyKey(from, strings.TrimSpace(el.Text))
+	valid, f, closeVerify := rs.verifyKey(from, strings.TrimSpace(el.Text))
 	// The verify connection closes while the initiator is answered.
-	s.background(closeVerify)
+	rs.background(closeVerify)
 	if f != nil {
-		cond := "remote-connection-failed"
+		cond := outcome.RemoteConnectionFailed
 		switch {
-		case f.Step == StepTimeout:
-			cond = "remote-server-timeout"
-		case f.Condition == "remote-server-not-found":
+		case f.Step == outcome.StepTimeout:
+			cond = outcome.RemoteServerTimeout
+		case f.Condition == outcome.RemoteServerNotFound:
 			cond = f.Condition
 		}
-		_ = s.send(dialbackErrorXML(s.ep.cfg.Domain, from, cond, f.Message), "</stream:stream>")
-		return false, failed{*f}
+		_ = c.send(dialbackErrorXML(domain, from, cond, f.Message), closeTag)
+		return &recorded{*f}
 	}
-	s.step = StepDialback
+	c.step = outcome.StepDialback
 	if !valid {
-		return false, s.refuse(StepDialback, "invalid", fmt.Sprintf("the authoritative server of %s says the dialback key is invalid", from),
-			fmt.Sprintf("<db:result from='%s' to='%s' type='invalid'/>", esc(s.ep.cfg.Domain), esc(from)), "</stream:stream>")
+		return c.refuse(outcome.DialbackInvalid, fmt.Sprintf("the authoritative server of %s says the dialback key is invalid", from),
+			fmt.Sprintf("<db:result from='%s' to='%s' type='invalid'/>", esc(domain), esc(from)), closeTag)
 	}
-	if err := s.send(fmt.Sprintf("<db:result from='%s' to='%s' type='valid'/>", esc(s.ep.cfg.Domain), esc(from))); err != nil {
-		return false, err
+	if err := c.send(fmt.Sprintf("<db:result from='%s' to='%s' type='valid'/>", esc(domain), esc(from))); err != nil {
+		return c.abort(err)
 	}
-	m := policy.TCPDialback
-	if s.secure {
-		m = policy.TLSDialback
-	}
-	s.tr.succeed(Receiver, m)
-	return true, nil
+	c.tr.succeed(outcome.Receiver, dialbackMethod(c.secure))
+	return nil
 }
 
-// initiateDialback sends the dialback key and waits for the verdict.
-func (s *side) initiateDialback(r xml.TokenReader) (bool, error) {
-	s.step = StepDialback
-	key := DialbackKey(s.ep.secret, s.peer, s.ep.cfg.Domain, s.streamID)
-	if s.fault(WrongKey) {
-		key = DialbackKey("not the secret", s.peer, s.ep.cfg.Domain, s.streamID)
+// doDialback sends the dialback key and waits for the verdict.
+func (hs *initiatorState) doDialback() error {
+	c := hs.c
+	c.step = outcome.StepDialback
+	secret := c.ep.secret
+	if c.ep.fault(WrongKey) {
+		secret = "not the secret"
 	}
-	if err := s.send(fmt.Sprintf("<db:result from='%s' to='%s'>%s</db:result>", esc(s.ep.cfg.Domain), esc(s.peer), key)); err != nil {
-		return false, err
+	key := DialbackKey(secret, c.peer, c.ep.cfg.Domain, hs.streamID)
+	if err := c.send(fmt.Sprintf("<db:result from='%s' to='%s'>%s</db:result>", esc(c.ep.cfg.Domain), esc(c.peer), key)); err != nil {
+		return c.abort(err)
 	}
-	el, err := s.read(r)
+	el, err := c.read()
 	if err != nil {
-		return false, err
+		return c.abort(err)
 	}
 	if !el.is(nsDialback, "result") {
-		return false, badFormat(fmt.Sprintf("expected <db:result/>, got %s", el))
+		return c.abort(badFormat(fmt.Sprintf("expected <db:result/>, got %s", el)))
 	}
 	switch el.attr("type") {
 	case "valid":
-		return true, nil
+		return nil
 	case "invalid":
-		return false, s.peerFail(StepDialback, "invalid", "the receiver says the dialback key is invalid")
+		return c.peerFailed(outcome.DialbackInvalid, "the receiver says the dialback key is invalid")
 	case "error":
-		cond, text := "undefined-condition", ""
+		cond, text := outcome.UndefinedCondition, ""
 		if e := el.child("", "error"); e != nil {
-			for _, c := range e.Children {
-				if c.Name.Local == "text" {
-					text = strings.TrimSpace(c.Text)
-				} else {
-					cond = c.Name.Local
-				}
-			}
+			ec, et := e.condition("")
+			cond, text = orCondition(ec), et
 		}
-		step := StepDialback
-		if strings.HasPrefix(cond, "remote-") {
-			step = StepDialbackVerify
+		if cond == outcome.RemoteConnectionFailed || cond == outcome.RemoteServerNotFound || cond == outcome.RemoteServerTimeout {
+			// The receiver could not reach our authoritative server.
+			c.step = outcome.StepDialbackVerify
 		}
-		return false, s.peerFail(step, cond, orDefault(text, "the receiver answered with a dialback error"))
+		return c.peerFailed(cond, "%s", orDefault(text, "the receiver answered with a dialback error"))
 	}
-	return false, badFormat(fmt.Sprintf("<db:result/> with type %q", el.attr("type")))
+	return c.abort(badFormat(fmt.Sprintf("<db:result/> with type %q", el.attr("type"))))
 }

@@ -20,11 +20,11 @@ func ExamplePair() {
 		return
 	}
 	for _, r := range results {
-		fmt.Println(r.Outcome, r.Failure.Step, r.Failure.Condition, "by", r.Failure.By)
+		fmt.Println(r.Outcome)
 	}
 	// Output:
-	// failed starttls policy-violation by initiator
-	// failed starttls unsupported-feature by initiator
+	// failed at starttls (policy-violation by initiator)
+	// failed at starttls (unsupported-feature by initiator)
 }
 
 func ExampleDialbackKey() {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"xmppneg/policy/outcome"
 )
 
 // Fault is a deliberate protocol misbehaviour an endpoint can be given,
@@ -49,7 +51,10 @@ var allFaults = []Fault{OmitRequired, StartTLSFailure, ReuseStreamID, OfferSASLP
 func AllFaults() []Fault { return append([]Fault{}, allFaults...) }
 
 // silentSteps and closeSteps are where SilentAt and CloseAt may stand.
-var silentSteps = []Step{StepStream, StepStartTLS, StepSASL, StepDialback, StepDialbackVerify}
+var silentSteps = []outcome.Step{outcome.StepStream, outcome.StepStartTLS, outcome.StepSASL, outcome.StepDialback, outcome.StepDialbackVerify}
+
+// FaultSteps lists the steps where SilentAt and CloseAt may stand.
+func FaultSteps() []outcome.Step { return append([]outcome.Step{}, silentSteps...) }
 
 // Faults are the misbehaviours of one endpoint.
 type Faults struct {
@@ -58,10 +63,10 @@ type Faults struct {
 	// <proceed/>), StepSASL (no SASL outcome), StepDialback (no dialback
 	// outcome) or StepDialbackVerify (as authoritative server, no answer to
 	// db:verify).
-	SilentAt Step
+	SilentAt outcome.Step
 	// CloseAt makes it close the TCP connection, without a word, at the
 	// same points.
-	CloseAt Step
+	CloseAt outcome.Step
 	set     map[Fault]bool
 }
 
@@ -88,11 +93,11 @@ func (fs Faults) String() string {
 		parts = append(parts, string(f))
 	}
 	sort.Strings(parts)
-	if fs.SilentAt != "" {
-		parts = append(parts, "silent-at="+string(fs.SilentAt))
+	if fs.SilentAt != 0 {
+		parts = append(parts, "silent-at="+fs.SilentAt.String())
 	}
-	if fs.CloseAt != "" {
-		parts = append(parts, "close-at="+string(fs.CloseAt))
+	if fs.CloseAt != 0 {
+		parts = append(parts, "close-at="+fs.CloseAt.String())
 	}
 	return strings.Join(parts, ",")
 }
@@ -105,7 +110,7 @@ func FaultNames() string {
 	}
 	var steps []string
 	for _, s := range silentSteps {
-		steps = append(steps, string(s))
+		steps = append(steps, s.String())
 	}
 	return strings.Join(names, ", ") + ", silent-at=STEP, close-at=STEP (STEP: " + strings.Join(steps, ", ") + ")"
 }
@@ -119,7 +124,7 @@ func ParseFaults(spec string) (Faults, error) {
 			continue
 		}
 		if k, v, ok := strings.Cut(part, "="); ok {
-			st, err := parseFaultStep(v)
+			st, err := ParseFaultStep(v)
 			if err != nil {
 				return fs, fmt.Errorf("%s: %w", k, err)
 			}
@@ -146,17 +151,14 @@ func ParseFaults(spec string) (Faults, error) {
 	return fs, nil
 }
 
-func parseFaultStep(v string) (Step, error) {
-	for _, s := range silentSteps {
-		if string(s) == v {
-			return s, nil
-		}
-	}
+// ParseFaultStep reads a step where SilentAt or CloseAt may stand.
+func ParseFaultStep(v string) (outcome.Step, error) {
 	var names []string
 	for _, s := range silentSteps {
-		names = append(names, string(s))
+		if s.String() == v {
+			return s, nil
+		}
+		names = append(names, s.String())
 	}
-	return "", fmt.Errorf("invalid step %q: accepted values are %s", v, strings.Join(names, ", "))
+	return 0, fmt.Errorf("invalid step %q: accepted values are %s", v, strings.Join(names, ", "))
 }
-
-func (s *side) fault(f Fault) bool { return s.ep.cfg.Faults.Has(f) }

@@ -25,12 +25,12 @@ func FuzzReadElement(f *testing.F) {
 			t.Fatalf("the header itself did not parse: %v", err)
 		}
 		for i := 0; i < 8; i++ {
-			el, err := readElement(d)
+			el, err := readElement(d, DefaultLimits)
 			if err != nil {
 				return
 			}
 			_ = parseFeatures(el)
-			_ = streamErrorFrom(el)
+			_, _ = el.condition(nsStreamErr)
 			_ = el.attr("type")
 		}
 	})

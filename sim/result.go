@@ -1,57 +1,13 @@
 package sim
 
 import (
-	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
-	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
-
-// Step names the part of a negotiation where something happened.
-type Step string
-
-// The steps of a negotiation, in protocol order.
-const (
-	StepTCP            Step = "tcp"
-	StepStream         Step = "stream"
-	StepStartTLS       Step = "starttls"
-	StepTLSHandshake   Step = "tls-handshake"
-	StepSASL           Step = "sasl"
-	StepDialback       Step = "dialback"
-	StepDialbackVerify Step = "dialback-verify"
-	StepTimeout        Step = "timeout"
-)
-
-// Side names the party that raised a failure.
-type Side string
-
-// The parties of a negotiation.
-const (
-	Initiator     Side = "initiator"
-	Receiver      Side = "receiver"
-	Authoritative Side = "authoritative"
-)
-
-// Failure says where and why a negotiation failed.
-type Failure struct {
-	Step      Step   `json:"step"`
-	Condition string `json:"condition"`        // stream error, SASL or dialback condition
-	By        Side   `json:"by"`               // the side that raised it
-	Message   string `json:"message"`          // one line for a person
-	During    Step   `json:"during,omitempty"` // for timeouts: the step that was waited on
-	Elapsed   int64  `json:"elapsed_us"`       // since the negotiation started
-	Conn      string `json:"conn,omitempty"`   // main or verify
-}
-
-func (f Failure) String() string {
-	s := fmt.Sprintf("%s failed (%s, raised by %s): %s", f.Step, f.Condition, f.By, f.Message)
-	if f.During != "" {
-		s = fmt.Sprintf("timeout during %s (raised by %s): %s", f.During, f.By, f.Message)
-	}
-	return s
-}
 
 // TLSInfo describes the TLS layer of the main connection.
 type TLSInfo struct {
@@ -65,14 +21,14 @@ type TLSInfo struct {
 	PeerIssuer  string `json:"peer_issuer,omitempty"`
 }
 
-func tlsInfo(cs tls.ConnectionState) *TLSInfo {
-	return &TLSInfo{Version: tls.VersionName(cs.Version), CipherSuite: tls.CipherSuiteName(cs.CipherSuite)}
-}
-
-// Offer is what a receiver offered on one stream.
+// Offer is what a receiver offered on one stream, as the initiator read
+// it.
 type Offer struct {
-	TLS      bool   `json:"tls"`
-	Features string `json:"features"`
+	TLS      bool   `json:"tls"`      // the stream was TLS-protected
+	Features string `json:"features"` // as a person reads them
+	// Mechanisms are the SASL mechanisms listed (an empty <mechanisms/>
+	// element lists none).
+	Mechanisms []string `json:"mechanisms,omitempty"`
 }
 
 // Entry is one piece of XML that travelled on a connection.
@@ -85,63 +41,77 @@ type Entry struct {
 	XML     string `json:"xml"`
 }
 
-// Result is what one negotiation came to.
+// Result is what one negotiation came to, with what was seen on the way.
 type Result struct {
-	Initiator string `json:"initiator"`
-	Receiver  string `json:"receiver"`
-	// Outcome is the method that authenticated the stream, or "failed".
-	Outcome string `json:"outcome"`
-	// Failure is set when Outcome is "failed".
-	Failure *Failure `json:"failure"`
+	Initiator string
+	Receiver  string
+	Outcome   outcome.Outcome
 	// Recovered lists failures that a later step made good, such as a
 	// SASL EXTERNAL refusal followed by successful dialback.
-	Recovered []Failure `json:"recovered,omitempty"`
-	TLS       *TLSInfo  `json:"tls"`
+	Recovered []outcome.Failure
+	TLS       *TLSInfo
 	// Offers lists the features the receiver offered on each stream of
 	// the main connection, as the initiator read them.
-	Offers     []Offer  `json:"offers,omitempty"`
-	StreamIDs  []string `json:"stream_ids"`
-	DurationMS float64  `json:"duration_ms"`
-	Transcript []Entry  `json:"transcript"`
+	Offers     []Offer
+	StreamIDs  []string
+	Duration   time.Duration
+	Transcript []Entry
 }
 
-// Outcome value of a failed negotiation.
-const Failed = "failed"
+// MarshalJSON writes the result in the shape every report uses:
+// "outcome" is a method id or "failed", "failure" says why.
+func (r *Result) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Initiator  string            `json:"initiator"`
+		Receiver   string            `json:"receiver"`
+		Outcome    string            `json:"outcome"`
+		Failure    *outcome.Failure  `json:"failure"`
+		Text       string            `json:"text"`
+		Recovered  []outcome.Failure `json:"recovered"`
+		TLS        *TLSInfo          `json:"tls"`
+		Offers     []Offer           `json:"offers"`
+		StreamIDs  []string          `json:"stream_ids"`
+		DurationMS float64           `json:"duration_ms"`
+		Transcript []Entry           `json:"transcript"`
+	}{r.Initiator, r.Receiver, r.Outcome.ID(), r.Outcome.Failure, r.Outcome.String(), nonNil(r.Recovered), r.TLS,
+		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), nonNil(r.Transcript)})
+}
 
-// Method returns the method that succeeded and true, or "" and false.
-func (r *Result) Method() (policy.Method, bool) {
-	if r.Outcome == Failed || r.Outcome == "" {
-		return "", false
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
-	return policy.Method(r.Outcome), true
+	return s
 }
+
+func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // Explain is a one-line account of the result for a person.
 func (r *Result) Explain() string {
-	if m, ok := r.Method(); ok {
-		s := fmt.Sprintf("%s → %s: authenticated with %s", r.Initiator, r.Receiver, m.Name())
+	s := fmt.Sprintf("%s → %s: %s", r.Initiator, r.Receiver, r.Outcome.Explain())
+	if r.Outcome.OK() {
 		for _, f := range r.Recovered {
 			s += fmt.Sprintf(" (after %s failed: %s)", f.Step, f.Message)
 		}
-		return s
 	}
-	if r.Failure == nil {
-		return fmt.Sprintf("%s → %s: failed", r.Initiator, r.Receiver)
-	}
-	return fmt.Sprintf("%s → %s: %s", r.Initiator, r.Receiver, r.Failure)
+	return s
 }
 
-// TranscriptText renders the transcript, one element a line.
-func (r *Result) TranscriptText() string {
+// TranscriptText renders the transcript, one element a line, with the
+// time of each.
+func (r *Result) TranscriptText() string { return transcriptText(r.Transcript, true) }
+
+func transcriptText(entries []Entry, times bool) string {
 	var b strings.Builder
-	for _, e := range r.Transcript {
+	for _, e := range entries {
 		lock := "   "
 		if e.TLS {
 			lock = "TLS"
 		}
-		fmt.Fprintf(&b, "%8.3fms %-6s %s %s → %s\n    %s\n", float64(e.Elapsed)/1000, e.Conn, lock, e.From, e.To, e.XML)
+		if times {
+			fmt.Fprintf(&b, "%8.3fms ", float64(e.Elapsed)/1000)
+		}
+		fmt.Fprintf(&b, "%-6s %s %s → %s\n    %s\n", e.Conn, lock, e.From, e.To, e.XML)
 	}
 	return b.String()
 }
-
-func since(start time.Time) int64 { return time.Since(start).Microseconds() }

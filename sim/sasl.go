@@ -3,7 +3,6 @@ package sim
 import (
 	"crypto/tls"
 	"encoding/base64"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,7 +10,39 @@ import (
 	"mellium.im/sasl"
 
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
+
+// SASL EXTERNAL for server-to-server streams (RFC 6120 §6, XEP-0178):
+// the rules of when it is offered and used, and both ends of the
+// exchange.
+
+// saslOffer says whether a receiving end offers EXTERNAL: never before
+// TLS, then when its SASL is not NotSupported and the peer showed a
+// certificate in the handshake (XEP-0178 §3: nothing to authenticate
+// with otherwise).
+func saslOffer(p policy.Settings, secure, peerShowedCert bool) bool {
+	return secure && p.SASL != policy.NotSupported && peerShowedCert
+}
+
+// saslChoice says whether a connecting end with settings p uses EXTERNAL
+// from the offer f, and why not when it does not.
+func saslChoice(p policy.Settings, secure bool, f features, hasCert bool) (use bool, whyNot string) {
+	switch {
+	case !secure && !f.has("EXTERNAL"):
+		return false, "no TLS, so no SASL EXTERNAL"
+	case !secure:
+		// Never a SASL exchange on a plain stream, whatever is offered.
+		return false, "SASL EXTERNAL was offered on a stream that is not TLS-protected"
+	case !f.has("EXTERNAL"):
+		return false, "the receiver offered no SASL EXTERNAL"
+	case p.SASL == policy.NotSupported:
+		return false, "the initiator has SASL NotSupported"
+	case !hasCert:
+		return false, "the initiator has no certificate"
+	}
+	return true, ""
+}
 
 // External is the SASL EXTERNAL mechanism (RFC 4422 appendix A) as XMPP
 // servers use it (XEP-0178): the identity comes from the TLS client
@@ -53,50 +84,57 @@ func externalPermitted(cs *tls.ConnectionState, certErr error, from, authzid str
 	return nil
 }
 
-// receiveSASL answers <auth/>. It reports true when the peer is
+func saslFailureXML(cond outcome.Condition, text string) string {
+	s := "<failure xmlns='" + nsSASL + "'><" + string(cond) + "/>"
+	if text != "" {
+		s += "<text>" + esc(text) + "</text>"
+	}
+	return s + "</failure>"
+}
+
+// serveSASL answers <auth/>. It reports true when the peer is
 // authenticated; false, with no error, when the attempt was refused and
 // the peer may try something else on the same stream.
-func (s *side) receiveSASL(el *element, offered features) (bool, error) {
-	s.step = StepSASL
-	if !s.secure {
+func (rs *receiverState) serveSASL(el *element) (bool, error) {
+	c := rs.c
+	c.step = outcome.StepSASL
+	if !c.secure {
 		// Never a SASL exchange on a plain stream.
-		return false, s.refuse(StepSASL, "encryption-required", "the "+string(s.peerRole)+" sent <auth/> on a stream that is not TLS-protected",
-			"<failure xmlns='"+nsSASL+"'><encryption-required/></failure>", "</stream:stream>")
+		return false, c.refuse(outcome.EncryptionRequired, fmt.Sprintf("the %s sent <auth/> on a stream that is not TLS-protected", c.them),
+			saslFailureXML(outcome.EncryptionRequired, ""), closeTag)
 	}
 	mech := el.attr("mechanism")
-	if !offered.has(mech) {
-		_ = s.refuse(StepSASL, "invalid-mechanism", fmt.Sprintf("the %s asked for mechanism %q, which was not offered", s.peerRole, mech),
-			"<failure xmlns='"+nsSASL+"'><invalid-mechanism/></failure>")
+	if !rs.offer.has(mech) {
+		_ = c.refuse(outcome.InvalidMechanism, fmt.Sprintf("the %s asked for mechanism %q, which was not offered", c.them, mech),
+			saslFailureXML(outcome.InvalidMechanism, ""))
 		return false, nil
 	}
-	if err := s.stopAt(StepSASL); err != nil {
+	if err := rs.stopAt(outcome.StepSASL); err != nil {
 		return false, err
 	}
 	resp, err := decodeSASL(el.Text)
 	if err != nil {
-		_ = s.refuse(StepSASL, "incorrect-encoding", "the initial response is not base64: "+err.Error(),
-			"<failure xmlns='"+nsSASL+"'><incorrect-encoding/></failure>")
+		_ = c.refuse(outcome.IncorrectEncoding, "the initial response is not base64: "+err.Error(), saslFailureXML(outcome.IncorrectEncoding, ""))
 		return false, nil
 	}
-	cs := s.c.ConnectionState()
 	var refusal error
 	server := sasl.NewServer(External, func(n *sasl.Negotiator) bool {
 		_, _, authzid := n.Credentials()
-		refusal = externalPermitted(n.TLSState(), s.certErr, s.peer, string(authzid))
+		refusal = externalPermitted(n.TLSState(), c.certErr, c.peer, string(authzid))
 		return refusal == nil
-	}, sasl.TLSState(cs))
+	}, sasl.TLSState(*c.tlsState()))
 	if _, _, err := server.Step(resp); err != nil {
 		msg := "SASL EXTERNAL refused"
 		if refusal != nil {
 			msg += ": " + refusal.Error()
 		}
-		_ = s.refuse(StepSASL, "not-authorized", msg, "<failure xmlns='"+nsSASL+"'><not-authorized/><text>"+esc(msg)+"</text></failure>")
+		_ = c.refuse(outcome.NotAuthorized, msg, saslFailureXML(outcome.NotAuthorized, msg))
 		return false, nil
 	}
-	if err := s.send("<success xmlns='" + nsSASL + "'/>"); err != nil {
-		return false, err
+	if err := c.send("<success xmlns='" + nsSASL + "'/>"); err != nil {
+		return false, c.abort(err)
 	}
-	s.tr.succeed(Receiver, policy.SASLOverTLS)
+	c.tr.succeed(outcome.Receiver, outcome.SASLOverTLS)
 	return true, nil
 }
 
@@ -109,45 +147,41 @@ func decodeSASL(text string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(text)
 }
 
-// initiateSASL runs SASL EXTERNAL as the initiating side. It reports
-// whether the receiver accepted; a refusal is recorded and is not an
-// error, so that the caller can fall back to dialback.
-func (s *side) initiateSASL(r xml.TokenReader) (bool, error) {
-	s.step = StepSASL
+// doSASL runs SASL EXTERNAL as the initiating end. It reports whether
+// the receiver accepted; a refusal is recorded and is not an error, so
+// that the caller can fall back to dialback.
+func (hs *initiatorState) doSASL() (bool, error) {
+	c := hs.c
+	c.step = outcome.StepSASL
 	var opts []sasl.Option
-	if s.fault(ForeignAuthzid) {
-		opts = append(opts, sasl.Credentials(func() ([]byte, []byte, []byte) { return nil, nil, []byte("other." + s.ep.cfg.Domain) }))
+	if c.ep.fault(ForeignAuthzid) {
+		opts = append(opts, sasl.Credentials(func() ([]byte, []byte, []byte) { return nil, nil, []byte("other." + c.ep.cfg.Domain) }))
 	}
-	client := sasl.NewClient(External, opts...)
-	_, resp, err := client.Step(nil)
+	_, resp, err := sasl.NewClient(External, opts...).Step(nil)
 	if err != nil {
-		return false, fmt.Errorf("sasl: %w", err)
+		return false, c.abort(fmt.Errorf("sasl: %w", err))
 	}
 	payload := "="
 	if len(resp) > 0 {
 		payload = base64.StdEncoding.EncodeToString(resp)
 	}
-	if err := s.send("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>" + payload + "</auth>"); err != nil {
-		return false, err
+	if err := c.send("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>" + payload + "</auth>"); err != nil {
+		return false, c.abort(err)
 	}
-	el, err := s.read(r)
+	el, err := c.read()
 	if err != nil {
-		return false, err
+		return false, c.abort(err)
 	}
 	switch {
 	case el.is(nsSASL, "success"):
 		return true, nil
 	case el.is(nsSASL, "failure"):
-		cond, text := "not-authorized", ""
-		for _, c := range el.Children {
-			if c.Name.Local == "text" {
-				text = strings.TrimSpace(c.Text)
-			} else {
-				cond = c.Name.Local
-			}
+		cond, text := el.condition("")
+		if cond == "" {
+			cond = outcome.NotAuthorized
 		}
-		s.peerFail(StepSASL, cond, orDefault(text, "the receiver refused SASL EXTERNAL"))
+		_ = c.peerFailed(cond, "%s", orDefault(text, "the receiver refused SASL EXTERNAL"))
 		return false, nil
 	}
-	return false, badFormat(fmt.Sprintf("expected <success/> or <failure/>, got %s", el))
+	return false, c.abort(badFormat(fmt.Sprintf("expected <success/> or <failure/>, got %s", el)))
 }

@@ -14,6 +14,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -60,37 +61,36 @@ func TestDialbackKeyXEP0185Vector(t *testing.T) {
 func TestEachMethodSucceeds(t *testing.T) {
 	for _, tc := range []struct {
 		init, recv string
-		want       policy.Method
+		want       outcome.Method
 		tls        bool
 	}{
-		{"tls=Required,sasl=Required,dialback=false", "tls=Optional,sasl=Optional,dialback=true", policy.SASLOverTLS, true},
-		{"tls=Optional,sasl=Optional,dialback=true", "tls=Required,sasl=NotSupported,dialback=true", policy.TLSDialback, true},
-		{"tls=Optional,sasl=NotSupported,dialback=true", "tls=Optional,sasl=Optional,dialback=true", policy.TLSDialback, true},
-		{"tls=NotSupported,sasl=NotSupported,dialback=true", "tls=Optional,sasl=Optional,dialback=true", policy.TCPDialback, false},
-		{"tls=Optional,sasl=Optional,dialback=true", "tls=NotSupported,sasl=Optional,dialback=true", policy.TCPDialback, false},
+		{"tls=Required,sasl=Required,dialback=false", "tls=Optional,sasl=Optional,dialback=true", outcome.SASLOverTLS, true},
+		{"tls=Optional,sasl=Optional,dialback=true", "tls=Required,sasl=NotSupported,dialback=true", outcome.TLSDialback, true},
+		{"tls=Optional,sasl=NotSupported,dialback=true", "tls=Optional,sasl=Optional,dialback=true", outcome.TLSDialback, true},
+		{"tls=NotSupported,sasl=NotSupported,dialback=true", "tls=Optional,sasl=Optional,dialback=true", outcome.TCPDialback, false},
+		{"tls=Optional,sasl=Optional,dialback=true", "tls=NotSupported,sasl=Optional,dialback=true", outcome.TCPDialback, false},
 	} {
-		t.Run(string(tc.want), func(t *testing.T) {
+		t.Run(tc.want.String(), func(t *testing.T) {
 			w := newWorld(t)
 			a := w.endpoint("a.test", tc.init)
 			b := w.endpoint("b.test", tc.recv)
 			r := negotiate(t, a, b)
-			assert.Equal(t, string(tc.want), r.Outcome, r.Explain())
-			assert.Nil(t, r.Failure)
+			assert.Equal(t, outcome.Succeeded(tc.want), r.Outcome, r.Explain())
 			if tc.tls {
 				require.NotNil(t, r.TLS)
 				assert.Equal(t, "TLS 1.3", r.TLS.Version)
 				assert.NotEmpty(t, r.TLS.CipherSuite)
 				assert.Equal(t, "valid", r.TLS.PeerCertificate)
-				if tc.want != policy.SASLOverTLS {
+				if tc.want != outcome.SASLOverTLS {
 					assert.Len(t, r.StreamIDs, 2, "a new stream id after TLS")
 				}
 			} else {
 				assert.Nil(t, r.TLS)
 			}
-			if tc.want == policy.SASLOverTLS {
+			if tc.want == outcome.SASLOverTLS {
 				assert.Len(t, r.StreamIDs, 3, "new stream ids after TLS and after SASL")
 			}
-			if tc.want != policy.SASLOverTLS {
+			if tc.want != outcome.SASLOverTLS {
 				assert.True(t, hasEntry(r, "verify", "type='valid'"), "dialback went through a verify connection")
 			}
 			assert.True(t, hasEntry(r, "main", "urn:xmpp:ping"), "a ping proved the stream")
@@ -122,20 +122,17 @@ func TestTLSRequiredVersusNotSupported(t *testing.T) {
 	none := w.endpoint("none.test", "tls=NotSupported,sasl=NotSupported,dialback=true")
 
 	r := negotiate(t, none, req)
-	require.NotNil(t, r.Failure)
-	assert.Equal(t, Failure{Step: StepStartTLS, Condition: "unsupported-feature", By: Initiator, Conn: "main",
-		Message: "receiver requires TLS but initiator does not support it (TLS NotSupported)"}, stripTime(*r.Failure))
+	require.NotNil(t, r.Outcome.Failure)
+	assert.Equal(t, outcome.Failure{Step: outcome.StepStartTLS, Condition: outcome.UnsupportedFeature, By: outcome.Initiator, Conn: "main",
+		Message: "receiver requires TLS but initiator does not support it (TLS NotSupported)"}, stripTime(*r.Outcome.Failure))
 
 	r = negotiate(t, req, none)
-	require.NotNil(t, r.Failure)
-	assert.Equal(t, StepStartTLS, r.Failure.Step)
-	assert.Equal(t, "policy-violation", r.Failure.Condition)
-	assert.Equal(t, Initiator, r.Failure.By)
-	assert.Contains(t, r.Failure.Message, "initiator requires TLS")
+	assert.Equal(t, "failed at starttls (policy-violation by initiator)", r.Outcome.String())
+	assert.Contains(t, r.Outcome.Failure.Message, "initiator requires TLS")
 	assert.True(t, hasEntry(r, "main", "<stream:error><policy-violation"), "the refusal is sent, not a silent close")
 }
 
-func stripTime(f Failure) Failure { f.Elapsed = 0; return f }
+func stripTime(f outcome.Failure) outcome.Failure { f.Elapsed = 0; return f }
 
 func TestCertificateStates(t *testing.T) {
 	for _, st := range certs.States {
@@ -151,20 +148,17 @@ func TestCertificateStates(t *testing.T) {
 				r := negotiate(t, a, b)
 				switch {
 				case st == certs.Valid:
-					assert.Equal(t, string(policy.SASLOverTLS), r.Outcome)
+					assert.Equal(t, outcome.Succeeded(outcome.SASLOverTLS), r.Outcome)
 				case st == certs.Missing:
-					assert.Equal(t, string(policy.TLSDialback), r.Outcome, "no certificate: no EXTERNAL offered, dialback")
+					assert.Equal(t, outcome.Succeeded(outcome.TLSDialback), r.Outcome, "no certificate: no EXTERNAL offered, dialback")
 					assert.Empty(t, r.Recovered)
 				case strict:
-					require.NotNil(t, r.Failure, r.Explain())
-					assert.Equal(t, StepTLSHandshake, r.Failure.Step)
-					assert.Equal(t, Receiver, r.Failure.By)
-					assert.Equal(t, "bad-certificate", r.Failure.Condition)
+					assert.Equal(t, "failed at tls-handshake (bad-certificate by receiver)", r.Outcome.String(), r.Explain())
 				default:
-					assert.Equal(t, string(policy.TLSDialback), r.Outcome, "lenient: EXTERNAL refused, dialback rescues")
+					assert.Equal(t, outcome.Succeeded(outcome.TLSDialback), r.Outcome, "lenient: EXTERNAL refused, dialback rescues")
 					require.Len(t, r.Recovered, 1)
-					assert.Equal(t, StepSASL, r.Recovered[0].Step)
-					assert.Equal(t, "not-authorized", r.Recovered[0].Condition)
+					assert.Equal(t, outcome.StepSASL, r.Recovered[0].Step)
+					assert.Equal(t, outcome.NotAuthorized, r.Recovered[0].Condition)
 				}
 
 				// b initiates: b judges a's server certificate. Only serverAuth
@@ -172,16 +166,14 @@ func TestCertificateStates(t *testing.T) {
 				r = negotiate(t, b, a)
 				switch {
 				case st == certs.Missing:
-					assert.Equal(t, string(policy.TCPDialback), r.Outcome, "no certificate: no STARTTLS offered")
+					assert.Equal(t, outcome.Succeeded(outcome.TCPDialback), r.Outcome, "no certificate: no STARTTLS offered")
 				case st == certs.Valid || st == certs.NoClientAuth || !strict:
-					assert.Equal(t, string(policy.SASLOverTLS), r.Outcome, r.Explain())
+					assert.Equal(t, outcome.Succeeded(outcome.SASLOverTLS), r.Outcome, r.Explain())
 					if st != certs.Valid && st != certs.NoClientAuth {
 						assert.NotEqual(t, "valid", r.TLS.PeerCertificate, "the lenient initiator still reports the bad certificate")
 					}
 				default:
-					require.NotNil(t, r.Failure, r.Explain())
-					assert.Equal(t, StepTLSHandshake, r.Failure.Step)
-					assert.Equal(t, Initiator, r.Failure.By)
+					assert.True(t, r.Outcome.Match(outcome.Failed(outcome.Failure{Step: outcome.StepTLSHandshake, By: outcome.Initiator})), r.Explain())
 				}
 			})
 		}
@@ -195,15 +187,12 @@ func TestSASLFailureFallsBackToDialbackOnlyWhenAllowed(t *testing.T) {
 	noDB := w.endpoint("c.test", "tls=Required,sasl=Optional,dialback=false,cert=no-client-auth")
 
 	r := negotiate(t, withDB, recv)
-	assert.Equal(t, string(policy.TLSDialback), r.Outcome)
+	assert.Equal(t, outcome.Succeeded(outcome.TLSDialback), r.Outcome)
 	require.NotEmpty(t, r.Recovered)
 	assert.Contains(t, r.Recovered[0].Message, "clientAuth")
 
 	r = negotiate(t, noDB, recv)
-	require.NotNil(t, r.Failure)
-	assert.Equal(t, StepSASL, r.Failure.Step)
-	assert.Equal(t, "not-authorized", r.Failure.Condition)
-	assert.Equal(t, Receiver, r.Failure.By)
+	assert.Equal(t, "failed at sasl (not-authorized by receiver)", r.Outcome.String())
 }
 
 func TestDialbackWrongSecretIsInvalid(t *testing.T) {
@@ -214,10 +203,7 @@ func TestDialbackWrongSecretIsInvalid(t *testing.T) {
 	w.endpoint("a.test", "tls=Optional,sasl=NotSupported,dialback=true,secret=two")
 
 	r := negotiate(t, node1, b)
-	require.NotNil(t, r.Failure)
-	assert.Equal(t, StepDialback, r.Failure.Step)
-	assert.Equal(t, "invalid", r.Failure.Condition)
-	assert.Equal(t, Receiver, r.Failure.By)
+	assert.Equal(t, "failed at dialback (invalid by receiver)", r.Outcome.String())
 	assert.True(t, hasEntry(r, "verify", "type='invalid'"))
 	assert.True(t, hasEntry(r, "main", "type='invalid'"))
 }
@@ -228,9 +214,7 @@ func TestAuthoritativeServerUnreachable(t *testing.T) {
 	a := w.endpoint("a.test", "tls=Optional,sasl=NotSupported,dialback=true", func(c *Config) { c.Unlisted = true })
 
 	r := negotiate(t, a, b)
-	require.NotNil(t, r.Failure)
-	assert.Equal(t, StepDialbackVerify, r.Failure.Step)
-	assert.Equal(t, "remote-server-not-found", r.Failure.Condition)
+	assert.Equal(t, "failed at dialback-verify (remote-server-not-found by receiver)", r.Outcome.String())
 
 	// Registered, but nothing listens there any more.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -238,26 +222,24 @@ func TestAuthoritativeServerUnreachable(t *testing.T) {
 	w.net.Register("a.test", ln.Addr().String())
 	ln.Close()
 	r = negotiate(t, a, b)
-	require.NotNil(t, r.Failure)
-	assert.Equal(t, StepDialbackVerify, r.Failure.Step)
-	assert.Equal(t, "remote-connection-failed", r.Failure.Condition)
+	assert.Equal(t, "failed at dialback-verify (remote-connection-failed by receiver)", r.Outcome.String())
 	assert.True(t, hasEntry(r, "main", "remote-connection-failed"), "the initiator is told with a dialback error")
 }
 
 func TestSilentPeerTimesOutAtEachStep(t *testing.T) {
 	const timeout = 400 * time.Millisecond
 	for _, tc := range []struct {
-		step         Step
+		step         outcome.Step
 		init, recv   string
 		silentIsAuth bool
 	}{
-		{StepStream, "", "", false},
-		{StepStartTLS, "", "", false},
-		{StepSASL, "", "", false},
-		{StepDialback, "sasl=NotSupported", "", false},
-		{StepDialbackVerify, "sasl=NotSupported", "", true},
+		{outcome.StepStream, "", "", false},
+		{outcome.StepStartTLS, "", "", false},
+		{outcome.StepSASL, "", "", false},
+		{outcome.StepDialback, "sasl=NotSupported", "", false},
+		{outcome.StepDialbackVerify, "sasl=NotSupported", "", true},
 	} {
-		t.Run(string(tc.step), func(t *testing.T) {
+		t.Run(tc.step.String(), func(t *testing.T) {
 			w := newWorld(t)
 			short := func(c *Config) { c.Timeout = timeout }
 			silent := func(c *Config) { c.Faults.SilentAt = tc.step }
@@ -275,13 +257,9 @@ func TestSilentPeerTimesOutAtEachStep(t *testing.T) {
 			start := time.Now()
 			r := negotiate(t, a, b)
 			elapsed := time.Since(start)
-			require.NotNil(t, r.Failure, r.Explain())
-			assert.Equal(t, StepTimeout, r.Failure.Step)
-			want := tc.step
-			if want == StepStartTLS {
-				want = StepStartTLS
-			}
-			assert.Equal(t, want, r.Failure.During)
+			require.NotNil(t, r.Outcome.Failure, r.Explain())
+			assert.Equal(t, outcome.StepTimeout, r.Outcome.Failure.Step)
+			assert.Equal(t, tc.step, r.Outcome.Failure.During)
 			assert.Less(t, elapsed, timeout+300*time.Millisecond, "gave up within the deadline")
 		})
 	}

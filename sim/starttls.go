@@ -5,21 +5,114 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"time"
-
-	"encoding/xml"
 
 	"xmppneg/certs"
+	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
 
-// serverTLS is the receiving side's TLS configuration. It asks for the
+// STARTTLS (RFC 6120 §5): the rules of when it is offered and used, and
+// both ends of the exchange and the handshake.
+
+// startTLSOffer says whether a receiving end offers STARTTLS on a plain
+// stream, and whether with <required/>: when its TLS is not NotSupported
+// and it has a certificate to present; required when TLS is Required.
+func startTLSOffer(p policy.Settings, hasCert bool) (offer, required bool) {
+	offer = p.TLS != policy.NotSupported && hasCert
+	return offer, offer && p.TLS == policy.Required
+}
+
+// startTLSChoice is what a connecting end with settings p does about TLS
+// on a plain stream given the offer f: use it, go on without it, or give
+// up with a stream error that says why.
+func startTLSChoice(p policy.Settings, f features, me, them outcome.Side) (use bool, refusal *streamError) {
+	switch {
+	case f.StartTLS && p.TLS != policy.NotSupported:
+		return true, nil
+	case f.TLSRequired:
+		return false, &streamError{cond: outcome.UnsupportedFeature, step: outcome.StepStartTLS,
+			text: fmt.Sprintf("%s requires TLS but %s does not support it (TLS NotSupported)", them, me)}
+	case p.TLS == policy.Required:
+		return false, &streamError{cond: outcome.PolicyViolation, step: outcome.StepStartTLS,
+			text: fmt.Sprintf("%s requires TLS but the %s does not offer STARTTLS", me, them)}
+	}
+	return false, nil
+}
+
+// serveStartTLS answers <starttls/> and runs the server handshake.
+func (rs *receiverState) serveStartTLS() error {
+	c := rs.c
+	c.step = outcome.StepStartTLS
+	if !rs.offer.StartTLS {
+		why := "TLS NotSupported"
+		switch {
+		case c.secure:
+			why = "the stream is TLS-protected already"
+		case c.ep.cert == nil:
+			why = "no certificate"
+		}
+		return c.refuse(outcome.StartTLSFailure, fmt.Sprintf("%s sent <starttls/> but the %s did not offer it (%s)", c.them, c.me, why),
+			"<failure xmlns='"+nsTLS+"'/>", closeTag)
+	}
+	if err := rs.stopAt(outcome.StepStartTLS); err != nil {
+		return err
+	}
+	if c.ep.fault(StartTLSFailure) {
+		return c.refuse(outcome.StartTLSFailure, "the receiver offered STARTTLS and then refused it (fault starttls-failure)",
+			"<failure xmlns='"+nsTLS+"'/>", closeTag)
+	}
+	if err := c.send("<proceed xmlns='" + nsTLS + "'/>"); err != nil {
+		return c.abort(err)
+	}
+	c.step = outcome.StepTLSHandshake
+	tc := tls.Server(c.raw, c.serverTLS())
+	if err := c.upgrade(tc); err != nil {
+		return c.abort(err)
+	}
+	if err := tc.Handshake(); err != nil {
+		return c.handshakeFailed(err)
+	}
+	c.secured(tc)
+	return nil
+}
+
+// startTLS asks for TLS and runs the client handshake.
+func (o *connecting) startTLS() error {
+	c := o.c
+	c.step = outcome.StepStartTLS
+	if err := c.send("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
+		return c.abort(err)
+	}
+	el, err := c.read()
+	if err != nil {
+		return c.abort(err)
+	}
+	switch {
+	case el.is(nsTLS, "proceed"):
+	case el.is(nsTLS, "failure"):
+		return c.peerFailed(outcome.StartTLSFailure, "the %s answered <starttls/> with <failure/>", c.them)
+	default:
+		return c.abort(badFormat(fmt.Sprintf("expected <proceed/> or <failure/>, got %s", el)))
+	}
+	c.step = outcome.StepTLSHandshake
+	tc := tls.Client(c.raw, c.clientTLS())
+	if err := c.upgrade(tc); err != nil {
+		return c.abort(err)
+	}
+	if err := tc.Handshake(); err != nil {
+		return c.handshakeFailed(err)
+	}
+	c.secured(tc)
+	return nil
+}
+
+// serverTLS is the receiving end's TLS configuration. It asks for the
 // peer's certificate without requiring one (dialback-only peers have
 // none) and judges it itself: a strict endpoint aborts the handshake on
 // an invalid certificate, a lenient one carries on and only refuses SASL
 // EXTERNAL later.
-func (s *side) serverTLS() *tls.Config {
+func (c *xconn) serverTLS() *tls.Config {
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		ClientAuth: tls.RequestClientCert,
@@ -27,11 +120,38 @@ func (s *side) serverTLS() *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return nil // dialback-only peers have none
 			}
-			return s.judge(cs, x509.ExtKeyUsageClientAuth)
+			return c.judge(cs, x509.ExtKeyUsageClientAuth)
 		},
 	}
-	if s.ep.cert != nil {
-		cfg.Certificates = []tls.Certificate{*s.ep.cert}
+	if c.ep.cert != nil {
+		cfg.Certificates = []tls.Certificate{*c.ep.cert}
+	}
+	return cfg
+}
+
+// clientTLS is the connecting end's TLS configuration: it presents its
+// certificate (for SASL EXTERNAL) and judges the receiver's, aborting on
+// an invalid one when strict.
+func (c *xconn) clientTLS() *tls.Config {
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		ServerName: c.peer,
+		// Verification is done below, so that a lenient endpoint can go on
+		// with an invalid certificate and the reason is still recorded.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return c.judge(cs, x509.ExtKeyUsageServerAuth)
+		},
+	}
+	if c.ep.cert != nil {
+		cfg.Certificates = []tls.Certificate{*c.ep.cert}
+	}
+	if c.name == verifyConn {
+		// A receiving server opens verify connections to the same
+		// authoritative servers again and again; like OpenSSL-based
+		// servers it resumes their TLS sessions. The main connection
+		// never resumes: each negotiation pays its full handshake.
+		cfg.ClientSessionCache = c.ep.verifySessions
 	}
 	return cfg
 }
@@ -39,154 +159,48 @@ func (s *side) serverTLS() *tls.Config {
 // judge checks the peer's certificate for its usage and the peer's
 // domain, remembers what it found, and aborts the handshake when the
 // endpoint is strict and the certificate is bad.
-func (s *side) judge(cs tls.ConnectionState, usage x509.ExtKeyUsage) error {
+func (c *xconn) judge(cs tls.ConnectionState, usage x509.ExtKeyUsage) error {
 	if len(cs.PeerCertificates) > 0 {
-		s.peerCert = cs.PeerCertificates[0]
+		c.peerCert = cs.PeerCertificates[0]
 	}
-	s.certErr = certs.Check(cs.PeerCertificates, s.ep.roots, s.peer, usage, now())
-	if s.certErr != nil && s.ep.cfg.Settings.Strict {
-		return s.fail(StepTLSHandshake, "bad-certificate", fmt.Sprintf("%s's certificate rejected: %v", s.peerRole, s.certErr))
+	c.certErr = certs.Check(cs.PeerCertificates, c.ep.roots, c.peer, usage, c.ep.now())
+	if c.certErr != nil && c.ep.cfg.Settings.Strict {
+		return c.fail(outcome.BadCertificate, "%s's certificate rejected: %v", c.them, c.certErr)
 	}
 	return nil
 }
 
-// clientTLS is the initiating side's TLS configuration: it presents its
-// certificate (for SASL EXTERNAL) and judges the receiver's, aborting on
-// an invalid one when strict.
-func (s *side) clientTLS() *tls.Config {
-	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		ServerName: s.peer,
-		// Verification is done below, so that a lenient endpoint can go on
-		// with an invalid certificate and the reason is still recorded.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			return s.judge(cs, x509.ExtKeyUsageServerAuth)
-		},
+// secured records the TLS state of the main connection once the
+// handshake is done.
+func (c *xconn) secured(tc *tls.Conn) {
+	if c.name != mainConn {
+		return
 	}
-	if s.ep.cert != nil {
-		cfg.Certificates = []tls.Certificate{*s.ep.cert}
-	}
-	if s.conn == "verify" {
-		// A receiving server opens verify connections to the same
-		// authoritative servers again and again; like OpenSSL-based
-		// servers it resumes their TLS sessions. The main connection
-		// never resumes: each negotiation pays its full handshake.
-		cfg.ClientSessionCache = s.ep.verifySessions
-	}
-	return cfg
-}
-
-// receiveStartTLS answers <starttls/> and runs the server handshake.
-func (s *side) receiveStartTLS(offered features) (io.ReadWriter, error) {
-	s.step = StepStartTLS
-	if !offered.StartTLS {
-		why := "TLS NotSupported"
-		if s.ep.cert == nil {
-			why = "no certificate"
-		}
-		return nil, s.refuse(StepStartTLS, "failure", fmt.Sprintf("%s sent <starttls/> but the %s did not offer it (%s)", s.peerRole, s.role, why),
-			"<failure xmlns='"+nsTLS+"'/>", "</stream:stream>")
-	}
-	if err := s.stopAt(StepStartTLS); err != nil {
-		return nil, err
-	}
-	if s.fault(StartTLSFailure) {
-		return nil, s.refuse(StepStartTLS, "failure", "the receiver offered STARTTLS and then refused it (fault starttls-failure)",
-			"<failure xmlns='"+nsTLS+"'/>", "</stream:stream>")
-	}
-	if err := s.send("<proceed xmlns='" + nsTLS + "'/>"); err != nil {
-		return nil, err
-	}
-	s.step = StepTLSHandshake
-	tc := tls.Server(s.raw, s.serverTLS())
-	if err := tc.Handshake(); err != nil {
-		return nil, s.handshakeError(err)
-	}
-	return s.secured(tc), nil
-}
-
-// initiateStartTLS asks for TLS and runs the client handshake.
-func (s *side) initiateStartTLS(r xml.TokenReader) (io.ReadWriter, error) {
-	s.step = StepStartTLS
-	if err := s.send("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
-		return nil, err
-	}
-	el, err := s.read(r)
-	if err != nil {
-		return nil, err
-	}
-	switch {
-	case el.is(nsTLS, "proceed"):
-	case el.is(nsTLS, "failure"):
-		return nil, s.peerFail(StepStartTLS, "failure", "the "+string(s.peerRole)+" answered <starttls/> with <failure/>")
-	default:
-		return nil, badFormat(fmt.Sprintf("expected <proceed/> or <failure/>, got %s", el))
-	}
-	s.step = StepTLSHandshake
-	tc := tls.Client(s.raw, s.clientTLS())
-	if err := tc.Handshake(); err != nil {
-		return nil, s.handshakeError(err)
-	}
-	return s.secured(tc), nil
-}
-
-// secured switches recording to the TLS connection and returns it as the
-// connection of the restarted stream.
-func (s *side) secured(tc *tls.Conn) io.ReadWriter {
-	s.secure = true
 	cs := tc.ConnectionState()
-	if s.conn == "main" {
-		info := tlsInfo(cs)
-		if s.role == Initiator {
-			info.PeerCertificate = "valid"
-			if s.certErr != nil {
-				info.PeerCertificate = s.certErr.Error()
-			}
-			if s.peerCert != nil {
-				info.PeerSubject = s.peerCert.Subject.String() + " DNS:" + strings.Join(s.peerCert.DNSNames, ",")
-				info.PeerIssuer = s.peerCert.Issuer.String()
-			}
+	info := &TLSInfo{Version: tls.VersionName(cs.Version), CipherSuite: tls.CipherSuiteName(cs.CipherSuite)}
+	if c.me == outcome.Initiator {
+		info.PeerCertificate = "valid"
+		if c.certErr != nil {
+			info.PeerCertificate = c.certErr.Error()
 		}
-		s.tr.setTLS(info)
-	}
-	s.c = &recConn{Conn: tc, tr: s.tr, secure: true, reads: s.c.reads}
-	s.relabel()
-	return s.c
-}
-
-// handshakeError classifies a failed TLS handshake: rejected by our own
-// check (recorded already), rejected by the peer (an alert), or cut off.
-func (s *side) handshakeError(err error) error {
-	var fe failed
-	if errors.As(err, &fe) {
-		return err
-	}
-	if strings.Contains(err.Error(), "remote error") {
-		return s.peerFail(StepTLSHandshake, "bad-certificate", fmt.Sprintf("the %s aborted the TLS handshake: %v", s.peerRole, err))
-	}
-	if isTimeout(err) {
-		return err
-	}
-	return s.peerFail(StepTLSHandshake, "handshake-failure", fmt.Sprintf("TLS handshake with the %s failed: %v", s.peerRole, err))
-}
-
-// goSilentNow stops answering until the deadline or the peer gives up.
-func (s *side) goSilentNow() error {
-	s.outwait()
-	buf := make([]byte, 512)
-	for {
-		if _, err := s.raw.Read(buf); err != nil {
-			return failed{Failure{Step: s.step, Condition: "silent", By: s.role, Message: "went silent on purpose"}}
+		if c.peerCert != nil {
+			info.PeerSubject = c.peerCert.Subject.String() + " DNS:" + strings.Join(c.peerCert.DNSNames, ",")
+			info.PeerIssuer = c.peerCert.Issuer.String()
 		}
 	}
+	c.tr.setTLS(info)
 }
 
-// now is the clock certificates are checked against.
-var now = time.Now
-
-// outwait gives a silent side a deadline later than its peer's, so that
-// the peer sees silence rather than a close.
-func (s *side) outwait() {
-	_ = s.raw.SetReadDeadline(time.Now().Add(2 * s.ep.timeout))
+// handshakeFailed records a failed TLS handshake: rejected by our own
+// check (recorded already), refused by the peer with an alert, cut off,
+// or failed otherwise on the peer's part.
+func (c *xconn) handshakeFailed(err error) error {
+	var rec *recorded
+	if errors.As(err, &rec) {
+		return err
+	}
+	if _, ok := remoteAlert(err); ok || isTimeout(err) || isClosed(err) {
+		return c.abort(err)
+	}
+	return c.peerFailed(outcome.HandshakeFailure, "TLS handshake with the %s failed: %v", c.them, err)
 }

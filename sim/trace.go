@@ -2,12 +2,10 @@ package sim
 
 import (
 	"context"
-	"crypto/tls"
-	"net"
 	"sync"
 	"time"
 
-	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
 
 // trace collects what every party of one negotiation saw: the XML on the
@@ -16,37 +14,40 @@ import (
 // failure records it before telling its peer, so the first failure
 // recorded is the root cause.
 type trace struct {
+	clock func() time.Time
 	start time.Time
 
 	mu         sync.Mutex
 	entries    []Entry
-	failures   []Failure
-	method     policy.Method // set by the initiator once a stanza made the round trip
-	recvMethod policy.Method // set by the receiver when it accepted the peer
+	failures   []outcome.Failure
+	method     outcome.Method // set by the initiator once a stanza made the round trip
+	recvMethod outcome.Method // set by the receiver when it accepted the peer
 	tls        *TLSInfo
 	streamIDs  []string
 	offers     []Offer
 }
 
-func (t *trace) offer(secure bool, features string) {
+func (t *trace) offer(secure bool, f features) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.offers = append(t.offers, Offer{TLS: secure, Features: features})
+	t.offers = append(t.offers, Offer{TLS: secure, Features: f.String(), Mechanisms: f.Mechanisms})
 }
 
-func newTrace() *trace { return &trace{start: time.Now()} }
+func newTrace(clock func() time.Time) *trace { return &trace{clock: clock, start: clock()} }
+
+func (t *trace) since() int64 { return t.clock().Sub(t.start).Microseconds() }
 
 func (t *trace) add(e Entry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	e.Elapsed = since(t.start)
+	e.Elapsed = t.since()
 	t.entries = append(t.entries, e)
 }
 
-func (t *trace) fail(f Failure) {
+func (t *trace) fail(f outcome.Failure) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f.Elapsed = since(t.start)
+	f.Elapsed = t.since()
 	t.failures = append(t.failures, f)
 }
 
@@ -75,10 +76,10 @@ func (t *trace) setTLS(info *TLSInfo) {
 	t.tls = info
 }
 
-func (t *trace) succeed(by Side, m policy.Method) {
+func (t *trace) succeed(by outcome.Side, m outcome.Method) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if by == Initiator {
+	if by == outcome.Initiator {
 		t.method = m
 	} else {
 		t.recvMethod = m
@@ -88,7 +89,7 @@ func (t *trace) succeed(by Side, m policy.Method) {
 // result builds the Result as seen from side: the initiator's view counts
 // a method only after a stanza made the round trip; the receiver's view
 // (used when a foreign server initiates) once it accepted the peer.
-func (t *trace) result(side Side, initiator, receiver string) *Result {
+func (t *trace) result(side outcome.Side, initiator, receiver string) *Result {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	r := &Result{
@@ -96,74 +97,26 @@ func (t *trace) result(side Side, initiator, receiver string) *Result {
 		Receiver:   receiver,
 		TLS:        t.tls,
 		StreamIDs:  append([]string{}, t.streamIDs...),
-		DurationMS: float64(time.Since(t.start).Microseconds()) / 1000,
+		Duration:   t.clock().Sub(t.start),
 		Transcript: append([]Entry{}, t.entries...),
 		Offers:     append([]Offer{}, t.offers...),
+		Recovered:  []outcome.Failure{},
 	}
 	m := t.method
-	if side != Initiator {
+	if side != outcome.Initiator {
 		m = t.recvMethod
 	}
 	switch {
-	case m != "":
-		r.Outcome = string(m)
+	case m != 0:
+		r.Outcome = outcome.Succeeded(m)
 		r.Recovered = distinct(t.failures)
 	case len(t.failures) > 0:
-		r.Outcome = Failed
-		f := t.failures[0]
-		r.Failure = &f
+		r.Outcome = outcome.Failed(t.failures[0])
 	default:
-		r.Outcome = Failed
-		r.Failure = &Failure{Step: StepStream, Condition: "undefined-condition", By: side,
-			Message: "the negotiation ended without authentication and without an error"}
+		r.Outcome = outcome.Failed(outcome.Failure{Step: outcome.StepStream, Condition: outcome.UndefinedCondition, By: side,
+			Message: "the negotiation ended without authentication and without an error"})
 	}
 	return r
-}
-
-// recConn records every write, and optionally every read, on a connection
-// into a trace. It keeps the TLS state visible to mellium.
-type recConn struct {
-	net.Conn
-	tr       *trace
-	conn     string // "main" or "verify"
-	me, peer string
-	secure   bool
-	reads    bool
-}
-
-func (c *recConn) Write(b []byte) (int, error) {
-	c.tr.add(Entry{Conn: c.conn, From: c.me, To: c.peer, TLS: c.secure, XML: string(b)})
-	return c.Conn.Write(b)
-}
-
-func (c *recConn) writeElements(elements ...string) error {
-	size := 0
-	for _, e := range elements {
-		c.tr.add(Entry{Conn: c.conn, From: c.me, To: c.peer, TLS: c.secure, XML: e})
-		size += len(e)
-	}
-	b := make([]byte, 0, size)
-	for _, e := range elements {
-		b = append(b, e...)
-	}
-	_, err := c.Conn.Write(b)
-	return err
-}
-
-func (c *recConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	if c.reads && n > 0 {
-		c.tr.add(Entry{Conn: c.conn, From: c.peer, To: c.me, TLS: c.secure, XML: string(b[:n])})
-	}
-	return n, err
-}
-
-// ConnectionState lets mellium's Session report the TLS state.
-func (c *recConn) ConnectionState() tls.ConnectionState {
-	if tc, ok := c.Conn.(*tls.Conn); ok {
-		return tc.ConnectionState()
-	}
-	return tls.ConnectionState{}
 }
 
 // Network is the in-process world of a set of endpoints: where each
@@ -244,40 +197,30 @@ func (n *Network) untrack(localAddr string, l *link, deadline time.Time) {
 }
 
 // claim returns the trace of the connection whose other end has address
-// remoteAddr, and a function to call when done with it.
-func (n *Network) claim(remoteAddr string) (*trace, func(), bool) {
+// remoteAddr, a function to call when done with it, and which connection
+// it is (main or verify).
+func (n *Network) claim(remoteAddr string) (*trace, func(), string, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	l, ok := n.links[remoteAddr]
 	if !ok {
-		return nil, nil, false
+		return nil, nil, "", false
 	}
 	l.peer.Add(1)
-	return l.tr, l.peer.Done, true
-}
-
-// linkConn returns which connection ("main" or "verify") the tracked
-// connection with the given local address is.
-func (n *Network) linkConn(addr string) string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if l, ok := n.links[addr]; ok {
-		return l.conn
-	}
-	return ""
+	return l.tr, l.peer.Done, l.conn, true
 }
 
 // distinct drops the copies of a failure that both sides recorded: the
 // side that raised it and the side that was told.
-func distinct(fs []Failure) []Failure {
+func distinct(fs []outcome.Failure) []outcome.Failure {
 	type key struct {
-		step      Step
-		condition string
-		by        Side
+		step      outcome.Step
+		condition outcome.Condition
+		by        outcome.Side
 		message   string
 	}
 	seen := map[key]bool{}
-	out := []Failure{}
+	out := []outcome.Failure{}
 	for _, f := range fs {
 		k := key{f.Step, f.Condition, f.By, f.Message}
 		if !seen[k] {

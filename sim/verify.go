@@ -3,135 +3,173 @@ package sim
 import (
 	"context"
 	"crypto/hmac"
-	"encoding/xml"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"time"
 
-	"mellium.im/xmpp"
-	"mellium.im/xmpp/jid"
-
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
 
-// verifyKey asks the authoritative server of originating, over a
-// connection of its own, whether key is right for the current stream.
-// It returns the answer, or the failure that kept it from getting one,
-// and a function that closes the verify connection: the caller answers
-// its initiator first, so that the close is off the critical path.
-func (s *side) verifyKey(originating, key string) (valid bool, f *Failure, done func()) {
-	s.step = StepDialbackVerify
-	v := &side{ep: s.ep, role: Receiver, peerRole: Authoritative, conn: "verify", peer: originating,
-		tr: s.tr, step: StepTCP, askKey: key, askID: s.streamID}
-	done = func() {}
-	fail := func(err error) (bool, *Failure, func()) {
-		fe, ok := err.(failed)
-		if !ok {
-			fe = v.abort(err).(failed)
-		}
-		return false, &fe.f, done
-	}
-	// Leave time to answer the initiator before its own deadline passes.
-	deadline := time.Now().Add(time.Until(s.deadline) * 6 / 10)
-	ctx, cancel := context.WithDeadline(s.ep.ctx, deadline)
-	addr, err := s.ep.cfg.Net.Resolve(ctx, originating)
-	if err != nil {
-		cancel()
-		return fail(v.fail(StepDialbackVerify, "remote-server-not-found", fmt.Sprintf("cannot resolve the authoritative server of %s: %v", originating, err)))
-	}
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		cancel()
-		return fail(v.fail(StepDialbackVerify, "remote-connection-failed", fmt.Sprintf("cannot connect to the authoritative server of %s at %s: %v", originating, addr, err)))
-	}
-	v.raw = raw
-	v.c = &recConn{Conn: raw, tr: s.tr, reads: s.c.reads}
-	v.relabel()
-	l := s.ep.cfg.Net.track(raw.LocalAddr().String(), s.tr, "verify")
-	stop := arm(ctx, raw, deadline)
-	var sess *xmpp.Session
-	done = func() {
-		if sess != nil {
-			v.closeStream(sess)
-		}
-		stop()
-		hangUp(raw, deadline)
-		cancel()
-		s.ep.cfg.Net.untrack(raw.LocalAddr().String(), l, deadline.Add(50*time.Millisecond))
-	}
-	sess, err = xmpp.NewSession(context.Background(), jid.MustParse(originating), jid.MustParse(s.ep.cfg.Domain), v.c, xmpp.S2S, v.initiate())
-	if err != nil {
-		sess = nil
-		return fail(err)
-	}
-	return v.verdict, nil, done
+// The verify connection of Server Dialback (XEP-0220 §2.3): the
+// receiving server opens it to the authoritative server of the
+// initiator's domain (verifierState) and asks with <db:verify/> whether
+// the key it was given is right; the authoritative server
+// (authoritativeState) recomputes the key with its secret and answers.
+
+// verifierState is the receiving server's end of a verify connection.
+type verifierState struct {
+	connecting
+	key, id string // the key to check and the id of the stream it was given on
+	valid   bool
 }
 
-// sendVerify sends <db:verify/> on a verify connection and reads the
-// authoritative server's answer.
-func (s *side) sendVerify(r xml.TokenReader) (xmpp.SessionState, io.ReadWriter, any, error) {
-	s.step = StepDialbackVerify
-	from, to, id := s.ep.cfg.Domain, s.peer, s.askID
-	if s.fault(VerifySwapped) {
+// handshake opens the verify connection's stream, secures it by the
+// same rules as any stream this endpoint opens, and asks.
+func (vs *verifierState) handshake() error {
+	c := vs.c
+	if err := vs.openStream(c.ep.cfg.Domain, c.peer, false); err != nil {
+		return err
+	}
+	use, refusal := startTLSChoice(c.ep.cfg.Settings, vs.offer, c.me, c.them)
+	if refusal != nil {
+		return c.abort(refusal)
+	}
+	if use {
+		if err := vs.startTLS(); err != nil {
+			return err
+		}
+		if err := vs.openStream(c.ep.cfg.Domain, c.peer, false); err != nil {
+			return err
+		}
+	}
+	return vs.ask()
+}
+
+// ask sends <db:verify/> and reads the authoritative server's answer.
+func (vs *verifierState) ask() error {
+	c := vs.c
+	c.step = outcome.StepDialbackVerify
+	from, to, id := c.ep.cfg.Domain, c.peer, vs.id
+	if c.ep.fault(VerifySwapped) {
 		from, to = to, from
 	}
-	if s.fault(VerifyWrongID) {
+	if c.ep.fault(VerifyWrongID) {
 		id += "-not-this-one"
 	}
-	if err := s.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s'>%s</db:verify>",
-		esc(from), esc(to), esc(id), esc(s.askKey))); err != nil {
-		return 0, nil, nil, s.abort(err)
+	if err := c.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s'>%s</db:verify>", esc(from), esc(to), esc(id), esc(vs.key))); err != nil {
+		return c.abort(err)
 	}
-	el, err := s.read(r)
+	el, err := c.read()
 	if err != nil {
-		return 0, nil, nil, s.abort(err)
+		return c.abort(err)
 	}
 	if !el.is(nsDialback, "verify") || el.attr("id") != id {
-		return 0, nil, nil, s.abort(badFormat(fmt.Sprintf("expected <db:verify id='%s'/>, got %s id=%q", id, el, el.attr("id"))))
+		return c.abort(badFormat(fmt.Sprintf("expected <db:verify id='%s'/>, got %s id=%q", id, el, el.attr("id"))))
 	}
 	switch el.attr("type") {
 	case "valid":
-		s.verdict = true
+		vs.valid = true
 	case "invalid":
 	default:
-		cond := "undefined-condition"
-		if e := el.child("", "error"); e != nil && len(e.Children) > 0 {
-			cond = e.Children[0].Name.Local
+		cond := outcome.UndefinedCondition
+		if e := el.child("", "error"); e != nil {
+			ec, _ := e.condition("")
+			cond = orCondition(ec)
 		}
-		return 0, nil, nil, s.abort(s.peerFail(StepDialbackVerify, cond, fmt.Sprintf("the authoritative server answered db:verify with type %q (%s)", el.attr("type"), cond)))
+		return c.peerFailed(cond, "the authoritative server answered db:verify with type %q (%s)", el.attr("type"), cond)
 	}
-	return xmpp.Ready, nil, nil, nil
+	return nil
 }
 
-// answerVerify is the authoritative server's side of a verify connection:
-// it recomputes the key from its own secret and says whether it matches.
-func (s *side) answerVerify(el *element) error {
-	s.verified = true
-	if s.role != Authoritative {
+// verifyKey asks the authoritative server of originating whether key is
+// right for the current stream. It returns the answer, or the failure
+// that kept it from getting one, and a function that closes the verify
+// connection: the caller answers its initiator first, so that the close
+// is off the critical path.
+func (rs *receiverState) verifyKey(originating, key string) (valid bool, f *outcome.Failure, done func()) {
+	c := rs.c
+	c.step = outcome.StepDialbackVerify
+	// Leave time to answer the initiator before its own deadline passes.
+	deadline := time.Now().Add(time.Until(c.deadline) * 6 / 10)
+	ctx, cancel := context.WithDeadline(c.ep.ctx, deadline)
+	vc, hangUp, err := c.ep.dial(ctx, originating, c.tr, verifyConn, deadline)
+	if err != nil {
+		cancel()
+		f := c.failure(err)
+		return false, &f, func() {}
+	}
+	vs := &verifierState{connecting: connecting{c: vc}, key: key, id: rs.streamID}
+	done = func() {
+		if vc.headerSent && !vc.closed {
+			vc.closeStream()
+			vc.drain()
+		}
+		hangUp()
+		cancel()
+	}
+	if err := vs.handshake(); err != nil {
+		f := vc.failure(err)
+		return false, &f, done
+	}
+	return vs.valid, nil, done
+}
+
+// authoritativeState is the authoritative server's end of a verify
+// connection: what an inbound connection becomes once its peer asks
+// with <db:verify/>.
+type authoritativeState struct {
+	c *xconn
+	r *receiverState // the inbound negotiation it grew out of
+}
+
+// serve answers el and any further <db:verify/> on the connection until
+// the receiving server, having its answers, ends its stream.
+func (as *authoritativeState) serve(el *element) error {
+	c := as.c
+	if c.me != outcome.Authoritative {
 		// A foreign receiving server: only now is it known what this
 		// connection is.
-		s.role, s.peerRole, s.conn = Authoritative, Receiver, "verify"
-		s.relabel()
+		c.becomes(verifyConn, outcome.Authoritative, outcome.Receiver)
 	}
-	s.step = StepDialbackVerify
-	if s.ep.cfg.Settings.TLS == policy.Required && !s.secure {
+	for {
+		if err := as.answer(el); err != nil {
+			return c.abort(err)
+		}
+		var err error
+		if el, err = c.read(); err != nil {
+			if c.ended(err) {
+				c.closeStream()
+				return nil
+			}
+			return c.abort(err)
+		}
+		if !el.is(nsDialback, "verify") {
+			return c.abort(&streamError{cond: outcome.UnsupportedStanzaType, text: fmt.Sprintf("unexpected %s on a verify connection", el)})
+		}
+	}
+}
+
+// answer recomputes the key of one <db:verify/> with the endpoint's own
+// secret and says whether it matches.
+func (as *authoritativeState) answer(el *element) error {
+	c := as.c
+	c.step = outcome.StepDialbackVerify
+	if c.ep.cfg.Settings.TLS == policy.Required && !c.secure {
 		return policyViolation("db:verify before TLS, which the authoritative server requires")
 	}
-	if err := s.stopAt(StepDialbackVerify); err != nil {
+	if err := as.r.stopAt(outcome.StepDialbackVerify); err != nil {
 		return err
 	}
 	receiving, originating, id := el.attr("from"), el.attr("to"), el.attr("id")
-	if originating != s.ep.cfg.Domain {
-		return s.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s' type='error'><error type='cancel'><item-not-found xmlns='%s'/></error></db:verify>",
-			esc(s.ep.cfg.Domain), esc(receiving), esc(id), nsStanzaErr))
+	if originating != c.ep.cfg.Domain {
+		return c.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s' type='error'><error type='cancel'><item-not-found xmlns='%s'/></error></db:verify>",
+			esc(c.ep.cfg.Domain), esc(receiving), esc(id), nsStanzaErr))
 	}
-	want := DialbackKey(s.ep.secret, receiving, originating, id)
+	want := DialbackKey(c.ep.secret, receiving, originating, id)
 	typ := "invalid"
-	if hmac.Equal([]byte(want), []byte(strings.TrimSpace(el.Text))) || s.fault(VerifyAlwaysValid) {
+	if hmac.Equal([]byte(want), []byte(strings.TrimSpace(el.Text))) || c.ep.fault(VerifyAlwaysValid) {
 		typ = "valid"
 	}
-	return s.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s' type='%s'/>", esc(originating), esc(receiving), esc(id), typ))
+	return c.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s' type='%s'/>", esc(originating), esc(receiving), esc(id), typ))
 }

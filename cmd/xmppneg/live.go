@@ -1,18 +1,16 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
+	"net"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 	"xmppneg/sim"
 	"xmppneg/sim/loopdns"
 )
@@ -79,7 +77,7 @@ func (f *liveFlags) settings() (policy.Settings, *certs.PKI, error) {
 
 // start starts the harness endpoint, the DNS responder if asked, and
 // registers the peers.
-func (f *liveFlags) start(domain, listen string, net *sim.Network) (*sim.Endpoint, *loopdns.Server, error) {
+func (f *liveFlags) start(domain, listen string, network *sim.Network, timeout time.Duration) (*sim.Endpoint, *loopdns.Server, error) {
 	s, pki, err := f.settings()
 	if err != nil {
 		return nil, nil, err
@@ -89,9 +87,9 @@ func (f *liveFlags) start(domain, listen string, net *sim.Network) (*sim.Endpoin
 		if !ok || d == "" || addr == "" {
 			return nil, nil, fmt.Errorf("--peer %q is not DOMAIN=HOST:PORT", p)
 		}
-		net.Register(d, addr)
+		network.Register(d, addr)
 	}
-	ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: net, PKI: pki, Listen: listen, Unlisted: true, RecordReads: true})
+	ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: network, PKI: pki, Listen: listen, Unlisted: true, RecordReads: true, Timeout: timeout})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -130,12 +128,20 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--domain and --addr are required (see 'xmppneg probe --help')")
 			return exitUsage
 		}
+		if _, port, err := net.SplitHostPort(*addr); err != nil || port == "" {
+			e.errorf("--addr %q is not HOST:PORT (the s2s port is usually 5269: --addr %s:5269)", *addr, strings.TrimSuffix(*addr, ":"))
+			return exitUsage
+		}
+		if *timeout <= 0 {
+			e.errorf("--timeout must be positive")
+			return exitUsage
+		}
 		n := sim.NewNetwork()
 		n.Register(*domain, *addr)
 		// A probe reports what it finds of the server's certificate rather
 		// than stopping at it, unless asked to be strict.
 		lf.lenient = true
-		ep, dns, err := lf.start(*from, *listen, n)
+		ep, dns, err := lf.start(*from, *listen, n, *timeout)
 		if err != nil {
 			e.errorf("%v", err)
 			return exitUsage
@@ -144,11 +150,14 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 		if dns != nil {
 			defer dns.Close()
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-		defer cancel()
+		ctx, stop := interruptible()
+		defer stop()
 		r := ep.Initiate(ctx, *domain)
 		code := exitOK
-		if _, ok := r.Method(); !ok {
+		switch {
+		case ctx.Err() != nil:
+			code = exitInterrupted
+		case !r.Outcome.OK():
 			code = exitFail
 		}
 		if *out == "json" {
@@ -178,29 +187,29 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 
 // diagnose says in plain words what a probe's result means for an admin.
 func diagnose(r *sim.Result) string {
-	if m, ok := r.Method(); ok {
-		s := fmt.Sprintf("federation works with %s", m.Name())
+	if o := r.Outcome; o.OK() {
+		s := fmt.Sprintf("federation works with %s", o.Method.Name())
 		if len(r.Recovered) > 0 {
 			s += fmt.Sprintf(", after %s failed (%s)", r.Recovered[0].Step, r.Recovered[0].Message)
 		}
 		return s + "."
 	}
-	f := r.Failure
+	f := r.Outcome.Failure
 	if f == nil {
 		return "the negotiation failed without an error."
 	}
 	switch {
-	case f.Step == sim.StepTCP:
+	case f.Step == outcome.StepTCP:
 		return "the server could not be reached: check --addr and that it listens for s2s there."
-	case f.Step == sim.StepTLSHandshake && f.By == sim.Initiator:
+	case f.Step == outcome.StepTLSHandshake && f.By == outcome.Initiator:
 		return "the server's certificate does not validate (" + f.Message + "); give --pki the CA that issued it, or probe with strict=false to go on regardless."
-	case f.Step == sim.StepTLSHandshake:
+	case f.Step == outcome.StepTLSHandshake:
 		return "the server rejected the harness's certificate: use --pki with certificates from a CA the server trusts."
-	case f.Step == sim.StepDialbackVerify || (f.Step == sim.StepTimeout && f.During == sim.StepDialback):
+	case f.Step == outcome.StepDialbackVerify || (f.Step == outcome.StepTimeout && f.During == outcome.StepDialback):
 		return "dialback could not be verified: the server must reach the harness's domain as authoritative server; run with --dns-listen and point the server's resolver at it."
-	case f.Step == sim.StepStartTLS:
+	case f.Step == outcome.StepStartTLS:
 		return "the two sides disagree about TLS: " + f.Message + "."
-	case f.Step == sim.StepSASL || f.Step == sim.StepDialback:
+	case f.Step == outcome.StepSASL || f.Step == outcome.StepDialback:
 		return "no authentication method both sides accept: " + f.Message + "."
 	}
 	return f.Message + "."
@@ -219,7 +228,7 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--domain and --listen are required (see 'xmppneg serve --help')")
 			return exitUsage
 		}
-		ep, dns, err := lf.start(*domain, *listen, sim.NewNetwork())
+		ep, dns, err := lf.start(*domain, *listen, sim.NewNetwork(), 0)
 		if err != nil {
 			e.errorf("%v", err)
 			return exitUsage
@@ -230,7 +239,7 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 		if dns != nil {
 			fmt.Fprintf(e.stdout, "DNS: SRV _xmpp-server._tcp.%s on udp %s\n", *domain, dns.Addr())
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := interruptible()
 		defer stop()
 		for {
 			select {

@@ -9,15 +9,19 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sort"
 	"strings"
+
+	"xmppneg/scenarios"
 )
 
 // Exit codes shared by every command.
 const (
-	exitOK    = 0
-	exitFail  = 1 // the configuration is invalid or a negotiation failed
-	exitUsage = 2
+	exitOK          = 0
+	exitFail        = 1 // the configuration is invalid or a negotiation failed
+	exitUsage       = 2
+	exitInterrupted = 130 // stopped by SIGINT or SIGTERM, as shells report it
 )
 
 // command is one subcommand: its flags are defined in setup, which returns
@@ -65,6 +69,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch args[0] {
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionString())
+		return exitOK
 	case "help", "-h", "-help", "--help":
 		if len(args) > 1 {
 			if c := lookup(args[1]); c != nil {
@@ -76,36 +83,165 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	c := lookup(args[0])
 	if c == nil {
-		e.errorf("unknown command %q (run 'xmppneg help' for the list)", args[0])
+		var names []string
+		for _, c := range commands {
+			names = append(names, c.name)
+		}
+		hint := ""
+		if near := closest(args[0], names); near != "" {
+			hint = fmt.Sprintf("; did you mean %q?", near)
+		}
+		e.errorf("unknown command %q%s (run 'xmppneg help' for the list)", args[0], hint)
 		return exitUsage
 	}
 	return runCommand(c, args[1:], e)
+}
+
+// versionString is the module version and the VCS revision the binary
+// was built from, as the Go toolchain recorded them.
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "xmppneg (no build information)"
+	}
+	s := "xmppneg " + bi.Main.Version
+	var rev, at, dirty string
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.time":
+			at = kv.Value
+		case "vcs.modified":
+			if kv.Value == "true" {
+				dirty = ", modified"
+			}
+		}
+	}
+	if rev != "" {
+		s += fmt.Sprintf(" (revision %.12s, %s%s)", rev, at, dirty)
+	}
+	return s + " " + bi.GoVersion
 }
 
 func runCommand(c *command, args []string, e *env) int {
 	fs := flag.NewFlagSet("xmppneg "+c.name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	do := c.setup(fs, e)
-	fs.Usage = func() {
-		w := fs.Output()
+	help := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: xmppneg %s %s\n\n%s\n\nFlags:\n", c.name, c.usage, c.summary)
-		fs.PrintDefaults()
+		printFlags(w, fs)
 		fmt.Fprintf(w, "\nExample:\n%s\n", indent(c.example))
 	}
 	for _, a := range args {
+		if a == "--" {
+			break
+		}
 		if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
 			// Asked for: help goes to stdout, once.
-			fs.SetOutput(e.stdout)
+			help(e.stdout)
+			return exitOK
 		}
+	}
+	// The flag package prints the whole help on any error; one line that
+	// names the bad flag (and the nearest good one) is what a person needs.
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	if err := checkFlagNames(fs, args); err != nil {
+		e.errorf("%v (see 'xmppneg %s --help')", err, c.name)
+		return exitUsage
 	}
 	positional, err := parseInterspersed(fs, args)
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
+		e.errorf("%v (see 'xmppneg %s --help')", err, c.name)
 		return exitUsage
 	}
 	return do(positional)
+}
+
+// printFlags lists the flags as the usage lines and the README write
+// them, --name VALUE.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + strings.ToUpper(name)
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, strings.ReplaceAll(usage, "\n", "\n      "))
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" && !strings.Contains(usage, "(default") {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// checkFlagNames finds the first flag in args that the command does not
+// define, and names the closest one it does.
+func checkFlagNames(fs *flag.FlagSet, args []string) error {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			msg := fmt.Sprintf("unknown flag --%s", name)
+			if near := closest(name, names); near != "" {
+				msg += fmt.Sprintf("; did you mean --%s?", near)
+			}
+			return errors.New(msg)
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			i++ // its value
+		}
+	}
+	return nil
+}
+
+// closest returns the name in names nearest to s, if one is near enough
+// to be a likely misspelling.
+func closest(s string, names []string) string {
+	best, dist := "", len(s)/2+2
+	for _, n := range names {
+		if d := editDistance(strings.ToLower(s), strings.ToLower(n)); d < dist {
+			best, dist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the number of insertions, deletions, substitutions
+// and swaps of two neighbours that turn a into b (optimal string
+// alignment): "tsl" is one swap from "tls".
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
 }
 
 // parseInterspersed parses flags wherever they stand among the
@@ -145,6 +281,7 @@ func usage(w io.Writer) {
 	for _, c := range cs {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintf(w, "  %-10s %s\n", "version", "Print the version and the revision it was built from (also --version).")
 	fmt.Fprintln(w, "\nRun 'xmppneg COMMAND --help' for a command's flags and an example.")
 }
 
@@ -154,6 +291,10 @@ func useColor(w io.Writer) bool {
 	if _, ok := os.LookupEnv("NO_COLOR"); ok || os.Getenv("TERM") == "dumb" {
 		return false
 	}
+	return isTerminal(w)
+}
+
+func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -164,17 +305,13 @@ func useColor(w io.Writer) bool {
 
 // paint wraps s in an ANSI colour when e writes to a terminal.
 func (e *env) paint(color, s string) string {
-	if !e.color {
-		return s
-	}
-	codes := map[string]string{"red": "31", "green": "32", "yellow": "33", "bold": "1", "dim": "2"}
-	return "\x1b[" + codes[color] + "m" + s + "\x1b[0m"
+	return scenarios.Style{Color: e.color}.Paint(color, s)
 }
 
 // outputFlag defines -o with the given formats, the first being the default.
 func outputFlag(fs *flag.FlagSet, formats ...string) *string {
 	o := formats[0]
-	fs.Func("o", "output format: "+strings.Join(formats, ", ")+" (default "+formats[0]+")", func(v string) error {
+	fs.Func("o", "output `format`: "+strings.Join(formats, ", ")+" (default "+formats[0]+")", func(v string) error {
 		for _, f := range formats {
 			if v == f {
 				o = v

@@ -41,7 +41,7 @@ func TestCheckAllCombinationsJSON(t *testing.T) {
 			assert.Equal(t, row.Valid, got.Valid)
 			assert.Len(t, got.Methods, len(row.Methods))
 			for i, m := range row.Methods {
-				assert.Equal(t, string(m), got.Methods[i])
+				assert.Equal(t, m.String(), got.Methods[i])
 			}
 			assert.Len(t, got.Warnings, len(row.Warnings))
 			assert.Len(t, got.Errors, len(row.Errors))

@@ -1,16 +1,16 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
+	"path/filepath"
 	"text/tabwriter"
-	"time"
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/scenarios"
 	"xmppneg/sim"
 )
 
@@ -25,15 +25,14 @@ func init() {
 	})
 	register(&command{
 		name:    "certs",
-		summary: "Write the test PKI (CA and leaf certificates) as PEM files for real servers.",
-		usage:   "--out DIR --domain DOMAIN [--domain DOMAIN ...] [--state STATE]",
-		example: "xmppneg certs --out pki --domain a.test --domain b.test",
+		summary: "Write the test PKI (CA and leaf certificates) as PEM files for real servers; an existing CA in the directory is kept.",
+		usage:   "--out DIR --domain DOMAIN [--domain DOMAIN ...] [--state STATE] [--new-ca]",
+		example: "xmppneg certs --out pki --domain a.test --domain b.test\nxmppneg certs --out pki --domain c.test --state expired",
 		setup:   setupCerts,
 	})
 }
 
-const specHelp = "comma-separated key=value: tls, sasl (Required|Optional|NotSupported), dialback (true|false), " +
-	"cert (valid|missing|expired|self-signed|untrusted|wrong-name|no-client-auth), strict (true|false), secret"
+var specHelp = "comma-separated key=value: " + policy.SpecKeysHelp
 
 func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 	initSpec := fs.String("initiator", "", "initiating endpoint: "+specHelp+" (unset keys: tls=Optional,sasl=Optional,dialback=true,cert=valid,strict=true)")
@@ -78,40 +77,91 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--timeout must be positive")
 			return exitUsage
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		results, err := sim.Pair(ctx, sim.Party{Domain: *initDomain, Settings: a, Faults: fa}, sim.Party{Domain: *recvDomain, Settings: b, Faults: fb},
-			sim.PairOptions{Timeout: *timeout, Both: *direction == "both"})
-		if err != nil {
-			e.errorf("%v", err)
+		for _, d := range []struct{ flag, domain string }{{"--initiator-domain", *initDomain}, {"--receiver-domain", *recvDomain}} {
+			if err := sim.CheckDomain(d.domain); err != nil {
+				e.errorf("%s: %v", d.flag, err)
+				return exitUsage
+			}
+		}
+		if *initDomain == *recvDomain {
+			e.errorf("both endpoints are %s; give them different domains", *initDomain)
 			return exitUsage
 		}
+		// One run of the scenarios pipeline: the same records, JSON shape
+		// and oracle comparison as every suite.
+		init := scenarios.Endpoint{Domain: *initDomain, Settings: a, Faults: fa, Timeout: *timeout}
+		recv := scenarios.Endpoint{Domain: *recvDomain, Settings: b, Faults: fb, Timeout: *timeout}
+		expect := scenarios.Expect{Oracle: scenarios.Predicted}
+		if fa.String() != "" || fb.String() != "" {
+			// The oracle knows nothing of faults.
+			expect = scenarios.Expect{Oracle: scenarios.Unchecked}
+		}
+		suite := &scenarios.Suite{Name: "negotiate", File: "the command line", Cases: []*scenarios.Case{
+			{ID: "negotiate/" + init.Domain + "-to-" + recv.Domain, Suite: "negotiate", Name: init.Domain + " → " + recv.Domain,
+				Source: "the command line", Initiator: init, Receiver: recv, Expect: expect},
+		}}
+		if *direction == "both" {
+			suite.Cases = append(suite.Cases, &scenarios.Case{ID: "negotiate/" + recv.Domain + "-to-" + init.Domain, Suite: "negotiate",
+				Name: recv.Domain + " → " + init.Domain, Source: "the command line", Initiator: recv, Receiver: init, Expect: expect})
+		}
+		ctx, stop := interruptible()
+		defer stop()
+		rep, err := scenarios.Execute(ctx, []*scenarios.Suite{suite}, scenarios.Options{Jobs: 1})
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFail
+		}
+		rep.InlineTranscripts = true
 		code := exitOK
-		for _, r := range results {
-			if _, ok := r.Method(); !ok {
+		for _, n := range rep.Negotiations {
+			if n.Result == nil {
+				e.errorf("%s", n.Why)
+				return exitFail
+			}
+			if !n.Result.Outcome.OK() {
 				code = exitFail
 			}
-			if *out == "json" {
-				writeJSON(e.stdout, r)
-				continue
+		}
+		if rep.Interrupted {
+			code = exitInterrupted
+		}
+		if *out == "json" {
+			if err := scenarios.WriteJSON(e.stdout, rep); err != nil {
+				e.errorf("%v", err)
+				return exitFail
 			}
-			printResult(e, r, *transcript)
+			return code
+		}
+		for _, n := range rep.Negotiations {
+			printResult(e, n.Result, *transcript)
+			if p := n.Prediction; p != nil {
+				if n.Pass {
+					fmt.Fprintf(e.stdout, "  oracle:     as predicted\n\n")
+				} else {
+					fmt.Fprintf(e.stdout, "  oracle:     %s\n\n", e.paint("yellow", "predicted "+p.Outcome.String()))
+				}
+			}
+		}
+		if rep.Interrupted {
+			scenarios.WriteSummary(e.stdout, rep, e.style(false))
 		}
 		return code
 	}
 }
 
+// printResult writes one negotiation for a person: the method or where
+// and why it failed, what was recovered from, TLS, and the transcript.
 func printResult(e *env, r *sim.Result, transcript bool) {
-	if m, ok := r.Method(); ok {
-		fmt.Fprintf(e.stdout, "%s → %s: %s\n", r.Initiator, r.Receiver, e.paint("green", "authenticated with "+m.Name()+" ("+string(m)+")"))
+	if o := r.Outcome; o.OK() {
+		fmt.Fprintf(e.stdout, "%s → %s: %s\n", r.Initiator, r.Receiver, e.paint("green", "authenticated with "+o.Method.Name()+" ("+o.Method.String()+")"))
 	} else {
 		fmt.Fprintf(e.stdout, "%s → %s: %s\n", r.Initiator, r.Receiver, e.paint("red", "FAILED"))
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	if f := r.Failure; f != nil {
-		step := string(f.Step)
-		if f.During != "" {
-			step += " (during " + string(f.During) + ")"
+	if f := r.Outcome.Failure; f != nil {
+		step := f.Step.String()
+		if f.During != 0 {
+			step += " (during " + f.During.String() + ")"
 		}
 		fmt.Fprintf(w, "  step:\t%s\n  condition:\t%s\n  raised by:\t%s\n  why:\t%s\n", step, f.Condition, f.By, f.Message)
 	}
@@ -123,7 +173,7 @@ func printResult(e *env, r *sim.Result, transcript bool) {
 	} else {
 		fmt.Fprintf(w, "  tls:\tnone\n")
 	}
-	fmt.Fprintf(w, "  duration:\t%.2f ms\n", r.DurationMS)
+	fmt.Fprintf(w, "  duration:\t%.2f ms\n", float64(r.Duration.Microseconds())/1000)
 	w.Flush()
 	if transcript {
 		fmt.Fprintln(e.stdout, "  transcript:")
@@ -145,10 +195,11 @@ func (s *stringsFlag) String() string     { return fmt.Sprint(*s) }
 func (s *stringsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 func setupCerts(fs *flag.FlagSet, e *env) func([]string) int {
-	dir := fs.String("out", "", "directory to write to (created if needed)")
+	dir := fs.String("out", "", "`directory` to write to (created if needed)")
 	var domains stringsFlag
-	fs.Var(&domains, "domain", "domain to issue a certificate for (repeatable)")
-	state := fs.String("state", "valid", "state of the leaf certificates")
+	fs.Var(&domains, "domain", "`domain` to issue a certificate for (repeatable)")
+	state := fs.String("state", "valid", "`state` of the leaf certificates: "+certs.AcceptedStates)
+	newCA := fs.Bool("new-ca", false, "replace the CA found in the directory (certificates it issued stop validating)")
 	return func(args []string) int {
 		if !noArgs(e, args) {
 			return exitUsage
@@ -166,7 +217,18 @@ func setupCerts(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--state missing has no certificate to write")
 			return exitUsage
 		}
-		pki, err := certs.New()
+		// A CA already in the directory is what servers set up with it
+		// trust: new leaves come from it unless a new CA is asked for.
+		pki, err := certs.LoadCA(*dir)
+		reused := err == nil
+		switch {
+		case *newCA || errors.Is(err, os.ErrNotExist):
+			pki, err = certs.New()
+			reused = false
+		case err != nil:
+			e.errorf("--out %s: %v (use --new-ca to replace it)", *dir, err)
+			return exitFail
+		}
 		if err != nil {
 			e.errorf("%v", err)
 			return exitFail
@@ -175,9 +237,23 @@ func setupCerts(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("%v", err)
 			return exitFail
 		}
-		fmt.Fprintf(e.stdout, "wrote %s/ca.pem, %s/ca.key (the CA to trust)\n", *dir, *dir)
+		if reused {
+			fmt.Fprintf(e.stdout, "kept %s (the CA found there; --new-ca replaces it)\n", filepath.Join(*dir, "ca.pem"))
+		} else {
+			fmt.Fprintf(e.stdout, "wrote %s, %s (the CA to trust)\n", filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca.key"))
+		}
 		for _, d := range domains {
-			fmt.Fprintf(e.stdout, "wrote %s/%s.crt, %s/%s.key (%s, valid until %s)\n", *dir, d, *dir, d, st, time.Now().AddDate(1, 0, 0).Format("2006-01-02"))
+			c, err := pki.Certificate(d, st)
+			if err != nil {
+				e.errorf("%v", err)
+				return exitFail
+			}
+			until := "valid until"
+			if st == certs.Expired {
+				until = "expired on"
+			}
+			fmt.Fprintf(e.stdout, "wrote %s, %s (%s, %s %s)\n", filepath.Join(*dir, d+".crt"), filepath.Join(*dir, d+".key"),
+				st, until, c.Leaf.NotAfter.UTC().Format("2006-01-02 15:04 MST"))
 		}
 		return exitOK
 	}

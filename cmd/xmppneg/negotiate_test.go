@@ -19,6 +19,13 @@ type jsonResult struct {
 		By        string `json:"by"`
 		Message   string `json:"message"`
 	} `json:"failure"`
+	Observed struct {
+		Outcome string `json:"outcome"`
+		Text    string `json:"text"`
+	} `json:"observed"`
+	Expected *struct {
+		Outcome string `json:"outcome"`
+	} `json:"expected"`
 	TLS *struct {
 		Version string `json:"version"`
 		Cipher  string `json:"cipher"`
@@ -27,16 +34,14 @@ type jsonResult struct {
 	Transcript []json.RawMessage `json:"transcript"`
 }
 
+// decodeResults reads the one JSON document negotiate prints.
 func decodeResults(t *testing.T, out string) []jsonResult {
 	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(out))
-	var rs []jsonResult
-	for dec.More() {
-		var r jsonResult
-		require.NoError(t, dec.Decode(&r), out)
-		rs = append(rs, r)
+	var doc struct {
+		Negotiations []jsonResult `json:"negotiations"`
 	}
-	return rs
+	require.NoError(t, json.Unmarshal([]byte(out), &doc), "exactly one JSON document:\n%s", out)
+	return doc.Negotiations
 }
 
 func TestNegotiateJSON(t *testing.T) {
@@ -47,6 +52,9 @@ func TestNegotiateJSON(t *testing.T) {
 	require.Len(t, rs, 2)
 	for _, r := range rs {
 		assert.Equal(t, "tls-dialback", r.Outcome)
+		assert.Equal(t, "tls-dialback", r.Observed.Outcome)
+		require.NotNil(t, r.Expected, "the oracle's prediction is there")
+		assert.Equal(t, "tls-dialback", r.Expected.Outcome)
 		assert.Nil(t, r.Failure)
 		require.NotNil(t, r.TLS)
 		assert.Equal(t, "TLS 1.3", r.TLS.Version)
@@ -89,6 +97,7 @@ func TestNegotiateUsageErrors(t *testing.T) {
 		{[]string{"negotiate", "--receiver", "colour=blue"}, `--receiver: unknown key "colour"`},
 		{[]string{"negotiate", "--direction", "sideways"}, `--direction: "sideways"`},
 		{[]string{"negotiate", "--initiator-domain", "x.test", "--receiver-domain", "x.test"}, "give them different domains"},
+		{[]string{"negotiate", "--initiator-domain", "a b"}, `--initiator-domain: invalid domain "a b"`},
 		{[]string{"certs", "--domain", "a.test"}, "--out and at least one --domain"},
 		{[]string{"certs", "--out", "x", "--domain", "a.test", "--state", "mouldy"}, `invalid certificate state "mouldy"`},
 	} {

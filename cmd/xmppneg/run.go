@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"xmppneg/scenarios"
 )
@@ -26,10 +26,11 @@ func init() {
 	})
 	register(&command{
 		name:    "run",
-		summary: "Run scenario suites (shipped: " + strings.Join(scenarios.Suites(), ", ") + ", and against real servers: " + strings.Join(interopSuites, ", ") + ") or scenario files, observed against expected.",
-		usage:   "SUITE|FILE... [-o table|json|junit|html] [--out DIR] [-j N] [--run REGEXP] [--shard I/N] [--repeat N] [-v]",
-		example: "xmppneg run failures\nxmppneg run pairwise -o html --out report/\nxmppneg run lync2013 --run 'M7/' -v\nxmppneg run my-partners.yaml -o junit --out ci-report/",
-		setup:   setupRun,
+		summary: "Run scenario suites (shipped: " + strings.Join(scenarios.Suites(), ", ") + ") or scenario files, observed against expected.",
+		usage:   "SUITE|FILE... [-o table|json|jsonl|junit|html] [--out DIR] [-j N] [--run REGEXP] [--shard I/N] [--repeat N] [-v]",
+		example: "xmppneg run failures\nxmppneg run pairwise -o html --out report/\nxmppneg run lync2013 --run 'M7/' -v\n" +
+			"xmppneg run interop-prosody -o junit --out ci-report/\nxmppneg run my-partners.yaml -o jsonl | jq -c 'select(.pass == false)'",
+		setup: setupRun,
 	})
 }
 
@@ -44,7 +45,7 @@ func defineRunFlags(fs *flag.FlagSet) runFlags {
 	return runFlags{
 		jobs:   fs.Int("j", runtime.NumCPU(), "negotiations run at once"),
 		repeat: fs.Int("repeat", 1, "run every negotiation N times and report any that ends differently (flake hunting)"),
-		out:    fs.String("out", "", "directory for the report file and one transcript per negotiation"),
+		out:    fs.String("out", "", "`directory` for the report file and one transcript per negotiation"),
 	}
 }
 
@@ -56,6 +57,12 @@ func (f runFlags) options(e *env) (scenarios.Options, bool) {
 	if *f.repeat < 1 {
 		e.errorf("--repeat must be at least 1")
 		return scenarios.Options{}, false
+	}
+	if *f.out != "" {
+		if err := writable(*f.out); err != nil {
+			e.errorf("--out %s: %v", *f.out, err)
+			return scenarios.Options{}, false
+		}
 	}
 	opt := scenarios.Options{Jobs: *f.jobs, Repeat: *f.repeat}
 	if isTerminal(e.stderr) {
@@ -71,13 +78,64 @@ func (f runFlags) options(e *env) (scenarios.Options, bool) {
 	return opt, true
 }
 
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
+// writable checks, before anything runs, that dir can take the report
+// and the transcripts: discovering it after thousands of negotiations
+// would throw them away.
+func writable(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "transcripts"), 0o755); err != nil {
+		return fmt.Errorf("cannot create it: %w", unwrapPath(err))
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	f, err := os.CreateTemp(filepath.Join(dir, "transcripts"), ".xmppneg-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write there: %w", unwrapPath(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func unwrapPath(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+// interruptible returns a context that ends on SIGINT or SIGTERM: a run
+// then stops starting negotiations, cuts short the ones under way and
+// reports what it has.
+func interruptible() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// execute runs suites; with outDir set, each negotiation's transcript is
+// written as soon as it is done (each, when set, sees it after that).
+func execute(ctx context.Context, e *env, suites []*scenarios.Suite, opt scenarios.Options, outDir string, each func(*scenarios.Negotiation) error) (*scenarios.Report, bool) {
+	var writeErr error
+	opt.Each = func(n *scenarios.Negotiation) {
+		if writeErr != nil {
+			return
+		}
+		if outDir != "" {
+			writeErr = scenarios.WriteTranscript(outDir, n)
+		}
+		if each != nil && writeErr == nil {
+			writeErr = each(n)
+		}
+	}
+	rep, err := scenarios.Execute(ctx, suites, opt)
+	if err != nil {
+		e.errorf("%v", err)
+		return nil, false
+	}
+	if writeErr != nil {
+		e.errorf("writing the report: %v", writeErr)
+		return rep, false
+	}
+	return rep, true
+}
+
+func (e *env) style(verbose bool) scenarios.Style {
+	return scenarios.Style{Color: e.color, Verbose: verbose}
 }
 
 func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
@@ -96,55 +154,48 @@ func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("%v", err)
 			return exitFail
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		ctx, stop := interruptible()
 		defer stop()
-		rep := scenarios.Execute(ctx, []*scenarios.Suite{suite}, opt)
-		if *rf.out != "" {
-			if err := scenarios.WriteTranscripts(*rf.out, rep.Outcomes); err != nil {
-				e.errorf("writing transcripts: %v", err)
-				return exitFail
-			}
-		}
-		agree, unstable, asPredicted := 0, 0, 0
-		for _, rc := range rep.Rows {
-			if rc.Agree {
-				agree++
-			}
-		}
-		for _, o := range rep.Outcomes {
-			if len(o.Unstable) > 0 {
-				unstable++
-			}
-			if o.Pass {
-				asPredicted++
-			}
+		rep, ok := execute(ctx, e, []*scenarios.Suite{suite}, opt, *rf.out, nil)
+		if !ok {
+			return exitFail
 		}
 		code := exitOK
-		if agree != len(rep.Rows) || unstable > 0 || len(rep.Rows) == 0 {
+		switch {
+		case rep.Interrupted:
+			code = exitInterrupted
+		case !rep.Passed() || len(rep.Rows) == 0:
 			code = exitFail
 		}
 		if *out == "json" {
-			writeJSON(e.stdout, map[string]any{
-				"rows": rep.Rows, "inconsistencies": scenarios.Inconsistencies(rep.Rows),
-				"negotiations": len(rep.Outcomes) * *rf.repeat, "duration_ms": rep.Duration.Milliseconds(),
-				"oracle":   map[string]int{"as_predicted": asPredicted, "total": len(rep.Outcomes)},
-				"unstable": unstable, "ok": code == exitOK,
-			})
+			if err := scenarios.WriteJSON(e.stdout, rep); err != nil {
+				e.errorf("%v", err)
+				return exitFail
+			}
 			return code
 		}
-		fmt.Fprintln(e.stdout, e.paint("bold", fmt.Sprintf("Lync Server 2013 full matrix, verified with %d real negotiations (each row against all 18 partner settings, both directions)",
-			len(rep.Outcomes)**rf.repeat)))
+		s := rep.Summary()
+		if rep.Interrupted {
+			scenarios.WriteSummary(e.stdout, rep, e.style(false))
+			return code
+		}
+		fmt.Fprintln(e.stdout, e.paint("bold", fmt.Sprintf("Lync Server 2013 full matrix, verified with %d real negotiations (each row against all 18 partner settings, both directions)", s.Runs)))
 		fmt.Fprintln(e.stdout)
-		scenarios.WriteRows(e.stdout, rep.Rows)
-		fmt.Fprintf(e.stdout, "\nOracle: %d of %d negotiations as predicted.\n", asPredicted, len(rep.Outcomes))
-		if *rf.repeat > 1 {
-			fmt.Fprintf(e.stdout, "Repeated %d times: %d negotiations ended differently between runs.\n", *rf.repeat, unstable)
+		scenarios.WriteRows(e.stdout, rep)
+		fmt.Fprintf(e.stdout, "\nOracle: %d of %d negotiations as predicted.\n", s.Passed, s.Negotiations)
+		for _, n := range rep.Negotiations {
+			if !n.Pass {
+				fmt.Fprintf(e.stdout, "  %s: %s\n", n.Case.ID, n.Why)
+			}
+		}
+		if s.Repeat > 1 {
+			fmt.Fprintf(e.stdout, "Repeated %d times: %d negotiations ended differently between runs.\n", s.Repeat, s.Unstable)
 		}
 		if *rf.out != "" {
 			fmt.Fprintf(e.stdout, "Transcripts: %s\n", filepath.Join(*rf.out, "transcripts"))
 		}
-		summary := fmt.Sprintf("%d of %d rows agree with the full matrix (%d negotiations in %.2f s)",
-			agree, len(rep.Rows), len(rep.Outcomes)**rf.repeat, rep.Duration.Seconds())
+		summary := fmt.Sprintf("%d of %d rows agree with the full matrix (%s in %.2f s)",
+			s.RowsAgree, s.Rows, scenarios.Counted(s.Runs, "negotiation"), rep.Duration.Seconds())
 		if code == exitOK {
 			fmt.Fprintln(e.stdout, e.paint("green", "OK: "+summary))
 		} else {
@@ -156,10 +207,10 @@ func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
 
 func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 	rf := defineRunFlags(fs)
-	out := outputFlag(fs, "table", "json", "junit", "html")
-	filter := fs.String("run", "", "only negotiations whose id matches this regular expression")
-	shard := fs.String("shard", "", "I/N: run only the I-th of N interleaved parts (for parallel CI jobs)")
-	verbose := fs.Bool("v", false, "list every negotiation, with its failure and transcript")
+	out := outputFlag(fs, "table", "json", "jsonl", "junit", "html")
+	filter := fs.String("run", "", "only negotiations whose id matches this `regexp`")
+	shard := fs.String("shard", "", "`I/N`: run only the I-th of N interleaved parts (for parallel CI jobs)")
+	verbose := fs.Bool("v", false, "list every negotiation with its failure and its transcript (the transcript file's path with --out)")
 	return func(args []string) int {
 		if len(args) == 0 {
 			e.errorf("name at least one suite (%s) or scenario file", strings.Join(scenarios.Suites(), ", "))
@@ -185,9 +236,6 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 			}
 			opt.Shard, opt.Shards = i, n
 		}
-		if isInterop(args[0]) {
-			return runInterop(e, args, *out, *rf.out)
-		}
 		var suites []*scenarios.Suite
 		for _, a := range args {
 			s, err := scenarios.Load(a)
@@ -197,51 +245,74 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 			}
 			suites = append(suites, s)
 		}
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-		defer stop()
-		rep := scenarios.Execute(ctx, suites, opt)
-		if len(rep.Outcomes) == 0 {
+		var all []*scenarios.Case
+		for _, s := range suites {
+			all = append(all, s.Cases...)
+		}
+		if len(scenarios.Select(all, opt)) == 0 {
 			e.errorf("no negotiation matches --run %q and --shard %q", *filter, *shard)
 			return exitUsage
 		}
-		w := e.stdout
-		var file string
+
+		w, file := e.stdout, ""
 		if *rf.out != "" {
-			if err := scenarios.WriteTranscripts(*rf.out, rep.Outcomes); err != nil {
-				e.errorf("writing transcripts: %v", err)
-				return exitFail
-			}
-			ext := map[string]string{"table": "txt", "json": "json", "junit": "xml", "html": "html"}[*out]
+			ext := map[string]string{"table": "txt", "json": "json", "jsonl": "jsonl", "junit": "xml", "html": "html"}[*out]
 			file = filepath.Join(*rf.out, "report."+ext)
 			f, err := os.Create(file)
 			if err != nil {
-				e.errorf("%v", err)
-				return exitFail
+				e.errorf("--out: %v", err)
+				return exitUsage
 			}
 			defer f.Close()
 			w = f
+		}
+		var each func(*scenarios.Negotiation) error
+		if *out == "jsonl" {
+			each = func(n *scenarios.Negotiation) error { return scenarios.WriteJSONLine(w, n) }
+		}
+		ctx, stop := interruptible()
+		defer stop()
+		rep, ok := execute(ctx, e, suites, opt, *rf.out, each)
+		if rep == nil {
+			return exitUsage
+		}
+		if !ok {
+			return exitFail
+		}
+		style := e.style(*verbose)
+		if file != "" {
+			style.Color = false
 		}
 		var err error
 		switch *out {
 		case "json":
 			err = scenarios.WriteJSON(w, rep)
+		case "jsonl":
+			err = scenarios.WriteJSONLSummary(w, rep)
 		case "junit":
 			err = scenarios.WriteJUnit(w, rep)
 		case "html":
 			err = scenarios.WriteHTML(w, rep)
 		default:
-			scenarios.WriteText(w, rep, *verbose)
+			scenarios.WriteText(w, rep, style)
 		}
 		if err != nil {
 			e.errorf("writing the report: %v", err)
 			return exitFail
 		}
 		if file != "" {
-			passed, failed := rep.Counts()
-			fmt.Fprintf(e.stdout, "wrote %s and %d transcripts in %s\n", file, len(rep.Outcomes), filepath.Join(*rf.out, "transcripts"))
-			fmt.Fprintf(e.stdout, "Summary: %d passed, %d failed\n", passed, failed)
+			// The report went to a file: what did not pass is still shown here.
+			fmt.Fprintf(e.stdout, "wrote %s and %s in %s\n", file, scenarios.Counted(len(rep.Negotiations), "transcript"), filepath.Join(*rf.out, "transcripts"))
+			console := e.style(*verbose)
+			console.FailuresOnly = true
+			scenarios.WriteText(e.stdout, rep, console)
+		} else if *out != "table" && rep.Interrupted {
+			scenarios.WriteSummary(e.stderr, rep, e.style(false))
 		}
-		if !rep.Passed() {
+		switch {
+		case rep.Interrupted:
+			return exitInterrupted
+		case !rep.Passed():
 			return exitFail
 		}
 		return exitOK
@@ -257,3 +328,4 @@ func parseShard(s string) (int, int, error) {
 	}
 	return i, n, nil
 }
+

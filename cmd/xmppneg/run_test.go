@@ -1,14 +1,124 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// TestMain lets a test run this binary's main in a subprocess: the
+// process is what receives signals.
+func TestMain(m *testing.M) {
+	if os.Getenv("XMPPNEG_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// subprocess starts xmppneg with args in a process of its own.
+func subprocess(t *testing.T, args ...string) (*exec.Cmd, io.Reader, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "XMPPNEG_TEST_MAIN=1")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, stdout, &stderr
+}
+
+// waitExit waits for cmd to end, within a deadline, and returns its exit
+// code.
+func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		require.NoError(t, err)
+		return 0
+	case <-time.After(within):
+		t.Fatalf("xmppneg %v did not exit within %s of the signal", cmd.Args[1:], within)
+		return -1
+	}
+}
+
+// Ctrl-C during a run: nothing more starts, nothing cut short counts as
+// failed, the summary of what completed is printed, exit 130. Here with
+// JSON Lines, which shows the run is under way as soon as its first line
+// arrives.
+func TestInterruptStreamingRun(t *testing.T) {
+	cmd, stdout, stderr := subprocess(t, "run", "pairwise", "-o", "jsonl", "-j", "2")
+	lines := bufio.NewScanner(stdout)
+	lines.Buffer(make([]byte, 1<<20), 1<<20)
+	require.True(t, lines.Scan(), "no negotiation came out: %s", stderr)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	var last map[string]any
+	n := 1
+	for lines.Scan() {
+		require.NoError(t, json.Unmarshal(lines.Bytes(), &last), lines.Text())
+		n++
+	}
+	assert.Equal(t, exitInterrupted, waitExit(t, cmd, 10*time.Second), stderr.String())
+	require.NotNil(t, last)
+	assert.Equal(t, "summary", last["kind"])
+	assert.Equal(t, true, last["interrupted"])
+	assert.Equal(t, false, last["ok"])
+	sum := last["summary"].(map[string]any)
+	assert.Equal(t, 0.0, sum["failed"], "nothing cut short counts as failed")
+	assert.Less(t, sum["negotiations"], 9072.0)
+	assert.Equal(t, float64(n-1), sum["negotiations"].(float64)+sum["cancelled"].(float64))
+	assert.Contains(t, stderr.String(), "interrupted after ")
+	assert.Contains(t, stderr.String(), " of 9072 negotiations")
+}
+
+// The same as a table: the summary, and no FAIL lines for what was not
+// run. The run is seen to be under way when its first transcript is
+// written.
+func TestInterruptTableRun(t *testing.T) {
+	dir := t.TempDir()
+	cmd, stdout, stderr := subprocess(t, "run", "pairwise", "--out", dir, "-j", "2")
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if files, _ := filepath.Glob(filepath.Join(dir, "transcripts", "*.txt")); len(files) > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no transcript was written: %s", stderr)
+		<-tick.C
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	out, _ := io.ReadAll(stdout)
+	assert.Equal(t, exitInterrupted, waitExit(t, cmd, 10*time.Second), stderr.String())
+	text := string(out)
+	assert.Regexp(t, `interrupted after \d+ of 9072 negotiations`, text)
+	assert.Regexp(t, `Summary: \d+ passed, 0 failed`, text)
+	assert.NotContains(t, text, "FAIL ")
+	report, err := os.ReadFile(filepath.Join(dir, "report.txt"))
+	require.NoError(t, err)
+	assert.Contains(t, string(report), "interrupted after ")
+}
 
 func TestVerifyJSON(t *testing.T) {
 	code, out, stderr := runCLI("verify", "-o", "json")
@@ -26,8 +136,17 @@ func TestVerifyJSON(t *testing.T) {
 			Witnesses  []any    `json:"witnesses"`
 		} `json:"rows"`
 		Inconsistencies []map[string]any `json:"inconsistencies"`
-		Negotiations    int              `json:"negotiations"`
-		DurationMS      *int64           `json:"duration_ms"`
+		Negotiations    []struct {
+			Outcome  string         `json:"outcome"`
+			Observed map[string]any `json:"observed"`
+			Expected map[string]any `json:"expected"`
+		} `json:"negotiations"`
+		Summary struct {
+			Negotiations int    `json:"negotiations"`
+			Passed       int    `json:"passed"`
+			DurationMS   *int64 `json:"duration_ms"`
+		} `json:"summary"`
+		OK bool `json:"ok"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &got))
 	require.Len(t, got.Rows, 18)
@@ -38,8 +157,13 @@ func TestVerifyJSON(t *testing.T) {
 	}
 	assert.Equal(t, "M1", got.Rows[0].Row)
 	assert.Len(t, got.Rows[0].Witnesses, 1)
-	assert.Equal(t, 648, got.Negotiations)
-	assert.NotNil(t, got.DurationMS)
+	assert.Equal(t, 648, got.Summary.Negotiations)
+	assert.Equal(t, 648, got.Summary.Passed)
+	assert.NotNil(t, got.Summary.DurationMS)
+	assert.True(t, got.OK)
+	require.Len(t, got.Negotiations, 648)
+	assert.Equal(t, got.Negotiations[0].Outcome, got.Negotiations[0].Observed["outcome"])
+	assert.NotEmpty(t, got.Negotiations[0].Expected["text"])
 	require.Len(t, got.Inconsistencies, 1)
 }
 
@@ -49,6 +173,7 @@ func TestVerifyText(t *testing.T) {
 	assert.Contains(t, out, "OK: 18 of 18 rows agree with the full matrix (648 negotiations")
 	assert.Contains(t, out, "M7 is right, C2 is wrong")
 	assert.Contains(t, out, "M1 [dialback-disabled]: with partner M13")
+	assert.Contains(t, out, "Oracle: 648 of 648 negotiations as predicted.")
 }
 
 func TestRunWritesReportsAndTranscripts(t *testing.T) {
@@ -56,6 +181,7 @@ func TestRunWritesReportsAndTranscripts(t *testing.T) {
 	code, out, stderr := runCLI("run", "failures", "-o", "html", "--out", dir, "--run", "secret|unreachable")
 	require.Equal(t, exitOK, code, stderr)
 	assert.Contains(t, out, "Summary: 2 passed, 0 failed")
+	assert.Contains(t, out, "wrote "+filepath.Join(dir, "report.html")+" and 2 transcripts")
 	page, err := os.ReadFile(filepath.Join(dir, "report.html"))
 	require.NoError(t, err)
 	assert.Contains(t, string(page), "dialback-secret-mismatch")
@@ -64,39 +190,119 @@ func TestRunWritesReportsAndTranscripts(t *testing.T) {
 
 	code, out, _ = runCLI("run", "lync2013", "--run", "/M7/M13/", "-o", "junit")
 	assert.Equal(t, exitOK, code)
-	assert.Contains(t, out, `<testsuite name="lync2013" tests="2" failures="0">`)
+	assert.Regexp(t, `<testsuite name="lync2013" tests="2" failures="0" errors="0" skipped="0" time="[0-9.]+">`, out)
+	assert.Contains(t, out, `name="matrix/M7/M13/row-initiates"`, "test names do not repeat the suite")
 }
 
-func TestRunScenarioFileAndFailingExpectation(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "mine.yaml")
-	require.NoError(t, os.WriteFile(f, []byte(`suite: mine
+const wishful = `suite: mine
 scenarios:
   - name: wishful thinking
     initiator: {domain: a.test, tls: NotSupported, sasl: NotSupported, dialback: true}
     receiver: {domain: b.test, tls: Required}
     expect: sasl-over-tls
-`), 0o644))
+`
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(f, []byte(content), 0o644))
+	return f
+}
+
+func TestRunScenarioFileAndFailingExpectation(t *testing.T) {
+	f := writeFile(t, "mine.yaml", wishful)
 	code, out, _ := runCLI("run", f)
 	assert.Equal(t, exitFail, code)
-	assert.Contains(t, out, "FAIL  mine/wishful-thinking")
-	assert.Contains(t, out, "expected SASL over TLS, observed failed at starttls (unsupported-feature by initiator)")
+	assert.Regexp(t, `(?m)^FAIL +mine/wishful-thinking +failed at starttls`, out)
+	assert.Contains(t, out, "why: expected sasl-over-tls, observed failed at starttls (unsupported-feature by initiator)")
+	assert.Contains(t, out, "1 negotiation in ", "singular")
 	assert.Contains(t, out, "Summary: 0 passed, 1 failed")
+
+	// JUnit as CI systems show it: the failure message is the explanation.
+	code, out, _ = runCLI("run", f, "-o", "junit")
+	assert.Equal(t, exitFail, code)
+	var doc struct {
+		Suites []struct {
+			Cases []struct {
+				Name    string `xml:"name,attr"`
+				Failure struct {
+					Message string `xml:"message,attr"`
+					Text    string `xml:",chardata"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	require.NoError(t, xml.Unmarshal([]byte(out), &doc))
+	c := doc.Suites[0].Cases[0]
+	assert.Equal(t, "wishful-thinking", c.Name)
+	assert.Equal(t, "expected sasl-over-tls, observed failed at starttls (unsupported-feature by initiator)", c.Failure.Message)
+	assert.Contains(t, c.Failure.Text, "mine.yaml:3")
+
+	// With --out the report goes to the file and what failed still shows.
+	dir := t.TempDir()
+	code, out, _ = runCLI("run", f, "--out", dir)
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, out, "FAIL ")
+	assert.Contains(t, out, "wishful-thinking")
+	assert.Contains(t, out, "transcript: transcripts/mine__wishful-thinking.txt")
+
+	// -v prints the transcript it promises.
+	code, out, _ = runCLI("run", f, "-v")
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, out, "<stream:stream")
+	assert.Contains(t, out, "<required/>")
+}
+
+func TestRunJSONLStreamsOneObjectPerNegotiation(t *testing.T) {
+	code, out, stderr := runCLI("run", "failures", "-o", "jsonl")
+	require.Equal(t, exitOK, code, stderr)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, 20)
+	for i, l := range lines {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &rec), l)
+		want := "negotiation"
+		if i == len(lines)-1 {
+			want = "summary"
+		}
+		assert.Equal(t, want, rec["kind"])
+	}
 }
 
 func TestRunUsageErrors(t *testing.T) {
+	file := writeFile(t, "a-file", "x")
 	for _, tc := range []struct {
 		args []string
 		err  string
 	}{
 		{[]string{"run"}, "name at least one suite"},
-		{[]string{"run", "nosuch"}, `no suite "nosuch"`},
+		{[]string{"run", "nosuch"}, `no suite "nosuch": shipped suites are failures, interop-ejabberd, interop-prosody, lync2013, pairwise, robustness`},
 		{[]string{"run", "failures", "--shard", "4/3"}, `--shard: "4/3" is not I/N`},
 		{[]string{"run", "failures", "--run", "("}, "--run: error parsing regexp"},
 		{[]string{"run", "failures", "--run", "nothing-matches-this"}, "no negotiation matches"},
+		{[]string{"run", "failures", "failures"}, `suite "failures" (failures.yaml) is given twice`},
+		{[]string{"run", "failures", "--out", filepath.Join(file, "report")}, "--out " + filepath.Join(file, "report") + ": cannot create it: not a directory"},
 		{[]string{"verify", "-j", "0"}, "-j must be at least 1"},
+		{[]string{"run", "failures", "--shrad", "1/2"}, "unknown flag --shrad; did you mean --shard?"},
 	} {
-		code, _, stderr := runCLI(tc.args...)
+		code, out, stderr := runCLI(tc.args...)
 		assert.Equal(t, exitUsage, code, tc.args)
 		assert.Contains(t, stderr, tc.err, tc.args)
+		assert.Empty(t, out, tc.args)
+	}
+}
+
+// A misspelled flag gets one line, not the whole help.
+func TestMisspelledFlagOneLine(t *testing.T) {
+	code, _, stderr := runCLI("check", "--tsl", "Required")
+	assert.Equal(t, exitUsage, code)
+	assert.Equal(t, "xmppneg: unknown flag --tsl; did you mean --tls? (see 'xmppneg check --help')\n", stderr)
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, _ := runCLI(args...)
+		assert.Equal(t, exitOK, code)
+		assert.Regexp(t, regexp.MustCompile(`^xmppneg \S+.* go1\.\d+`), out)
 	}
 }

@@ -42,8 +42,8 @@ func (s EjabberdSettings) Policy() policy.Settings {
 // no distribution and no epmd, whose Erlang shell on standard input
 // makes it send stanzas.
 type Ejabberd struct {
-	Domain   string
-	Settings EjabberdSettings
+	domain   string
+	settings EjabberdSettings
 	dir      string
 	port     int
 	proc     *process
@@ -70,7 +70,7 @@ func StartEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr st
 	if err != nil {
 		return nil, err
 	}
-	x := &Ejabberd{Domain: domain, Settings: s, dir: dir}
+	x := &Ejabberd{domain: domain, settings: s, dir: dir}
 	certDir := filepath.Join(dir, "certs")
 	if err := pki.WritePEM(certDir, s.Cert, domain); err != nil {
 		return nil, err
@@ -121,6 +121,10 @@ func StartEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr st
 		x.Stop()
 		return nil, fmt.Errorf("ejabberd %s: %v\n%s", domain, err, x.Log())
 	}
+	if err := x.waitReady(10 * time.Second); err != nil {
+		x.Stop()
+		return nil, fmt.Errorf("ejabberd %s: %v\n%s", domain, err, x.Log())
+	}
 	return x, nil
 }
 
@@ -161,6 +165,48 @@ modules:
 %[6]s`, domain, filepath.Join(dir, "certs", domain+".pem"), filepath.Join(dir, "certs", "ca.pem"), s.StartTLS, port, dialback)
 }
 
+// readyMark is what ejabberd's shell prints once it is ready (waitReady).
+const readyMark = "xmppneg-ready"
+
+// waitReady waits until ejabberd can open s2s streams as it will for
+// the negotiations. Its s2s port accepts connections before it can: a
+// message sent too early is dropped with {aborted,{no_exists,[route,...]}}
+// or {aborted,{no_exists,[s2s,...]}} (its routing tables are not there
+// yet), and a stream opened too early presents no client certificate
+// (ejabberd_pkix has not loaded it yet), so that EXTERNAL is not offered
+// to it: all three seen here right after start. Its own shell is asked to
+// say when the tables and the certificate are there.
+func (x *Ejabberd) waitReady(within time.Duration) error {
+	x.mu.Lock()
+	_, err := fmt.Fprintf(x.stdin, "(fun W(0) -> io:format(\"xmppneg-not-ready~n\"); W(N) -> "+
+		"case {[route, s2s] -- mnesia:system_info(tables), catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)} of "+
+		"{[], {ok, _}} -> io:format(\"%s~n\"); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
+		x.domain, readyMark, within/(20*time.Millisecond))
+	x.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("writing to its shell: %w", err)
+	}
+	deadline := time.Now().Add(within + time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, _ := os.ReadFile(filepath.Join(x.dir, "spool", "stdout.log"))
+		switch {
+		case strings.Contains(string(out), readyMark+"\n"):
+			return nil
+		case strings.Contains(string(out), "xmppneg-not-ready"):
+			return fmt.Errorf("its routing tables or its certificate were not ready within %s", within)
+		case time.Now().After(deadline):
+			return fmt.Errorf("its shell did not answer within %s", within)
+		}
+		select {
+		case <-x.proc.done:
+			return fmt.Errorf("exited while starting: %v", x.proc.err)
+		case <-tick.C:
+		}
+	}
+}
+
 // startShell starts a process whose standard input stays open for
 // commands.
 func startShell(dir string, env []string, name string, args ...string) (*process, io.WriteCloser, error) {
@@ -192,7 +238,7 @@ func (x *Ejabberd) Log() string {
 func (x *Ejabberd) Send(jid string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	_, err := fmt.Fprintf(x.stdin, "mod_admin_extra:send_message(<<\"chat\">>, <<\"admin@%s\">>, <<\"%s\">>, <<\"\">>, <<\"xmppneg\">>).\n", x.Domain, jid)
+	_, err := fmt.Fprintf(x.stdin, "mod_admin_extra:send_message(<<\"chat\">>, <<\"admin@%s\">>, <<\"%s\">>, <<\"\">>, <<\"xmppneg\">>).\n", x.domain, jid)
 	return err
 }
 

@@ -49,8 +49,8 @@ func (s ProsodySettings) Policy() policy.Settings {
 
 // Prosody is a running private Prosody instance.
 type Prosody struct {
-	Domain   string
-	Settings ProsodySettings
+	domain   string
+	settings ProsodySettings
 	dir      string
 	port     int
 	proc     *process
@@ -68,7 +68,7 @@ func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr stri
 	if err != nil {
 		return nil, err
 	}
-	p := &Prosody{Domain: domain, Settings: s, dir: dir}
+	p := &Prosody{domain: domain, settings: s, dir: dir}
 	for _, d := range []string{"run", "data", "certs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
@@ -221,12 +221,12 @@ func (p *Prosody) Shell(ctx context.Context, command string) (string, error) {
 // Ping makes Prosody open (or reuse) its stream to domain and ping it,
 // waiting at most timeout for the answer.
 func (p *Prosody) Ping(ctx context.Context, domain string, timeout time.Duration) (string, error) {
-	return p.Shell(ctx, fmt.Sprintf("xmpp:ping(%q, %q, %d)", p.Domain, domain, max(1, int(timeout.Seconds()))))
+	return p.Shell(ctx, fmt.Sprintf("xmpp:ping(%q, %q, %d)", p.domain, domain, max(1, int(timeout.Seconds()))))
 }
 
 // CloseAll closes Prosody's s2s streams, so that the next negotiation
 // starts from nothing.
 func (p *Prosody) CloseAll(ctx context.Context) error {
-	_, err := p.Shell(ctx, fmt.Sprintf("s2s:closeall(%q)", p.Domain))
+	_, err := p.Shell(ctx, fmt.Sprintf("s2s:closeall(%q)", p.domain))
 	return err
 }

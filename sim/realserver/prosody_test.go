@@ -3,13 +3,13 @@ package realserver
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"xmppneg/certs"
+	"xmppneg/policy"
 	"xmppneg/sim/loopdns"
 )
 
@@ -20,35 +20,6 @@ func requireInstalled(t *testing.T, server string) {
 	t.Helper()
 	if err := Require(server); err != nil {
 		t.Fatalf("%v", err)
-	}
-}
-
-// TestProsodyInterop negotiates with a real Prosody under every setting
-// of the sweep, against each interop partner, in both directions, and
-// checks that every outcome (the method, or failure) is the oracle's
-// prediction for Prosody's settings mapped to the harness's vocabulary.
-func TestProsodyInterop(t *testing.T) {
-	requireInstalled(t, "prosody")
-	outs, err := RunInterop(context.Background(), "prosody", ProsodySettingsSweep(), InteropPartners(), 2*time.Second)
-	require.NoError(t, err)
-	require.Len(t, outs, len(ProsodySettingsSweep())*len(InteropPartners())*2)
-	checkInterop(t, outs)
-}
-
-func checkInterop(t *testing.T, outs []InteropOutcome) {
-	t.Helper()
-	methods := map[string]int{}
-	for _, o := range outs {
-		dir := "harness→" + o.Server
-		if o.ServerInitiates {
-			dir = o.Server + "→harness"
-		}
-		assert.True(t, o.Agree, "%s %s, partner %s, %s: observed %s, predicted %s\n%s\nserver log:\n%s", o.Server, o.ServerSettings, o.Partner, dir, o.Observed(), o.Predicted(), o.Result.TranscriptText(), o.ServerLog)
-		methods[o.Result.Outcome]++
-	}
-	// The sweep is only worth something if the server really negotiated.
-	for _, m := range []string{"sasl-over-tls", "tls-dialback", "tcp-dialback", "failed"} {
-		assert.Positive(t, methods[m], "no negotiation ended with %s", m)
 	}
 }
 
@@ -68,4 +39,33 @@ func TestProsodyShellAndStop(t *testing.T) {
 	assert.Error(t, err)
 	assert.Contains(t, p.Log(), "prosody.test")
 	assert.NoError(t, p.Stop())
+}
+
+func TestKindsParseKnobs(t *testing.T) {
+	k, err := LookupKind("prosody")
+	require.NoError(t, err)
+	s, err := k.Parse(map[string]string{"s2s_secure_auth": "true", "dialback": "$false"})
+	require.NoError(t, err)
+	assert.Equal(t, ProsodySettings{RequireEncryption: true, SecureAuth: true, Dialback: false, Cert: certs.Valid}, s)
+	assert.Equal(t, "require-encryption+secure-auth", s.ID())
+	assert.Equal(t, policy.Required, s.Policy().TLS)
+
+	_, err = k.Parse(map[string]string{"s2s_use_starttls": "optional"})
+	assert.EqualError(t, err, `prosody has no knob "s2s_use_starttls" (accepted: s2s_require_encryption, s2s_secure_auth, dialback, cert)`)
+	_, err = k.Parse(map[string]string{"dialback": "perhaps"})
+	assert.ErrorContains(t, err, `dialback: invalid value "perhaps": accepted values are true, false`)
+
+	e, err := LookupKind("ejabberd")
+	require.NoError(t, err)
+	s, err = e.Parse(map[string]string{"s2s_use_starttls": "Required"})
+	require.NoError(t, err)
+	assert.Equal(t, "starttls-required+dialback", s.ID())
+	_, err = e.Parse(map[string]string{"s2s_use_starttls": "sometimes"})
+	assert.ErrorContains(t, err, `s2s_use_starttls: invalid value "sometimes": accepted values are false, optional, required`)
+
+	_, err = LookupKind("openfire")
+	assert.EqualError(t, err, `unknown server "openfire": accepted values are prosody, ejabberd`)
+	for _, k := range Kinds() {
+		assert.NotEmpty(t, k.Sweep(), k.Name)
+	}
 }

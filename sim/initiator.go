@@ -1,0 +1,281 @@
+package sim
+
+import (
+	"fmt"
+	"strings"
+
+	"xmppneg/policy/outcome"
+)
+
+// connecting is what both ends that open streams do: the initiating
+// server on the main connection, and the receiving server on its verify
+// connection.
+type connecting struct {
+	c        *xconn
+	offer    features // what the other end offered on the current stream
+	streamID string   // the other end's id of the current stream
+	seenIDs  []string // every id it gave, to catch reuse
+}
+
+// openStream sends our stream header, reads the other end's and its
+// features (RFC 6120 §4.2, §4.3.2). After authentication the features
+// are only read, not offered for a choice.
+func (o *connecting) openStream(from, to string, authenticated bool) error {
+	c := o.c
+	c.step = outcome.StepStream
+	if err := c.sendHeader(from, to, ""); err != nil {
+		return c.abort(err)
+	}
+	h, err := readHeader(c.dec)
+	if err != nil {
+		return c.abort(err)
+	}
+	switch {
+	case h.From != "" && h.From != c.peer:
+		return c.abort(&streamError{cond: outcome.InvalidFrom, text: fmt.Sprintf("connected to %s but the stream is from %q", c.peer, h.From)})
+	case h.ID == "":
+		return c.abort(badFormat("the " + c.them.String() + "'s stream header has no id"))
+	}
+	for _, id := range o.seenIDs {
+		if id == h.ID {
+			return c.abort(policyViolation(fmt.Sprintf("the %s reused stream id %s on the restarted stream", c.them, id)))
+		}
+	}
+	o.seenIDs = append(o.seenIDs, h.ID)
+	o.streamID = h.ID
+	if c.name == mainConn {
+		c.tr.streamID(h.ID)
+	}
+	el, err := c.read()
+	if err != nil {
+		return c.abort(err)
+	}
+	if !el.is(nsStreams, "features") {
+		return c.abort(badFormat(fmt.Sprintf("expected <stream:features/>, got %s", el)))
+	}
+	if authenticated {
+		return nil
+	}
+	o.offer = parseFeatures(el)
+	if c.name == mainConn {
+		c.tr.offer(c.secure, o.offer)
+	}
+	return nil
+}
+
+// initiatorState is the negotiation of the initiating server on the
+// main connection (RFC 6120 §4–§6, XEP-0178, XEP-0220 §2.1): it opens a
+// stream, reads the receiver's offer, secures the stream with STARTTLS
+// when it can, authenticates with SASL EXTERNAL, or with Server Dialback
+// when EXTERNAL is not possible or fails, and then does what it opened
+// the stream for.
+type initiatorState struct {
+	connecting
+	method outcome.Method
+}
+
+// handshake runs the negotiation up to an authenticated stream.
+func (hs *initiatorState) handshake() error {
+	c := hs.c
+	if err := hs.openStream(hs.from(), hs.to(), false); err != nil {
+		return err
+	}
+	if err := hs.misbehave(); err != nil {
+		return c.abort(err)
+	}
+	use, refusal := startTLSChoice(c.ep.cfg.Settings, hs.offer, c.me, c.them)
+	if refusal != nil {
+		return c.abort(refusal)
+	}
+	if use {
+		if err := hs.startTLS(); err != nil {
+			return err
+		}
+		if c.ep.fault(NoRestart) {
+			return hs.skipRestart()
+		}
+		if err := hs.openStream(hs.from(), hs.to(), false); err != nil {
+			return err
+		}
+	}
+	return hs.authenticate()
+}
+
+// from and to are the addresses of our stream header, as the faults
+// that tamper with them leave them.
+func (hs *initiatorState) from() string {
+	c := hs.c
+	switch {
+	case c.ep.fault(OmitFrom):
+		return ""
+	case c.ep.fault(ChangeFrom) && c.secure:
+		return "someone-else." + c.ep.cfg.Domain
+	}
+	return c.ep.cfg.Domain
+}
+
+func (hs *initiatorState) to() string {
+	if hs.c.ep.fault(OmitTo) {
+		return ""
+	}
+	return hs.c.peer
+}
+
+// authenticate picks SASL EXTERNAL when both ends allow it and falls
+// back to dialback when EXTERNAL is not possible or fails.
+func (hs *initiatorState) authenticate() error {
+	c := hs.c
+	p := c.ep.cfg.Settings
+	useSASL, saslWhy := saslChoice(p, c.secure, hs.offer, c.ep.cert != nil)
+	if useSASL {
+		ok, err := hs.doSASL()
+		if err != nil {
+			return err
+		}
+		if ok {
+			hs.method = outcome.SASLOverTLS
+			// After SASL the stream restarts once more, with nothing left
+			// to negotiate (RFC 6120 §6.4.6).
+			c.restart()
+			return hs.openStream(hs.from(), hs.to(), true)
+		}
+		saslWhy = "SASL EXTERNAL was refused"
+	}
+	useDB, dbWhy := dialbackChoice(p, hs.offer)
+	if useDB {
+		if err := hs.doDialback(); err != nil {
+			return err
+		}
+		hs.method = dialbackMethod(c.secure)
+		return nil
+	}
+	c.step = outcome.StepDialback
+	if hs.offer.has("EXTERNAL") {
+		c.step = outcome.StepSASL
+	}
+	return c.abort(policyViolation("no common authentication method: " + saslWhy + "; " + dbWhy))
+}
+
+// pingAndClose proves the authenticated stream carries stanzas with an
+// XEP-0199 ping, then ends the stream. The answer may come back on this
+// stream or, from servers that answer over a stream of their own (Prosody
+// and ejabberd without XEP-0288), on any inbound stream of this endpoint.
+func (hs *initiatorState) pingAndClose() error {
+	c := hs.c
+	id := "xmppneg-ping-" + c.ep.newID()
+	elsewhere := c.ep.expectAnswer(id)
+	defer c.ep.forgetAnswer(id)
+	type next struct {
+		el  *element
+		err error
+	}
+	elems := make(chan next, 1)
+	go func() {
+		defer close(elems)
+		for {
+			el, err := c.read()
+			elems <- next{el, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	err := func() error {
+		if err := c.send(fmt.Sprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='%s'/></iq>", id, esc(c.ep.cfg.Domain), esc(c.peer), nsPing)); err != nil {
+			return err
+		}
+		for {
+			select {
+			case <-elsewhere:
+				return nil
+			case n := <-elems:
+				if n.err != nil {
+					return n.err
+				}
+				if n.el.is(nsServer, "iq") && n.el.attr("id") == id {
+					if n.el.attr("type") == "result" {
+						return nil
+					}
+					return c.peerFailed(outcome.PingError, "the receiver answered the ping with an error")
+				}
+			}
+		}
+	}()
+	if err != nil {
+		err = c.abort(err)
+	} else {
+		c.closeStream()
+	}
+	// The reader ends when the peer ends its stream, or at the deadline.
+	for range elems {
+	}
+	return err
+}
+
+// sendAndClose sends stanza on the authenticated stream and ends it:
+// how a server answers a peer whose stream is one-way.
+func (hs *initiatorState) sendAndClose(stanza string) error {
+	c := hs.c
+	if err := c.send(stanza, closeTag); err != nil {
+		return c.abort(err)
+	}
+	c.drain()
+	return nil
+}
+
+// misbehave carries out the initiating end's faults that act right after
+// the first features: it returns nil when there is none to carry out, or
+// the error the peer's answer came to.
+func (hs *initiatorState) misbehave() error {
+	c := hs.c
+	if c.secure || c.name != mainConn {
+		return nil
+	}
+	var el string
+	switch {
+	case c.ep.fault(AuthBeforeTLS):
+		c.step = outcome.StepSASL
+		el = "<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>=</auth>"
+	case c.ep.fault(StanzaBeforeAuth):
+		el = fmt.Sprintf("<message from='%s' to='someone@%s'><body>before authentication</body></message>", esc(c.ep.cfg.Domain), esc(c.peer))
+	case c.ep.fault(DialbackBeforeTLS):
+		if err := hs.doDialback(); err != nil {
+			return err
+		}
+		return fmt.Errorf("the receiver accepted dialback on a plain stream")
+	case c.ep.fault(MalformedXML):
+		el = "<message><body>not well-formed</message>"
+	case c.ep.fault(Oversize):
+		el = fmt.Sprintf("<message from='%s' to='someone@%s'><body>%s</body></message>", esc(c.ep.cfg.Domain), esc(c.peer), strings.Repeat("x", 2*c.ep.cfg.Limits.orDefault().MaxElementBytes))
+	default:
+		return nil
+	}
+	if err := c.send(el); err != nil {
+		return err
+	}
+	for {
+		el, err := c.read()
+		if err != nil {
+			return err
+		}
+		if el.is(nsSASL, "failure") {
+			cond, _ := el.condition("")
+			_ = c.peerFailed(orCondition(cond), "the receiver refused <auth/> on a plain stream")
+		}
+	}
+}
+
+// skipRestart carries out the no-restart fault: after TLS it goes on as
+// if the stream had not been secured, without a new stream header.
+func (hs *initiatorState) skipRestart() error {
+	c := hs.c
+	c.headerSent = true // the stream it pretends to continue
+	if err := c.send("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>=</auth>"); err != nil {
+		return c.abort(err)
+	}
+	if _, err := readHeader(c.dec); err != nil {
+		return c.abort(err)
+	}
+	_, err := c.read()
+	return c.abort(err)
+}

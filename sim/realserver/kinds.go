@@ -1,0 +1,263 @@
+package realserver
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"xmppneg/certs"
+	"xmppneg/policy"
+)
+
+// Server is a running real server as the harness negotiates with it.
+type Server interface {
+	// Domain is the XMPP domain it serves.
+	Domain() string
+	// Addr is its s2s address on loopback.
+	Addr() string
+	// Trigger makes it open its s2s stream to domain.
+	Trigger(ctx context.Context, domain string) error
+	// Log is what it has logged so far.
+	Log() string
+	// Stop stops it and removes its files.
+	Stop() error
+}
+
+// Setting is one configuration of a real server.
+type Setting interface {
+	// Kind is the name of the server, such as "prosody".
+	Kind() string
+	// ID is a short name for the setting, usable in test ids.
+	ID() string
+	// String lists the server's own knobs and their values.
+	String() string
+	// Policy is the setting in the harness's vocabulary, for the oracle.
+	Policy() policy.Settings
+	// Start launches the server for domain with this setting, trusting
+	// the CA of pki and resolving names through the DNS responder at
+	// dnsAddr.
+	Start(domain string, pki *certs.PKI, dnsAddr string) (Server, error)
+}
+
+// Kind is a real server implementation the harness can launch.
+type Kind struct {
+	Name string
+	// Package is the Debian package it comes from, and Version the
+	// version this harness was checked against.
+	Package, Version string
+	// Keys are the knobs a scenario file may set, each with its accepted
+	// values.
+	Keys []Key
+	// Sweep is every combination of knobs the interop suites run.
+	Sweep func() []Setting
+	parse func(map[string]string) (Setting, error)
+}
+
+// Key is one knob of a real server.
+type Key struct {
+	Name, Values, Default string
+}
+
+var kinds = []*Kind{prosodyKind, ejabberdKind}
+
+// Kinds lists the real servers the harness can launch.
+func Kinds() []*Kind { return append([]*Kind{}, kinds...) }
+
+// LookupKind returns the kind named name.
+func LookupKind(name string) (*Kind, error) {
+	var names []string
+	for _, k := range kinds {
+		if k.Name == name {
+			return k, nil
+		}
+		names = append(names, k.Name)
+	}
+	return nil, fmt.Errorf("unknown server %q: accepted values are %s", name, strings.Join(names, ", "))
+}
+
+// KeyNames lists the names of the kind's knobs.
+func (k *Kind) KeyNames() []string {
+	var out []string
+	for _, key := range k.Keys {
+		out = append(out, key.Name)
+	}
+	return out
+}
+
+// Parse reads a setting from knob values; knobs not given keep their
+// defaults. An error names the knob and its accepted values.
+func (k *Kind) Parse(knobs map[string]string) (Setting, error) {
+	full := map[string]string{}
+	for _, key := range k.Keys {
+		full[key.Name] = key.Default
+	}
+	var unknown []string
+	for name, v := range knobs {
+		if _, ok := full[name]; !ok {
+			unknown = append(unknown, name)
+			continue
+		}
+		full[name] = v
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("%s has no knob %q (accepted: %s)", k.Name, unknown[0], strings.Join(k.KeyNames(), ", "))
+	}
+	return k.parse(full)
+}
+
+func (k *Kind) knobError(name, value string) error {
+	for _, key := range k.Keys {
+		if key.Name == name {
+			return fmt.Errorf("%s: invalid value %q: accepted values are %s", name, value, key.Values)
+		}
+	}
+	return fmt.Errorf("%s: invalid value %q", name, value)
+}
+
+var prosodyKind = &Kind{
+	Name: "prosody", Package: "prosody", Version: "0.12",
+	Keys: []Key{
+		{"s2s_require_encryption", "true, false", "true"},
+		{"s2s_secure_auth", "true, false", "false"},
+		{"dialback", "true, false (mod_dialback loaded or not)", "true"},
+		{"cert", strings.Join(stateNames(), ", "), "valid"},
+	},
+	Sweep: func() []Setting {
+		var out []Setting
+		for _, enc := range []bool{true, false} {
+			for _, db := range []bool{true, false} {
+				out = append(out, ProsodySettings{RequireEncryption: enc, Dialback: db, Cert: certs.Valid})
+			}
+		}
+		return append(out, ProsodySettings{RequireEncryption: true, SecureAuth: true, Dialback: true, Cert: certs.Valid})
+	},
+}
+
+var ejabberdKind = &Kind{
+	Name: "ejabberd", Package: "ejabberd", Version: "23.01",
+	Keys: []Key{
+		{"s2s_use_starttls", "false, optional, required", "false"},
+		{"dialback", "true, false (mod_s2s_dialback listed or not)", "true"},
+		{"cert", strings.Join(stateNames(), ", "), "valid"},
+	},
+	Sweep: func() []Setting {
+		var out []Setting
+		for _, tls := range []string{"false", "optional", "required"} {
+			for _, db := range []bool{true, false} {
+				out = append(out, EjabberdSettings{StartTLS: tls, Dialback: db, Cert: certs.Valid})
+			}
+		}
+		return out
+	},
+}
+
+func init() {
+	prosodyKind.parse = func(m map[string]string) (Setting, error) {
+		var s ProsodySettings
+		var err error
+		for name, dst := range map[string]*bool{"s2s_require_encryption": &s.RequireEncryption, "s2s_secure_auth": &s.SecureAuth, "dialback": &s.Dialback} {
+			if *dst, err = policy.ParseBool(m[name]); err != nil {
+				return nil, prosodyKind.knobError(name, m[name])
+			}
+		}
+		if s.Cert, err = certs.ParseState(m["cert"]); err != nil {
+			return nil, fmt.Errorf("cert: %w", err)
+		}
+		return s, nil
+	}
+	ejabberdKind.parse = func(m map[string]string) (Setting, error) {
+		var s EjabberdSettings
+		var err error
+		switch v := strings.ToLower(m["s2s_use_starttls"]); v {
+		case "false", "optional", "required":
+			s.StartTLS = v
+		default:
+			return nil, ejabberdKind.knobError("s2s_use_starttls", m["s2s_use_starttls"])
+		}
+		if s.Dialback, err = policy.ParseBool(m["dialback"]); err != nil {
+			return nil, ejabberdKind.knobError("dialback", m["dialback"])
+		}
+		if s.Cert, err = certs.ParseState(m["cert"]); err != nil {
+			return nil, fmt.Errorf("cert: %w", err)
+		}
+		return s, nil
+	}
+}
+
+func stateNames() []string {
+	var out []string
+	for _, st := range certs.States {
+		out = append(out, string(st))
+	}
+	return out
+}
+
+// Kind implements Setting.
+func (s ProsodySettings) Kind() string { return prosodyKind.Name }
+
+// ID implements Setting: the knobs that are on, such as
+// "require-encryption+dialback".
+func (s ProsodySettings) ID() string {
+	var on []string
+	for _, k := range []struct {
+		on   bool
+		name string
+	}{{s.RequireEncryption, "require-encryption"}, {s.SecureAuth, "secure-auth"}, {s.Dialback, "dialback"}} {
+		if k.on {
+			on = append(on, k.name)
+		}
+	}
+	if len(on) == 0 {
+		on = []string{"plain"}
+	}
+	if s.Cert != certs.Valid && s.Cert != "" {
+		on = append(on, "cert-"+string(s.Cert))
+	}
+	return strings.Join(on, "+")
+}
+
+// Start implements Setting.
+func (s ProsodySettings) Start(domain string, pki *certs.PKI, dnsAddr string) (Server, error) {
+	return StartProsody(domain, s, pki, dnsAddr)
+}
+
+// Kind implements Setting.
+func (s EjabberdSettings) Kind() string { return ejabberdKind.Name }
+
+// ID implements Setting, such as "starttls-optional+dialback".
+func (s EjabberdSettings) ID() string {
+	id := "starttls-" + s.StartTLS
+	if s.Dialback {
+		id += "+dialback"
+	}
+	if s.Cert != certs.Valid && s.Cert != "" {
+		id += "+cert-" + string(s.Cert)
+	}
+	return id
+}
+
+// Start implements Setting.
+func (s EjabberdSettings) Start(domain string, pki *certs.PKI, dnsAddr string) (Server, error) {
+	return StartEjabberd(domain, s, pki, dnsAddr)
+}
+
+// Domain implements Server.
+func (p *Prosody) Domain() string { return p.domain }
+
+// Trigger makes Prosody open its stream to domain by sending a message.
+func (p *Prosody) Trigger(ctx context.Context, domain string) error {
+	cmd := fmt.Sprintf(`>prosody.core_post_stanza(prosody.hosts[%q], require"util.stanza".message({from=%q, to=%q, type="chat"}):text_tag("body", "xmppneg"))`,
+		p.domain, p.domain, "someone@"+domain)
+	_, err := p.Shell(ctx, cmd)
+	return err
+}
+
+// Domain implements Server.
+func (x *Ejabberd) Domain() string { return x.domain }
+
+// Trigger makes ejabberd open its stream to domain by sending a message.
+func (x *Ejabberd) Trigger(_ context.Context, domain string) error {
+	return x.Send("someone@" + domain)
+}

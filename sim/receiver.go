@@ -1,0 +1,241 @@
+package sim
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"xmppneg/policy/outcome"
+)
+
+// receiverState is the negotiation of the receiving server on an
+// inbound connection (RFC 6120 §4–§6, XEP-0178, XEP-0220 §2.2): it
+// accepts the initiator's stream, offers what its policy allows, secures
+// the stream when asked, authenticates the initiator with SASL EXTERNAL
+// or with Server Dialback (asking the authoritative server over a verify
+// connection of its own), and then serves the stanzas of the
+// authenticated stream. A peer that sends <db:verify/> instead has
+// opened a verify connection: authoritativeState answers it.
+type receiverState struct {
+	c        *xconn
+	offer    features // what was offered on the current stream
+	streamID string   // our id of the current stream
+	// release ends our claim on the trace of the endpoint at the other
+	// end, when it is one of ours (see Network.claim); nil otherwise.
+	release func()
+	bg      sync.WaitGroup // work started beside the negotiation
+}
+
+// handshake runs the negotiation up to an authenticated stream, or to
+// the end of a verify connection.
+func (rs *receiverState) handshake() (authenticated bool, err error) {
+	c := rs.c
+	if err := rs.acceptStream(true, false); err != nil {
+		return false, err
+	}
+	el, err := c.read()
+	if err != nil {
+		return false, c.abort(err)
+	}
+	if el.is(nsTLS, "starttls") {
+		if err := rs.serveStartTLS(); err != nil {
+			return false, err
+		}
+		if err := rs.acceptStream(false, false); err != nil {
+			return false, err
+		}
+		if el, err = c.read(); err != nil {
+			return false, c.abort(err)
+		}
+	}
+	// Authentication: the initiator may try dialback on the same stream
+	// after a refused EXTERNAL.
+	for {
+		switch {
+		case el.is(nsSASL, "auth"):
+			ok, err := rs.serveSASL(el)
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				c.restart()
+				return true, rs.acceptStream(false, true)
+			}
+		case el.is(nsDialback, "result"):
+			return true, rs.serveDialback(el)
+		case el.is(nsDialback, "verify"):
+			return false, (&authoritativeState{c: c, r: rs}).serve(el)
+		case el.is(nsTLS, "starttls"):
+			// Not offered (any more): refused.
+			return false, rs.serveStartTLS()
+		case isStanza(el):
+			return false, c.abort(&streamError{cond: outcome.NotAuthorized, text: fmt.Sprintf("<%s/> stanza before authentication", el.Name.Local)})
+		default:
+			return false, c.abort(&streamError{cond: outcome.UnsupportedStanzaType, text: fmt.Sprintf("unexpected %s during negotiation", el)})
+		}
+		if el, err = c.read(); err != nil {
+			return false, c.abort(err)
+		}
+	}
+}
+
+func isStanza(el *element) bool {
+	return el.Name.Space == nsServer && (el.Name.Local == "iq" || el.Name.Local == "message" || el.Name.Local == "presence")
+}
+
+// acceptStream reads the initiator's stream header, checks its
+// addresses, and answers with our header and features (RFC 6120 §4.2,
+// §4.3.2): what our policy offers, or nothing once the initiator is
+// authenticated.
+func (rs *receiverState) acceptStream(first, authenticated bool) error {
+	c := rs.c
+	c.step = outcome.StepStream
+	if err := rs.stopAt(outcome.StepStream); err != nil {
+		return err
+	}
+	h, err := readHeader(c.dec)
+	if first {
+		c.peer = h.From
+		rs.claim()
+	}
+	if err != nil {
+		return c.abort(err)
+	}
+	domain := c.ep.cfg.Domain
+	switch {
+	case first && h.To != domain:
+		return c.abort(&streamError{cond: outcome.HostUnknown, text: fmt.Sprintf("this server is %s, not %q", domain, h.To)})
+	case first && h.From == "":
+		return c.abort(&streamError{cond: outcome.InvalidFrom, text: "a server-to-server stream header must name its sender in 'from'"})
+	case !first && (h.From != c.peer || h.To != domain):
+		return c.abort(&streamError{cond: outcome.InvalidFrom, text: fmt.Sprintf("the restarted stream is from %q to %q; it was from %q to %q", h.From, h.To, c.peer, domain)})
+	}
+	if rs.streamID == "" || !c.ep.fault(ReuseStreamID) {
+		rs.streamID = c.ep.newID()
+	}
+	if c.name == mainConn {
+		c.tr.streamID(rs.streamID)
+	}
+	c.headerSent = true
+	if authenticated {
+		return c.abort(c.send(headerXML(domain, c.peer, rs.streamID), "<stream:features/>"))
+	}
+	rs.offer = rs.features()
+	return c.abort(c.send(headerXML(domain, c.peer, rs.streamID), rs.offer.xml()))
+}
+
+// features is what the receiving end offers on the current stream, from
+// its own settings and what it knows of the peer.
+func (rs *receiverState) features() features {
+	c := rs.c
+	p := c.ep.cfg.Settings
+	var f features
+	if !c.secure {
+		f.StartTLS, f.TLSRequired = startTLSOffer(p, c.ep.cert != nil)
+		f.TLSRequired = f.TLSRequired && !c.ep.fault(OmitRequired)
+		if c.ep.fault(OfferSASLPlain) {
+			f.Mechanisms = []string{"EXTERNAL"}
+		}
+	}
+	if saslOffer(p, c.secure, c.peerCert != nil) {
+		f.Mechanisms = []string{"EXTERNAL"}
+	}
+	f.Dialback, _ = dialbackOffer(p, c.secure)
+	f.DialbackErrors = f.Dialback
+	return f
+}
+
+// claim joins the trace of the endpoint at the other end of the
+// connection, when it is one of ours.
+func (rs *receiverState) claim() {
+	c := rs.c
+	tr, done, conn, ok := c.ep.cfg.Net.claim(c.raw.RemoteAddr().String())
+	if !ok {
+		c.relabel()
+		return
+	}
+	c.tr, rs.release = tr, done
+	if conn == verifyConn {
+		c.becomes(verifyConn, outcome.Authoritative, outcome.Receiver)
+		return
+	}
+	c.relabel()
+}
+
+// background runs f beside the negotiation; the connection's handler
+// waits for it before it ends.
+func (rs *receiverState) background(f func()) {
+	rs.bg.Add(1)
+	go func() {
+		defer rs.bg.Done()
+		f()
+	}()
+}
+
+// stopAt carries out the SilentAt and CloseAt faults at step: it returns
+// nil when the endpoint goes on, or an error once it has gone silent
+// (until the peer gives up) or closed the connection. Neither is
+// recorded: the peer is the one to notice.
+func (rs *receiverState) stopAt(step outcome.Step) error {
+	c := rs.c
+	switch step {
+	case c.ep.cfg.Faults.SilentAt:
+		// A deadline later than the peer's, so that the peer sees silence
+		// rather than a close.
+		_ = c.raw.SetReadDeadline(time.Now().Add(2 * c.ep.timeout))
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.raw.Read(buf); err != nil {
+				return &recorded{outcome.Failure{Step: step, Condition: outcome.SilentOnPurpose, By: c.me, Message: "went silent on purpose"}}
+			}
+		}
+	case c.ep.cfg.Faults.CloseAt:
+		c.raw.Close()
+		return &recorded{outcome.Failure{Step: step, Condition: outcome.ClosedOnPurpose, By: c.me, Message: "closed the connection on purpose"}}
+	}
+	return nil
+}
+
+// serveAuthenticated answers the stanzas of an authenticated inbound
+// stream until the initiator closes it: pings, answers to our own pings,
+// and the db:verify that Prosody sends on authenticated streams.
+func (rs *receiverState) serveAuthenticated() {
+	c := rs.c
+	for {
+		el, err := c.read()
+		if err != nil {
+			if c.ended(err) {
+				c.closeStream()
+				return
+			}
+			c.abort(err)
+			return
+		}
+		switch {
+		case el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil:
+			pong := fmt.Sprintf("<iq type='result' id='%s' from='%s' to='%s'/>", esc(el.attr("id")), esc(c.ep.cfg.Domain), esc(c.peer))
+			if rs.release != nil {
+				// Endpoints of this harness take the answer on the same
+				// stream, as if bidirectional (XEP-0288): it spares a second
+				// negotiation per ping.
+				_ = c.send(pong)
+				break
+			}
+			// Streams are one-way: a real server wants the answer on a
+			// stream of ours, and refuses it on its own with
+			// <not-authorized/>.
+			peer := c.peer
+			rs.background(func() { c.ep.deliver(c.ep.ctx, peer, pong) })
+		case el.is(nsServer, "iq") && (el.attr("type") == "result" || el.attr("type") == "error"):
+			// The answer to a ping this endpoint sent on a stream of its own.
+			c.ep.answer(el.attr("id"))
+		case el.is(nsDialback, "verify"):
+			// Prosody asks its db:verify only once its connection to the
+			// authoritative server is authenticated.
+			if err := (&authoritativeState{c: c, r: rs}).answer(el); err != nil {
+				c.abort(err)
+				return
+			}
+		}
+	}
+}
