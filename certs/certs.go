@@ -85,9 +85,11 @@ func NewAuthority(name string) (*Authority, error) {
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: name, Organization: []string{"xmppneg test PKI"}},
-		NotBefore:             now.Add(-time.Hour),
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: name, Organization: []string{"xmppneg test PKI"}},
+		// Valid well before today, so that an expired leaf it issued was
+		// once valid under it, as expired certificates in the field were.
+		NotBefore:             now.Add(-30 * 24 * time.Hour),
 		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,

@@ -60,13 +60,13 @@ var (
 
 // Row is one row of a table of the source document.
 type Row struct {
-	ID       string    `json:"row"`
-	Policy   Policy    `json:"policy"`
-	Valid    bool      `json:"valid"`
+	ID       string            `json:"row"`
+	Policy   Policy            `json:"policy"`
+	Valid    bool              `json:"valid"`
 	Methods  outcome.MethodSet `json:"methods"`
-	Note     Text      `json:"note"`
-	Warnings []Finding `json:"warnings"`
-	Errors   []Finding `json:"errors"`
+	Note     Text              `json:"note"`
+	Warnings []Finding         `json:"warnings"`
+	Errors   []Finding         `json:"errors"`
 }
 
 // MarshalJSON writes r with [] rather than null for empty lists.
@@ -184,10 +184,10 @@ func (t Table) Row(id string) (Row, bool) {
 // Inconsistency is a place where the document contradicts itself or the
 // protocol it describes: a finding of this tool, not an error of the input.
 type Inconsistency struct {
-	Code    string    `json:"code"`
-	Rows    []string  `json:"rows"`
-	Policy  Policy    `json:"policy"`
-	Message string    `json:"message"`
+	Code    string            `json:"code"`
+	Rows    []string          `json:"rows"`
+	Policy  Policy            `json:"policy"`
+	Message string            `json:"message"`
 	Extra   outcome.MethodSet `json:"extra,omitempty"`   // listed by the first row only
 	Missing outcome.MethodSet `json:"missing,omitempty"` // listed by the second row only
 }
@@ -239,15 +239,15 @@ func inconsistencies(common, full Table) []Inconsistency {
 
 // Verdict is what the document says of one configuration.
 type Verdict struct {
-	Row      string    `json:"row"`
-	TLS      Level     `json:"tls"`
-	SASL     Level     `json:"sasl"`
-	Dialback bool      `json:"dialback"`
-	Valid    bool      `json:"valid"`
+	Row      string            `json:"row"`
+	TLS      Level             `json:"tls"`
+	SASL     Level             `json:"sasl"`
+	Dialback bool              `json:"dialback"`
+	Valid    bool              `json:"valid"`
 	Methods  outcome.MethodSet `json:"methods"`
-	Warnings []Finding `json:"warnings"`
-	Errors   []Finding `json:"errors"`
-	Note     *Text     `json:"note,omitempty"`
+	Warnings []Finding         `json:"warnings"`
+	Errors   []Finding         `json:"errors"`
+	Note     *Text             `json:"note,omitempty"`
 }
 
 // Validate returns the full matrix's verdict on p: its row, whether it is

@@ -347,3 +347,13 @@ func TestTextTableStaysAligned(t *testing.T) {
 	assert.Equal(t, col[0], col[1], "the observed column starts at the same place on every row:\n%s", b.String())
 	assert.Contains(t, b.String(), "2 negotiations in")
 }
+
+func TestTextColoursStatusesOnlyWhenAsked(t *testing.T) {
+	rep := execute(t, []*Suite{load(t, "failures")}, Options{Filter: regexp.MustCompile(`secret`)})
+	var plain, coloured bytes.Buffer
+	WriteText(&plain, rep, Style{})
+	WriteText(&coloured, rep, Style{Color: true})
+	assert.NotContains(t, plain.String(), "\x1b[")
+	assert.Contains(t, coloured.String(), "\x1b[32mPASS\x1b[0m")
+	assert.Contains(t, coloured.String(), "\x1b[32mSummary: 1 passed, 0 failed\x1b[0m")
+}

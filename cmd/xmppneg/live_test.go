@@ -54,9 +54,6 @@ func TestProbeReportsOffersCertificateAndMethod(t *testing.T) {
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, out, "diagnosis: the two sides disagree about TLS: receiver requires TLS but initiator does not support it")
 
-	code, _, stderr = runCLI("probe", "--domain", "server.test")
-	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, stderr, "--domain and --addr are required")
 }
 
 // syncBuffer is a buffer serve can write to while the test reads it.
@@ -123,4 +120,45 @@ func TestServePrintsInboundNegotiationsUntilInterrupted(t *testing.T) {
 		t.Fatal("serve did not stop on SIGINT")
 	}
 	assert.Contains(t, out.String(), "stopping")
+}
+
+// A probe that times out says after how long it gave up: the --timeout
+// given, not the default.
+func TestProbeTimeoutIsTheOneGiven(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() {
+		// A server that accepts and never says a word.
+		if c, err := ln.Accept(); err == nil {
+			held <- c
+		}
+	}()
+	start := time.Now()
+	code, out, _ := runCLI("probe", "--domain", "silent.test", "--addr", ln.Addr().String(), "--timeout", "400ms")
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, out, "no answer from the receiver within 400ms")
+	assert.Less(t, time.Since(start), 3*time.Second)
+	select {
+	case c := <-held:
+		c.Close()
+	default:
+	}
+}
+
+func TestProbeUsageErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"probe", "--domain", "x.test", "--addr", "localhost"}, `--addr "localhost" is not HOST:PORT`},
+		{[]string{"probe", "--domain", "x.test", "--addr", "localhost:"}, `--addr "localhost:" is not HOST:PORT`},
+		{[]string{"probe", "--domain", "x.test", "--addr", "127.0.0.1:5269", "--timeout", "0s"}, "--timeout must be positive"},
+		{[]string{"probe", "--domain", "server.test"}, "--domain and --addr are required"},
+	} {
+		code, _, stderr := runCLI(tc.args...)
+		assert.Equal(t, exitUsage, code, tc.args)
+		assert.Contains(t, stderr, tc.err, tc.args)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -125,4 +126,28 @@ func TestMatrixFormats(t *testing.T) {
 	require.Len(t, got.Inconsistencies, 1)
 	assert.Equal(t, "C2", got.Inconsistencies[0].Rows[0])
 	assert.True(t, strings.HasPrefix(got.Tables[1].Rows[6].ID, "M7"))
+}
+
+// Help shows flags as the usage lines and the README write them.
+func TestHelpShowsDoubleDashFlags(t *testing.T) {
+	for _, c := range commands {
+		_, out, _ := runCLI(c.name, "--help")
+		flags := regexp.MustCompile(`(?m)^  (-+)\w`).FindAllStringSubmatch(out, -1)
+		require.NotEmpty(t, flags, c.name)
+		for _, f := range flags {
+			assert.Equal(t, "--", f[1], "%s --help:\n%s", c.name, out)
+		}
+	}
+	_, out, _ := runCLI("run", "--help")
+	assert.Contains(t, out, "  --run REGEXP\n")
+	assert.Contains(t, out, "  --o FORMAT\n      output format: table, json, jsonl, junit, html (default table)")
+}
+
+// Empty lists are [] in JSON, never null.
+func TestCheckAndMatrixJSONHaveNoNull(t *testing.T) {
+	_, out, _ := runCLI("check", "--tls", "Required", "--sasl", "Optional", "--dialback", "true", "-o", "json")
+	assert.NotContains(t, out, "null")
+	assert.Contains(t, out, `"warnings": []`)
+	_, out, _ = runCLI("matrix", "-o", "json")
+	assert.NotContains(t, out, "null")
 }

@@ -1,11 +1,15 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -119,4 +123,42 @@ func TestCertsWritesPEM(t *testing.T) {
 			assert.Equal(t, os.FileMode(0o600), st.Mode().Perm(), f)
 		}
 	}
+}
+
+// A CA already in the directory is kept, so that servers set up with it
+// still validate the new certificates; --new-ca replaces it.
+func TestCertsReusesTheCAItFinds(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCLI("certs", "--out", dir, "--domain", "a.test")
+	require.Equal(t, exitOK, code, stderr)
+	ca, err := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	require.NoError(t, err)
+
+	code, out, stderr := runCLI("certs", "--out", dir, "--domain", "c.test", "--state", "expired")
+	require.Equal(t, exitOK, code, stderr)
+	again, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	assert.Equal(t, ca, again, "the CA is kept")
+	assert.Contains(t, out, "kept "+filepath.Join(dir, "ca.pem"))
+	m := regexp.MustCompile(`expired on (\d{4}-\d\d-\d\d \d\d:\d\d) UTC`).FindStringSubmatch(out)
+	require.NotNil(t, m, out)
+	when, err := time.Parse("2006-01-02 15:04", m[1])
+	require.NoError(t, err)
+	assert.True(t, when.Before(time.Now()), "an expired certificate's notAfter is in the past: %s", out)
+
+	// The new leaf verifies against the kept CA.
+	leaf, err := os.ReadFile(filepath.Join(dir, "c.test.crt"))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(ca))
+	blk, _ := pem.Decode(leaf)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	require.NoError(t, err)
+	_, err = cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: cert.NotBefore.Add(time.Minute), DNSName: "c.test"})
+	assert.NoError(t, err)
+
+	code, out, _ = runCLI("certs", "--out", dir, "--domain", "a.test", "--new-ca")
+	require.Equal(t, exitOK, code)
+	replaced, _ := os.ReadFile(filepath.Join(dir, "ca.pem"))
+	assert.NotEqual(t, ca, replaced)
+	assert.Contains(t, out, "(the CA to trust)")
 }

@@ -328,4 +328,3 @@ func parseShard(s string) (int, int, error) {
 	}
 	return i, n, nil
 }
-
