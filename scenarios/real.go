@@ -16,11 +16,11 @@ import (
 )
 
 // realServers runs the real servers that a run's cases negotiate with:
-// each setting's server is started when a case first needs it, serves
-// its cases one at a time (a real server keeps state between
-// negotiations that parallel ones would trip over), and is stopped once
-// its last case has run. One DNS responder on loopback tells the servers
-// where the harness's endpoints are.
+// each setting's server is started when a case first needs it and is
+// stopped once its last case has run (the runner gives all of them to
+// one worker: a real server keeps state between negotiations that
+// parallel ones would trip over). One DNS responder on loopback tells the
+// servers where the harness's endpoints are.
 type realServers struct {
 	mu        sync.Mutex
 	dns       *loopdns.Server
@@ -31,7 +31,6 @@ type realServers struct {
 }
 
 type runningServer struct {
-	turn  sync.Mutex // one negotiation at a time
 	ready chan struct{}
 	srv   realserver.Server
 	err   error
@@ -126,11 +125,7 @@ func (r *realServers) run(ctx context.Context, c *Case) (res *sim.Result, srv re
 		r.done(real.Server)
 		return nil, nil, func() {}, fmt.Errorf("starting %s (%s): %w", real.Server.Kind(), real.Server, err)
 	}
-	rs.turn.Lock()
-	release = func() {
-		rs.turn.Unlock()
-		r.done(real.Server)
-	}
+	release = func() { r.done(real.Server) }
 	res, err = r.negotiate(ctx, c, rs.srv, dns)
 	return res, rs.srv, release, err
 }

@@ -99,59 +99,63 @@ func Select(cases []*Case, opt Options) []*Case {
 // marked Cancelled, and those never started are left out: the result is
 // then shorter than cases.
 func Run(ctx context.Context, cases []*Case, opt Options) []*Negotiation {
-	jobs := opt.Jobs
-	if jobs <= 0 {
-		jobs = runtime.NumCPU()
+	workers := opt.Jobs
+	if workers <= 0 {
+		workers = runtime.NumCPU()
 	}
 	repeat := max(opt.Repeat, 1)
 	out := make([]*Negotiation, len(cases))
 	runs := make([]int, len(cases)) // repetitions finished, per case
-	type job struct{ i, rep int }
-	work := make(chan job)
 	var mu sync.Mutex
 	done, next := 0, 0 // negotiations finished; first case not yet handed to Each
+	record := func(i, rep int, n *Negotiation) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch prev := out[i]; {
+		case prev == nil:
+			out[i] = n
+		case n.Cancelled:
+		case !prev.Cancelled && !prev.Observed().Same(n.Observed()):
+			prev.Unstable = append(prev.Unstable, fmt.Sprintf("run %d: %s", rep+1, n.Observed()))
+			prev.Pass = false
+			prev.Why = fmt.Sprintf("unstable across %d runs: first %s", repeat, prev.Observed())
+		}
+		runs[i]++
+		done++
+		if opt.Progress != nil {
+			opt.Progress(done, len(cases)*repeat)
+		}
+		for opt.Each != nil && next < len(cases) && runs[next] == repeat {
+			opt.Each(out[next])
+			next++
+		}
+	}
 	reals := newRealServers(cases, repeat)
 	defer reals.close()
+	work := make(chan job)
 	var wg sync.WaitGroup
-	for w := 0; w < jobs; w++ {
+	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			p := newPool(reals)
 			defer p.close()
 			for j := range work {
-				n := p.run(ctx, cases[j.i])
-				mu.Lock()
-				switch prev := out[j.i]; {
-				case prev == nil:
-					out[j.i] = n
-				case n.Cancelled:
-				case !prev.Cancelled && !prev.Observed().Same(n.Observed()):
-					prev.Unstable = append(prev.Unstable, fmt.Sprintf("run %d: %s", j.rep+1, n.Observed()))
-					prev.Pass = false
-					prev.Why = fmt.Sprintf("unstable across %d runs: first %s", repeat, prev.Observed())
+				for _, it := range j {
+					if ctx.Err() != nil {
+						break
+					}
+					record(it.i, it.rep, p.run(ctx, cases[it.i]))
 				}
-				runs[j.i]++
-				done++
-				if opt.Progress != nil {
-					opt.Progress(done, len(cases)*repeat)
-				}
-				for opt.Each != nil && next < len(cases) && runs[next] == repeat {
-					opt.Each(out[next])
-					next++
-				}
-				mu.Unlock()
 			}
 		}()
 	}
 feed:
-	for rep := 0; rep < repeat; rep++ {
-		for i := range cases {
-			select {
-			case work <- job{i, rep}:
-			case <-ctx.Done():
-				break feed
-			}
+	for _, j := range schedule(cases, repeat) {
+		select {
+		case work <- j:
+		case <-ctx.Done():
+			break feed
 		}
 	}
 	close(work)
@@ -163,6 +167,45 @@ feed:
 		}
 	}
 	return ran
+}
+
+// job is what one worker runs in a row: one negotiation between the
+// harness's endpoints, or every negotiation (every repetition) with one
+// real server setting, so that its server starts once, serves them one
+// at a time and stops, while other workers run other settings.
+type job []item
+
+type item struct{ i, rep int }
+
+// schedule orders the work: repetition by repetition, each real server
+// setting's negotiations together where its first one is declared.
+func schedule(cases []*Case, repeat int) []job {
+	var jobs []job
+	placed := map[string]bool{}
+	for rep := 0; rep < repeat; rep++ {
+		for i, c := range cases {
+			e, real := c.real()
+			if !real {
+				jobs = append(jobs, job{{i, rep}})
+				continue
+			}
+			key := settingKey(e.Server)
+			if placed[key] {
+				continue
+			}
+			placed[key] = true
+			var group job
+			for r := 0; r < repeat; r++ {
+				for k, other := range cases {
+					if oe, ok := other.real(); ok && settingKey(oe.Server) == key {
+						group = append(group, item{k, r})
+					}
+				}
+			}
+			jobs = append(jobs, group)
+		}
+	}
+	return jobs
 }
 
 // RunCase starts the endpoints of c, runs the negotiation and checks it

@@ -6,7 +6,19 @@
 // succeeded, or the step, condition and side of a failure, with the XML
 // transcript of every connection involved.
 //
-// Each step of a negotiation lives in its own file: stream.go (headers,
-// features, errors), starttls.go, sasl.go, dialback.go and verify.go. An
-// endpoint decides only from its own settings and what its peer sends.
+// As crypto/tls has one handshake state per role, each role of a
+// negotiation is a type of its own that reads top to bottom as a
+// sequence of named steps: initiatorState (initiator.go) opens the
+// stream, secures it and authenticates; receiverState (receiver.go)
+// accepts it, offers what its policy allows and authenticates the
+// initiator; verifierState and authoritativeState (verify.go) are the two
+// ends of the dialback verify connection. They share one connection type,
+// xconn (wire.go), which reads and writes the XML streams, records the
+// transcript and turns every error into a typed failure (errors.go).
+// Each feature's rules (when it is offered, how it is chosen, why it is
+// refused) and both ends of its exchange live once, in its own file:
+// starttls.go, sasl.go, dialback.go.
+//
+// An endpoint decides only from its own settings and what its peer
+// sends. Results use the vocabulary of package outcome.
 package sim

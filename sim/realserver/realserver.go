@@ -1,10 +1,15 @@
 // Package realserver starts private instances of real XMPP servers
-// (Prosody 0.12, from Debian's packages) as peers of the harness: in a
-// temporary directory, with a configuration generated from the server's
-// own settings, certificates from package certs, loopback ports only and
-// name resolution through a loopdns responder, so that the server finds
-// the harness's endpoints for dialback and outbound streams without
-// touching any system file.
+// (Prosody 0.12 and ejabberd 23.01, from Debian's packages) as peers of
+// the harness: in a temporary directory, with a configuration generated
+// from the server's own knobs, certificates from package certs, loopback
+// ports only and name resolution through a loopdns responder, so that
+// the server finds the harness's endpoints for dialback and outbound
+// streams without touching any system file.
+//
+// Each server is a Kind (its knobs, the sweep of settings the interop
+// suites run) whose Settings start a Server and say what they mean in
+// the harness's vocabulary; the scenarios package runs negotiations with
+// them like with any other endpoint.
 package realserver
 
 import (
