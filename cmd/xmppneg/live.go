@@ -179,7 +179,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 			fmt.Fprintf(w, "server certificate:\t%s, issued by %s: %s\n", r.TLS.PeerSubject, r.TLS.PeerIssuer, r.TLS.PeerCertificate)
 		}
 		w.Flush()
-		printResult(e, r, *transcript)
+		printResult(e, r, "", *transcript)
 		fmt.Fprintf(e.stdout, "diagnosis: %s\n", diagnose(r))
 		return code
 	}
@@ -244,7 +244,7 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 		for {
 			select {
 			case r := <-results:
-				printResult(e, r, *transcript)
+				printResult(e, r, "", *transcript)
 			case <-ctx.Done():
 				fmt.Fprintln(e.stdout, "stopping")
 				done := make(chan struct{})

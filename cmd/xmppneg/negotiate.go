@@ -133,14 +133,14 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 			return code
 		}
 		for _, n := range rep.Negotiations {
-			printResult(e, n.Result, *transcript)
+			oracle := ""
 			if p := n.Prediction; p != nil {
-				if n.Pass {
-					fmt.Fprintf(e.stdout, "  oracle:     as predicted\n\n")
-				} else {
-					fmt.Fprintf(e.stdout, "  oracle:     %s\n\n", e.paint("yellow", "predicted "+p.Outcome.String()))
+				oracle = "as predicted"
+				if !n.Pass {
+					oracle = e.paint("yellow", "predicted "+p.Outcome.String())
 				}
 			}
+			printResult(e, n.Result, oracle, *transcript)
 		}
 		if rep.Interrupted {
 			scenarios.WriteSummary(e.stdout, rep, e.style(false))
@@ -150,8 +150,9 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 }
 
 // printResult writes one negotiation for a person: the method or where
-// and why it failed, what was recovered from, TLS, and the transcript.
-func printResult(e *env, r *sim.Result, transcript bool) {
+// and why it failed, what was recovered from, TLS, what the oracle said
+// of it (when it said something), and the transcript.
+func printResult(e *env, r *sim.Result, oracle string, transcript bool) {
 	if o := r.Outcome; o.OK() {
 		fmt.Fprintf(e.stdout, "%s → %s: %s\n", r.Initiator, r.Receiver, e.paint("green", "authenticated with "+o.Method.Name()+" ("+o.Method.String()+")"))
 	} else {
@@ -174,6 +175,9 @@ func printResult(e *env, r *sim.Result, transcript bool) {
 		fmt.Fprintf(w, "  tls:\tnone\n")
 	}
 	fmt.Fprintf(w, "  duration:\t%.2f ms\n", float64(r.Duration.Microseconds())/1000)
+	if oracle != "" {
+		fmt.Fprintf(w, "  oracle:\t%s\n", oracle)
+	}
 	w.Flush()
 	if transcript {
 		fmt.Fprintln(e.stdout, "  transcript:")
