@@ -83,20 +83,14 @@ func (hs *initiatorState) handshake() error {
 	if err := hs.misbehave(); err != nil {
 		return c.abort(err)
 	}
-	use, refusal := startTLSChoice(c.ep.cfg.Settings, hs.offer, c.me, c.them)
-	if refusal != nil {
-		return c.abort(refusal)
-	}
-	if use {
-		if err := hs.startTLS(); err != nil {
-			return err
-		}
+	err := hs.secure(func() error {
 		if c.ep.fault(NoRestart) {
 			return hs.skipRestart()
 		}
-		if err := hs.openStream(hs.from(), hs.to(), false); err != nil {
-			return err
-		}
+		return hs.openStream(hs.from(), hs.to(), false)
+	})
+	if err != nil {
+		return err
 	}
 	return hs.authenticate()
 }

@@ -65,16 +65,7 @@ func (rs *receiverState) serveStartTLS() error {
 	if err := c.send("<proceed xmlns='" + nsTLS + "'/>"); err != nil {
 		return c.abort(err)
 	}
-	c.step = outcome.StepTLSHandshake
-	tc := tls.Server(c.raw, c.serverTLS())
-	if err := c.upgrade(tc); err != nil {
-		return c.abort(err)
-	}
-	if err := tc.Handshake(); err != nil {
-		return c.handshakeFailed(err)
-	}
-	c.secured(tc)
-	return nil
+	return c.handshake(tls.Server(c.raw, c.serverTLS()))
 }
 
 // startTLS asks for TLS and runs the client handshake.
@@ -95,8 +86,32 @@ func (o *connecting) startTLS() error {
 	default:
 		return c.abort(badFormat(fmt.Sprintf("expected <proceed/> or <failure/>, got %s", el)))
 	}
+	return c.handshake(tls.Client(c.raw, c.clientTLS()))
+}
+
+// secure applies the STARTTLS rules to the offer of the current stream:
+// when both ends allow TLS it starts it and reopens the stream with
+// reopen; when one end requires TLS that the other cannot do, it gives
+// up saying why.
+func (o *connecting) secure(reopen func() error) error {
+	c := o.c
+	use, refusal := startTLSChoice(c.ep.cfg.Settings, o.offer, c.me, c.them)
+	switch {
+	case refusal != nil:
+		return c.abort(refusal)
+	case !use:
+		return nil
+	}
+	if err := o.startTLS(); err != nil {
+		return err
+	}
+	return reopen()
+}
+
+// handshake runs the TLS handshake of tc, after <proceed/>, and records
+// the TLS state of the connection.
+func (c *xconn) handshake(tc *tls.Conn) error {
 	c.step = outcome.StepTLSHandshake
-	tc := tls.Client(c.raw, c.clientTLS())
 	if err := c.upgrade(tc); err != nil {
 		return c.abort(err)
 	}

@@ -28,20 +28,12 @@ type verifierState struct {
 // same rules as any stream this endpoint opens, and asks.
 func (vs *verifierState) handshake() error {
 	c := vs.c
-	if err := vs.openStream(c.ep.cfg.Domain, c.peer, false); err != nil {
+	open := func() error { return vs.openStream(c.ep.cfg.Domain, c.peer, false) }
+	if err := open(); err != nil {
 		return err
 	}
-	use, refusal := startTLSChoice(c.ep.cfg.Settings, vs.offer, c.me, c.them)
-	if refusal != nil {
-		return c.abort(refusal)
-	}
-	if use {
-		if err := vs.startTLS(); err != nil {
-			return err
-		}
-		if err := vs.openStream(c.ep.cfg.Domain, c.peer, false); err != nil {
-			return err
-		}
+	if err := vs.secure(open); err != nil {
+		return err
 	}
 	return vs.ask()
 }

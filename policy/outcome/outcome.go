@@ -219,26 +219,34 @@ func (s Step) String() string {
 var AcceptedSteps = strings.Join(ids(Steps), ", ")
 
 // ParseStep reads a step id.
-func ParseStep(s string) (Step, error) {
-	for _, st := range Steps {
-		if fold(s) == fold(st.String()) {
-			return st, nil
-		}
-	}
-	return 0, fmt.Errorf("invalid step %q: accepted values are %s", s, AcceptedSteps)
-}
+func ParseStep(s string) (Step, error) { return parseID("step", s, Steps) }
 
 // MarshalText implements encoding.TextMarshaler.
 func (s Step) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler; "" is unset.
-func (s *Step) UnmarshalText(b []byte) error {
+func (s *Step) UnmarshalText(b []byte) error { return unmarshalID(s, b, ParseStep) }
+
+// parseID returns the value of all whose id is s, in any case.
+func parseID[T fmt.Stringer](what, s string, all []T) (T, error) {
+	for _, x := range all {
+		if fold(s) == fold(x.String()) {
+			return x, nil
+		}
+	}
+	var zero T
+	return zero, fmt.Errorf("invalid %s %q: accepted values are %s", what, s, strings.Join(ids(all), ", "))
+}
+
+// unmarshalID sets *v from its id; an empty id leaves it unset.
+func unmarshalID[T any](v *T, b []byte, parse func(string) (T, error)) error {
+	var zero T
 	if len(b) == 0 {
-		*s = 0
+		*v = zero
 		return nil
 	}
-	v, err := ParseStep(string(b))
-	*s = v
+	x, err := parse(string(b))
+	*v = x
 	return err
 }
 
@@ -272,28 +280,13 @@ func (s Side) String() string {
 var AcceptedSides = strings.Join(ids(Sides), ", ")
 
 // ParseSide reads a side id.
-func ParseSide(s string) (Side, error) {
-	for _, x := range Sides {
-		if fold(s) == fold(x.String()) {
-			return x, nil
-		}
-	}
-	return 0, fmt.Errorf("invalid side %q: accepted values are %s", s, AcceptedSides)
-}
+func ParseSide(s string) (Side, error) { return parseID("side", s, Sides) }
 
 // MarshalText implements encoding.TextMarshaler.
 func (s Side) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler; "" is unset.
-func (s *Side) UnmarshalText(b []byte) error {
-	if len(b) == 0 {
-		*s = 0
-		return nil
-	}
-	v, err := ParseSide(string(b))
-	*s = v
-	return err
-}
+func (s *Side) UnmarshalText(b []byte) error { return unmarshalID(s, b, ParseSide) }
 
 // Failure says where and why a negotiation failed.
 type Failure struct {
