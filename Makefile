@@ -10,7 +10,7 @@ DEPS_PKGS := prosody lua-unbound ejabberd
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/xmppneg
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/xmppneg
 
 # The main job: verify the documented Lync 2013 matrix with real negotiations.
 run: build
