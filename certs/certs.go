@@ -1,7 +1,8 @@
 // Package certs is the harness's test PKI: a certificate authority and
 // leaf certificates for any domain in each state that real federations
 // run into (valid, missing, expired, self-signed, untrusted, wrong name,
-// no clientAuth usage), generated in memory once per process and
+// and the extended key usages public CAs issue: serverAuth only since
+// 2026, clientAuth only, none), generated in memory once per process and
 // exportable as PEM for real servers.
 package certs
 
@@ -34,11 +35,29 @@ const (
 	SelfSigned   State = "self-signed"    // signed by its own key
 	Untrusted    State = "untrusted"      // issued by a CA the peers do not trust
 	WrongName    State = "wrong-name"     // issued by the harness CA for another domain
-	NoClientAuth State = "no-client-auth" // issued by the harness CA with serverAuth usage only
+	NoClientAuth State = "no-client-auth" // serverAuth only: what public CAs issue since 2026 (Let's Encrypt from 2026-02-11)
+	ClientOnly   State = "client-auth-only"
+	NoEKU        State = "no-eku" // no extended key usage extension: good for any purpose
 )
 
 // States lists every State.
-var States = []State{Valid, Missing, Expired, SelfSigned, Untrusted, WrongName, NoClientAuth}
+var States = []State{Valid, Missing, Expired, SelfSigned, Untrusted, WrongName, NoClientAuth, ClientOnly, NoEKU}
+
+// Passes reports whether a certificate in state st passes the check of a
+// peer that trusts the harness CA and expects the certificate's domain,
+// for usage (x509.ExtKeyUsageServerAuth, ClientAuth or Any): what Check
+// finds, said without a certificate.
+func (st State) Passes(usage x509.ExtKeyUsage) bool {
+	switch st {
+	case Valid, NoEKU:
+		return true
+	case NoClientAuth:
+		return usage != x509.ExtKeyUsageClientAuth
+	case ClientOnly:
+		return usage != x509.ExtKeyUsageServerAuth
+	}
+	return false
+}
 
 // AcceptedStates lists the state names, comma separated.
 var AcceptedStates = func() string {
@@ -60,8 +79,12 @@ func ParseState(s string) (State, error) {
 		n = string(SelfSigned)
 	case "wrongname":
 		n = string(WrongName)
-	case "noclientauth":
+	case "noclientauth", "server-auth-only":
 		n = string(NoClientAuth)
+	case "clientauthonly", "client-only":
+		n = string(ClientOnly)
+	case "noeku":
+		n = string(NoEKU)
 	}
 	for _, st := range States {
 		if n == string(st) {
@@ -241,6 +264,10 @@ func (p *PKI) Certificate(domain string, st State) (*tls.Certificate, error) {
 		spec.name = "wrong-name.invalid"
 	case NoClientAuth:
 		spec.usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	case ClientOnly:
+		spec.usage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	case NoEKU:
+		spec.usage = nil
 	default:
 		return nil, fmt.Errorf("certs: unknown state %q", st)
 	}
@@ -271,10 +298,33 @@ func Check(chain []*x509.Certificate, roots *x509.CertPool, domain string, usage
 	if err == nil {
 		return nil
 	}
-	return describe(err, chain[0], domain)
+	return describe(err, chain[0], domain, usage)
 }
 
-func describe(err error, leaf *x509.Certificate, domain string) error {
+func usageName(u x509.ExtKeyUsage) string {
+	switch u {
+	case x509.ExtKeyUsageServerAuth:
+		return "serverAuth"
+	case x509.ExtKeyUsageClientAuth:
+		return "clientAuth"
+	case x509.ExtKeyUsageAny:
+		return "any usage"
+	}
+	return fmt.Sprintf("usage %d", u)
+}
+
+func usageNames(us []x509.ExtKeyUsage) string {
+	var names []string
+	for _, u := range us {
+		names = append(names, usageName(u))
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, " and ") + " only"
+}
+
+func describe(err error, leaf *x509.Certificate, domain string, usage x509.ExtKeyUsage) error {
 	var inv x509.CertificateInvalidError
 	var unk x509.UnknownAuthorityError
 	var host x509.HostnameError
@@ -282,7 +332,7 @@ func describe(err error, leaf *x509.Certificate, domain string) error {
 	case errors.As(err, &inv) && inv.Reason == x509.Expired:
 		return fmt.Errorf("certificate expired (valid until %s)", leaf.NotAfter.UTC().Format(time.RFC3339))
 	case errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage:
-		return errors.New("certificate not valid for this usage (missing clientAuth or serverAuth extended key usage)")
+		return fmt.Errorf("certificate not valid for %s: its extended key usage is %s (unsupported certificate purpose)", usageName(usage), usageNames(leaf.ExtKeyUsage))
 	case errors.As(err, &unk) && leaf.Issuer.String() == leaf.Subject.String():
 		return errors.New("certificate is self-signed")
 	case errors.As(err, &unk):
