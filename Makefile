@@ -5,7 +5,7 @@ BIN     := bin/xmppneg
 .PHONY: all build run test deps vet unit repeat bench fuzz report clean
 
 # Real servers the interop tests negotiate with (Debian packages).
-DEPS_PKGS := prosody lua-unbound ejabberd
+DEPS_PKGS := prosody lua-unbound ejabberd jabberd2
 
 all: build
 
@@ -33,7 +33,8 @@ deps:
 	command -v prosody >/dev/null 2>&1 || missing="$$missing prosody"; \
 	ls /usr/lib/*/lua/5.4/lunbound.so >/dev/null 2>&1 || missing="$$missing lua-unbound"; \
 	command -v erl >/dev/null 2>&1 && ls -d /usr/lib/*/ejabberd-* >/dev/null 2>&1 || missing="$$missing ejabberd"; \
-	if [ -z "$$missing" ]; then echo "deps: prosody, lua-unbound and ejabberd are installed"; exit 0; fi; \
+	test -x /usr/sbin/jabberd2-s2s || missing="$$missing jabberd2"; \
+	if [ -z "$$missing" ]; then echo "deps: prosody, lua-unbound, ejabberd and jabberd2 are installed"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
 		echo "deps: missing$$missing; run as root: apt-get update && apt-get install -y $(DEPS_PKGS)"; exit 1; \
 	fi; \

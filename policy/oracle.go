@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"crypto/x509"
 	"fmt"
 
 	"xmppneg/certs"
@@ -17,20 +18,24 @@ type Prediction struct {
 	Reasons []string `json:"reasons"`
 }
 
-// badServerCert reports whether a certificate in state st fails a peer's
-// check of a server certificate (serverAuth usage); badClientCert the
-// same for a client certificate (clientAuth usage).
-func badServerCert(st certs.State) bool {
-	switch st {
-	case certs.Expired, certs.SelfSigned, certs.Untrusted, certs.WrongName:
-		return true
+func hasCert(st certs.State) bool { return st != certs.Missing && st != "" }
+
+// usage is the extended key usage a purpose checks for.
+func (p Purpose) usage() x509.ExtKeyUsage {
+	switch p {
+	case PurposeClient:
+		return x509.ExtKeyUsageClientAuth
+	case PurposeAny:
+		return x509.ExtKeyUsageAny
 	}
-	return false
+	return x509.ExtKeyUsageServerAuth
 }
 
-func badClientCert(st certs.State) bool { return badServerCert(st) || st == certs.NoClientAuth }
-
-func hasCert(st certs.State) bool { return st != certs.Missing && st != "" }
+// goodServer reports whether a server certificate in state st passes the
+// initiating end's check; goodClient whether a client certificate passes
+// the check of a receiving end with behaviour b.
+func goodServer(st certs.State) bool              { return st.Passes(x509.ExtKeyUsageServerAuth) }
+func goodClient(st certs.State, b Behaviour) bool { return st.Passes(b.EKU.usage()) }
 
 // predictor accumulates the reasons of a prediction.
 type predictor struct{ p Prediction }
@@ -45,46 +50,82 @@ func (pr *predictor) succeed(m outcome.Method, format string, a ...any) Predicti
 	return pr.p
 }
 
-func (pr *predictor) fail(step outcome.Step, cond outcome.Condition, by outcome.Side, format string, a ...any) Prediction {
+func (pr *predictor) fail(f outcome.Failure, format string, a ...any) Prediction {
 	pr.say(format, a...)
-	pr.p.Outcome = outcome.Failed(outcome.Failure{Step: step, Condition: cond, By: by, Message: pr.p.Reasons[len(pr.p.Reasons)-1]})
+	f.Message = pr.p.Reasons[len(pr.p.Reasons)-1]
+	pr.p.Outcome = outcome.Failed(f)
 	return pr.p
+}
+
+func failure(step outcome.Step, cond outcome.Condition, by outcome.Side) outcome.Failure {
+	return outcome.Failure{Step: step, Condition: cond, By: by}
+}
+
+func timeoutDuring(step outcome.Step, by outcome.Side) outcome.Failure {
+	return outcome.Failure{Step: outcome.StepTimeout, During: step, Condition: outcome.ConnectionTimeout, By: by}
 }
 
 // Predict says what a negotiation from an initiating endpoint with
 // settings in to a receiving endpoint with settings re should come to,
-// from the rules of RFC 6120, XEP-0178 and XEP-0220 as this harness
-// applies them, without negotiating anything. The receiving side
-// offers, the initiating side chooses; TLS Required with SASL Required
-// disables dialback; a strict endpoint aborts TLS on an invalid
-// certificate; dialback is confirmed by the initiator's own endpoint as
-// authoritative server, over a connection the receiver opens.
+// from the rules of RFC 6120, XEP-0178 and XEP-0220 as the two ends'
+// behaviours apply them, without negotiating anything. The receiving end
+// offers, the initiating end chooses; TLS Required with SASL Required
+// disables dialback; dialback is confirmed by the initiator's own endpoint
+// as authoritative server, over a connection the receiver opens.
+//
+// After authentication the initiator proves the stream with a ping; a
+// receiver that answers over a stream of its own (as real servers do)
+// needs the reverse negotiation to succeed for the answer to arrive.
 func Predict(in, re Settings) Prediction {
+	p := predictAuthentication(in, re)
+	if !p.Outcome.OK() || re.AnswerPings != AnswerPingsOwnStream {
+		return p
+	}
+	back := predictAuthentication(re, in)
+	if back.Outcome.OK() {
+		return p
+	}
+	pr := predictor{p: p}
+	pr.say("the receiver answers the ping over a stream of its own, which fails: %s", back.Outcome)
+	return pr.fail(timeoutDuring(outcome.StepStream, outcome.Initiator), "no answer to the ping: the receiver's own stream to the initiator fails (%s)", back.Outcome)
+}
+
+// predictAuthentication is Predict up to the authenticated stream.
+func predictAuthentication(in, re Settings) Prediction {
 	var pr predictor
 	const (
 		initiator = outcome.Initiator
 		receiver  = outcome.Receiver
 	)
+	if in.LegacyStreams {
+		// A pre-1.0 stream (RFC 6120 §4.7.5): no features, no TLS; the
+		// initiator sends its db:result at once.
+		pr.say("initiator opens a pre-1.0 stream: no features, no TLS, dialback at once")
+		if !in.DialbackUsable() {
+			return predictNoMethod(&pr, in, false, false)
+		}
+		return predictDialback(&pr, in, re, false, false)
+	}
 
 	// Before TLS: the receiver offers STARTTLS when it may and can.
 	offerTLS := re.TLS != NotSupported && hasCert(re.Cert)
+	marked := offerTLS && re.TLS == Required && re.RequiredMarker == RequiredMarkerSend
 	secure := false
 	switch {
 	case offerTLS && in.TLS != NotSupported:
 		pr.say("receiver offers STARTTLS and initiator uses it")
-		if in.Strict && badServerCert(re.Cert) {
-			return pr.fail(outcome.StepTLSHandshake, outcome.BadCertificate, initiator, "strict initiator rejects the receiver's %s certificate", re.Cert)
-		}
-		if re.Strict && hasCert(in.Cert) && badClientCert(in.Cert) {
-			return pr.fail(outcome.StepTLSHandshake, outcome.BadCertificate, receiver, "strict receiver rejects the initiator's %s certificate", in.Cert)
+		if p, failed := predictTLS(&pr, in, re, outcome.StepTLSHandshake, outcome.StepStream, initiator, receiver); failed {
+			return p
 		}
 		secure = true
-	case offerTLS && re.TLS == Required:
-		return pr.fail(outcome.StepStartTLS, outcome.UnsupportedFeature, initiator, "receiver requires TLS but initiator does not support it")
-	case in.TLS == Required && re.TLS != NotSupported:
-		return pr.fail(outcome.StepStartTLS, outcome.PolicyViolation, initiator, "initiator requires TLS but the receiver, having no certificate, does not offer STARTTLS")
+	case marked:
+		return predictMissingTLS(&pr, in, outcome.UnsupportedFeature, "receiver requires TLS but initiator does not support it")
 	case in.TLS == Required:
-		return pr.fail(outcome.StepStartTLS, outcome.PolicyViolation, initiator, "initiator requires TLS but the receiver does not support it")
+		why := "initiator requires TLS but the receiver does not support it"
+		if re.TLS != NotSupported {
+			why = "initiator requires TLS but the receiver, having no certificate, does not offer STARTTLS"
+		}
+		return predictMissingTLS(&pr, in, outcome.PolicyViolation, why)
 	case re.TLS == NotSupported:
 		pr.say("no TLS: receiver has TLS NotSupported")
 	case in.TLS == NotSupported:
@@ -94,33 +135,118 @@ func Predict(in, re Settings) Prediction {
 	}
 
 	// Authentication: EXTERNAL first, dialback as fallback.
-	offerSASL := secure && re.SASL != NotSupported && hasCert(in.Cert)
-	offerDB := re.DialbackUsable() && (secure || re.TLS != Required)
-	if offerSASL && in.SASL != NotSupported {
-		if !badClientCert(in.Cert) {
-			return pr.succeed(outcome.SASLOverTLS, "SASL EXTERNAL with the initiator's valid certificate")
+	offerSASL := secure && re.SASL != NotSupported
+	switch re.ExternalOffer {
+	case ExternalIfCertShown:
+		offerSASL = offerSASL && hasCert(in.Cert)
+	case ExternalIfCertValid:
+		offerSASL = offerSASL && hasCert(in.Cert) && goodClient(in.Cert, re.Behaviour)
+	}
+	offerDB, _ := dialbackOffered(re, secure)
+	if secure && !offerSASL && !offerDB && re.NoFeatures == NoFeaturesClose {
+		return pr.fail(failure(outcome.StepStream, outcome.UndefinedCondition, receiver), "the receiver has no stream features to offer after TLS and closes")
+	}
+	if offerSASL && in.SASL != NotSupported && hasCert(in.Cert) {
+		if goodClient(in.Cert, re.Behaviour) {
+			return pr.succeed(outcome.SASLOverTLS, "SASL EXTERNAL with the initiator's certificate")
+		}
+		refused := failure(outcome.StepSASL, outcome.NotAuthorized, receiver)
+		if !in.DialbackUsable() || !(offerDB || in.UnofferedDialback == UnofferedDialbackSend) {
+			return pr.fail(refused, "receiver refuses SASL EXTERNAL (the initiator's certificate is %s) and there is no dialback to fall back to", in.Cert)
 		}
 		pr.say("receiver refuses SASL EXTERNAL: the initiator's certificate is %s", in.Cert)
-		if !offerDB || !in.DialbackUsable() {
-			return pr.fail(outcome.StepSASL, outcome.NotAuthorized, receiver, "SASL EXTERNAL refused and no dialback to fall back to")
+		refused.Message = pr.p.Reasons[len(pr.p.Reasons)-1]
+		p := predictDialback(&pr, in, re, secure, offerDB)
+		if !p.Outcome.OK() {
+			// Dialback did not make good the refusal, which stays the
+			// root cause: the first failure either end recorded.
+			p.Outcome = outcome.Failed(refused)
 		}
-	}
-	if !offerDB || !in.DialbackUsable() {
-		step := outcome.StepDialback
-		if offerSASL {
-			step = outcome.StepSASL
-		}
-		return pr.fail(step, outcome.PolicyViolation, initiator, "no common authentication method: %s", noMethodReason(in, re, secure, offerSASL, offerDB))
-	}
-
-	// Dialback: the receiver verifies the key with the initiator's domain.
-	if p, ok := predictVerify(&pr, in, re); !ok {
 		return p
 	}
-	if secure {
-		return pr.succeed(outcome.TLSDialback, "Server Dialback on the TLS stream")
+	if in.DialbackUsable() && (offerDB || in.UnofferedDialback == UnofferedDialbackSend) {
+		return predictDialback(&pr, in, re, secure, offerDB)
 	}
-	return pr.succeed(outcome.TCPDialback, "Server Dialback on the plain stream")
+	return predictNoMethod(&pr, in, offerSASL, secure, noMethodReason(in, re, secure, offerSASL, offerDB))
+}
+
+// dialbackOffered is whether re offers dialback on a stream, and why not.
+// A receiver that drops plain db:result (jabberd2 with require_tls)
+// advertises dialback before TLS all the same.
+func dialbackOffered(re Settings, secure bool) (bool, string) {
+	switch {
+	case !re.Dialback:
+		return false, "the receiver has dialback off"
+	case !re.DialbackUsable():
+		return false, "the receiver's TLS and SASL Required disable dialback"
+	case !secure && re.TLS == Required && re.PlainDialback != PlainDialbackDrop:
+		return false, "the receiver allows dialback only after TLS"
+	}
+	return true, ""
+}
+
+// dropsPlainDialback reports whether re drops a db:result on a plain
+// stream without a word.
+func dropsPlainDialback(re Settings, secure bool) bool {
+	return !secure && re.TLS == Required && re.DialbackUsable() && re.PlainDialback == PlainDialbackDrop
+}
+
+// predictTLS follows the TLS handshake of a connection between a client
+// (the initiator, or the receiver on its verify connection) and a server,
+// and the certificate checks each end makes: during the handshake, then
+// right after it. It returns the failed prediction and true when one end
+// refuses the other's certificate.
+func predictTLS(pr *predictor, client, server Settings, handshake, after outcome.Step, clientSide, serverSide outcome.Side) (Prediction, bool) {
+	badServer := !goodServer(server.Cert)
+	badClient := hasCert(client.Cert) && !goodClient(client.Cert, server.Behaviour)
+	switch {
+	case badServer && client.RefuseServer == ServerRefusalHandshake:
+		return pr.fail(failure(handshake, outcome.BadCertificate, clientSide), "the %s aborts TLS over the %s's %s certificate", clientSide, serverSide, server.Cert), true
+	case badClient && server.Refuse == RefuseAtHandshake:
+		return pr.fail(failure(handshake, outcome.BadCertificate, serverSide), "the %s aborts TLS over the %s's %s certificate", serverSide, clientSide, client.Cert), true
+	case server.Refuse == RefuseAfterTLS && (badClient || !hasCert(client.Cert)):
+		// The client opens its stream first; the server answers it with
+		// the refusal.
+		return pr.fail(failure(after, outcome.NotAuthorized, serverSide), "the %s closes the stream after TLS: the %s's certificate (%s) is not valid", serverSide, clientSide, client.Cert), true
+	case badServer && client.RefuseServer == ServerRefusalAfterTLS:
+		return pr.fail(failure(after, outcome.NotAuthorized, clientSide), "the %s closes the stream after TLS: the %s's %s certificate is not valid", clientSide, serverSide, server.Cert), true
+	case badServer && client.RefuseServer == ServerRefusalClose:
+		return pr.fail(failure(after, outcome.ConnectionClosed, clientSide), "the %s hangs up after TLS over the %s's %s certificate", clientSide, serverSide, server.Cert), true
+	}
+	return Prediction{}, false
+}
+
+// predictMissingTLS is the initiator's answer to TLS that is required (by
+// the condition's side) and cannot be had.
+func predictMissingTLS(pr *predictor, in Settings, cond outcome.Condition, why string) Prediction {
+	switch {
+	case in.MissingTLS == MissingTLSGiveUpAtStream:
+		return pr.fail(failure(outcome.StepStream, cond, outcome.Initiator), "%s: the initiator closes the stream", why)
+	case cond == outcome.PolicyViolation && in.MissingTLS == MissingTLSTry:
+		return pr.fail(failure(outcome.StepStartTLS, outcome.StartTLSFailure, outcome.Receiver), "%s: the initiator sends <starttls/> anyway and the receiver refuses it", why)
+	case cond == outcome.PolicyViolation && in.MissingTLS == MissingTLSWait:
+		return pr.fail(timeoutDuring(outcome.StepStream, outcome.Receiver), "%s: the initiator waits in silence until the receiver gives up", why)
+	}
+	return pr.fail(failure(outcome.StepStartTLS, cond, outcome.Initiator), "%s", why)
+}
+
+// predictNoMethod is how the initiator gives up when no method is left.
+func predictNoMethod(pr *predictor, in Settings, offerSASL, secure bool, why ...string) Prediction {
+	reason := "no common authentication method"
+	if len(why) > 0 {
+		reason += ": " + why[0]
+	}
+	switch in.NoMethod {
+	case NoMethodUnsupportedFeature:
+		return pr.fail(failure(outcome.StepStream, outcome.UnsupportedFeature, outcome.Initiator), "%s", reason)
+	case NoMethodClose:
+		return pr.fail(failure(outcome.StepStream, outcome.ConnectionClosed, outcome.Initiator), "%s; the initiator hangs up", reason)
+	}
+	step := outcome.StepDialback
+	if offerSASL {
+		step = outcome.StepSASL
+	}
+	return pr.fail(failure(step, outcome.PolicyViolation, outcome.Initiator), "%s", reason)
 }
 
 func noMethodReason(in, re Settings, secure, offerSASL, offerDB bool) string {
@@ -131,19 +257,17 @@ func noMethodReason(in, re Settings, secure, offerSASL, offerDB bool) string {
 	case !offerSASL && re.SASL == NotSupported:
 		sasl = "the receiver has SASL NotSupported"
 	case !offerSASL:
-		sasl = "the initiator has no certificate"
+		sasl = "the receiver offers no SASL EXTERNAL for the initiator's certificate"
 	case in.SASL == NotSupported:
 		sasl = "the initiator has SASL NotSupported"
+	case !hasCert(in.Cert):
+		sasl = "the initiator has no certificate"
 	default:
 		sasl = "SASL EXTERNAL was refused"
 	}
+	_, db = dialbackOffered(re, secure)
 	switch {
-	case !offerDB && !re.Dialback:
-		db = "the receiver has dialback off"
-	case !offerDB && !re.DialbackUsable():
-		db = "the receiver's TLS and SASL Required disable dialback"
-	case !offerDB:
-		db = "the receiver allows dialback only after TLS"
+	case db != "":
 	case !in.Dialback:
 		db = "the initiator has dialback off"
 	default:
@@ -152,27 +276,76 @@ func noMethodReason(in, re Settings, secure, offerSASL, offerDB bool) string {
 	return sasl + "; " + db
 }
 
+// predictDialback follows the initiator's db:result: the receiver's
+// answer, its verify connection to the initiator's endpoint as
+// authoritative server, and how it answers when it cannot verify.
+func predictDialback(pr *predictor, in, re Settings, secure, offered bool) Prediction {
+	if dropsPlainDialback(re, secure) {
+		return pr.fail(timeoutDuring(outcome.StepDialback, outcome.Initiator), "the receiver requires TLS and drops db:result on a plain stream without a word")
+	}
+	if !offered {
+		if ok, why := dialbackOffered(re, secure); !ok {
+			return pr.fail(failure(outcome.StepDialback, outcome.PolicyViolation, outcome.Receiver), "the initiator sends db:result although dialback is not offered; the receiver refuses: %s", why)
+		}
+	}
+	if f, ok := predictVerify(pr, in, re); !ok {
+		switch re.Unverifiable {
+		case UnverifiableHang:
+			return pr.fail(timeoutDuring(outcome.StepDialback, outcome.Initiator), "the receiver cannot verify the key and never answers the db:result")
+		case UnverifiableServerNotFound:
+			return pr.fail(failure(outcome.StepDialbackVerify, outcome.RemoteServerNotFound, outcome.Receiver), "the receiver cannot verify the key and answers <remote-server-not-found/>")
+		}
+		pr.p.Outcome = outcome.Failed(f)
+		return pr.p
+	}
+	if secure {
+		return pr.succeed(outcome.TLSDialback, "Server Dialback on the TLS stream")
+	}
+	return pr.succeed(outcome.TCPDialback, "Server Dialback on the plain stream")
+}
+
 // predictVerify follows the verify connection that the receiver (the
 // verifier) opens to the initiator's endpoint, now in the role of
-// authoritative server. It returns the failed prediction and false when
-// the verification cannot succeed.
-func predictVerify(pr *predictor, auth, verifier Settings) (Prediction, bool) {
-	const step = outcome.StepDialbackVerify
+// authoritative server. It returns the failure and false when the
+// verification cannot succeed.
+func predictVerify(pr *predictor, auth, verifier Settings) (outcome.Failure, bool) {
+	const (
+		step          = outcome.StepDialbackVerify
+		receiver      = outcome.Receiver
+		authoritative = outcome.Authoritative
+	)
+	fail := func(f outcome.Failure, format string, a ...any) (outcome.Failure, bool) {
+		pr.say(format, a...)
+		f.Message = pr.p.Reasons[len(pr.p.Reasons)-1]
+		return f, false
+	}
+	if verifier.LegacyStreams {
+		if auth.TLS == Required {
+			return fail(failure(step, outcome.PolicyViolation, authoritative), "the receiver's verify connection is a pre-1.0 stream without TLS, which the authoritative server requires before db:verify")
+		}
+		return outcome.Failure{}, true
+	}
 	offerTLS := auth.TLS != NotSupported && hasCert(auth.Cert)
+	marked := offerTLS && auth.TLS == Required && auth.RequiredMarker == RequiredMarkerSend
 	switch {
 	case offerTLS && verifier.TLS != NotSupported:
-		if verifier.Strict && badServerCert(auth.Cert) {
-			return pr.fail(step, outcome.BadCertificate, outcome.Receiver, "on the verify connection the strict receiver rejects the authoritative server's %s certificate", auth.Cert), false
+		if p, failed := predictTLS(pr, verifier, auth, step, step, receiver, authoritative); failed {
+			pr.p.Reasons = pr.p.Reasons[:len(pr.p.Reasons)-1]
+			return fail(*p.Outcome.Failure, "on the verify connection: %s", p.Outcome.Failure.Message)
 		}
-		if auth.Strict && hasCert(verifier.Cert) && badClientCert(verifier.Cert) {
-			return pr.fail(step, outcome.BadCertificate, outcome.Authoritative, "on the verify connection the strict authoritative server rejects the receiver's %s certificate", verifier.Cert), false
-		}
-	case offerTLS && auth.TLS == Required:
-		return pr.fail(step, outcome.UnsupportedFeature, outcome.Receiver, "the authoritative server requires TLS on the verify connection but the receiver does not support it"), false
+		return outcome.Failure{}, true
+	case marked:
+		return fail(failure(step, outcome.UnsupportedFeature, receiver), "the authoritative server requires TLS on the verify connection but the receiver does not support it")
 	case verifier.TLS == Required:
-		return pr.fail(step, outcome.PolicyViolation, outcome.Receiver, "the receiver requires TLS on the verify connection but the authoritative server does not offer it"), false
+		switch verifier.MissingTLS {
+		case MissingTLSTry:
+			return fail(failure(step, outcome.StartTLSFailure, authoritative), "the receiver sends <starttls/> on the verify connection although it is not offered; the authoritative server refuses it")
+		case MissingTLSWait:
+			return fail(timeoutDuring(step, receiver), "the receiver waits in silence on the verify connection, which the authoritative server offers no TLS on")
+		}
+		return fail(failure(step, outcome.PolicyViolation, receiver), "the receiver requires TLS on the verify connection but the authoritative server does not offer it")
 	case auth.TLS == Required:
-		return pr.fail(step, outcome.PolicyViolation, outcome.Authoritative, "the authoritative server requires TLS before db:verify but has no certificate to offer it"), false
+		return fail(failure(step, outcome.PolicyViolation, authoritative), "the authoritative server requires TLS before db:verify but has no certificate to offer it")
 	}
-	return Prediction{}, true
+	return outcome.Failure{}, true
 }

@@ -117,6 +117,12 @@ func (p Policy) String() string {
 	return fmt.Sprintf("tls=%s,sasl=%s,dialback=%t", p.TLS, p.SASL, p.Dialback)
 }
 
+// Partner formats p in the words of the Lync/Skype for Business
+// cmdlet that sets it, as the partner's administrator would type it.
+func (p Policy) Partner() string {
+	return fmt.Sprintf("-TlsNegotiation %s -SaslNegotiation %s -SupportDialbackNegotiation $%t", p.TLS, p.SASL, p.Dialback)
+}
+
 // Short is a compact label such as "Req/Opt/T" for tables and grids.
 func (p Policy) Short() string {
 	abbrev := map[Level]string{Required: "Req", Optional: "Opt", NotSupported: "NS"}

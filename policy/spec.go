@@ -8,37 +8,94 @@ import (
 )
 
 // Settings is everything that decides how one endpoint negotiates: its
-// Policy plus what real deployments add to it.
+// Policy, its certificate and secret, and its Behaviour where real
+// implementations differ.
 type Settings struct {
 	Policy
 	Cert   certs.State `json:"cert"`   // the certificate it presents
-	Strict bool        `json:"strict"` // abort TLS when the peer's certificate is invalid
 	Secret string      `json:"secret"` // dialback secret; empty means derived from the domain
+	Behaviour
+	// Profile names the profile the settings started from, if any.
+	Profile string `json:"profile,omitempty"`
 }
 
 // DefaultSettings is what a spec starts from: the document's flexible
 // common setting C3 (TLS Optional, SASL Optional, dialback on), a valid
-// certificate and strict certificate checking.
+// certificate, and the harness's own behaviour, strict: an invalid
+// certificate aborts the TLS handshake in both directions.
 func DefaultSettings() Settings {
-	return Settings{Policy: Policy{TLS: Optional, SASL: Optional, Dialback: true}, Cert: certs.Valid, Strict: true}
+	return Settings{Policy: Policy{TLS: Optional, SASL: Optional, Dialback: true}, Cert: certs.Valid,
+		Behaviour: Behaviour{Refuse: RefuseAtHandshake, RefuseServer: ServerRefusalHandshake}}
 }
 
-// SpecKeys lists the keys ParseSpec accepts.
-const SpecKeys = "tls, sasl, dialback, cert, strict, secret"
+// Strict reports whether the endpoint aborts the TLS handshake on an
+// invalid certificate in both directions (strict=true).
+func (s Settings) Strict() bool {
+	return s.Refuse == RefuseAtHandshake && s.RefuseServer == ServerRefusalHandshake
+}
 
-// SpecKeysHelp lists the keys ParseSpec accepts with their values.
-var SpecKeysHelp = "tls, sasl (Required|Optional|NotSupported), dialback (true|false), cert (" +
-	strings.ReplaceAll(certs.AcceptedStates, ", ", "|") + "), strict (true|false), secret"
+// SetStrict sets both refusal knobs: strict=true is refuse=handshake and
+// refuse_server=handshake; strict=false is refuse=sasl and
+// refuse_server=none.
+func (s *Settings) SetStrict(strict bool) {
+	if strict {
+		s.Refuse, s.RefuseServer = RefuseAtHandshake, ServerRefusalHandshake
+	} else {
+		s.Refuse, s.RefuseServer = RefuseAtSASL, ServerRefusalNone
+	}
+}
+
+// RefusalPoints names when an endpoint refuses an invalid certificate,
+// in both directions: "handshake" (strict=true: refuse=handshake,
+// refuse_server=handshake), "after-tls" (refuse=after-tls,
+// refuse_server=after-tls, as Prosody's s2s_secure_auth) and "sasl"
+// (strict=false: refuse=sasl, refuse_server=none).
+var RefusalPoints = []string{"handshake", "after-tls", "sasl"}
+
+// SetRefusalPoint sets both refusal knobs to the named point.
+func (s *Settings) SetRefusalPoint(name string) error {
+	switch strings.ToLower(strings.TrimSpace(name)) {
+	case "handshake", "strict":
+		s.SetStrict(true)
+	case "after-tls":
+		s.Refuse, s.RefuseServer = RefuseAfterTLS, ServerRefusalAfterTLS
+	case "sasl", "lenient":
+		s.SetStrict(false)
+	default:
+		return fmt.Errorf("invalid refusal point %q: accepted values are %s", name, strings.Join(RefusalPoints, ", "))
+	}
+	return nil
+}
+
+// SpecKeys lists the keys ParseSpec accepts, besides the behaviour
+// knobs (BehaviourKeys).
+const SpecKeys = "profile, tls, sasl, dialback, cert, strict, secret"
+
+// SpecKeysHelp lists the main keys ParseSpec accepts with their values.
+var SpecKeysHelp = "profile (see 'xmppneg profiles'), tls, sasl (Required|Optional|NotSupported), dialback (true|false), cert (" +
+	strings.ReplaceAll(certs.AcceptedStates, ", ", "|") + "), strict (true|false: refuse=handshake,refuse_server=handshake or refuse=sasl,refuse_server=none), secret, and the behaviour knobs of 'xmppneg profiles'"
 
 // ParseSpec reads settings written as comma-separated key=value pairs,
-// such as "tls=Required,sasl=Optional,dialback=true,cert=expired". Keys
-// not given keep the values of DefaultSettings. An error names the bad key
-// or value and lists what is accepted.
+// such as "tls=Required,sasl=Optional,dialback=true,cert=expired" or
+// "profile=prosody-0.12,cert=expired". A profile is applied first,
+// wherever it stands; the other keys override it. Keys not given keep
+// the values of DefaultSettings (or of the profile). An error names the
+// bad key or value and lists what is accepted.
 func ParseSpec(spec string) (Settings, error) {
-	s := DefaultSettings()
+	return ParseSpecFrom(DefaultSettings(), spec)
+}
+
+// ParseSpecFrom is ParseSpec starting from base instead of
+// DefaultSettings: a profile in spec replaces base, the other keys
+// override it. Commands whose defaults differ (probe goes on past an
+// invalid certificate to see what the server does) start from theirs.
+func ParseSpecFrom(base Settings, spec string) (Settings, error) {
+	s := base
 	if strings.TrimSpace(spec) == "" {
 		return s, nil
 	}
+	type kv struct{ key, val string }
+	var pairs []kv
 	seen := map[string]bool{}
 	for _, part := range strings.Split(spec, ",") {
 		key, val, ok := strings.Cut(part, "=")
@@ -51,7 +108,19 @@ func ParseSpec(spec string) (Settings, error) {
 			return s, fmt.Errorf("key %q given twice", key)
 		}
 		seen[key] = true
-		if err := s.Set(key, val); err != nil {
+		if key == "profile" {
+			p, err := LookupProfile(val)
+			if err != nil {
+				return s, fmt.Errorf("profile: %w", err)
+			}
+			s = p.Settings
+			s.Profile = p.Name
+			continue
+		}
+		pairs = append(pairs, kv{key, val})
+	}
+	for _, p := range pairs {
+		if err := s.Set(p.key, p.val); err != nil {
 			return s, err
 		}
 	}
@@ -61,7 +130,7 @@ func ParseSpec(spec string) (Settings, error) {
 // Set sets the setting named key from its textual value.
 func (s *Settings) Set(key, val string) error {
 	var err error
-	switch strings.ToLower(key) {
+	switch key = strings.ToLower(key); key {
 	case "tls":
 		s.TLS, err = ParseLevel(val)
 	case "sasl":
@@ -71,11 +140,17 @@ func (s *Settings) Set(key, val string) error {
 	case "cert":
 		s.Cert, err = certs.ParseState(val)
 	case "strict":
-		s.Strict, err = ParseBool(val)
+		var strict bool
+		strict, err = ParseBool(val)
+		s.SetStrict(strict)
 	case "secret":
 		s.Secret = val
 	default:
-		return fmt.Errorf("unknown key %q: accepted keys are %s", key, SpecKeys)
+		ok, kerr := s.Behaviour.setKnob(key, val)
+		if !ok {
+			return fmt.Errorf("unknown key %q: accepted keys are %s, and the behaviour knobs %s", key, SpecKeys, knobNames())
+		}
+		err = kerr
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", key, err)
@@ -83,7 +158,24 @@ func (s *Settings) Set(key, val string) error {
 	return nil
 }
 
-// String formats s as a spec ParseSpec reads back (the secret is left out).
+func knobNames() string { return strings.Join(KnobKeys(), ", ") }
+
+// String formats s as a spec ParseSpec reads back (the secret is left
+// out): the policy, the certificate, strict=true|false when the
+// refusal knobs are one of its two pairs, and every other knob that
+// differs from the harness's own behaviour.
 func (s Settings) String() string {
-	return fmt.Sprintf("%s,cert=%s,strict=%t", s.Policy, s.Cert, s.Strict)
+	out := fmt.Sprintf("%s,cert=%s", s.Policy, s.Cert)
+	b := s.Behaviour
+	switch {
+	case s.Strict():
+		out += ",strict=true"
+		b.Refuse, b.RefuseServer = 0, 0
+	case b.Refuse == RefuseAtSASL && b.RefuseServer == ServerRefusalNone:
+		out += ",strict=false"
+	}
+	if d := b.String(); d != "" {
+		out += "," + d
+	}
+	return out
 }

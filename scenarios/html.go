@@ -87,10 +87,7 @@ func grids(r *Report) []htmlGrid {
 	var out []htmlGrid
 	for _, s := range r.Suites {
 		for _, sw := range s.Sweeps {
-			type key struct {
-				cert   string
-				strict bool
-			}
+			type key struct{ cert, refuse string }
 			byKey := map[key]map[[3]string]*Negotiation{}
 			var keys []key
 			for _, n := range r.Negotiations {
@@ -98,7 +95,7 @@ func grids(r *Report) []htmlGrid {
 				if c.Suite != sw.Suite || c.Sweep != sw.Name || n.Result == nil {
 					continue
 				}
-				k := key{c.PartnerCert, c.Strict != nil && *c.Strict}
+				k := key{c.PartnerCert, c.Refuse}
 				if byKey[k] == nil {
 					byKey[k] = map[[3]string]*Negotiation{}
 					keys = append(keys, k)
@@ -107,15 +104,14 @@ func grids(r *Report) []htmlGrid {
 			}
 			for i, k := range keys {
 				g := htmlGrid{Open: i == 0, RowHead: "row", Directions: "left half: the row initiates; right half: the partner initiates"}
-				g.Title = fmt.Sprintf("%s / %s: partner certificate %s, endpoints %s", sw.Suite, sw.Name, k.cert, strictness(k.strict))
+				g.Title = fmt.Sprintf("%s / %s: partner certificate %s, endpoints refusing an invalid certificate at %s", sw.Suite, sw.Name, k.cert, k.refuse)
 				if sw.Server != "" {
 					g.RowHead = sw.Server + " setting"
 					g.Directions = "left half: " + sw.Server + " initiates; right half: the harness initiates"
-					g.Title = fmt.Sprintf("%s / %s: real %s against harness partners with certificate %s", sw.Suite, sw.Name, sw.Server, k.cert)
+					g.Title = fmt.Sprintf("%s / %s: real %s against harness partners with certificate %s, refusing at %s", sw.Suite, sw.Name, sw.Server, k.cert, k.refuse)
 				}
 				for _, id := range sw.Partners {
-					p, _ := partnerRow(id)
-					g.Partners = append(g.Partners, htmlLabel{ID: p.ID, Short: p.Policy.Short(), Title: p.Policy.String()})
+					g.Partners = append(g.Partners, htmlLabel{ID: id, Short: sw.PartnerShort[id], Title: sw.PartnerTitles[id]})
 				}
 				for _, id := range sw.Rows {
 					gr := htmlGridRow{Row: htmlLabel{ID: id, Title: sw.Titles[id]}}

@@ -86,9 +86,19 @@ type Expect struct {
 	// Want is the expected outcome when Oracle is NoOracle; its failure
 	// may leave step, condition and side open.
 	Want outcome.Outcome
+	// Reason, when set, is text the observed failure's message must
+	// contain (case-insensitive): the reason an administrator reads.
+	Reason string
 }
 
 func (e Expect) String() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s saying %q", e.want(), e.Reason)
+	}
+	return e.want()
+}
+
+func (e Expect) want() string {
 	switch e.Oracle {
 	case Predicted:
 		return "predicted"
@@ -115,11 +125,13 @@ type Case struct {
 	// For sweeps: the row (a row of the full matrix, or a real server's
 	// setting), the partner's row, certificate state and strictness, and
 	// which side initiated.
-	Sweep        string `json:"sweep,omitempty"`
-	Row          string `json:"row,omitempty"`
-	Partner      string `json:"partner,omitempty"`
-	PartnerCert  string `json:"partner_cert,omitempty"`
-	Strict       *bool  `json:"strict,omitempty"`
+	Sweep       string `json:"sweep,omitempty"`
+	Row         string `json:"row,omitempty"`
+	Partner     string `json:"partner,omitempty"`
+	PartnerCert string `json:"partner_cert,omitempty"`
+	// Refuse is when the sweep's harness endpoints refuse an invalid
+	// certificate (policy.RefusalPoints).
+	Refuse       string `json:"refuse,omitempty"`
 	RowInitiates bool   `json:"row_initiates,omitempty"`
 }
 
@@ -142,6 +154,10 @@ type Sweep struct {
 	Rows     []string          `json:"rows"`
 	Titles   map[string]string `json:"-"`
 	Partners []string          `json:"partners"`
+	// PartnerTitles and PartnerShort describe the partners: their
+	// settings in full and in short.
+	PartnerTitles map[string]string `json:"-"`
+	PartnerShort  map[string]string `json:"-"`
 	// Server is the real server whose settings are the rows, if any.
 	Server      string `json:"server,omitempty"`
 	CompareRows bool   `json:"compare_rows"`
@@ -339,7 +355,7 @@ func (l *loader) endpoints(v *yaml.Node) error {
 	return nil
 }
 
-var endpointKeys = []string{"domain", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes", "server"}
+var endpointKeys = append([]string{"domain", "profile", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes", "server"}, policy.KnobKeys()...)
 
 func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 	if n.Kind == yaml.ScalarNode {
@@ -362,6 +378,19 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		}
 	}
 	e := Endpoint{Settings: policy.DefaultSettings()}
+	// A profile is applied first, wherever it stands; the other keys
+	// override it (as in a spec).
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "profile" {
+			v := n.Content[i+1]
+			p, err := policy.LookupProfile(v.Value)
+			if err != nil {
+				return e, l.errf(v, "profile: %v", err)
+			}
+			e.Settings = p.Settings
+			e.Settings.Profile = p.Name
+		}
+	}
 	err := l.fields(n, what, endpointKeys, func(k string, v *yaml.Node) error {
 		if k == "faults" {
 			vals, err := l.list(v, "faults")
@@ -385,6 +414,8 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		switch k {
 		case "domain":
 			e.Domain = val
+		case "profile":
+			// applied above
 		case "listed":
 			b, err := policy.ParseBool(val)
 			if err != nil {
@@ -475,7 +506,7 @@ func orNone(s string) string {
 	return s
 }
 
-const acceptedExpect = "sasl-over-tls, tls-dialback, tcp-dialback, predicted, predicted-outcome, fail, or {fail: {step, condition, by}}"
+const acceptedExpect = "sasl-over-tls, tls-dialback, tcp-dialback, predicted, predicted-outcome, fail, or {fail: {step, condition, by, reason}}"
 
 func (l *loader) expect(n *yaml.Node) (Expect, error) {
 	if n.Kind == yaml.ScalarNode {
@@ -494,8 +525,9 @@ func (l *loader) expect(n *yaml.Node) (Expect, error) {
 		return Expect{Want: outcome.Succeeded(m)}, nil
 	}
 	var f outcome.Failure
+	var reason string
 	err := l.fields(n, "expect", []string{"fail"}, func(_ string, v *yaml.Node) error {
-		return l.fields(v, "expect.fail", []string{"step", "condition", "by"}, func(k string, v *yaml.Node) error {
+		return l.fields(v, "expect.fail", []string{"step", "condition", "by", "reason"}, func(k string, v *yaml.Node) error {
 			val, err := l.scalar(v, k)
 			if err != nil {
 				return err
@@ -507,6 +539,10 @@ func (l *loader) expect(n *yaml.Node) (Expect, error) {
 				f.Condition, err = outcome.ParseCondition(val)
 			case "by":
 				f.By, err = outcome.ParseSide(val)
+			case "reason":
+				if reason = strings.TrimSpace(val); reason == "" {
+					err = fmt.Errorf("empty: give text the failure's message must contain")
+				}
 			}
 			if err != nil {
 				return l.errf(v, "%s: %v", k, err)
@@ -514,7 +550,7 @@ func (l *loader) expect(n *yaml.Node) (Expect, error) {
 			return nil
 		})
 	})
-	return Expect{Want: outcome.Failed(f)}, err
+	return Expect{Want: outcome.Failed(f), Reason: reason}, err
 }
 
 func slug(s string) string {
@@ -659,29 +695,79 @@ func (l *loader) rows(n *yaml.Node, what string, common bool) ([]policy.Row, err
 const maxSweepCases = 100_000
 
 // sweepRow is one value of a sweep's row dimension: a row of the full
-// matrix or a setting of a real server.
+// matrix, a profile, or a setting of a real server.
 type sweepRow struct {
 	id, title string
 	ep        Endpoint
+	fixed     bool // a profile or a real server: the refuse dimension leaves it alone
+}
+
+// sweepPartner is one value of a sweep's partner dimension: the settings
+// of a row of the full matrix or of the common table, or a profile.
+type sweepPartner struct {
+	id, short, title string
+	settings         policy.Settings
+	profile          bool
+}
+
+func rowPartners(rows []policy.Row) []sweepPartner {
+	var out []sweepPartner
+	for _, r := range rows {
+		out = append(out, sweepPartner{id: r.ID, short: r.Policy.Short(), title: r.Policy.String(), settings: policy.Settings{Policy: r.Policy}})
+	}
+	return out
+}
+
+// profileList reads a list of profile names, or all.
+func (l *loader) profileList(n *yaml.Node, what string) ([]policy.Profile, error) {
+	vals, err := l.list(n, what)
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) == 1 && vals[0] == "all" {
+		return policy.Profiles(), nil
+	}
+	var out []policy.Profile
+	for _, v := range vals {
+		p, err := policy.LookupProfile(v)
+		if err != nil {
+			return nil, l.errf(n, "%s: %v", what, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
-	sw := Sweep{Suite: suite, Titles: map[string]string{}}
-	rows, partners := policy.Full.Rows, policy.Full.Rows
+	sw := Sweep{Suite: suite, Titles: map[string]string{}, PartnerTitles: map[string]string{}, PartnerShort: map[string]string{}}
+	rows := policy.Full.Rows
+	partners := rowPartners(policy.Full.Rows)
+	var rowProfiles []policy.Profile
 	var kind *realserver.Kind
-	var settingsN *yaml.Node
+	var settingsN, refuseN *yaml.Node
 	directions := "both"
 	pcerts := []certs.State{certs.Valid}
-	stricts := []bool{true}
+	pcertsGiven := false
+	refusals := []string{"handshake"}
 	exp := Expect{Oracle: Predicted}
 	var timeout time.Duration
-	err := l.fields(n, "a sweep", []string{"name", "rows", "server", "settings", "partners", "directions", "partner_certs", "strict", "expect", "compare_rows", "timeout"}, func(k string, v *yaml.Node) error {
+	err := l.fields(n, "a sweep", []string{"name", "rows", "profiles", "server", "settings", "partners", "partner_profiles", "directions", "partner_certs", "refuse", "strict", "expect", "compare_rows", "timeout"}, func(k string, v *yaml.Node) error {
 		var err error
 		switch k {
 		case "name":
 			sw.Name, err = l.scalar(v, "name")
 		case "rows":
 			rows, err = l.rows(v, "rows", false)
+		case "profiles":
+			rowProfiles, err = l.profileList(v, "profiles")
+		case "partner_profiles":
+			var ps []policy.Profile
+			if ps, err = l.profileList(v, "partner_profiles"); err == nil {
+				partners = nil
+				for _, p := range ps {
+					partners = append(partners, sweepPartner{id: p.Name, short: p.Name, title: p.Settings.String(), settings: p.Settings, profile: true})
+				}
+			}
 		case "server":
 			var val string
 			if val, err = l.scalar(v, "server"); err == nil {
@@ -692,7 +778,10 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 		case "settings":
 			settingsN = v
 		case "partners":
-			partners, err = l.rows(v, "partners", true)
+			var rs []policy.Row
+			if rs, err = l.rows(v, "partners", true); err == nil {
+				partners = rowPartners(rs)
+			}
 		case "directions":
 			directions, err = l.scalar(v, "directions")
 			if err == nil && !contains([]string{"both", "row-initiates", "partner-initiates"}, directions) {
@@ -703,7 +792,7 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 			if vals, err = l.list(v, "partner_certs"); err != nil {
 				return err
 			}
-			pcerts = nil
+			pcerts, pcertsGiven = nil, true
 			if len(vals) == 1 && vals[0] == "all" {
 				pcerts = certs.States
 				return nil
@@ -715,21 +804,33 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 				}
 				pcerts = append(pcerts, st)
 			}
-		case "strict":
+		case "refuse", "strict":
+			refuseN = v
 			var vals []string
-			if vals, err = l.list(v, "strict"); err != nil {
+			if vals, err = l.list(v, k); err != nil {
 				return err
 			}
-			stricts = nil
+			if len(vals) == 1 && vals[0] == "all" && k == "refuse" {
+				refusals = policy.RefusalPoints
+				return nil
+			}
+			refusals = nil
 			for _, s := range vals {
-				b, err := policy.ParseBool(s)
-				if err != nil {
-					return l.errf(v, "strict: %v", err)
+				if k == "strict" {
+					b, err := policy.ParseBool(s)
+					if err != nil {
+						return l.errf(v, "strict: %v", err)
+					}
+					s = map[bool]string{true: "handshake", false: "sasl"}[b]
+					if contains(refusals, s) {
+						return l.errf(v, "strict: %q given twice", s)
+					}
 				}
-				if len(stricts) > 0 && stricts[0] == b {
-					return l.errf(v, "strict: %q given twice", s)
+				var probe policy.Settings
+				if err := probe.SetRefusalPoint(s); err != nil {
+					return l.errf(v, "%s: %v", k, err)
 				}
-				stricts = append(stricts, b)
+				refusals = append(refusals, strings.ToLower(s))
 			}
 		case "expect":
 			exp, err = l.expect(v)
@@ -758,7 +859,20 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 		return sw, nil, l.errf(n, "a sweep needs a name")
 	}
 	var dims []sweepRow
+	profilePartners := len(partners) > 0 && partners[0].profile
 	switch {
+	case refuseN != nil && profilePartners:
+		return sw, nil, l.errf(refuseN, "refuse: profiles refuse an invalid certificate as they say; the refuse dimension applies to rows of the matrix")
+	case rowProfiles != nil && (kind != nil || settingsN != nil):
+		return sw, nil, l.errf(n, "sweep %q: the rows are profiles or a server's settings, not both", sw.Name)
+	case rowProfiles != nil:
+		if sw.CompareRows {
+			return sw, nil, l.errf(n, "sweep %q: compare_rows applies to rows of the full matrix, not to profiles", sw.Name)
+		}
+		for _, p := range rowProfiles {
+			dims = append(dims, sweepRow{id: p.Name, title: p.Settings.String(), fixed: true,
+				ep: Endpoint{Domain: "row.test", Settings: p.Settings, Timeout: timeout}})
+		}
 	case kind == nil && settingsN != nil:
 		return sw, nil, l.errf(settingsN, "settings: give the server whose settings these are (server: %s)", strings.Join(kindNames(), "|"))
 	case kind != nil:
@@ -769,13 +883,16 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 		if dims, err = l.serverSettings(kind, settingsN); err != nil {
 			return sw, nil, err
 		}
+		for i := range dims {
+			dims[i].fixed = true
+		}
 	default:
 		for _, r := range rows {
 			dims = append(dims, sweepRow{id: r.ID, title: r.Policy.String(),
 				ep: Endpoint{Domain: "row.test", Settings: policy.Settings{Policy: r.Policy, Cert: certs.Valid}}})
 		}
 	}
-	total := len(dims) * len(partners) * len(pcerts) * len(stricts)
+	total := len(dims) * len(partners) * len(pcerts) * len(refusals)
 	if directions == "both" {
 		total *= 2
 	}
@@ -786,8 +903,13 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 		sw.Rows = append(sw.Rows, d.id)
 		sw.Titles[d.id] = d.title
 	}
+	if profilePartners && !pcertsGiven {
+		pcerts = []certs.State{""} // each profile's own certificate
+	}
 	for _, p := range partners {
-		sw.Partners = append(sw.Partners, p.ID)
+		sw.Partners = append(sw.Partners, p.id)
+		sw.PartnerTitles[p.id] = p.title
+		sw.PartnerShort[p.id] = p.short
 	}
 	var cases []*Case
 	src := l.where(n)
@@ -798,13 +920,19 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 	for ri, d := range dims {
 		for pi, p := range partners {
 			for _, st := range pcerts {
-				for _, strict := range stricts {
-					strict := strict
+				for _, refuse := range refusals {
 					rowEP := d.ep
-					if rowEP.Server == nil {
-						rowEP.Settings.Strict = strict
+					if !d.fixed {
+						_ = rowEP.Settings.SetRefusalPoint(refuse)
 					}
-					partEP := Endpoint{Domain: "partner.test", Settings: policy.Settings{Policy: p.Policy, Cert: st, Strict: strict}, Timeout: timeout}
+					partEP := Endpoint{Domain: "partner.test", Settings: p.settings, Timeout: timeout}
+					if st != "" {
+						partEP.Settings.Cert = st
+					}
+					if !p.profile {
+						_ = partEP.Settings.SetRefusalPoint(refuse)
+					}
+					cert := string(partEP.Settings.Cert)
 					if kind != nil {
 						// Real servers keep what they learnt of a domain:
 						// every negotiation gets a harness domain of its own.
@@ -815,26 +943,33 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 						if (directions == "row-initiates" && !rowInit) || (directions == "partner-initiates" && rowInit) {
 							continue
 						}
-						c := &Case{Suite: suite, Sweep: sw.Name, Source: src, Expect: exp, Row: d.id, Partner: p.ID,
-							PartnerCert: string(st), Strict: &strict, RowInitiates: rowInit}
+						c := &Case{Suite: suite, Sweep: sw.Name, Source: src, Expect: exp, Row: d.id, Partner: p.id,
+							PartnerCert: cert, Refuse: refuse, RowInitiates: rowInit}
+						if p.profile {
+							c.Refuse = ""
+						}
 						dir := rowDir
 						c.Initiator, c.Receiver = rowEP, partEP
 						if !rowInit {
 							dir = partnerDir
 							c.Initiator, c.Receiver = partEP, rowEP
 						}
-						id := []string{suite, sw.Name, d.id, p.ID}
-						if len(pcerts) > 1 || st != certs.Valid {
-							id = append(id, string(st))
+						id := []string{suite, sw.Name, d.id, p.id}
+						if len(pcerts) > 1 || (st != certs.Valid && st != "") {
+							id = append(id, cert)
 						}
-						if len(stricts) > 1 || !strict {
-							id = append(id, strictness(strict))
+						if !p.profile && (len(refusals) > 1 || refuse != "handshake") {
+							id = append(id, refuse)
 						}
 						id = append(id, dir)
 						c.ID = strings.Join(id, "/")
-						c.Name = fmt.Sprintf("%s (%s) vs %s (%s, cert %s, %s), %s", d.id, d.title, p.ID, p.Policy.Short(), st, strictness(strict), dir)
+						how := fmt.Sprintf("cert %s, refusing at %s", cert, refuse)
+						if p.profile {
+							how = "cert " + cert
+						}
+						c.Name = fmt.Sprintf("%s (%s) vs %s (%s, %s), %s", d.id, d.title, p.id, p.short, how, dir)
 						if kind != nil {
-							c.Name = fmt.Sprintf("%s %s vs harness %s (%s, cert %s), %s", kind.Name, d.id, p.ID, p.Policy.Short(), st, dir)
+							c.Name = fmt.Sprintf("%s %s vs harness %s (%s, %s), %s", kind.Name, d.id, p.id, p.short, how, dir)
 						}
 						cases = append(cases, c)
 					}
@@ -843,13 +978,6 @@ func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
 		}
 	}
 	return sw, cases, nil
-}
-
-func strictness(strict bool) string {
-	if strict {
-		return "strict"
-	}
-	return "lenient"
 }
 
 // serverSettings reads a real server sweep's settings: "all" (the

@@ -125,18 +125,21 @@ func endpointRecord(e Endpoint) endpointJSON {
 // "outcome" is a method id or "failed"; "observed" and "expected" are
 // outcomes with their text.
 type NegotiationJSON struct {
-	Kind        string             `json:"kind,omitempty"`
-	ID          string             `json:"id"`
-	Suite       string             `json:"suite"`
-	Name        string             `json:"name"`
-	Source      string             `json:"source"`
-	Initiator   endpointJSON       `json:"initiator"`
-	Receiver    endpointJSON       `json:"receiver"`
-	Status      string             `json:"status"`
-	Pass        bool               `json:"pass"`
-	Outcome     string             `json:"outcome"`
-	Failure     *outcome.Failure   `json:"failure"`
-	Observed    outcome.Outcome    `json:"observed"`
+	Kind      string           `json:"kind,omitempty"`
+	ID        string           `json:"id"`
+	Suite     string           `json:"suite"`
+	Name      string           `json:"name"`
+	Source    string           `json:"source"`
+	Initiator endpointJSON     `json:"initiator"`
+	Receiver  endpointJSON     `json:"receiver"`
+	Status    string           `json:"status"`
+	Pass      bool             `json:"pass"`
+	Outcome   string           `json:"outcome"`
+	Failure   *outcome.Failure `json:"failure"`
+	Observed  outcome.Outcome  `json:"observed"`
+	// Emulated is, with a real server, what the engine playing the
+	// server's profile came to.
+	Emulated    *outcome.Outcome   `json:"emulated,omitempty"`
 	Expectation string             `json:"expectation"`
 	Expected    *outcome.Outcome   `json:"expected"`
 	Why         string             `json:"why,omitempty"`
@@ -153,7 +156,7 @@ type NegotiationJSON struct {
 	Row         string             `json:"row,omitempty"`
 	Partner     string             `json:"partner,omitempty"`
 	PartnerCert string             `json:"partner_cert,omitempty"`
-	Strict      *bool              `json:"strict,omitempty"`
+	Refuse      string             `json:"refuse,omitempty"`
 	Direction   string             `json:"direction,omitempty"`
 	ServerLog   string             `json:"server_log,omitempty"`
 	// TranscriptFile is the path of the transcript, when files were
@@ -174,13 +177,16 @@ func Record(n *Negotiation, inline bool) NegotiationJSON {
 		Status: n.Status(), Pass: n.Pass && !n.Cancelled, Observed: n.Observed(), Expectation: c.Expect.String(),
 		Why: n.Why, Note: n.Note, Recovered: []outcome.Failure{}, Prediction: n.Prediction, Unstable: n.Unstable,
 		Offers: []sim.Offer{}, StreamIDs: []string{}, Sweep: c.Sweep, Row: c.Row, Partner: c.Partner,
-		PartnerCert: c.PartnerCert, Strict: c.Strict, ServerLog: n.ServerLog, TranscriptFile: n.Transcript}
+		PartnerCert: c.PartnerCert, Refuse: c.Refuse, ServerLog: n.ServerLog, TranscriptFile: n.Transcript}
 	j.Outcome, j.Failure = j.Observed.ID(), j.Observed.Failure
 	if c.Expect.Oracle != Unchecked {
 		j.Expected = &n.Expected
 	}
 	if c.Sweep != "" {
 		j.Direction = direction(c)
+	}
+	if n.Emulated != nil {
+		j.Emulated = &n.Emulated.Outcome
 	}
 	if r := n.Result; r != nil {
 		j.Explanation = r.Explain()

@@ -38,6 +38,9 @@ type Negotiation struct {
 	// ServerLog is the end of a real server's log, kept when the
 	// negotiation with it did not pass.
 	ServerLog string `json:"-"`
+	// Emulated is, for a negotiation with a real server, the same
+	// negotiation with the harness's engine playing the server's profile.
+	Emulated *sim.Result `json:"-"`
 	// Transcript is the path of the transcript file, when one was written.
 	Transcript string `json:"-"`
 }
@@ -273,6 +276,9 @@ func (p *pool) run(ctx context.Context, c *Case) *Negotiation {
 		var release func()
 		n.Result, srv, release, err = p.reals.run(ctx, c)
 		defer release()
+		if err == nil {
+			n.Emulated, err = p.runOwn(ctx, emulation(c))
+		}
 	} else {
 		n.Result, err = p.runOwn(ctx, c)
 	}
@@ -325,6 +331,27 @@ func (p *pool) runOwn(ctx context.Context, c *Case) (*sim.Result, error) {
 		defer p.net.Register(c.Receiver.Domain, recv.Addr())
 	}
 	return init.Initiate(ctx, c.Receiver.Domain), nil
+}
+
+// emulation is c with the real server replaced by an endpoint of the
+// harness that plays the server's profile: its settings in the
+// harness's vocabulary, behaviour included.
+func emulation(c *Case) *Case {
+	e := *c
+	for _, ep := range []*Endpoint{&e.Initiator, &e.Receiver} {
+		if ep.Server != nil {
+			*ep = Endpoint{Domain: ep.Domain, Settings: ep.Settings, Timeout: c.otherTimeout(ep)}
+		}
+	}
+	return &e
+}
+
+// otherTimeout is the timeout of the end of c that is not ep.
+func (c *Case) otherTimeout(ep *Endpoint) time.Duration {
+	if ep == &c.Initiator {
+		return c.Receiver.Timeout
+	}
+	return c.Initiator.Timeout
 }
 
 // invariants returns what the result shows that must never happen,
@@ -388,6 +415,24 @@ func (n *Negotiation) check() {
 		n.Why = fmt.Sprintf("expected %s, observed %s", n.Expected, got)
 	case !got.Match(n.Expected):
 		n.Note = fmt.Sprintf("both fail, differently: predicted %s, observed %s", n.Expected, got)
+	}
+	if r := c.Expect.Reason; n.Pass && r != "" && got.Failure != nil {
+		if msg := got.Failure.Message; !strings.Contains(strings.ToLower(msg), strings.ToLower(r)) {
+			n.Pass = false
+			n.Why = fmt.Sprintf("expected the failure to say %q; it said %q", r, msg)
+		}
+	}
+	if n.Emulated != nil {
+		if emu := n.Emulated.Outcome; !emu.Match(want) {
+			real, _ := c.real()
+			n.Pass = false
+			why := fmt.Sprintf("the engine playing %s's profile came to %s, predicted %s", real.Server.Kind(), emu, n.Expected)
+			if n.Why == "" {
+				n.Why = why
+			} else {
+				n.Why += "; " + why
+			}
+		}
 	}
 	if v := invariants(c, n.Result); len(v) > 0 {
 		n.Pass = false

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -37,7 +38,19 @@ func load(t *testing.T, name string) *Suite {
 }
 
 func TestShippedSuitesLoad(t *testing.T) {
-	want := map[string]int{"lync2013": 648, "pairwise": 18 * 18 * 2 * 7 * 2, "interop-prosody": 5 * 6 * 2, "interop-ejabberd": 6 * 6 * 2}
+	// An interop suite: per server setting, 5 partners × 2 directions,
+	// and 3 partners × 8 bad certificates × 3 refusal points × 2
+	// directions; then its own bad certificates against 3 partners × 3
+	// refusal points × 2 directions.
+	interop := func(settings, serverCerts int) int { return settings*(5*2+3*8*3*2) + serverCerts*3*3*2 }
+	want := map[string]int{
+		"lync2013":         648,
+		"pairwise":         18 * 18 * 2 * 9 * 3,
+		"profiles":         8*8*2 + 8*8*5,
+		"interop-prosody":  interop(5, 9),
+		"interop-ejabberd": interop(6, 7),
+		"interop-jabberd2": interop(3, 7),
+	}
 	for _, name := range Suites() {
 		s := load(t, name)
 		assert.Equal(t, name, s.Name)
@@ -47,7 +60,7 @@ func TestShippedSuitesLoad(t *testing.T) {
 		}
 	}
 	_, err := Load("nosuch")
-	assert.ErrorContains(t, err, `no suite "nosuch": shipped suites are failures, interop-ejabberd, interop-prosody, lync2013, pairwise, robustness`)
+	assert.ErrorContains(t, err, `no suite "nosuch": shipped suites are failures, interop-ejabberd, interop-jabberd2, interop-prosody, lync2013, pairwise, profiles, robustness`)
 }
 
 func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
@@ -56,7 +69,7 @@ func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
 		name, yaml, err string
 	}{
 		{"unknown top key", "suite: t\ncolour: red\n", "bad.yaml:2:1: unknown key \"colour\" in a scenario file (accepted: suite, description, endpoints, scenarios, sweeps)"},
-		{"unknown endpoint key", head + "    initiator: {domain: a.test, tlss: Required}\n", "bad.yaml:4:33: unknown key \"tlss\" in initiator (accepted: domain, tls, sasl"},
+		{"unknown endpoint key", head + "    initiator: {domain: a.test, tlss: Required}\n", "bad.yaml:4:33: unknown key \"tlss\" in initiator (accepted: domain, profile, tls, sasl"},
 		{"bad level", head + "    initiator: {domain: a.test, tls: Sometimes}\n", "bad.yaml:4:38: tls: invalid level \"Sometimes\": accepted values are Required, Optional, NotSupported"},
 		{"bad cert", head + "    initiator: {domain: a.test, cert: rusty}\n", "bad.yaml:4:39: cert: invalid certificate state \"rusty\""},
 		{"bad expect", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: carrier-pigeon\n", "bad.yaml:6:13: expect: invalid value \"carrier-pigeon\": accepted values are sasl-over-tls"},
@@ -110,6 +123,46 @@ scenarios:
 	require.NotNil(t, real.Server)
 	assert.Equal(t, "prosody.test", real.Domain)
 	assert.Equal(t, policy.Required, real.Settings.TLS, "secure_auth maps to TLS Required")
+}
+
+func TestEndpointProfileAppliesFirstThenKeysOverride(t *testing.T) {
+	s, err := Parse("x.yaml", []byte(`suite: x
+scenarios:
+  - name: a
+    initiator: {domain: a.test, cert: no-client-auth, dialback: false}
+    receiver: {domain: b.test, refuse: after-tls, profile: ejabberd-23-example}
+    expect: predicted
+`))
+	require.NoError(t, err)
+	got := s.Cases[0].Receiver.Settings
+	want, _ := policy.ParseSpec("profile=ejabberd-23-example,refuse=after-tls")
+	assert.Equal(t, want, got)
+
+	_, err = Parse("x.yaml", []byte("suite: x\nscenarios:\n  - {name: a, initiator: {domain: a.test, profile: ejabberd-24}, receiver: {domain: b.test}}\n"))
+	assert.ErrorContains(t, err, `x.yaml:3:52: profile: unknown profile "ejabberd-24": accepted values are xmppneg, prosody-0.12`)
+}
+
+// A failure's reason is what the administrator reads: an expectation
+// that names it fails when the failure says something else.
+func TestExpectedReasonMustBeInTheFailure(t *testing.T) {
+	const suite = `suite: x
+scenarios:
+  - name: a
+    initiator: {domain: a.test, cert: client-auth-only}
+    receiver: {domain: b.test}
+    expect: {fail: {step: tls-handshake, reason: %q}}
+`
+	for reason, pass := range map[string]bool{"clientAuth only": true, "expired": false} {
+		s, err := Parse("x.yaml", []byte(fmt.Sprintf(suite, reason)))
+		require.NoError(t, err)
+		rep := execute(t, []*Suite{s}, Options{})
+		require.Len(t, rep.Negotiations, 1)
+		n := rep.Negotiations[0]
+		assert.Equal(t, pass, n.Pass, "%s: %s", reason, n.Why)
+		if !pass {
+			assert.Contains(t, n.Why, `expected the failure to say "expired"; it said "`)
+		}
+	}
 }
 
 func TestSelectFiltersAndShards(t *testing.T) {

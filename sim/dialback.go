@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -19,24 +20,26 @@ import (
 // dialbackOffer says whether a receiving end with settings p offers
 // dialback on a stream, and why not when it does not: the document's M1
 // rule (TLS and SASL both Required disable dialback), and no dialback
-// before TLS when TLS is Required.
+// before TLS when TLS is Required — except from a receiver that drops a
+// plain db:result without a word (jabberd2), which advertises it anyway.
 func dialbackOffer(p policy.Settings, secure bool) (offer bool, whyNot string) {
 	switch {
 	case !p.Dialback:
 		return false, "the receiver has dialback off"
 	case !p.DialbackUsable():
 		return false, "the receiver has TLS and SASL both Required, which disables dialback"
-	case !secure && p.TLS == policy.Required:
+	case !secure && p.TLS == policy.Required && p.PlainDialback != policy.PlainDialbackDrop:
 		return false, "dialback before TLS, which the receiver requires"
 	}
 	return true, ""
 }
 
 // dialbackChoice says whether a connecting end with settings p uses
-// dialback from the offer f, and why not when it does not.
+// dialback from the offer f, and why not when it does not. Some servers
+// send db:result whether it is offered or not (UnofferedDialback).
 func dialbackChoice(p policy.Settings, f features) (use bool, whyNot string) {
 	switch {
-	case !f.Dialback:
+	case !f.Dialback && p.UnofferedDialback != policy.UnofferedDialbackSend:
 		return false, "the receiver offered no dialback"
 	case !p.Dialback:
 		return false, "the initiator has dialback off"
@@ -70,21 +73,36 @@ func dialbackErrorXML(from, to string, condition outcome.Condition, text string)
 		esc(from), esc(to), condition, nsStanzaErr, nsStanzaErr, esc(text))
 }
 
+// errDropped is what serveDialback returns when its behaviour drops the
+// db:result without a word (jabberd2 with require_tls on a plain stream).
+var errDropped = errors.New("db:result dropped")
+
 // serveDialback answers <db:result/> with a key: it checks the request
 // against its own policy, asks the authoritative server of the sender's
 // domain over a verify connection of its own, and answers valid, invalid
-// or error.
+// or error (or, as its behaviour may say, not at all).
 func (rs *receiverState) serveDialback(el *element) error {
 	c := rs.c
 	c.step = outcome.StepDialback
+	p := c.ep.cfg.Settings
 	domain := c.ep.cfg.Domain
 	from, to := el.attr("from"), el.attr("to")
 	refuse := func(cond outcome.Condition, msg string) error {
 		return c.refuse(cond, msg, dialbackErrorXML(domain, from, cond, msg), closeTag)
 	}
-	if !rs.offer.Dialback {
-		_, why := dialbackOffer(c.ep.cfg.Settings, c.secure)
+	if !c.secure && p.TLS == policy.Required && p.DialbackUsable() && p.PlainDialback == policy.PlainDialbackDrop {
+		return errDropped
+	}
+	if offered, why := dialbackOffer(p, c.secure); !rs.offer.Dialback && !(rs.legacy && offered) {
+		if why == "" {
+			why = "the receiver did not offer dialback"
+		}
 		return refuse(outcome.PolicyViolation, why)
+	}
+	if rs.legacy && c.peer == "" {
+		// A pre-1.0 stream may name its sender only here.
+		c.peer = from
+		c.relabel()
 	}
 	switch {
 	case to != domain:
@@ -99,15 +117,7 @@ func (rs *receiverState) serveDialback(el *element) error {
 	// The verify connection closes while the initiator is answered.
 	rs.background(closeVerify)
 	if f != nil {
-		cond := outcome.RemoteConnectionFailed
-		switch {
-		case f.Step == outcome.StepTimeout:
-			cond = outcome.RemoteServerTimeout
-		case f.Condition == outcome.RemoteServerNotFound:
-			cond = f.Condition
-		}
-		_ = c.send(dialbackErrorXML(domain, from, cond, f.Message), closeTag)
-		return &recorded{*f}
+		return rs.unverifiable(from, *f)
 	}
 	c.step = outcome.StepDialback
 	if !valid {
@@ -119,6 +129,37 @@ func (rs *receiverState) serveDialback(el *element) error {
 	}
 	c.tr.succeed(outcome.Receiver, dialbackMethod(c.secure))
 	return nil
+}
+
+// unverifiable answers a db:result whose key the authoritative server
+// could not be asked about (f says why), as the receiving end's behaviour
+// says: a dialback error naming why (the verify connection's failure is
+// the root cause), <remote-server-not-found/> whatever the cause
+// (ejabberd), or no answer at all (Prosody). In the last two, what went
+// wrong on the verify connection stays inside the receiver, as it does
+// in those servers: the root cause is what the initiator is told.
+func (rs *receiverState) unverifiable(from string, f outcome.Failure) error {
+	c := rs.c
+	domain := c.ep.cfg.Domain
+	switch c.ep.cfg.Settings.Unverifiable {
+	case policy.UnverifiableHang:
+		c.tr.hideVerifyFailures()
+		return c.waitSilently()
+	case policy.UnverifiableServerNotFound:
+		c.tr.hideVerifyFailures()
+		c.step = outcome.StepDialbackVerify
+		return c.refuse(outcome.RemoteServerNotFound, "could not verify the key: "+f.Message,
+			dialbackErrorXML(domain, from, outcome.RemoteServerNotFound, f.Message), closeTag)
+	}
+	cond := outcome.RemoteConnectionFailed
+	switch {
+	case f.Step == outcome.StepTimeout:
+		cond = outcome.RemoteServerTimeout
+	case f.Condition == outcome.RemoteServerNotFound:
+		cond = f.Condition
+	}
+	_ = c.send(dialbackErrorXML(domain, from, cond, f.Message), closeTag)
+	return &recorded{f}
 }
 
 // doDialback sends the dialback key and waits for the verdict.
@@ -134,6 +175,11 @@ func (hs *initiatorState) doDialback() error {
 		return c.abort(err)
 	}
 	el, err := c.read()
+	for err == nil && hs.legacy && el.is(nsStreams, "features") {
+		// A 1.0 receiver's features, which a pre-1.0 initiator does not
+		// wait for.
+		el, err = c.read()
+	}
 	if err != nil {
 		return c.abort(err)
 	}

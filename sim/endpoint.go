@@ -60,6 +60,10 @@ type Config struct {
 	// Clock is what certificates are checked against and transcripts are
 	// timed with; nil means time.Now. Deadlines always use the real clock.
 	Clock func() time.Time
+	// WithholdClientCert keeps Go's own choice of a client certificate:
+	// none when the server's CertificateRequest lists CAs that did not
+	// issue it. By default the endpoint presents its certificate anyway.
+	WithholdClientCert bool
 }
 
 // Endpoint is one XMPP server, able to receive streams, initiate them and
@@ -368,6 +372,11 @@ func (e *Endpoint) handleInbound(raw net.Conn) {
 	authenticated, err := rs.handshake()
 	rs.report()
 	if err == nil && authenticated {
+		// Serving an authenticated stream is no longer the negotiation: a
+		// fresh deadline, so that an initiator waiting for an answer (one
+		// that comes over another stream, say) gives up first, as it
+		// would with a real server, which keeps the stream far longer.
+		_ = raw.SetDeadline(time.Now().Add(e.timeout))
 		rs.serveAuthenticated()
 	}
 }

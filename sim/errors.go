@@ -103,10 +103,23 @@ func remoteAlert(err error) (tlsAlert, bool) {
 	return tlsAlert(v.Uint()), true
 }
 
-// versionOK reports whether a stream header's version is 1.0 or later.
-func versionOK(v string) bool {
+// streamVersion classifies a stream header's version: a stream without
+// one, or with a version below 1.0, is a pre-1.0 stream (RFC 6120
+// §4.7.5), which this harness supports as servers that speak dialback
+// without XMPP 1.0 need; 1.x is XMPP 1.0; a later major version, or one
+// that does not parse, is not supported.
+func streamVersion(v string) (legacy, ok bool) {
+	if v == "" {
+		return true, true
+	}
 	pv, err := stream.ParseVersion(v)
-	return err == nil && !pv.Less(stream.DefaultVersion)
+	switch {
+	case err != nil:
+		return false, false
+	case pv.Less(stream.DefaultVersion):
+		return true, true
+	}
+	return false, pv.Major == stream.DefaultVersion.Major
 }
 
 func orDefault(s, def string) string {

@@ -14,6 +14,9 @@ type features struct {
 	DialbackErrors bool
 }
 
+// empty reports whether nothing is offered.
+func (f features) empty() bool { return !f.StartTLS && len(f.Mechanisms) == 0 && !f.Dialback }
+
 func (f features) has(mech string) bool {
 	for _, m := range f.Mechanisms {
 		if strings.EqualFold(m, mech) {

@@ -79,7 +79,7 @@ func TestGoldenTranscripts(t *testing.T) {
 		{name: "fail-stream", init: "", recv: "", initEdit: func(c *Config) { c.Faults = c.Faults.With(OmitFrom) }},
 		{name: "fail-starttls", init: "tls=NotSupported", recv: "tls=Required"},
 		{name: "fail-tls-handshake", init: "cert=self-signed", recv: "strict=true"},
-		{name: "fail-sasl", init: "cert=no-client-auth,dialback=false", recv: "strict=false"},
+		{name: "fail-sasl", init: "cert=client-auth-only,dialback=false", recv: "strict=false"},
 		{name: "fail-dialback", init: "sasl=NotSupported", recv: "", initEdit: func(c *Config) { c.Faults = c.Faults.With(WrongKey) }},
 		{name: "fail-dialback-verify", init: "sasl=NotSupported", recv: "", initEdit: func(c *Config) { c.Unlisted = true }},
 		{name: "fail-timeout", init: "", recv: "", initEdit: func(c *Config) { c.Timeout = 300 * time.Millisecond },

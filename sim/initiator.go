@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"xmppneg/policy"
 	"xmppneg/policy/outcome"
 )
 
@@ -15,6 +16,9 @@ type connecting struct {
 	offer    features // what the other end offered on the current stream
 	streamID string   // the other end's id of the current stream
 	seenIDs  []string // every id it gave, to catch reuse
+	// legacy is set on a pre-1.0 stream (either end's header without a
+	// version): no features, no TLS, dialback at once.
+	legacy bool
 }
 
 // openStream sends our stream header, reads the other end's and its
@@ -33,7 +37,7 @@ func (o *connecting) openStream(from, to string, authenticated bool) error {
 	switch {
 	case h.From != "" && h.From != c.peer:
 		return c.abort(&streamError{cond: outcome.InvalidFrom, text: fmt.Sprintf("connected to %s but the stream is from %q", c.peer, h.From)})
-	case h.ID == "":
+	case h.ID == "" && !h.Legacy:
 		return c.abort(badFormat("the " + c.them.String() + "'s stream header has no id"))
 	}
 	for _, id := range o.seenIDs {
@@ -45,6 +49,15 @@ func (o *connecting) openStream(from, to string, authenticated bool) error {
 	o.streamID = h.ID
 	if c.name == mainConn {
 		c.tr.streamID(h.ID)
+	}
+	if h.Legacy || c.ep.cfg.Settings.LegacyStreams {
+		// A pre-1.0 stream has no features; a pre-1.0 initiator does not
+		// wait for any (doDialback skips them if they come).
+		o.legacy, o.offer = true, features{}
+		if c.name == mainConn {
+			c.tr.offer(c.secure, o.offer)
+		}
+		return nil
 	}
 	el, err := c.read()
 	if err != nil {
@@ -79,6 +92,9 @@ func (hs *initiatorState) handshake() error {
 	c := hs.c
 	if err := hs.openStream(hs.from(), hs.to(), false); err != nil {
 		return err
+	}
+	if hs.legacy {
+		return hs.authenticateLegacy()
 	}
 	if err := hs.misbehave(); err != nil {
 		return c.abort(err)
@@ -147,7 +163,46 @@ func (hs *initiatorState) authenticate() error {
 	if hs.offer.has("EXTERNAL") {
 		c.step = outcome.StepSASL
 	}
-	return c.abort(policyViolation("no common authentication method: " + saslWhy + "; " + dbWhy))
+	return hs.noMethod("no common authentication method: " + saslWhy + "; " + dbWhy)
+}
+
+// authenticateLegacy authenticates on a pre-1.0 stream: dialback at
+// once, there being no features and no TLS.
+func (hs *initiatorState) authenticateLegacy() error {
+	c := hs.c
+	p := c.ep.cfg.Settings
+	if p.TLS == policy.Required {
+		c.step = outcome.StepStartTLS
+		return c.abort(policyViolation(fmt.Sprintf("%s requires TLS but the stream is pre-1.0, without TLS", c.me)))
+	}
+	if !p.DialbackUsable() {
+		c.step = outcome.StepDialback
+		return hs.noMethod("no common authentication method: a pre-1.0 stream has only dialback, which the initiator does not use")
+	}
+	if err := hs.doDialback(); err != nil {
+		return err
+	}
+	hs.method = outcome.TCPDialback
+	return nil
+}
+
+// noMethod gives up, no method being left, as the end's behaviour says:
+// <policy-violation/> at the step it stands in (this harness),
+// <unsupported-feature/> at the stream step (Prosody), or hanging up
+// (ejabberd).
+func (hs *initiatorState) noMethod(why string) error {
+	c := hs.c
+	switch c.ep.cfg.Settings.NoMethod {
+	case policy.NoMethodUnsupportedFeature:
+		c.step = outcome.StepStream
+		return c.abort(&streamError{cond: outcome.UnsupportedFeature, text: why})
+	case policy.NoMethodClose:
+		c.step = outcome.StepStream
+		err := c.fail(outcome.ConnectionClosed, "hung up: %s", why)
+		c.raw.Close()
+		return err
+	}
+	return c.abort(policyViolation(why))
 }
 
 // pingAndClose proves the authenticated stream carries stanzas with an

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"xmppneg/policy"
 	"xmppneg/policy/outcome"
 )
 
@@ -20,6 +21,9 @@ type receiverState struct {
 	c        *xconn
 	offer    features // what was offered on the current stream
 	streamID string   // our id of the current stream
+	// legacy is set when the initiator opened a pre-1.0 stream (RFC 6120
+	// §4.7.5): no features, no TLS, dialback only.
+	legacy bool
 	// release ends our claim on the trace of the endpoint at the other
 	// end, when it is one of ours (see Network.claim); nil otherwise.
 	release func()
@@ -62,7 +66,12 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 				return true, rs.acceptStream(false, true)
 			}
 		case el.is(nsDialback, "result"):
-			return true, rs.serveDialback(el)
+			err := rs.serveDialback(el)
+			if err != errDropped {
+				return true, err
+			}
+			// Dropped without a word: the peer is the one to give up.
+			_ = c.raw.SetReadDeadline(time.Now().Add(2 * c.ep.timeout))
 		case el.is(nsDialback, "verify"):
 			return false, (&authoritativeState{c: c, r: rs}).serve(el)
 		case el.is(nsTLS, "starttls"):
@@ -95,7 +104,7 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 	}
 	h, err := readHeader(c.dec)
 	if first {
-		c.peer = h.From
+		c.peer, rs.legacy = h.From, h.Legacy
 		rs.claim()
 	}
 	if err != nil {
@@ -103,9 +112,10 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 	}
 	domain := c.ep.cfg.Domain
 	switch {
-	case first && h.To != domain:
+	case first && h.To != domain && !(h.Legacy && h.To == ""):
+		// A pre-1.0 header may name no one: db:result will.
 		return c.abort(&streamError{cond: outcome.HostUnknown, text: fmt.Sprintf("this server is %s, not %q", domain, h.To)})
-	case first && h.From == "":
+	case first && h.From == "" && !h.Legacy:
 		return c.abort(&streamError{cond: outcome.InvalidFrom, text: "a server-to-server stream header must name its sender in 'from'"})
 	case !first && (h.From != c.peer || h.To != domain):
 		return c.abort(&streamError{cond: outcome.InvalidFrom, text: fmt.Sprintf("the restarted stream is from %q to %q; it was from %q to %q", h.From, h.To, c.peer, domain)})
@@ -117,11 +127,33 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 		c.tr.streamID(rs.streamID)
 	}
 	c.headerSent = true
-	if authenticated {
-		return c.abort(c.send(headerXML(domain, c.peer, rs.streamID), "<stream:features/>"))
+	hdr := headerXML(domain, c.peer, rs.streamID)
+	switch {
+	case rs.legacy:
+		// Pre-1.0 (RFC 6120 §4.7.5): answered in kind, without features.
+		return c.abort(c.send(legacyHeaderXML(domain, c.peer, rs.streamID)))
+	case authenticated:
+		return c.abort(c.send(hdr, "<stream:features/>"))
+	case c.secure && c.ep.cfg.Settings.Refuse == policy.RefuseAfterTLS && (c.peerCert == nil || c.certErr != nil):
+		// As Prosody's s2s_secure_auth: only peers with a valid
+		// certificate, told right after TLS.
+		why := "no certificate was presented"
+		if c.certErr != nil {
+			why = c.certErr.Error()
+		}
+		if err := c.send(hdr); err != nil {
+			return c.abort(err)
+		}
+		return c.abort(&streamError{cond: outcome.NotAuthorized, text: "the " + c.them.String() + "'s certificate could not be validated: " + why})
 	}
 	rs.offer = rs.features()
-	return c.abort(c.send(headerXML(domain, c.peer, rs.streamID), rs.offer.xml()))
+	if c.secure && rs.offer.empty() && c.ep.cfg.Settings.NoFeatures == policy.NoFeaturesClose {
+		if err := c.send(hdr); err != nil {
+			return c.abort(err)
+		}
+		return c.abort(&streamError{cond: outcome.UndefinedCondition, text: "No stream features to offer"})
+	}
+	return c.abort(c.send(hdr, rs.offer.xml()))
 }
 
 // features is what the receiving end offers on the current stream, from
@@ -137,7 +169,7 @@ func (rs *receiverState) features() features {
 			f.Mechanisms = []string{"EXTERNAL"}
 		}
 	}
-	if saslOffer(p, c.secure, c.peerCert != nil) {
+	if saslOffer(p, c.secure, c.peerCert != nil, c.peerCert != nil && c.certErr == nil) {
 		f.Mechanisms = []string{"EXTERNAL"}
 	}
 	f.Dialback, _ = dialbackOffer(p, c.secure)
@@ -214,7 +246,7 @@ func (rs *receiverState) serveAuthenticated() {
 		switch {
 		case el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil:
 			pong := fmt.Sprintf("<iq type='result' id='%s' from='%s' to='%s'/>", esc(el.attr("id")), esc(c.ep.cfg.Domain), esc(c.peer))
-			if rs.release != nil {
+			if rs.release != nil && c.ep.cfg.Settings.AnswerPings == policy.AnswerPingsAuto {
 				// Endpoints of this harness take the answer on the same
 				// stream, as if bidirectional (XEP-0288): it spares a second
 				// negotiation per ping.

@@ -18,11 +18,21 @@ import (
 // exchange.
 
 // saslOffer says whether a receiving end offers EXTERNAL: never before
-// TLS, then when its SASL is not NotSupported and the peer showed a
-// certificate in the handshake (XEP-0178 §3: nothing to authenticate
-// with otherwise).
-func saslOffer(p policy.Settings, secure, peerShowedCert bool) bool {
-	return secure && p.SASL != policy.NotSupported && peerShowedCert
+// TLS; then, when its SASL is not NotSupported, as its behaviour says:
+// when the peer showed a certificate in the handshake (XEP-0178 §3:
+// nothing to authenticate with otherwise), only when that certificate
+// validated (Prosody), or on every TLS stream (ejabberd).
+func saslOffer(p policy.Settings, secure, peerShowedCert, certValid bool) bool {
+	if !secure || p.SASL == policy.NotSupported {
+		return false
+	}
+	switch p.ExternalOffer {
+	case policy.ExternalIfCertValid:
+		return certValid
+	case policy.ExternalAlways:
+		return true
+	}
+	return peerShowedCert
 }
 
 // saslChoice says whether a connecting end with settings p uses EXTERNAL

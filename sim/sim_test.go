@@ -134,65 +134,55 @@ func TestTLSRequiredVersusNotSupported(t *testing.T) {
 
 func stripTime(f outcome.Failure) outcome.Failure { f.Elapsed = 0; return f }
 
-func TestCertificateStates(t *testing.T) {
+// Every certificate state, with both endpoints refusing an invalid
+// certificate at each point, in both directions: the engine comes to
+// what the oracle predicts, step, condition and side included.
+func TestCertificateStatesAgreeWithTheOracle(t *testing.T) {
 	for _, st := range certs.States {
-		for _, strict := range []bool{true, false} {
-			name := string(st) + map[bool]string{true: "/strict", false: "/lenient"}[strict]
-			t.Run(name, func(t *testing.T) {
+		for _, refuse := range policy.RefusalPoints {
+			t.Run(string(st)+"/"+refuse, func(t *testing.T) {
 				w := newWorld(t)
-				spec := "tls=Optional,sasl=Optional,dialback=true,strict=" + map[bool]string{true: "true", false: "false"}[strict]
-				a := w.endpoint("a.test", spec+",cert="+string(st))
-				b := w.endpoint("b.test", spec)
-
-				// a initiates: b judges a's client certificate.
-				r := negotiate(t, a, b)
-				switch {
-				case st == certs.Valid:
-					assert.Equal(t, outcome.Succeeded(outcome.SASLOverTLS), r.Outcome)
-				case st == certs.Missing:
-					assert.Equal(t, outcome.Succeeded(outcome.TLSDialback), r.Outcome, "no certificate: no EXTERNAL offered, dialback")
-					assert.Empty(t, r.Recovered)
-				case strict:
-					assert.Equal(t, "failed at tls-handshake (bad-certificate by receiver)", r.Outcome.String(), r.Explain())
-				default:
-					assert.Equal(t, outcome.Succeeded(outcome.TLSDialback), r.Outcome, "lenient: EXTERNAL refused, dialback rescues")
-					require.Len(t, r.Recovered, 1)
-					assert.Equal(t, outcome.StepSASL, r.Recovered[0].Step)
-					assert.Equal(t, outcome.NotAuthorized, r.Recovered[0].Condition)
-				}
-
-				// b initiates: b judges a's server certificate. Only serverAuth
-				// matters there, so no-client-auth is a good server certificate.
-				r = negotiate(t, b, a)
-				switch {
-				case st == certs.Missing:
-					assert.Equal(t, outcome.Succeeded(outcome.TCPDialback), r.Outcome, "no certificate: no STARTTLS offered")
-				case st == certs.Valid || st == certs.NoClientAuth || !strict:
-					assert.Equal(t, outcome.Succeeded(outcome.SASLOverTLS), r.Outcome, r.Explain())
-					if st != certs.Valid && st != certs.NoClientAuth {
-						assert.NotEqual(t, "valid", r.TLS.PeerCertificate, "the lenient initiator still reports the bad certificate")
-					}
-				default:
-					assert.True(t, r.Outcome.Match(outcome.Failed(outcome.Failure{Step: outcome.StepTLSHandshake, By: outcome.Initiator})), r.Explain())
+				spec := "tls=Optional,sasl=Optional,dialback=true,refuse=" + refuse
+				a := w.endpoint("a.test", spec+",cert="+string(st), refusing(refuse))
+				b := w.endpoint("b.test", spec, refusing(refuse))
+				for _, pair := range [][2]*Endpoint{{a, b}, {b, a}} {
+					r := negotiate(t, pair[0], pair[1])
+					p := policy.Predict(pair[0].Settings(), pair[1].Settings())
+					assert.True(t, r.Outcome.Same(p.Outcome), "%s → %s: predicted %s, observed %s\n%v", pair[0].Domain(), pair[1].Domain(), p.Outcome, r.Outcome, p.Reasons)
 				}
 			})
 		}
 	}
 }
 
-func TestSASLFailureFallsBackToDialbackOnlyWhenAllowed(t *testing.T) {
+// refusing sets both refusal knobs of an endpoint to the named point.
+func refusing(point string) func(*Config) {
+	return func(c *Config) { _ = c.Settings.SetRefusalPoint(point) }
+}
+
+// The certificates public CAs issue since 2026 (serverAuth only) are
+// good for SASL EXTERNAL under the harness's defaults, strict included;
+// a clientAuth-only certificate is refused, and the refusal names the
+// extended key usage.
+func TestCertificatePurposes(t *testing.T) {
 	w := newWorld(t)
-	recv := w.endpoint("b.test", "tls=Optional,sasl=Optional,dialback=true,strict=false")
-	withDB := w.endpoint("a.test", "tls=Required,sasl=Optional,dialback=true,cert=no-client-auth")
-	noDB := w.endpoint("c.test", "tls=Required,sasl=Optional,dialback=false,cert=no-client-auth")
+	strict := w.endpoint("b.test", "tls=Required,sasl=Required,dialback=false,strict=true")
+	le := w.endpoint("le.test", "tls=Required,sasl=Required,dialback=false,cert=no-client-auth")
+	r := negotiate(t, le, strict)
+	assert.Equal(t, outcome.Succeeded(outcome.SASLOverTLS), r.Outcome, r.Explain())
 
-	r := negotiate(t, withDB, recv)
-	assert.Equal(t, outcome.Succeeded(outcome.TLSDialback), r.Outcome)
-	require.NotEmpty(t, r.Recovered)
-	assert.Contains(t, r.Recovered[0].Message, "clientAuth")
+	clientOnly := w.endpoint("c.test", "tls=Required,sasl=Required,dialback=false,cert=client-auth-only")
+	r = negotiate(t, clientOnly, strict)
+	assert.Equal(t, "failed at tls-handshake (bad-certificate by receiver)", r.Outcome.String())
+	assert.Contains(t, r.Outcome.Failure.Message, "certificate not valid for serverAuth: its extended key usage is clientAuth only")
 
-	r = negotiate(t, noDB, recv)
-	assert.Equal(t, "failed at sasl (not-authorized by receiver)", r.Outcome.String())
+	// ejabberd 23 requires clientAuth for inbound EXTERNAL, and lets the
+	// peer fall back to dialback.
+	ej := w.endpoint("ej.test", "profile=ejabberd-23-example")
+	r = negotiate(t, w.endpoint("le2.test", "cert=no-client-auth"), ej)
+	assert.Equal(t, outcome.Succeeded(outcome.TLSDialback), r.Outcome, r.Explain())
+	require.Len(t, r.Recovered, 1)
+	assert.Contains(t, r.Recovered[0].Message, "unsupported certificate purpose")
 }
 
 func TestDialbackWrongSecretIsInvalid(t *testing.T) {
@@ -315,7 +305,7 @@ func TestHostilePeers(t *testing.T) {
 		{"wrong host", []string{strings.Replace(rawHeader, "to='b.test'", "to='c.test'", 1)}, "<host-unknown"},
 		{"no from", []string{strings.Replace(rawHeader, "from='evil.test' ", "", 1)}, "<invalid-from"},
 		{"client namespace", []string{strings.Replace(rawHeader, "jabber:server", "jabber:client", 1)}, "<invalid-namespace"},
-		{"old version", []string{strings.Replace(rawHeader, " version='1.0'>", " version='0.9'>", 1)}, "<unsupported-version"},
+		{"newer major version", []string{strings.Replace(rawHeader, " version='1.0'>", " version='2.0'>", 1)}, "<unsupported-version"},
 		{"malformed XML", []string{rawHeader, "<a><b></a>"}, "</stream:stream>"},
 		{"deep nesting", []string{rawHeader, strings.Repeat("<x>", 40)}, "<policy-violation"},
 	} {
@@ -323,6 +313,30 @@ func TestHostilePeers(t *testing.T) {
 			got := rawPeer(t, b, tc.send...)
 			assert.Contains(t, got, tc.reply)
 		})
+	}
+}
+
+// A pre-1.0 stream (no version, RFC 6120 §4.7.5) is answered in kind,
+// without features; dialback goes ahead on it.
+func TestLegacyStreamsInterop(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "tls=Optional,sasl=Optional,dialback=true")
+	got := rawPeer(t, b, "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'>",
+		"<db:result from='evil.test' to='b.test'>0123</db:result>")
+	assert.Regexp(t, `<stream:stream [^>]*id=`, got)
+	assert.NotRegexp(t, `<stream:stream [^>]*version=`, got)
+	assert.NotContains(t, got, "<stream:features")
+	assert.Contains(t, got, "remote-server-not-found", "the db:result was taken: b.test asked the authoritative server of evil.test")
+
+	for _, recv := range []string{"tls=Optional", "tls=NotSupported", "tls=Required"} {
+		w := newWorld(t)
+		legacy := w.endpoint("j2.test", "profile=jabberd2-2.7,cert=missing,tls=NotSupported,legacy_streams=true")
+		other := w.endpoint("b.test", recv)
+		for _, pair := range [][2]*Endpoint{{legacy, other}, {other, legacy}} {
+			r := negotiate(t, pair[0], pair[1])
+			p := policy.Predict(pair[0].Settings(), pair[1].Settings())
+			assert.True(t, r.Outcome.Same(p.Outcome), "%s: %s → %s: predicted %s, observed %s\n%s", recv, pair[0].Domain(), pair[1].Domain(), p.Outcome, r.Outcome, r.TranscriptText())
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"xmppneg/certs"
 	"xmppneg/policy"
@@ -17,27 +18,49 @@ import (
 
 // startTLSOffer says whether a receiving end offers STARTTLS on a plain
 // stream, and whether with <required/>: when its TLS is not NotSupported
-// and it has a certificate to present; required when TLS is Required.
+// and it has a certificate to present; required when TLS is Required
+// (unless its behaviour omits the marker, as jabberd2 does).
 func startTLSOffer(p policy.Settings, hasCert bool) (offer, required bool) {
 	offer = p.TLS != policy.NotSupported && hasCert
-	return offer, offer && p.TLS == policy.Required
+	return offer, offer && p.TLS == policy.Required && p.RequiredMarker == policy.RequiredMarkerSend
 }
 
+// tlsChoice is what a connecting end decides about TLS on a plain stream.
+type tlsChoice uint8
+
+const (
+	tlsSkip tlsChoice = iota // go on without TLS
+	tlsUse                   // STARTTLS, as offered
+	tlsTry                   // STARTTLS although it is not offered
+	tlsWait                  // say nothing more and wait (jabberd2 with require_tls)
+)
+
 // startTLSChoice is what a connecting end with settings p does about TLS
-// on a plain stream given the offer f: use it, go on without it, or give
-// up with a stream error that says why.
-func startTLSChoice(p policy.Settings, f features, me, them outcome.Side) (use bool, refusal *streamError) {
+// on a plain stream given the offer f: use it, go on without it, or,
+// when TLS is required and cannot be had, what its behaviour says: give
+// up with a stream error (at the starttls step, or at the stream step
+// as ejabberd does), try <starttls/> anyway (Prosody), or wait.
+func startTLSChoice(p policy.Settings, f features, me, them outcome.Side) (tlsChoice, *streamError) {
+	giveUp := func(cond outcome.Condition, text string) (tlsChoice, *streamError) {
+		step := outcome.StepStartTLS
+		if p.MissingTLS == policy.MissingTLSGiveUpAtStream {
+			step = outcome.StepStream
+		}
+		return tlsSkip, &streamError{cond: cond, step: step, text: text}
+	}
 	switch {
 	case f.StartTLS && p.TLS != policy.NotSupported:
-		return true, nil
+		return tlsUse, nil
 	case f.TLSRequired:
-		return false, &streamError{cond: outcome.UnsupportedFeature, step: outcome.StepStartTLS,
-			text: fmt.Sprintf("%s requires TLS but %s does not support it (TLS NotSupported)", them, me)}
+		return giveUp(outcome.UnsupportedFeature, fmt.Sprintf("%s requires TLS but %s does not support it (TLS NotSupported)", them, me))
+	case p.TLS == policy.Required && p.MissingTLS == policy.MissingTLSTry:
+		return tlsTry, nil
+	case p.TLS == policy.Required && p.MissingTLS == policy.MissingTLSWait:
+		return tlsWait, nil
 	case p.TLS == policy.Required:
-		return false, &streamError{cond: outcome.PolicyViolation, step: outcome.StepStartTLS,
-			text: fmt.Sprintf("%s requires TLS but the %s does not offer STARTTLS", me, them)}
+		return giveUp(outcome.PolicyViolation, fmt.Sprintf("%s requires TLS but the %s does not offer STARTTLS", me, them))
 	}
-	return false, nil
+	return tlsSkip, nil
 }
 
 // serveStartTLS answers <starttls/> and runs the server handshake.
@@ -82,7 +105,9 @@ func (o *connecting) startTLS() error {
 	switch {
 	case el.is(nsTLS, "proceed"):
 	case el.is(nsTLS, "failure"):
-		return c.peerFailed(outcome.StartTLSFailure, "the %s answered <starttls/> with <failure/>", c.them)
+		err := c.peerFailed(outcome.StartTLSFailure, "the %s answered <starttls/> with <failure/>", c.them)
+		c.closeStream()
+		return err
 	default:
 		return c.abort(badFormat(fmt.Sprintf("expected <proceed/> or <failure/>, got %s", el)))
 	}
@@ -90,22 +115,63 @@ func (o *connecting) startTLS() error {
 }
 
 // secure applies the STARTTLS rules to the offer of the current stream:
-// when both ends allow TLS it starts it and reopens the stream with
-// reopen; when one end requires TLS that the other cannot do, it gives
-// up saying why.
+// when both ends allow TLS it starts it, reopens the stream with reopen
+// and refuses the receiver's certificate after TLS if its behaviour
+// says so; when one end requires TLS that the other cannot do, it does
+// what its behaviour says.
 func (o *connecting) secure(reopen func() error) error {
 	c := o.c
-	use, refusal := startTLSChoice(c.ep.cfg.Settings, o.offer, c.me, c.them)
+	choice, refusal := startTLSChoice(c.ep.cfg.Settings, o.offer, c.me, c.them)
 	switch {
 	case refusal != nil:
 		return c.abort(refusal)
-	case !use:
+	case choice == tlsSkip:
 		return nil
+	case choice == tlsWait:
+		c.step = outcome.StepStartTLS
+		return c.waitSilently()
 	}
 	if err := o.startTLS(); err != nil {
 		return err
 	}
-	return reopen()
+	if err := reopen(); err != nil {
+		return err
+	}
+	return o.refuseServerAfterTLS()
+}
+
+// refuseServerAfterTLS refuses an invalid server certificate once the
+// stream has been reopened over TLS, as the end's behaviour says: with
+// <not-authorized/> (Prosody's s2s_secure_auth), or by hanging up
+// (ejabberd without dialback).
+func (o *connecting) refuseServerAfterTLS() error {
+	c := o.c
+	if c.certErr == nil || c.headerSent && c.closed {
+		return nil
+	}
+	c.step = outcome.StepStream
+	switch c.ep.cfg.Settings.RefuseServer {
+	case policy.ServerRefusalAfterTLS:
+		return c.abort(&streamError{cond: outcome.NotAuthorized, text: fmt.Sprintf("the %s's certificate is not valid: %v", c.them, c.certErr)})
+	case policy.ServerRefusalClose:
+		err := c.fail(outcome.ConnectionClosed, "hung up after TLS: the %s's certificate is not valid: %v", c.them, c.certErr)
+		c.raw.Close()
+		return err
+	}
+	return nil
+}
+
+// waitSilently says nothing more and waits until the peer gives up, or
+// the end's own deadline, which it puts after the peer's so that the
+// peer sees silence rather than a close.
+func (c *xconn) waitSilently() error {
+	_ = c.raw.SetReadDeadline(time.Now().Add(2 * c.ep.timeout))
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.raw.Read(buf); err != nil {
+			return &recorded{outcome.Failure{Step: c.step, Condition: outcome.SilentOnPurpose, By: c.me, Message: "waited in silence, as its behaviour says"}}
+		}
+	}
 }
 
 // handshake runs the TLS handshake of tc, after <proceed/>, and records
@@ -124,9 +190,9 @@ func (c *xconn) handshake(tc *tls.Conn) error {
 
 // serverTLS is the receiving end's TLS configuration. It asks for the
 // peer's certificate without requiring one (dialback-only peers have
-// none) and judges it itself: a strict endpoint aborts the handshake on
-// an invalid certificate, a lenient one carries on and only refuses SASL
-// EXTERNAL later.
+// none) and judges it itself, for the extended key usage its behaviour
+// requires of a client certificate: an invalid one aborts the handshake
+// only when its behaviour refuses at the handshake (strict).
 func (c *xconn) serverTLS() *tls.Config {
 	cfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -135,7 +201,7 @@ func (c *xconn) serverTLS() *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return nil // dialback-only peers have none
 			}
-			return c.judge(cs, x509.ExtKeyUsageClientAuth)
+			return c.judge(cs, clientUsage(c.ep.cfg.Settings.EKU), c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake)
 		},
 	}
 	if c.ep.cert != nil {
@@ -155,10 +221,18 @@ func (c *xconn) clientTLS() *tls.Config {
 		// with an invalid certificate and the reason is still recorded.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			return c.judge(cs, x509.ExtKeyUsageServerAuth)
+			return c.judge(cs, x509.ExtKeyUsageServerAuth, c.ep.cfg.Settings.RefuseServer == policy.ServerRefusalHandshake)
 		},
 	}
-	if c.ep.cert != nil {
+	if c.ep.cert != nil && !c.ep.cfg.WithholdClientCert {
+		// Presented whatever CAs the server's CertificateRequest names, as
+		// OpenSSL-based servers do: Go would otherwise send no certificate
+		// to a server that lists CAs which did not issue it (ejabberd
+		// lists its trusted CAs), and a self-signed or untrusted
+		// certificate would be tested as no certificate at all.
+		cert := c.ep.cert
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	} else if c.ep.cert != nil {
 		cfg.Certificates = []tls.Certificate{*c.ep.cert}
 	}
 	if c.name == verifyConn {
@@ -171,18 +245,30 @@ func (c *xconn) clientTLS() *tls.Config {
 	return cfg
 }
 
-// judge checks the peer's certificate for its usage and the peer's
-// domain, remembers what it found, and aborts the handshake when the
-// endpoint is strict and the certificate is bad.
-func (c *xconn) judge(cs tls.ConnectionState, usage x509.ExtKeyUsage) error {
+// judge checks the peer's certificate for usage and the peer's domain,
+// remembers what it found, and aborts the handshake when abort is set
+// and the certificate is bad.
+func (c *xconn) judge(cs tls.ConnectionState, usage x509.ExtKeyUsage, abort bool) error {
 	if len(cs.PeerCertificates) > 0 {
 		c.peerCert = cs.PeerCertificates[0]
 	}
 	c.certErr = certs.Check(cs.PeerCertificates, c.ep.roots, c.peer, usage, c.ep.now())
-	if c.certErr != nil && c.ep.cfg.Settings.Strict {
+	if c.certErr != nil && abort {
 		return c.fail(outcome.BadCertificate, "%s's certificate rejected: %v", c.them, c.certErr)
 	}
 	return nil
+}
+
+// clientUsage is the extended key usage a receiving end checks a client
+// certificate for.
+func clientUsage(p policy.Purpose) x509.ExtKeyUsage {
+	switch p {
+	case policy.PurposeClient:
+		return x509.ExtKeyUsageClientAuth
+	case policy.PurposeAny:
+		return x509.ExtKeyUsageAny
+	}
+	return x509.ExtKeyUsageServerAuth
 }
 
 // secured records the TLS state of the main connection once the

@@ -32,8 +32,10 @@ func (vs *verifierState) handshake() error {
 	if err := open(); err != nil {
 		return err
 	}
-	if err := vs.secure(open); err != nil {
-		return err
+	if !vs.legacy {
+		if err := vs.secure(open); err != nil {
+			return err
+		}
 	}
 	return vs.ask()
 }
@@ -53,6 +55,9 @@ func (vs *verifierState) ask() error {
 		return c.abort(err)
 	}
 	el, err := c.read()
+	for err == nil && vs.legacy && el.is(nsStreams, "features") {
+		el, err = c.read() // a 1.0 server's features, not waited for
+	}
 	if err != nil {
 		return c.abort(err)
 	}
@@ -135,6 +140,16 @@ func (as *authoritativeState) serve(el *element) error {
 				return nil
 			}
 			return c.abort(err)
+		}
+		if el.is(nsDialback, "result") {
+			// jabberd2 opens one connection for both: its verify
+			// connection is also its own outbound route, which it
+			// authenticates with a db:result of its own.
+			if err := as.r.serveDialback(el); err != nil && err != errDropped {
+				return err
+			}
+			as.r.serveAuthenticated()
+			return nil
 		}
 		if !el.is(nsDialback, "verify") {
 			return c.abort(&streamError{cond: outcome.UnsupportedStanzaType, text: fmt.Sprintf("unexpected %s on a verify connection", el)})

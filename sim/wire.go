@@ -166,9 +166,13 @@ func (c *xconn) send(elements ...string) error {
 	return err
 }
 
-// sendHeader opens this end's stream.
+// sendHeader opens this end's stream, pre-1.0 when its behaviour says
+// so (no version, and, as jabberd2 does, no addresses).
 func (c *xconn) sendHeader(from, to, id string) error {
 	c.headerSent = true
+	if c.ep.cfg.Settings.LegacyStreams {
+		return c.send(legacyHeaderXML("", "", id))
+	}
 	return c.send(headerXML(from, to, id))
 }
 
@@ -480,6 +484,8 @@ func readTree(r xml.TokenReader, start xml.StartElement, depth int, lim Limits, 
 // header is what an opening stream header carried.
 type header struct {
 	From, To, ID, Version, NS string
+	// Legacy is set for a pre-1.0 stream: no version, or one below 1.0.
+	Legacy bool
 }
 
 // readHeader reads the peer's opening stream header.
@@ -524,9 +530,11 @@ func readHeader(r xml.TokenReader) (header, error) {
 			if h.NS != nsServer {
 				return h, &streamError{cond: outcome.InvalidNamespace, text: fmt.Sprintf("default namespace is %q; server-to-server streams use %q", h.NS, nsServer)}
 			}
-			if !versionOK(h.Version) {
-				return h, &streamError{cond: outcome.UnsupportedVersion, text: fmt.Sprintf("stream version %q; 1.0 is required", h.Version)}
+			legacy, ok := streamVersion(h.Version)
+			if !ok {
+				return h, &streamError{cond: outcome.UnsupportedVersion, text: fmt.Sprintf("stream version %q; this server speaks 1.0 (and pre-1.0 streams)", h.Version)}
 			}
+			h.Legacy = legacy
 			return h, nil
 		default:
 			return header{}, badFormat("unexpected token before the stream header")
@@ -536,13 +544,20 @@ func readHeader(r xml.TokenReader) (header, error) {
 
 // headerXML is an opening stream header. The dialback namespace is
 // declared on it so that db: elements need no declaration of their own.
-func headerXML(from, to, id string) string {
+func headerXML(from, to, id string) string { return streamHeader(from, to, id, "1.0") }
+
+// legacyHeaderXML is a pre-1.0 stream header: no version (RFC 6120
+// §4.7.5).
+func legacyHeaderXML(from, to, id string) string { return streamHeader(from, to, id, "") }
+
+func streamHeader(from, to, id, version string) string {
 	var b strings.Builder
 	b.WriteString("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'")
 	attr(&b, "from", from)
 	attr(&b, "to", to)
 	attr(&b, "id", id)
-	b.WriteString(" version='1.0'>")
+	attr(&b, "version", version)
+	b.WriteString(">")
 	return b.String()
 }
 

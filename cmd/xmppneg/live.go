@@ -52,12 +52,13 @@ func defineLiveFlags(fs *flag.FlagSet) *liveFlags {
 }
 
 func (f *liveFlags) settings() (policy.Settings, *certs.PKI, error) {
-	s, err := policy.ParseSpec(*f.spec)
+	base := policy.DefaultSettings()
+	if f.lenient {
+		base.SetStrict(false)
+	}
+	s, err := policy.ParseSpecFrom(base, *f.spec)
 	if err != nil {
 		return s, nil, fmt.Errorf("--policy: %w", err)
-	}
-	if f.lenient && !strings.Contains(strings.ToLower(*f.spec), "strict") {
-		s.Strict = false
 	}
 	if *f.cert != "" {
 		if s.Cert, err = certs.ParseState(*f.cert); err != nil {

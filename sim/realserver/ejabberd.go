@@ -27,15 +27,14 @@ func (s EjabberdSettings) String() string {
 	return fmt.Sprintf("s2s_use_starttls=%s,mod_s2s_dialback=%t,cert=%s", s.StartTLS, s.Dialback, s.Cert)
 }
 
-// Policy expresses the settings in the harness's vocabulary:
-// s2s_use_starttls false, optional and required are TLS NotSupported,
-// Optional and Required; ejabberd offers SASL EXTERNAL on every TLS
-// stream and falls back to dialback when it fails: SASL Optional;
-// mod_s2s_dialback is dialback. ejabberd does not abort a handshake on a
-// bad client certificate (it refuses EXTERNAL instead): not strict.
+// Policy expresses the settings in the harness's vocabulary: ejabberd's
+// behaviour with these knobs (policy.EjabberdSettings, where each
+// observation is written down) and the state of its certificate.
 func (s EjabberdSettings) Policy() policy.Settings {
 	tls := map[string]policy.Level{"false": policy.NotSupported, "optional": policy.Optional, "required": policy.Required}[s.StartTLS]
-	return policy.Settings{Policy: policy.Policy{TLS: tls, SASL: policy.Optional, Dialback: s.Dialback}, Cert: s.Cert}
+	p := policy.EjabberdSettings(tls, s.Dialback)
+	p.Cert = s.Cert
+	return p
 }
 
 // Ejabberd is a running private ejabberd instance: a plain erl node with
@@ -117,11 +116,15 @@ func StartEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr st
 	if err != nil {
 		return nil, err
 	}
-	if err := waitListening(x.proc, x.Addr(), 10*time.Second); err != nil {
+	// Budgets are generous: on 2 busy cores (a sweep starting several
+	// servers while negotiating with others) a start took up to 12 s here.
+	if err := waitListening(x.proc, x.Addr(), 30*time.Second); err != nil {
 		x.Stop()
 		return nil, fmt.Errorf("ejabberd %s: %v\n%s", domain, err, x.Log())
 	}
-	if err := x.waitReady(10 * time.Second); err != nil {
+	// With a certificate for another name, ejabberd has none for its
+	// domain and uses its default one: that is waited for instead.
+	if err := x.waitReady(30*time.Second, s.Cert != certs.WrongName); err != nil {
 		x.Stop()
 		return nil, fmt.Errorf("ejabberd %s: %v\n%s", domain, err, x.Log())
 	}
@@ -176,12 +179,19 @@ const readyMark = "xmppneg-ready"
 // (ejabberd_pkix has not loaded it yet), so that EXTERNAL is not offered
 // to it: all three seen here right after start. Its own shell is asked to
 // say when the tables and the certificate are there.
-func (x *Ejabberd) waitReady(within time.Duration) error {
+//
+// cert says whether the certificate for its domain is waited for, or
+// (for a certificate that names another domain) its default one.
+func (x *Ejabberd) waitReady(within time.Duration, cert bool) error {
+	certCheck := "catch ejabberd_pkix:get_certfile()"
+	if cert {
+		certCheck = fmt.Sprintf("catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)", x.domain)
+	}
 	x.mu.Lock()
 	_, err := fmt.Fprintf(x.stdin, "(fun W(0) -> io:format(\"xmppneg-not-ready~n\"); W(N) -> "+
-		"case {[route, s2s] -- mnesia:system_info(tables), catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)} of "+
+		"case {[route, s2s] -- mnesia:system_info(tables), %s} of "+
 		"{[], {ok, _}} -> io:format(\"%s~n\"); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
-		x.domain, readyMark, within/(20*time.Millisecond))
+		certCheck, readyMark, within/(20*time.Millisecond))
 	x.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("writing to its shell: %w", err)
@@ -201,10 +211,22 @@ func (x *Ejabberd) waitReady(within time.Duration) error {
 		}
 		select {
 		case <-x.proc.done:
-			return fmt.Errorf("exited while starting: %v", x.proc.err)
+			return fmt.Errorf("exited while starting (%v): %s", x.proc.err, criticalLines(x.Log()))
 		case <-tick.C:
 		}
 	}
+}
+
+// criticalLines picks out of ejabberd's log the lines that say why it
+// stopped: its errors and critical messages.
+func criticalLines(log string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if (strings.Contains(l, "[critical]") || strings.Contains(l, "[error]") || strings.Contains(l, "[warning] Invalid certificate")) && !strings.Contains(l, "> ") {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 // startShell starts a process whose standard input stays open for

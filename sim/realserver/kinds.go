@@ -59,7 +59,7 @@ type Key struct {
 	Name, Values, Default string
 }
 
-var kinds = []*Kind{prosodyKind, ejabberdKind}
+var kinds = []*Kind{prosodyKind, ejabberdKind, jabberd2Kind}
 
 // Kinds lists the real servers the harness can launch.
 func Kinds() []*Kind { return append([]*Kind{}, kinds...) }
@@ -153,7 +153,40 @@ var ejabberdKind = &Kind{
 	},
 }
 
+var jabberd2Kind = &Kind{
+	Name: "jabberd2", Package: "jabberd2", Version: "2.7",
+	Keys: []Key{
+		{"pemfile", "true, false (a certificate: TLS offered; without one, no TLS and pre-1.0 streams)", "true"},
+		{"require_tls", "true, false (<security><require_tls>)", "false"},
+		{"cert", strings.Join(stateNames(), ", "), "valid"},
+	},
+	Sweep: func() []Setting {
+		return []Setting{
+			Jabberd2Settings{PEMFile: true, Cert: certs.Valid},
+			Jabberd2Settings{PEMFile: true, RequireTLS: true, Cert: certs.Valid},
+			Jabberd2Settings{PEMFile: false, Cert: certs.Missing},
+		}
+	},
+}
+
 func init() {
+	jabberd2Kind.parse = func(m map[string]string) (Setting, error) {
+		var s Jabberd2Settings
+		var err error
+		if s.PEMFile, err = policy.ParseBool(m["pemfile"]); err != nil {
+			return nil, jabberd2Kind.knobError("pemfile", m["pemfile"])
+		}
+		if s.RequireTLS, err = policy.ParseBool(m["require_tls"]); err != nil {
+			return nil, jabberd2Kind.knobError("require_tls", m["require_tls"])
+		}
+		if s.Cert, err = certs.ParseState(m["cert"]); err != nil {
+			return nil, fmt.Errorf("cert: %w", err)
+		}
+		if !s.PEMFile {
+			s.Cert = certs.Missing
+		}
+		return s, nil
+	}
 	prosodyKind.parse = func(m map[string]string) (Setting, error) {
 		var s ProsodySettings
 		var err error
@@ -220,7 +253,11 @@ func (s ProsodySettings) ID() string {
 
 // Start implements Setting.
 func (s ProsodySettings) Start(domain string, pki *certs.PKI, dnsAddr string) (Server, error) {
-	return StartProsody(domain, s, pki, dnsAddr)
+	p, err := StartProsody(domain, s, pki, dnsAddr)
+	if err != nil {
+		return nil, err // not a nil *Prosody in a non-nil Server
+	}
+	return p, nil
 }
 
 // Kind implements Setting.
@@ -240,7 +277,11 @@ func (s EjabberdSettings) ID() string {
 
 // Start implements Setting.
 func (s EjabberdSettings) Start(domain string, pki *certs.PKI, dnsAddr string) (Server, error) {
-	return StartEjabberd(domain, s, pki, dnsAddr)
+	x, err := StartEjabberd(domain, s, pki, dnsAddr)
+	if err != nil {
+		return nil, err // not a nil *Ejabberd in a non-nil Server
+	}
+	return x, nil
 }
 
 // Domain implements Server.

@@ -31,19 +31,12 @@ func (s ProsodySettings) String() string {
 	return fmt.Sprintf("s2s_require_encryption=%t,s2s_secure_auth=%t,dialback=%t,cert=%s", s.RequireEncryption, s.SecureAuth, s.Dialback, s.Cert)
 }
 
-// Policy expresses the settings in the harness's vocabulary:
-// s2s_require_encryption is TLS Required, else Optional; Prosody offers
-// and uses SASL EXTERNAL after TLS whenever the certificate is valid, and
-// falls back to dialback: SASL Optional; s2s_secure_auth forces
-// encryption and demands a valid certificate of every peer: TLS Required
-// and a strict certificate check (it does not disable dialback, so it is
-// not SASL Required); mod_dialback is dialback.
+// Policy expresses the settings in the harness's vocabulary: Prosody's
+// behaviour with these knobs (policy.ProsodySettings, where each
+// observation is written down) and the state of its certificate.
 func (s ProsodySettings) Policy() policy.Settings {
-	p := policy.Settings{Policy: policy.Policy{TLS: policy.Optional, SASL: policy.Optional, Dialback: s.Dialback}, Cert: s.Cert}
-	if s.RequireEncryption || s.SecureAuth {
-		p.TLS = policy.Required
-	}
-	p.Strict = s.SecureAuth
+	p := policy.ProsodySettings(s.RequireEncryption, s.SecureAuth, s.Dialback)
+	p.Cert = s.Cert
 	return p
 }
 
@@ -95,12 +88,12 @@ func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr stri
 	if err != nil {
 		return nil, err
 	}
-	if err := waitListening(p.proc, p.Addr(), 5*time.Second); err != nil {
+	if err := waitListening(p.proc, p.Addr(), 15*time.Second); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("prosody %s: %v\n%s", domain, err, p.Log())
 	}
 	// The admin socket may come up after the s2s port.
-	if err := waitListeningOn(p.proc, "unix", filepath.Join(dir, "run/prosody.sock"), 5*time.Second); err != nil {
+	if err := waitListeningOn(p.proc, "unix", filepath.Join(dir, "run/prosody.sock"), 15*time.Second); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("prosody %s admin socket: %v\n%s", domain, err, p.Log())
 	}

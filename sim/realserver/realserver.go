@@ -1,5 +1,5 @@
 // Package realserver starts private instances of real XMPP servers
-// (Prosody 0.12 and ejabberd 23.01, from Debian's packages) as peers of
+// (Prosody 0.12, ejabberd 23.01 and jabberd2 2.7, from Debian's packages) as peers of
 // the harness: in a temporary directory, with a configuration generated
 // from the server's own knobs, certificates from package certs, loopback
 // ports only and name resolution through a loopdns responder, so that
@@ -37,6 +37,13 @@ func Require(server string) error {
 			missing = append(missing, "ejabberd")
 		} else if m, _ := filepath.Glob("/usr/lib/*/ejabberd-*"); len(m) == 0 {
 			missing = append(missing, "ejabberd")
+		}
+	case "jabberd2":
+		for _, b := range []string{"jabberd2-router", "jabberd2-sm", "jabberd2-s2s"} {
+			if _, err := os.Stat("/usr/sbin/" + b); err != nil {
+				missing = append(missing, "jabberd2")
+				break
+			}
 		}
 	case "prosody":
 		if _, err := exec.LookPath("prosody"); err != nil {

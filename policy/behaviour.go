@@ -1,0 +1,465 @@
+package policy
+
+import (
+	"fmt"
+	"strings"
+
+	"xmppneg/certs"
+)
+
+// Behaviour is how an implementation behaves where the standards leave it
+// a choice, or where it departs from them: what tells Prosody from
+// ejabberd from jabberd2 from this harness beyond the Lync settings. The
+// zero Behaviour is this harness's own (its reference behaviour).
+//
+// Each field is one knob, with a spec key of the same name (see
+// BehaviourKeys); both the engine and the oracle follow it.
+type Behaviour struct {
+	// Refuse is when a receiving end refuses an invalid client
+	// certificate: during the handshake, right after TLS with
+	// <not-authorized/> (Prosody's s2s_secure_auth, which refuses a
+	// missing certificate too), or only by not letting SASL EXTERNAL
+	// succeed, so that dialback stays possible.
+	Refuse Refusal `json:"refuse"`
+	// RefuseServer is what an initiating end does with an invalid server
+	// certificate: abort the handshake, close with <not-authorized/>
+	// after TLS, close the connection after TLS without a word (ejabberd
+	// without dialback), or nothing.
+	RefuseServer ServerRefusal `json:"refuse_server"`
+	// EKU is the extended key usage a receiving end requires of a client
+	// certificate for SASL EXTERNAL.
+	EKU Purpose `json:"eku"`
+	// ExternalOffer is when a receiving end offers SASL EXTERNAL after TLS.
+	ExternalOffer ExternalOffer `json:"external_offer"`
+	// NoFeatures is what a receiving end does when it has nothing left
+	// to offer on a TLS-protected stream.
+	NoFeatures NoFeatures `json:"no_features"`
+	// NoMethod is how an initiating end gives up when no method is left.
+	NoMethod NoMethod `json:"no_method"`
+	// MissingTLS is what an initiating end does when TLS is required (by
+	// either end) and cannot be had.
+	MissingTLS MissingTLS `json:"missing_tls"`
+	// UnofferedDialback is whether an initiating end sends db:result
+	// when the receiver did not advertise dialback.
+	UnofferedDialback UnofferedDialback `json:"unoffered_dialback"`
+	// Unverifiable is how a receiving end answers a db:result it could
+	// not verify with the authoritative server.
+	Unverifiable Unverifiable `json:"unverifiable"`
+	// PlainDialback is what a receiving end that requires TLS does with
+	// a db:result on a plain stream.
+	PlainDialback PlainDialback `json:"plain_dialback"`
+	// RequiredMarker is whether <required/> marks STARTTLS when TLS is
+	// Required.
+	RequiredMarker RequiredMarker `json:"required_marker"`
+	// AnswerPings is how a receiving end answers a stanza on an
+	// authenticated stream: on the same stream when the peer is an
+	// endpoint of the harness (as if bidirectional, XEP-0288) and on a
+	// stream of its own otherwise, or always on a stream of its own, as
+	// real servers do (streams are one-way). Over a stream of its own, the
+	// answer needs the reverse negotiation to succeed.
+	AnswerPings AnswerPings `json:"answer_pings"`
+	// LegacyStreams makes the end open its streams with pre-1.0 headers
+	// (no version, RFC 6120 §4.7.5) and send db:result without waiting for
+	// features, as jabberd2 without a certificate does.
+	LegacyStreams bool `json:"legacy_streams"`
+}
+
+// Refusal is when a receiving end refuses an invalid client certificate.
+type Refusal uint8
+
+const (
+	// RefuseAtSASL: the handshake completes; EXTERNAL does not succeed
+	// with the certificate (refused, or not offered), dialback may.
+	RefuseAtSASL Refusal = iota
+	// RefuseAtHandshake: the handshake is aborted (bad_certificate); a
+	// peer without a certificate is let through.
+	RefuseAtHandshake
+	// RefuseAfterTLS: the stream is closed with <not-authorized/> right
+	// after TLS, and a peer without a certificate is refused too.
+	RefuseAfterTLS
+)
+
+// ServerRefusal is what an initiating end does with an invalid server
+// certificate.
+type ServerRefusal uint8
+
+const (
+	ServerRefusalNone      ServerRefusal = iota // go on regardless
+	ServerRefusalHandshake                      // abort the handshake
+	ServerRefusalAfterTLS                       // <not-authorized/> after TLS
+	ServerRefusalClose                          // close the connection after TLS, without a word
+)
+
+// Purpose is the extended key usage required of a certificate.
+type Purpose uint8
+
+const (
+	// PurposeServer: serverAuth, or no EKU; clientAuth alone is refused.
+	// How Prosody checks a peer in both directions, and what the proposed
+	// update of XEP-0178 asks.
+	PurposeServer Purpose = iota
+	// PurposeClient: clientAuth, or no EKU; serverAuth alone is refused
+	// ("unsupported certificate purpose"), as ejabberd before 25.08 does
+	// for inbound EXTERNAL.
+	PurposeClient
+	// PurposeAny: any EKU.
+	PurposeAny
+)
+
+// ExternalOffer is when a receiving end offers SASL EXTERNAL after TLS.
+type ExternalOffer uint8
+
+const (
+	ExternalIfCertShown ExternalOffer = iota // the peer presented a certificate
+	ExternalIfCertValid                      // the peer's certificate validated (Prosody)
+	ExternalAlways                           // on every TLS stream (ejabberd)
+)
+
+// NoFeatures is what a receiving end does with nothing to offer after TLS.
+type NoFeatures uint8
+
+const (
+	NoFeaturesSend  NoFeatures = iota // send empty features; the initiator decides
+	NoFeaturesClose                   // <undefined-condition/> "No stream features to offer" (Prosody)
+)
+
+// NoMethod is how an initiating end gives up when no method is left.
+type NoMethod uint8
+
+const (
+	NoMethodPolicyViolation    NoMethod = iota // <policy-violation/> at the sasl or dialback step
+	NoMethodUnsupportedFeature                 // <unsupported-feature/> at the stream step (Prosody)
+	NoMethodClose                              // closes the connection at the stream step (ejabberd)
+)
+
+// MissingTLS is what an initiating end does when TLS is required and
+// cannot be had.
+type MissingTLS uint8
+
+const (
+	MissingTLSGiveUp         MissingTLS = iota // a stream error at the starttls step
+	MissingTLSGiveUpAtStream                   // the same stream error at the stream step (ejabberd)
+	MissingTLSTry                              // sends <starttls/> although not offered (Prosody)
+	MissingTLSWait                             // sends nothing and waits (jabberd2 with require_tls)
+)
+
+// UnofferedDialback is whether an initiating end sends db:result when
+// the receiver did not advertise dialback.
+type UnofferedDialback uint8
+
+const (
+	UnofferedDialbackSkip UnofferedDialback = iota
+	UnofferedDialbackSend                   // Prosody, ejabberd, jabberd2
+)
+
+// Unverifiable is how a receiving end answers a db:result it could not
+// verify.
+type Unverifiable uint8
+
+const (
+	UnverifiableError          Unverifiable = iota // a dialback error naming why
+	UnverifiableHang                               // no answer (Prosody)
+	UnverifiableServerNotFound                     // <remote-server-not-found/> whatever the cause (ejabberd)
+)
+
+// PlainDialback is what a receiving end that requires TLS does with a
+// db:result on a plain stream.
+type PlainDialback uint8
+
+const (
+	PlainDialbackRefuse PlainDialback = iota // a dialback error, policy-violation
+	PlainDialbackDrop                        // dropped without a word (jabberd2)
+)
+
+// RequiredMarker is whether <required/> marks STARTTLS when TLS is
+// Required.
+type RequiredMarker uint8
+
+const (
+	RequiredMarkerSend RequiredMarker = iota
+	RequiredMarkerOmit                // jabberd2
+)
+
+// AnswerPings is how a receiving end answers stanzas.
+type AnswerPings uint8
+
+const (
+	AnswerPingsAuto      AnswerPings = iota // same stream to the harness's own endpoints, else own stream
+	AnswerPingsOwnStream                    // always over a stream of its own (real servers)
+)
+
+// knob is the text form of one Behaviour field.
+type knob struct {
+	key    string
+	values []string // by the field's value
+	doc    string
+	get    func(*Behaviour) *uint8
+}
+
+var knobs = []knob{
+	{"refuse", []string{"sasl", "handshake", "after-tls"}, "when a receiver refuses an invalid client certificate",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.Refuse) }},
+	{"refuse_server", []string{"none", "handshake", "after-tls", "close"}, "what an initiator does with an invalid server certificate",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.RefuseServer) }},
+	{"eku", []string{"server", "client", "any"}, "the extended key usage a receiver requires of a client certificate",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.EKU) }},
+	{"external_offer", []string{"cert-shown", "cert-valid", "always"}, "when a receiver offers SASL EXTERNAL after TLS",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.ExternalOffer) }},
+	{"no_features", []string{"send", "close"}, "what a receiver does with nothing to offer after TLS",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.NoFeatures) }},
+	{"no_method", []string{"policy-violation", "unsupported-feature", "close"}, "how an initiator gives up with no method left",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.NoMethod) }},
+	{"missing_tls", []string{"give-up", "give-up-at-stream", "try", "wait"}, "what an initiator does when TLS is required and cannot be had",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.MissingTLS) }},
+	{"unoffered_dialback", []string{"skip", "send"}, "whether an initiator sends db:result when dialback is not advertised",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.UnofferedDialback) }},
+	{"unverifiable", []string{"error", "hang", "remote-server-not-found"}, "how a receiver answers a db:result it could not verify",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.Unverifiable) }},
+	{"plain_dialback", []string{"refuse", "drop"}, "what a receiver that requires TLS does with db:result on a plain stream",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.PlainDialback) }},
+	{"required_marker", []string{"send", "omit"}, "whether <required/> marks STARTTLS when TLS is Required",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.RequiredMarker) }},
+	{"answer_pings", []string{"auto", "own-stream"}, "how a receiver answers stanzas: on the same stream to the harness's endpoints, or over a stream of its own",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.AnswerPings) }},
+}
+
+func lookupKnob(key string) (knob, bool) {
+	for _, k := range knobs {
+		if k.key == key {
+			return k, true
+		}
+	}
+	return knob{}, false
+}
+
+// BehaviourKeys lists the spec keys of the behaviour knobs with their
+// values, the first being the harness's own.
+func BehaviourKeys() []string {
+	var out []string
+	for _, k := range knobs {
+		out = append(out, fmt.Sprintf("%s (%s): %s", k.key, strings.Join(k.values, "|"), k.doc))
+	}
+	return append(out, "legacy_streams (false|true): open streams with pre-1.0 headers and send db:result at once")
+}
+
+// KnobKeys lists the spec keys of the behaviour knobs.
+func KnobKeys() []string {
+	var out []string
+	for _, k := range knobs {
+		out = append(out, k.key)
+	}
+	return append(out, "legacy_streams")
+}
+
+// setKnob sets the knob key from its text.
+func (b *Behaviour) setKnob(key, val string) (bool, error) {
+	if key == "legacy_streams" {
+		v, err := ParseBool(val)
+		b.LegacyStreams = v
+		return true, err
+	}
+	k, ok := lookupKnob(key)
+	if !ok {
+		return false, nil
+	}
+	for i, v := range k.values {
+		if strings.EqualFold(strings.TrimSpace(val), v) {
+			*k.get(b) = uint8(i)
+			return true, nil
+		}
+	}
+	return true, fmt.Errorf("invalid value %q: accepted values are %s", val, strings.Join(k.values, ", "))
+}
+
+// Differences lists the knobs of b that differ from the harness's own
+// behaviour, as key=value, in a fixed order.
+func (b Behaviour) Differences() []string {
+	var out []string
+	for _, k := range knobs {
+		if v := *k.get(&b); v != 0 {
+			out = append(out, k.key+"="+k.values[v])
+		}
+	}
+	if b.LegacyStreams {
+		out = append(out, "legacy_streams=true")
+	}
+	return out
+}
+
+// KnobValue is one knob of a Behaviour as text.
+type KnobValue struct {
+	Key     string `json:"key"`
+	Value   string `json:"value"`
+	Doc     string `json:"doc"`
+	Default bool   `json:"default"` // the harness's own behaviour
+}
+
+// Knobs lists every knob of b with its value, in a fixed order, marking
+// those where b behaves as the harness does by default (DefaultSettings).
+func (b Behaviour) Knobs() []KnobValue {
+	own := DefaultSettings().Behaviour
+	var out []KnobValue
+	for _, k := range knobs {
+		v := *k.get(&b)
+		out = append(out, KnobValue{Key: k.key, Value: k.values[v], Doc: k.doc, Default: v == *k.get(&own)})
+	}
+	return append(out, KnobValue{Key: "legacy_streams", Value: fmt.Sprint(b.LegacyStreams),
+		Doc: "whether an initiator opens streams with pre-1.0 headers and sends db:result at once", Default: b.LegacyStreams == own.LegacyStreams})
+}
+
+// String lists the knobs that differ from the harness's own behaviour.
+func (b Behaviour) String() string { return strings.Join(b.Differences(), ",") }
+
+// Profile is a named, documented description of how a real
+// implementation (or the documented Lync gateway) negotiates: its
+// settings and its behaviour.
+type Profile struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Source      string   `json:"source"` // version, configuration, document
+	Settings    Settings `json:"settings"`
+}
+
+// profiles are the shipped profiles.
+var profiles = []Profile{
+	{
+		Name:        "xmppneg",
+		Description: "this harness's reference behaviour: the Lync document's flexible setting C3 with the rules of RFC 6120, XEP-0178 (certificates checked as server certificates in both directions) and XEP-0220",
+		Source:      "xmppneg; RFC 6120, XEP-0178 and its proposed update, XEP-0220",
+		Settings:    DefaultSettings(),
+	},
+	{
+		Name:        "prosody-0.12",
+		Description: "Prosody 0.12 as Debian packages it: encryption required, dialback loaded, EXTERNAL offered only to a certificate that validates, never a handshake aborted over a certificate",
+		Source:      "prosody 0.12.3 (Debian 12); s2s_require_encryption = true (default), s2s_secure_auth = false (default), mod_dialback; observed on loopback",
+		Settings:    prosodySettings(false),
+	},
+	{
+		Name:        "prosody-0.12-secure",
+		Description: "Prosody 0.12 with the shipped example configuration: s2s_secure_auth, so a peer without a valid certificate is closed with <not-authorized/> right after TLS",
+		Source:      "prosody 0.12.3 (Debian 12); /etc/prosody/prosody.cfg.lua example: s2s_secure_auth = true; observed on loopback",
+		Settings:    prosodySettings(true),
+	},
+	{
+		Name:        "ejabberd-23",
+		Description: "ejabberd 23.01 as Debian packages it: no STARTTLS on s2s (\"for historical reasons\"), dialback loaded, EXTERNAL offered on every TLS stream and refused for a certificate without clientAuth",
+		Source:      "ejabberd 23.01 (Debian 12); s2s_use_starttls: false (default), mod_s2s_dialback; observed on loopback",
+		Settings:    ejabberdSettings(NotSupported, true),
+	},
+	{
+		Name:        "ejabberd-23-example",
+		Description: "ejabberd 23.01 with the configuration Debian ships: STARTTLS required, dialback loaded, EXTERNAL refused for a certificate without clientAuth (\"unsupported certificate purpose\") and dialback tried next",
+		Source:      "ejabberd 23.01 (Debian 12); /etc/ejabberd/ejabberd.yml as shipped (also /usr/share/doc/ejabberd/examples/ejabberd.yml): s2s_use_starttls: required, mod_s2s_dialback; upstream's example says optional; observed on loopback",
+		Settings:    ejabberdSettings(Required, true),
+	},
+	{
+		Name:        "jabberd2-2.7",
+		Description: "jabberd2 2.7 with a certificate and verify-mode 0: STARTTLS offered (never marked required), never SASL EXTERNAL, dialback always, peers' certificates never checked",
+		Source:      "jabberd2 2.7.0 (Debian 12); s2s.xml <local><pemfile>, <verify-mode>0</verify-mode>; observed on loopback",
+		Settings:    Jabberd2Settings(true, false),
+	},
+	{
+		Name:        "lync2013-gateway",
+		Description: "a Lync Server 2013 XMPP gateway partner entry with the documented defaults of New-CsXmppAllowedPartner: TLS Required, SASL Required, dialback True (the full matrix's M1: dialback does not operate)",
+		Source:      "Microsoft, \"Negotiation settings for XMPP federated partners in Lync Server 2013\" (2015-03-09); New-CsXmppAllowedPartner defaults",
+		Settings:    Settings{Policy: Policy{TLS: Required, SASL: Required, Dialback: true}, Cert: certs.Valid, Behaviour: Behaviour{Refuse: RefuseAtHandshake, RefuseServer: ServerRefusalHandshake}},
+	},
+	{
+		Name:        "gtalk-legacy",
+		Description: "Google Talk as Microsoft's own example partner: TCP Dialback only, no TLS (TLS NotSupported, SASL NotSupported, dialback True)",
+		Source:      "Microsoft, Lync Server 2013 documentation, XMPP partner example for Google Talk",
+		Settings:    Settings{Policy: Policy{TLS: NotSupported, SASL: NotSupported, Dialback: true}, Cert: certs.Missing},
+	},
+}
+
+// prosodySettings is Prosody 0.12's behaviour with encryption required,
+// dialback loaded, and s2s_secure_auth as given.
+func prosodySettings(secureAuth bool) Settings {
+	return ProsodySettings(true, secureAuth, true)
+}
+
+// ProsodySettings is how Prosody 0.12 negotiates with the given knobs.
+// Everything here was observed on loopback against Prosody 0.12.3.
+func ProsodySettings(requireEncryption, secureAuth, dialback bool) Settings {
+	s := Settings{Policy: Policy{TLS: Optional, SASL: Optional, Dialback: dialback}, Cert: certs.Valid, Behaviour: Behaviour{
+		EKU:               PurposeServer,
+		ExternalOffer:     ExternalIfCertValid,
+		NoFeatures:        NoFeaturesClose,
+		NoMethod:          NoMethodUnsupportedFeature,
+		MissingTLS:        MissingTLSTry,
+		UnofferedDialback: UnofferedDialbackSend,
+		// A db:result it cannot verify (its verify connection failed,
+		// for whatever reason) is left unanswered.
+		Unverifiable: UnverifiableHang,
+		AnswerPings:  AnswerPingsOwnStream,
+	}}
+	if requireEncryption || secureAuth {
+		// Its own outbound and verify connections need TLS as well.
+		s.TLS = Required
+	}
+	if secureAuth {
+		s.Refuse, s.RefuseServer = RefuseAfterTLS, ServerRefusalAfterTLS
+	}
+	return s
+}
+
+// ejabberdSettings is ejabberd 23.01's behaviour.
+func ejabberdSettings(tls Level, dialback bool) Settings { return EjabberdSettings(tls, dialback) }
+
+// EjabberdSettings is how ejabberd 23.01 negotiates with s2s_use_starttls
+// false (NotSupported), optional or required, and mod_s2s_dialback as
+// given. Observed on loopback against ejabberd 23.01.
+func EjabberdSettings(tls Level, dialback bool) Settings {
+	s := Settings{Policy: Policy{TLS: tls, SASL: Optional, Dialback: dialback}, Cert: certs.Valid, Behaviour: Behaviour{
+		EKU:               PurposeClient,
+		ExternalOffer:     ExternalAlways,
+		NoMethod:          NoMethodClose,
+		MissingTLS:        MissingTLSGiveUpAtStream,
+		UnofferedDialback: UnofferedDialbackSend,
+		Unverifiable:      UnverifiableServerNotFound,
+		AnswerPings:       AnswerPingsOwnStream,
+	}}
+	if !dialback {
+		// Without dialback to fall back to, its outbound streams verify
+		// the receiver's certificate and hang up on a bad one.
+		s.RefuseServer = ServerRefusalClose
+	}
+	return s
+}
+
+// Jabberd2Settings is how jabberd2 2.7 negotiates, with a certificate
+// (pemfile) or without, and with require_tls as given.
+func Jabberd2Settings(pemfile, requireTLS bool) Settings {
+	s := Settings{Policy: Policy{TLS: Optional, SASL: NotSupported, Dialback: true}, Cert: certs.Valid, Behaviour: Behaviour{
+		UnofferedDialback: UnofferedDialbackSend,
+		RequiredMarker:    RequiredMarkerOmit,
+		AnswerPings:       AnswerPingsOwnStream,
+		// When its verify connection fails it never tells the waiting
+		// inbound stream.
+		Unverifiable: UnverifiableHang,
+	}}
+	if requireTLS {
+		s.TLS = Required
+		s.MissingTLS = MissingTLSWait
+		s.PlainDialback = PlainDialbackDrop
+	}
+	if !pemfile {
+		s.TLS, s.Cert, s.LegacyStreams = NotSupported, certs.Missing, true
+	}
+	return s
+}
+
+// Profiles lists the shipped profiles.
+func Profiles() []Profile { return append([]Profile{}, profiles...) }
+
+// LookupProfile returns the profile named name.
+func LookupProfile(name string) (Profile, error) {
+	var names []string
+	for _, p := range profiles {
+		if strings.EqualFold(p.Name, strings.TrimSpace(name)) {
+			return p, nil
+		}
+		names = append(names, p.Name)
+	}
+	return Profile{}, fmt.Errorf("unknown profile %q: accepted values are %s", name, strings.Join(names, ", "))
+}
