@@ -148,7 +148,11 @@ func (s *Settings) Set(key, val string) error {
 	default:
 		ok, kerr := s.Behaviour.setKnob(key, val)
 		if !ok {
-			return fmt.Errorf("unknown key %q: accepted keys are %s, and the behaviour knobs %s", key, SpecKeys, knobNames())
+			hint := ""
+			if near := Closest(key, append(strings.Split(SpecKeys, ", "), KnobKeys()...)); near != "" {
+				hint = fmt.Sprintf(" (did you mean %q?)", near)
+			}
+			return fmt.Errorf("unknown key %q%s: accepted keys are %s, and the behaviour knobs %s", key, hint, SpecKeys, knobNames())
 		}
 		err = kerr
 	}

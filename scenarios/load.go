@@ -227,7 +227,11 @@ func (l *loader) fields(n *yaml.Node, what string, accepted []string, f func(key
 			ok = ok || a == k.Value
 		}
 		if !ok {
-			return l.errf(k, "unknown key %q in %s (accepted: %s)", k.Value, what, strings.Join(accepted, ", "))
+			hint := ""
+			if near := policy.Closest(k.Value, accepted); near != "" {
+				hint = fmt.Sprintf("; did you mean %q?", near)
+			}
+			return l.errf(k, "unknown key %q in %s%s (accepted: %s)", k.Value, what, hint, strings.Join(accepted, ", "))
 		}
 		if prev, dup := seen[k.Value]; dup {
 			return l.errf(k, "key %q given twice in %s (also at line %d)", k.Value, what, prev.Line)

@@ -69,7 +69,7 @@ func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
 		name, yaml, err string
 	}{
 		{"unknown top key", "suite: t\ncolour: red\n", "bad.yaml:2:1: unknown key \"colour\" in a scenario file (accepted: suite, description, endpoints, scenarios, sweeps)"},
-		{"unknown endpoint key", head + "    initiator: {domain: a.test, tlss: Required}\n", "bad.yaml:4:33: unknown key \"tlss\" in initiator (accepted: domain, profile, tls, sasl"},
+		{"unknown endpoint key", head + "    initiator: {domain: a.test, tlss: Required}\n", "bad.yaml:4:33: unknown key \"tlss\" in initiator; did you mean \"tls\"? (accepted: domain, profile, tls, sasl"},
 		{"bad level", head + "    initiator: {domain: a.test, tls: Sometimes}\n", "bad.yaml:4:38: tls: invalid level \"Sometimes\": accepted values are Required, Optional, NotSupported"},
 		{"bad cert", head + "    initiator: {domain: a.test, cert: rusty}\n", "bad.yaml:4:39: cert: invalid certificate state \"rusty\""},
 		{"bad expect", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: carrier-pigeon\n", "bad.yaml:6:13: expect: invalid value \"carrier-pigeon\": accepted values are sasl-over-tls"},

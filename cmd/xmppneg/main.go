@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"xmppneg/policy"
 	"xmppneg/scenarios"
 )
 
@@ -88,7 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			names = append(names, c.name)
 		}
 		hint := ""
-		if near := closest(args[0], names); near != "" {
+		if near := policy.Closest(args[0], names); near != "" {
 			hint = fmt.Sprintf("; did you mean %q?", near)
 		}
 		e.errorf("unknown command %q%s (run 'xmppneg help' for the list)", args[0], hint)
@@ -193,7 +194,7 @@ func checkFlagNames(fs *flag.FlagSet, args []string) error {
 		f := fs.Lookup(name)
 		if f == nil {
 			msg := fmt.Sprintf("unknown flag --%s", name)
-			if near := closest(name, names); near != "" {
+			if near := policy.Closest(name, names); near != "" {
 				msg += fmt.Sprintf("; did you mean --%s?", near)
 			}
 			return errors.New(msg)
@@ -203,45 +204,6 @@ func checkFlagNames(fs *flag.FlagSet, args []string) error {
 		}
 	}
 	return nil
-}
-
-// closest returns the name in names nearest to s, if one is near enough
-// to be a likely misspelling.
-func closest(s string, names []string) string {
-	best, dist := "", len(s)/2+2
-	for _, n := range names {
-		if d := editDistance(strings.ToLower(s), strings.ToLower(n)); d < dist {
-			best, dist = n, d
-		}
-	}
-	return best
-}
-
-// editDistance is the number of insertions, deletions, substitutions
-// and swaps of two neighbours that turn a into b (optimal string
-// alignment): "tsl" is one swap from "tls".
-func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }
 
 // parseInterspersed parses flags wherever they stand among the
