@@ -313,6 +313,27 @@ func usageName(u x509.ExtKeyUsage) string {
 	return fmt.Sprintf("usage %d", u)
 }
 
+// Purposes names the extended key usages of c, such as "serverAuth
+// only", or "none" when it lists none (any purpose).
+func Purposes(c *x509.Certificate) string { return usageNames(c.ExtKeyUsage) }
+
+// ClientAuthCapable reports whether c may authenticate a TLS client:
+// its extended key usage lists clientAuth or any purpose, or lists
+// nothing. In s2s the initiating server is the TLS client and presents
+// its server certificate; servers that check the purpose (ejabberd
+// before 25.08, OpenSSL's defaults) refuse one without clientAuth.
+func ClientAuthCapable(c *x509.Certificate) bool {
+	if len(c.ExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
 func usageNames(us []x509.ExtKeyUsage) string {
 	var names []string
 	for _, u := range us {

@@ -19,6 +19,12 @@ type TLSInfo struct {
 	// PeerSubject and PeerIssuer name the certificate the peer presented.
 	PeerSubject string `json:"peer_subject,omitempty"`
 	PeerIssuer  string `json:"peer_issuer,omitempty"`
+	// PeerPurposes names the extended key usages of the receiver's
+	// certificate ("serverAuth only", "none"...), and PeerClientAuth
+	// says whether they allow it to authenticate a TLS client, as the
+	// receiver's certificate must when that server initiates.
+	PeerPurposes   string `json:"peer_purposes,omitempty"`
+	PeerClientAuth bool   `json:"peer_client_auth,omitempty"`
 }
 
 // Offer is what a receiver offered on one stream, as the initiator read

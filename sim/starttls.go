@@ -287,6 +287,8 @@ func (c *xconn) secured(tc *tls.Conn) {
 		if c.peerCert != nil {
 			info.PeerSubject = c.peerCert.Subject.String() + " DNS:" + strings.Join(c.peerCert.DNSNames, ",")
 			info.PeerIssuer = c.peerCert.Issuer.String()
+			info.PeerPurposes = certs.Purposes(c.peerCert)
+			info.PeerClientAuth = certs.ClientAuthCapable(c.peerCert)
 		}
 	}
 	c.tr.setTLS(info)

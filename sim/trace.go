@@ -81,6 +81,7 @@ func (t *trace) setTLS(info *TLSInfo) {
 	defer t.mu.Unlock()
 	if t.tls != nil && info.PeerCertificate == "" {
 		info.PeerCertificate, info.PeerSubject, info.PeerIssuer = t.tls.PeerCertificate, t.tls.PeerSubject, t.tls.PeerIssuer
+		info.PeerPurposes, info.PeerClientAuth = t.tls.PeerPurposes, t.tls.PeerClientAuth
 	}
 	t.tls = info
 }

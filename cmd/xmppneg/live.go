@@ -162,7 +162,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 			code = exitFail
 		}
 		if *out == "json" {
-			writeJSON(e.stdout, map[string]any{"result": r, "diagnosis": diagnose(r)})
+			writeJSON(e.stdout, map[string]any{"result": r, "diagnosis": diagnose(r), "findings": findings(r, *domain)})
 			return code
 		}
 		w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
@@ -178,12 +178,32 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 		if r.TLS != nil {
 			fmt.Fprintf(w, "TLS:\t%s, %s\n", r.TLS.Version, r.TLS.CipherSuite)
 			fmt.Fprintf(w, "server certificate:\t%s, issued by %s: %s\n", r.TLS.PeerSubject, r.TLS.PeerIssuer, r.TLS.PeerCertificate)
+			if r.TLS.PeerPurposes != "" {
+				fmt.Fprintf(w, "certificate purposes:\t%s\n", r.TLS.PeerPurposes)
+			}
 		}
 		w.Flush()
 		printResult(e, r, "", *transcript)
 		fmt.Fprintf(e.stdout, "diagnosis: %s\n", diagnose(r))
+		for _, f := range findings(r, *domain) {
+			fmt.Fprintf(e.stdout, "finding: %s\n", f)
+		}
 		return code
 	}
+}
+
+// findings are what a probe saw that will break federation elsewhere,
+// though not with the harness, each with its fix.
+func findings(r *sim.Result, domain string) []string {
+	var out []string
+	if t := r.TLS; t != nil && t.PeerPurposes != "" && !t.PeerClientAuth {
+		out = append(out, fmt.Sprintf("the certificate of %s has no clientAuth EKU (%s), as public CAs issue them since 2026: "+
+			"when %s connects out it presents this certificate as a TLS client, and servers that check the purpose "+
+			"(ejabberd before 25.08, OpenSSL's defaults) refuse SASL EXTERNAL from it (\"unsupported certificate purpose\"). "+
+			"Fix: keep dialback enabled on both sides (-SupportDialbackNegotiation $true), or have those servers upgraded; "+
+			"a certificate with both serverAuth and clientAuth also works where a CA still issues one.", domain, t.PeerPurposes, domain))
+	}
+	return out
 }
 
 // diagnose says in plain words what a probe's result means for an admin.
