@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"sort"
 	"strings"
 
 	"xmppneg/policy"
@@ -17,6 +18,8 @@ type htmlCell struct {
 }
 
 type htmlGrid struct {
+	// Section, when set, opens a group of grids: one per refusal point.
+	Section  string
 	Title    string
 	Open     bool
 	Partners []htmlLabel
@@ -102,6 +105,9 @@ func grids(r *Report) []htmlGrid {
 				}
 				byKey[k][[3]string{c.Row, c.Partner, fmt.Sprint(c.RowInitiates)}] = n
 			}
+			// One section per refusal point, in the order of
+			// policy.RefusalPoints, each with its certificate states.
+			sort.SliceStable(keys, func(i, j int) bool { return refusalOrder(keys[i].refuse) < refusalOrder(keys[j].refuse) })
 			for i, k := range keys {
 				g := htmlGrid{Open: i == 0, RowHead: "row", Directions: "left half: the row initiates; right half: the partner initiates"}
 				g.Title = fmt.Sprintf("%s / %s: partner certificate %s, endpoints refusing an invalid certificate at %s", sw.Suite, sw.Name, k.cert, k.refuse)
@@ -126,11 +132,36 @@ func grids(r *Report) []htmlGrid {
 					}
 					g.Rows = append(g.Rows, gr)
 				}
+				if len(keys) > 1 && (i == 0 || keys[i-1].refuse != k.refuse) {
+					g.Section = fmt.Sprintf("%s / %s: %s", sw.Suite, sw.Name, refusalSection(k.refuse))
+				}
 				out = append(out, g)
 			}
 		}
 	}
 	return out
+}
+
+func refusalOrder(point string) int {
+	for i, p := range policy.RefusalPoints {
+		if p == point {
+			return i
+		}
+	}
+	return len(policy.RefusalPoints)
+}
+
+// refusalSection heads the grids of one refusal point.
+func refusalSection(point string) string {
+	switch point {
+	case "handshake":
+		return "an invalid certificate refused during the TLS handshake (refuse=handshake, strict=true)"
+	case "after-tls":
+		return "an invalid certificate refused right after TLS with <not-authorized/> (refuse=after-tls, as Prosody's s2s_secure_auth)"
+	case "sasl":
+		return "an invalid certificate refused only at SASL, dialback still possible (refuse=sasl, strict=false)"
+	}
+	return "endpoints refusing an invalid certificate as their settings say"
 }
 
 // WriteHTML writes the report as one self-contained HTML page: the
@@ -196,6 +227,7 @@ th.r{text-align:left;white-space:nowrap}
 <p class="legend"><span class="sasl-over-tls">S SASL over TLS</span><span class="tls-dialback">D TLS Dialback</span><span class="tcp-dialback">d TCP Dialback</span><span class="failed">✗ failed</span>
 Each cell is split by direction (see each grid). A red outline marks a result that differs from the expectation. Click a half for its transcript; hover for the explanation.</p>
 {{range .Grids}}
+{{if .Section}}<h2>{{.Section}}</h2>{{end}}
 <details {{if .Open}}open{{end}}><summary><b>{{.Title}}</b> ({{.Directions}})</summary>
 <div class="wrap"><table class="grid"><tr><th>{{.RowHead}} \ partner</th>{{range .Partners}}<th title="{{.Title}}">{{.ID}}</th>{{end}}</tr>
 {{range .Rows}}<tr><th class="r" title="{{.Row.Title}}">{{.Row.ID}} {{.Row.Short}}</th>{{range .Cells}}<td>{{range .}}{{if .}}{{if .Link}}<a class="{{.Class}}{{if .Bad}} bad{{end}}" href="{{.Link}}" title="{{.Title}}">{{.Label}}</a>{{else}}<span class="c {{.Class}}{{if .Bad}} bad{{end}}" title="{{.Title}}">{{.Label}}</span>{{end}}{{end}}{{end}}</td>{{end}}</tr>

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -318,6 +319,29 @@ func TestVerifyLync2013(t *testing.T) {
 	WriteText(&txt, rep, Style{})
 	assert.Contains(t, txt.String(), "Summary: 648 passed, 0 failed")
 	assert.Contains(t, txt.String(), "648 negotiations in")
+}
+
+// The HTML report groups a sweep's grids by refusal point, in the
+// order of policy.RefusalPoints, whatever order the sweep declares.
+func TestHTMLHasOneSectionPerRefusalPoint(t *testing.T) {
+	s, err := Parse("x.yaml", []byte(`suite: x
+description: d
+sweeps:
+  - {name: g, rows: [M7], partners: [C1], partner_certs: [expired, no-eku], refuse: [sasl, handshake, after-tls], expect: predicted}
+`))
+	require.NoError(t, err)
+	rep := execute(t, []*Suite{s}, Options{})
+	var h bytes.Buffer
+	require.NoError(t, WriteHTML(&h, rep))
+	page := h.String()
+	assert.Equal(t, 3, strings.Count(page, "<h2>x / g: an invalid certificate refused"))
+	var at []int
+	for _, point := range []string{"refused during the TLS handshake", "refused right after TLS", "refused only at SASL"} {
+		assert.Equal(t, 1, strings.Count(page, point), point)
+		at = append(at, strings.Index(page, point))
+	}
+	assert.True(t, sort.IntsAreSorted(at), "sections in order handshake, after-tls, sasl: %v", at)
+	assert.Equal(t, 6, strings.Count(page, "<details"), "one grid per certificate and refusal point")
 }
 
 func TestRunIsDeterministic(t *testing.T) {
