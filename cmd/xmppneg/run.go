@@ -250,7 +250,18 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 			all = append(all, s.Cases...)
 		}
 		if len(scenarios.Select(all, opt)) == 0 {
-			e.errorf("no negotiation matches --run %q and --shard %q", *filter, *shard)
+			var by []string
+			if *filter != "" {
+				by = append(by, fmt.Sprintf("--run %q", *filter))
+			}
+			if *shard != "" {
+				by = append(by, fmt.Sprintf("--shard %s", *shard))
+			}
+			if len(all) == 0 {
+				e.errorf("the suites given declare no negotiation")
+			} else {
+				e.errorf("no negotiation of %d matches %s (ids look like %s)", len(all), strings.Join(by, " and "), all[0].ID)
+			}
 			return exitUsage
 		}
 

@@ -283,7 +283,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "nosuch"}, `no suite "nosuch": shipped suites are failures, interop-ejabberd, interop-jabberd2, interop-prosody, lync2013, pairwise, profiles, robustness`},
 		{[]string{"run", "failures", "--shard", "4/3"}, `--shard: "4/3" is not I/N`},
 		{[]string{"run", "failures", "--run", "("}, "--run: error parsing regexp"},
-		{[]string{"run", "failures", "--run", "nothing-matches-this"}, "no negotiation matches"},
+		{[]string{"run", "failures", "--run", "nothing-matches-this"}, `matches --run "nothing-matches-this" (ids look like failures/`},
 		{[]string{"run", "failures", "failures"}, `suite "failures" (failures.yaml) is given twice`},
 		{[]string{"run", "failures", "--out", filepath.Join(file, "report")}, "--out " + filepath.Join(file, "report") + ": cannot create it: not a directory"},
 		{[]string{"verify", "-j", "0"}, "-j must be at least 1"},
