@@ -340,10 +340,24 @@ func emulation(c *Case) *Case {
 	e := *c
 	for _, ep := range []*Endpoint{&e.Initiator, &e.Receiver} {
 		if ep.Server != nil {
-			*ep = Endpoint{Domain: ep.Domain, Settings: ep.Settings, Timeout: c.otherTimeout(ep)}
+			*ep = Endpoint{Domain: ep.Domain, Settings: ep.Settings, Timeout: serverPatience(c.otherTimeout(ep))}
 		}
 	}
 	return &e
+}
+
+// serverPatience is how long the engine playing a real server waits,
+// given the harness partner's timeout: longer, as the real servers do
+// (ejabberd's negotiation_timeout is 30 s here, jabberd2's queue 10 s,
+// Prosody's 90 s), so that when both ends wait for something that never
+// comes, the partner's deadline ends the negotiation with the real
+// server and with its emulation alike. With equal deadlines the two
+// raced: seen as "timeout by receiver" in one emulated run in 3150.
+func serverPatience(partner time.Duration) time.Duration {
+	if partner <= 0 {
+		partner = sim.DefaultTimeout
+	}
+	return 2 * partner
 }
 
 // otherTimeout is the timeout of the end of c that is not ep.
