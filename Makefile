@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scenarios -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sim -run '^$$' -fuzz '^FuzzReadElement$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/lyncpartner -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 
 # The pairwise suite as an HTML report in report/.
 report: build

@@ -1,0 +1,358 @@
+package lyncpartner
+
+import (
+	"fmt"
+	"strings"
+
+	"xmppneg/policy"
+)
+
+// cmdletParams are the parameters of New-/Set-CsXmppAllowedPartner that
+// set a property, by their names; the others are switches with no effect
+// on the entry.
+var cmdletParams = []string{"Identity", "Domain", "AdditionalDomains", "PartnerType", "TlsNegotiation", "SaslNegotiation",
+	"SupportDialbackNegotiation", "EnableKeepAlive", "ProxyFqdn", "ConnectionLimit", "Description"}
+
+var cmdletSwitches = []string{"Confirm", "Force", "InMemory", "WhatIf", "Verbose", "ErrorAction", "WarningAction"}
+
+// parseCmdlets reads New-CsXmppAllowedPartner lines (with the documented
+// defaults for what they leave out) and Set-CsXmppAllowedPartner lines
+// that change an entry created above. '#' starts a comment; a backtick
+// at the end of a line continues it.
+func parseCmdlets(file string, data []byte) ([]Entry, []Note, error) {
+	var entries []Entry
+	var notes []Note
+	index := map[string]int{}
+	lines := strings.Split(string(data), "\n")
+	for i := 0; i < len(lines); i++ {
+		n := i + 1
+		line := strings.TrimRight(lines[i], "\r")
+		for strings.HasSuffix(strings.TrimRight(line, " \t"), "`") && i+1 < len(lines) {
+			line = strings.TrimSuffix(strings.TrimRight(line, " \t"), "`") + " " + strings.TrimRight(lines[i+1], "\r")
+			i++
+		}
+		words, err := splitWords(line)
+		if err != nil {
+			return nil, nil, &Error{File: file, Line: n, Err: err}
+		}
+		if len(words) == 0 {
+			continue
+		}
+		verb := strings.ToLower(words[0])
+		if verb != "new-csxmppallowedpartner" && verb != "set-csxmppallowedpartner" {
+			return nil, nil, &Error{File: file, Line: n, Err: fmt.Errorf("%q: only New-CsXmppAllowedPartner and Set-CsXmppAllowedPartner lines are read", words[0])}
+		}
+		rec := &record{file: file, start: n}
+		args, err := cmdletArgs(words[1:], n, &notes, file)
+		if err != nil {
+			return nil, nil, err
+		}
+		rec.props = args
+		if verb == "new-csxmppallowedpartner" {
+			e, ns, err := rec.entry(true)
+			if err != nil {
+				return nil, nil, err
+			}
+			if prev, ok := index[strings.ToLower(e.Domain)]; ok {
+				return nil, nil, &Error{File: file, Line: n, Record: e.Domain, Err: fmt.Errorf("created twice (also at %s)", entries[prev].Source)}
+			}
+			index[strings.ToLower(e.Domain)] = len(entries)
+			entries = append(entries, e)
+			notes = append(notes, ns...)
+			continue
+		}
+		// Set-: the entry created above, with what this line changes.
+		id := ""
+		for _, p := range args {
+			if p.name == "Identity" || p.name == "Domain" {
+				id = strings.TrimSpace(p.value)
+			}
+		}
+		if id == "" {
+			return nil, nil, &Error{File: file, Line: n, Err: fmt.Errorf("Set-CsXmppAllowedPartner without -Identity")}
+		}
+		at, ok := index[strings.ToLower(id)]
+		if !ok {
+			return nil, nil, &Error{File: file, Line: n, Record: id, Err: fmt.Errorf("Set-CsXmppAllowedPartner for a partner no New-CsXmppAllowedPartner line above creates")}
+		}
+		cur := entries[at]
+		merged := &record{file: file, start: n, props: cur.props()}
+		for _, p := range args {
+			if p.name == "Identity" || p.name == "Domain" {
+				continue
+			}
+			merged.set(p)
+		}
+		e, ns, err := merged.entry(true)
+		if err != nil {
+			return nil, nil, err
+		}
+		e.Source = cur.Source
+		entries[at] = e
+		notes = append(notes, ns...)
+	}
+	return entries, notes, nil
+}
+
+// props are e's properties as a cmdlet line would give them.
+func (e Entry) props() []prop {
+	return []prop{
+		{name: "Identity", value: e.Identity},
+		{name: "Domain", value: e.Domain},
+		{name: "AdditionalDomains", list: e.AdditionalDomains, isList: true},
+		{name: "PartnerType", value: string(e.PartnerType)},
+		{name: "TlsNegotiation", value: e.Policy.TLS.String()},
+		{name: "SaslNegotiation", value: e.Policy.SASL.String()},
+		{name: "SupportDialbackNegotiation", value: fmt.Sprint(e.Policy.Dialback)},
+		{name: "EnableKeepAlive", value: fmt.Sprint(e.EnableKeepAlive)},
+		{name: "ProxyFqdn", value: e.ProxyFqdn},
+		{name: "ConnectionLimit", value: fmt.Sprint(e.ConnectionLimit)},
+		{name: "Description", value: e.Description},
+	}
+}
+
+// set replaces the property p names.
+func (r *record) set(p prop) {
+	for i := range r.props {
+		if r.props[i].name == p.name {
+			r.props[i] = p
+			return
+		}
+	}
+	r.props = append(r.props, p)
+}
+
+// cmdletArgs reads the parameters of one line: -Name value, -Name:value,
+// the identity as the first positional argument, names abbreviated as
+// PowerShell allows when the prefix is unambiguous.
+func cmdletArgs(words []string, line int, notes *[]Note, file string) ([]prop, error) {
+	var out []prop
+	positional := 0
+	for i := 0; i < len(words); i++ {
+		w := words[i]
+		if !strings.HasPrefix(w, "-") {
+			if positional == 0 {
+				out = append(out, prop{name: "Identity", value: unquote(w), line: line})
+				positional++
+				continue
+			}
+			return nil, &Error{File: file, Line: line, Err: fmt.Errorf("unexpected argument %q", w)}
+		}
+		name, value, inline := strings.Cut(w[1:], ":")
+		full, err := paramName(name)
+		if err != nil {
+			return nil, &Error{File: file, Line: line, Err: err}
+		}
+		if isSwitch(full) {
+			if full == "WhatIf" {
+				*notes = append(*notes, Note{Where: fmt.Sprintf("%s:%d", file, line), Text: "-WhatIf: read as if the line had run"})
+			}
+			continue
+		}
+		if !inline {
+			if i+1 >= len(words) || (strings.HasPrefix(words[i+1], "-") && len(words[i+1]) > 1 && !isNumber(words[i+1])) {
+				return nil, &Error{File: file, Line: line, Property: full, Err: fmt.Errorf("has no value")}
+			}
+			i++
+			value = words[i]
+		}
+		p := prop{name: full, line: line}
+		if full == "AdditionalDomains" {
+			p.isList = true
+			p.list, err = listValue(value)
+			if err != nil {
+				return nil, &Error{File: file, Line: line, Property: full, Err: err}
+			}
+		} else {
+			p.value = unquote(value)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func isNumber(s string) bool {
+	_, err := fmt.Sscan(s, new(int))
+	return err == nil
+}
+
+func isSwitch(name string) bool {
+	for _, s := range cmdletSwitches {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// paramName expands a parameter name or an unambiguous prefix of one.
+func paramName(name string) (string, error) {
+	var matches []string
+	for _, p := range append(append([]string{}, cmdletParams...), cmdletSwitches...) {
+		if strings.EqualFold(p, name) {
+			return p, nil
+		}
+		if len(name) > 0 && strings.HasPrefix(strings.ToLower(p), strings.ToLower(name)) {
+			matches = append(matches, p)
+		}
+	}
+	switch len(matches) {
+	case 1:
+		return matches[0], nil
+	case 0:
+		hint := ""
+		if near := policy.Closest(name, cmdletParams); near != "" {
+			hint = fmt.Sprintf("; did you mean -%s?", near)
+		}
+		return "", fmt.Errorf("unknown parameter -%s%s (parameters: -%s)", name, hint, strings.Join(cmdletParams, ", -"))
+	}
+	return "", fmt.Errorf("-%s is ambiguous: -%s", name, strings.Join(matches, ", -"))
+}
+
+// listValue reads a list of domains: "a","b" or @{Add="a","b"} (a
+// PSListModifier; Add and Replace both give the list).
+func listValue(v string) ([]string, error) {
+	v = strings.TrimSpace(v)
+	if strings.HasPrefix(v, "@{") && strings.HasSuffix(v, "}") {
+		inner := strings.TrimSpace(v[2 : len(v)-1])
+		key, rest, ok := strings.Cut(inner, "=")
+		key = strings.TrimSpace(key)
+		if !ok || !(strings.EqualFold(key, "Add") || strings.EqualFold(key, "Replace")) {
+			return nil, fmt.Errorf("%q: only @{Add=...} and @{Replace=...} are read", v)
+		}
+		v = rest
+	}
+	var out []string
+	for _, d := range strings.Split(v, ",") {
+		if d = unquote(strings.TrimSpace(d)); d != "" {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// unquote reads a PowerShell string literal: '…' with '' for a quote,
+// "…" with "" or `" for one.
+func unquote(s string) string {
+	switch {
+	case len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'':
+		return strings.ReplaceAll(s[1:len(s)-1], "''", "'")
+	case len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"':
+		return strings.NewReplacer(`""`, `"`, "`\"", `"`).Replace(s[1 : len(s)-1])
+	}
+	return s
+}
+
+// splitWords splits a command line on blanks outside quotes and @{…},
+// drops a '#' comment, and joins "a", "b" into one list word.
+func splitWords(line string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	var quote rune
+	depth := 0
+	flush := func() {
+		if cur.Len() > 0 {
+			words = append(words, cur.String())
+			cur.Reset()
+		}
+	}
+	for _, r := range line {
+		switch {
+		case quote != 0:
+			cur.WriteRune(r)
+			if r == quote {
+				quote = 0
+			}
+		case r == '"' || r == '\'':
+			quote = r
+			cur.WriteRune(r)
+		case r == '{':
+			depth++
+			cur.WriteRune(r)
+		case r == '}':
+			depth--
+			cur.WriteRune(r)
+		case r == '#' && depth == 0 && cur.Len() == 0:
+			flush()
+			return joinLists(words), nil
+		case (r == ' ' || r == '\t') && depth == 0:
+			flush()
+		default:
+			cur.WriteRune(r)
+		}
+	}
+	if quote != 0 {
+		return nil, fmt.Errorf("a quote is not closed")
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("a brace is not closed")
+	}
+	flush()
+	return joinLists(words), nil
+}
+
+// joinLists joins the words of "a", "b" (a comma ends a word or starts the
+// next) into one.
+func joinLists(words []string) []string {
+	var out []string
+	for _, w := range words {
+		if n := len(out); n > 0 && (strings.HasSuffix(out[n-1], ",") || strings.HasPrefix(w, ",")) {
+			out[n-1] += w
+			continue
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// Cmdlet is the Set-CsXmppAllowedPartner line that changes the
+// negotiation settings of the partner identity from "from" to "to",
+// naming only the parameters that change.
+func Cmdlet(identity string, from, to policy.Policy) string {
+	var b strings.Builder
+	b.WriteString("Set-CsXmppAllowedPartner -Identity " + quoteIfNeeded(identity))
+	if from.TLS != to.TLS {
+		b.WriteString(" -TlsNegotiation " + to.TLS.String())
+	}
+	if from.SASL != to.SASL {
+		b.WriteString(" -SaslNegotiation " + to.SASL.String())
+	}
+	if from.Dialback != to.Dialback {
+		fmt.Fprintf(&b, " -SupportDialbackNegotiation $%t", to.Dialback)
+	}
+	return b.String()
+}
+
+// NewCmdlet is the New-CsXmppAllowedPartner line that creates e.
+func NewCmdlet(e Entry) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "New-CsXmppAllowedPartner -Identity %s -TlsNegotiation %s -SaslNegotiation %s -SupportDialbackNegotiation $%t -PartnerType %s",
+		quoteIfNeeded(e.Identity), e.Policy.TLS, e.Policy.SASL, e.Policy.Dialback, e.PartnerType)
+	if len(e.AdditionalDomains) > 0 {
+		var q []string
+		for _, d := range e.AdditionalDomains {
+			q = append(q, quoteIfNeeded(d))
+		}
+		b.WriteString(" -AdditionalDomains " + strings.Join(q, ","))
+	}
+	if e.EnableKeepAlive {
+		b.WriteString(" -EnableKeepAlive $true")
+	}
+	if e.ProxyFqdn != "" {
+		b.WriteString(" -ProxyFqdn " + quoteIfNeeded(e.ProxyFqdn))
+	}
+	if e.ConnectionLimit != 0 {
+		fmt.Fprintf(&b, " -ConnectionLimit %d", e.ConnectionLimit)
+	}
+	if e.Description != "" {
+		b.WriteString(" -Description " + quoteIfNeeded(e.Description))
+	}
+	return b.String()
+}
+
+func quoteIfNeeded(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t'\"`$#,;{}()@") {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
