@@ -231,8 +231,9 @@ func listValue(v string) ([]string, error) {
 	return out, nil
 }
 
-// unquote reads a PowerShell string literal: '…' with '' for a quote,
-// "…" with "" or `" for one.
+// unquote reads a PowerShell string literal: single-quoted, where two
+// single quotes stand for one, or double-quoted, where two double quotes
+// or a backtick and a double quote do.
 func unquote(s string) string {
 	switch {
 	case len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'':
