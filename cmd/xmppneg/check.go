@@ -9,15 +9,20 @@ import (
 	"text/tabwriter"
 
 	"xmppneg/policy"
+	"xmppneg/policy/lyncpartner"
 )
 
 func init() {
 	register(&command{
 		name:    "check",
 		summary: "Validate one partner configuration against the documented full matrix.",
-		usage:   "--tls LEVEL --sasl LEVEL --dialback BOOL [-o text|json]",
-		example: "xmppneg check --tls Required --sasl Optional --dialback true\nxmppneg check --tls 선택 --sasl 필수 --dialback '$false' -o json",
-		setup:   setupCheck,
+		usage:   "--tls LEVEL --sasl LEVEL --dialback BOOL [-o text|json]  |  [-o text|json] New-CsXmppAllowedPartner …",
+		example: "xmppneg check --tls Required --sasl Optional --dialback true\n" +
+			"xmppneg check --TlsNegotiation Required --SaslNegotiation Optional --SupportDialbackNegotiation '$true'\n" +
+			"xmppneg check New-CsXmppAllowedPartner -Identity jabber.example -SaslNegotiation Optional\n" +
+			"xmppneg check --tls 선택 --sasl 필수 --dialback '$false' -o json",
+		setup:      setupCheck,
+		cmdletTail: true,
 	})
 }
 
@@ -26,28 +31,60 @@ func setupCheck(fs *flag.FlagSet, e *env) func([]string) int {
 	tls = fs.String("tls", "", "TLS negotiation: "+policy.AcceptedLevels+" (required)")
 	sasl = fs.String("sasl", "", "SASL negotiation: same values as --tls (required)")
 	db = fs.String("dialback", "", "dialback negotiation: "+policy.AcceptedBools+" (required)")
+	// The partner cmdlet's own names, for those who think in them.
+	tlsN := fs.String("TlsNegotiation", "", "the same as --tls")
+	saslN := fs.String("SaslNegotiation", "", "the same as --sasl")
+	dbN := fs.String("SupportDialbackNegotiation", "", "the same as --dialback")
 	out := outputFlag(fs, "text", "json")
 	return func(args []string) int {
-		if !noArgs(e, args) {
-			return exitUsage
-		}
 		var p policy.Policy
 		var err error
-		for _, f := range []struct {
-			name, val string
-			set       func(string) error
+		flags := []struct {
+			name, alias string
+			val, aval   string
+			set         func(string) error
 		}{
-			{"tls", *tls, func(v string) (err error) { p.TLS, err = policy.ParseLevel(v); return }},
-			{"sasl", *sasl, func(v string) (err error) { p.SASL, err = policy.ParseLevel(v); return }},
-			{"dialback", *db, func(v string) (err error) { p.Dialback, err = policy.ParseBool(v); return }},
-		} {
-			if f.val == "" {
-				e.errorf("--%s is required (see 'xmppneg check --help')", f.name)
+			{"tls", "TlsNegotiation", *tls, *tlsN, func(v string) (err error) { p.TLS, err = policy.ParseLevel(v); return }},
+			{"sasl", "SaslNegotiation", *sasl, *saslN, func(v string) (err error) { p.SASL, err = policy.ParseLevel(v); return }},
+			{"dialback", "SupportDialbackNegotiation", *db, *dbN, func(v string) (err error) { p.Dialback, err = policy.ParseBool(v); return }},
+		}
+		switch {
+		case len(args) > 1:
+			e.errorf("unexpected argument %q", args[1])
+			return exitUsage
+		case len(args) == 1:
+			if !lyncpartner.IsCmdlet(args[0]) {
+				e.errorf("unexpected argument %q: give the settings as flags, or one New-CsXmppAllowedPartner line", args[0])
 				return exitUsage
 			}
-			if err = f.set(f.val); err != nil {
-				e.errorf("--%s: %v", f.name, err)
+			for _, f := range flags {
+				if f.val != "" || f.aval != "" {
+					e.errorf("give the settings either as flags or as a New-CsXmppAllowedPartner line, not both")
+					return exitUsage
+				}
+			}
+			if p, err = lyncpartner.ParseCmdlet(args[0]); err != nil {
+				e.errorf("%v", err)
 				return exitUsage
+			}
+		default:
+			for _, f := range flags {
+				val := f.val
+				switch {
+				case val != "" && f.aval != "" && !strings.EqualFold(val, f.aval):
+					e.errorf("--%s %s and --%s %s disagree: give one", f.name, val, f.alias, f.aval)
+					return exitUsage
+				case val == "":
+					val = f.aval
+				}
+				if val == "" {
+					e.errorf("--%s (or --%s) is required (see 'xmppneg check --help')", f.name, f.alias)
+					return exitUsage
+				}
+				if err = f.set(val); err != nil {
+					e.errorf("--%s: %v", f.name, err)
+					return exitUsage
+				}
 			}
 		}
 		v, err := policy.Validate(p)

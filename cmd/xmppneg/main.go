@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"xmppneg/policy"
+	"xmppneg/policy/lyncpartner"
 	"xmppneg/scenarios"
 )
 
@@ -33,6 +34,10 @@ type command struct {
 	usage   string // argument synopsis
 	example string
 	setup   func(fs *flag.FlagSet, env *env) func(args []string) int
+	// cmdletTail makes everything from a New-/Set-CsXmppAllowedPartner
+	// word to the end one argument, the cmdlet line, unparsed as flags:
+	// its -Parameters are PowerShell's, not the command's.
+	cmdletTail bool
 }
 
 // env is what a command writes to.
@@ -144,6 +149,15 @@ func runCommand(c *command, args []string, e *env) int {
 			return exitOK
 		}
 	}
+	var tail []string
+	if c.cmdletTail {
+		for i, a := range args {
+			if lyncpartner.IsCmdlet(a) {
+				args, tail = args[:i], []string{strings.Join(args[i:], " ")}
+				break
+			}
+		}
+	}
 	// The flag package prints the whole help on any error; one line that
 	// names the bad flag (and the nearest good one) is what a person needs.
 	fs.Usage = func() {}
@@ -157,7 +171,7 @@ func runCommand(c *command, args []string, e *env) int {
 		e.errorf("%v (see 'xmppneg %s --help')", err, c.name)
 		return exitUsage
 	}
-	return do(positional)
+	return do(append(positional, tail...))
 }
 
 // printFlags lists the flags as the usage lines and the README write

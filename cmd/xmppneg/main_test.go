@@ -69,6 +69,38 @@ func TestCheckText(t *testing.T) {
 	assert.Contains(t, out, "[sasl-or-dialback-required]")
 }
 
+// check speaks the partner cmdlet's words too: its flag names, or one
+// New-CsXmppAllowedPartner line, with the documented defaults for what
+// the line leaves out.
+func TestCheckInTheCmdletsWords(t *testing.T) {
+	code, out, _ := runCLI("check", "--TlsNegotiation", "Required", "--SaslNegotiation", "Optional", "--SupportDialbackNegotiation", "$true")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "M7 of the full matrix")
+
+	// Unquoted, as typed after the command: its -Parameters are not ours.
+	code, out, _ = runCLI("check", "-o", "json", "New-CsXmppAllowedPartner", "-Identity", "jabber.example", "-SaslNegotiation", "Optional")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, `"row": "M7"`, "TLS and dialback take the defaults Required and True")
+
+	code, out, _ = runCLI("check", "New-CsXmppAllowedPartner -Identity x.example -TlsNegotiation NotSupported -SaslNegotiation Required -SupportDialbackNegotiation $false")
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, out, "INVALID")
+
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"check", "New-CsXmppAllowedPartner", "-Tls", "Maybe"}, `-TlsNegotiation: invalid value "Maybe": accepted values are Required, Optional, NotSupported`},
+		{[]string{"check", "--tls", "Required", "New-CsXmppAllowedPartner"}, "either as flags or as a New-CsXmppAllowedPartner line"},
+		{[]string{"check", "--tls", "Required", "--TlsNegotiation", "Optional", "--sasl", "Optional", "--dialback", "true"}, "--tls Required and --TlsNegotiation Optional disagree"},
+		{[]string{"check", "Set-CsXmppAllowedPartner", "-Identity", "x.example", "-Tls", "Optional"}, "a Set-CsXmppAllowedPartner line changes an entry it does not show"},
+	} {
+		code, _, stderr := runCLI(tc.args...)
+		assert.Equal(t, exitUsage, code, tc.args)
+		assert.Contains(t, stderr, tc.err, tc.args)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -76,7 +108,7 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{[]string{"check", "--tls", "Maybe", "--sasl", "Optional", "--dialback", "true"}, `--tls: invalid level "Maybe"`},
 		{[]string{"check", "--tls", "Optional", "--sasl", "Optional", "--dialback", "yes"}, `--dialback: invalid boolean "yes"`},
-		{[]string{"check", "--tls", "Optional", "--sasl", "Optional"}, "--dialback is required"},
+		{[]string{"check", "--tls", "Optional", "--sasl", "Optional"}, "--dialback (or --SupportDialbackNegotiation) is required"},
 		{[]string{"check", "-o", "xml", "--tls", "Optional"}, `unknown format "xml"`},
 		{[]string{"matrix", "extra"}, `unexpected argument "extra"`},
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},

@@ -1,6 +1,7 @@
 package lyncpartner
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -14,6 +15,48 @@ var cmdletParams = []string{"Identity", "Domain", "AdditionalDomains", "PartnerT
 	"SupportDialbackNegotiation", "EnableKeepAlive", "ProxyFqdn", "ConnectionLimit", "Description"}
 
 var cmdletSwitches = []string{"Confirm", "Force", "InMemory", "WhatIf", "Verbose", "ErrorAction", "WarningAction"}
+
+// IsCmdlet reports whether s starts with New-CsXmppAllowedPartner or
+// Set-CsXmppAllowedPartner.
+func IsCmdlet(s string) bool { return cmdletLine.MatchString(s) }
+
+// ParseCmdlet reads one New-CsXmppAllowedPartner line into the policy it
+// sets, with the documented defaults for what it leaves out. The
+// identity may be left out: the settings do not depend on it.
+func ParseCmdlet(line string) (policy.Policy, error) {
+	if !IsCmdlet(line) {
+		return policy.Policy{}, fmt.Errorf("%q is not a New-CsXmppAllowedPartner line", line)
+	}
+	words, err := splitWords(line)
+	if err != nil {
+		return policy.Policy{}, err
+	}
+	if strings.EqualFold(words[0], "Set-CsXmppAllowedPartner") {
+		return policy.Policy{}, fmt.Errorf("a Set-CsXmppAllowedPartner line changes an entry it does not show; give the New-CsXmppAllowedPartner line, or the flags")
+	}
+	var notes []Note
+	args, err := cmdletArgs(words[1:], 1, &notes, "the cmdlet line")
+	if err != nil {
+		var perr *Error
+		if errors.As(err, &perr) {
+			err = perr.Err
+		}
+		return policy.Policy{}, err
+	}
+	r := &record{file: "the cmdlet line", start: 1, props: append([]prop{{name: "Identity", value: "partner.invalid"}}, args...)}
+	for _, p := range args {
+		if p.name == "Identity" || p.name == "Domain" {
+			r.props = args
+		}
+	}
+	e, _, err := r.entry(true)
+	var perr *Error
+	if errors.As(err, &perr) && perr.Property != "" {
+		// One line: the file, line and placeholder identity say nothing.
+		err = fmt.Errorf("-%s: %w", perr.Property, perr.Err)
+	}
+	return e.Policy, err
+}
 
 // parseCmdlets reads New-CsXmppAllowedPartner lines (with the documented
 // defaults for what they leave out) and Set-CsXmppAllowedPartner lines
