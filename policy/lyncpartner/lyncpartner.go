@@ -72,6 +72,9 @@ func Default(domain string) Entry {
 type Note struct {
 	Where string `json:"where"`
 	Text  string `json:"text"`
+	// group names what the note says, so that the same thing said of
+	// every entry makes one note: then, groupText with the count.
+	group, groupText string
 }
 
 func (n Note) String() string { return n.Where + ": " + n.Text }
@@ -170,6 +173,7 @@ func Parse(file string, data []byte) ([]Entry, []Note, error) {
 	if len(entries) == 0 {
 		return nil, nil, &Error{File: file, Err: fmt.Errorf("no partner entries")}
 	}
+	notes = collapse(notes)
 	seen := map[string]string{}
 	for _, e := range entries {
 		key := strings.ToLower(e.Domain)
@@ -179,6 +183,30 @@ func Parse(file string, data []byte) ([]Entry, []Note, error) {
 		seen[key] = e.Source
 	}
 	return entries, notes, nil
+}
+
+// collapse makes one note of a property ignored in several entries.
+func collapse(notes []Note) []Note {
+	var out []Note
+	at := map[string]int{}
+	count := map[string]int{}
+	for _, n := range notes {
+		if n.group == "" {
+			out = append(out, n)
+			continue
+		}
+		count[n.group]++
+		if _, ok := at[n.group]; !ok {
+			at[n.group] = len(out)
+			out = append(out, n)
+		}
+	}
+	for g, i := range at {
+		if c := count[g]; c > 1 {
+			out[i].Text = fmt.Sprintf(out[i].groupText, c)
+		}
+	}
+	return out
 }
 
 // record collects one entry's properties as text, whatever the format,
@@ -249,7 +277,9 @@ func (r *record) entry(defaults bool) (Entry, []Note, error) {
 		case "Identity", "Domain":
 		case "AdditionalDomains":
 			if typeName(p) {
-				notes = append(notes, Note{Where: where(p.line), Text: fmt.Sprintf("partner %q: AdditionalDomains is a type name (%s), not the domains: Export-Csv cannot write lists; export with ConvertTo-Json or Format-List to keep them", e.Identity, v)})
+				const why = "not the domains: Export-Csv cannot write lists; export with ConvertTo-Json or Format-List to keep them"
+				notes = append(notes, Note{Where: where(p.line), Text: fmt.Sprintf("partner %q: AdditionalDomains is a type name (%s), %s", e.Identity, v, why),
+					group: "AdditionalDomains type", groupText: "AdditionalDomains is a type name in %d entries, the first here: " + why})
 				break
 			}
 			e.AdditionalDomains, err = domainList(p)
@@ -274,7 +304,8 @@ func (r *record) entry(defaults bool) (Entry, []Note, error) {
 		case "Description":
 			e.Description = v
 		default:
-			notes = append(notes, Note{Where: where(p.line), Text: fmt.Sprintf("partner %q: property %q ignored (not a partner setting)", e.Identity, p.name)})
+			notes = append(notes, Note{Where: where(p.line), Text: fmt.Sprintf("property %q ignored (not a partner setting)", p.name),
+				group: "ignored " + p.name, groupText: fmt.Sprintf("property %q ignored in %%d entries, the first here (not a partner setting)", p.name)})
 		}
 		if err != nil {
 			return fail(p, err)
@@ -369,9 +400,7 @@ func domainList(p prop) ([]string, error) {
 	if !p.isList {
 		v := strings.TrimSpace(p.value)
 		v = strings.TrimSuffix(strings.TrimPrefix(v, "{"), "}")
-		for _, d := range strings.Split(v, ",") {
-			items = append(items, d)
-		}
+		items = append(items, strings.Split(v, ",")...)
 	}
 	out := []string{}
 	for _, d := range items {

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"xmppneg/policy"
+	"xmppneg/policy/lyncpartner"
+	"xmppneg/scenarios/partners"
+	"xmppneg/sim"
+)
+
+func init() {
+	register(&command{
+		name:    "partners",
+		summary: "Read a gateway's XMPP partner list (Get-CsXmppAllowedPartner output, Export-Csv, ConvertTo-Json or New-CsXmppAllowedPartner lines) and say, from real negotiations, which partners work, what blocks the others, and the Set-CsXmppAllowedPartner line that fixes them.",
+		usage:   "FILE [--profiles FILE] [--partner DOMAIN=PROFILE|SPEC ...] [--gateway SPEC] [-o text|json|junit|html] [--out DIR] [--lang en|ko] [-v]",
+		example: "xmppneg partners scenarios/examples/partners.ps1 --profiles scenarios/examples/partners-servers.yaml\n" +
+			"xmppneg partners partners.csv --partner jabber.example=prosody-0.12 --gateway cert=no-client-auth -o html --out report/\n" +
+			"xmppneg partners partners.json -o json | jq '.partners[] | select(.fix) | .fix.cmdlet'",
+		setup: setupPartners,
+	})
+}
+
+func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
+	profiles := fs.String("profiles", "", "YAML `file` of \"partner.domain: profile-or-spec\" lines: what each partner runs")
+	var declared stringsFlag
+	fs.Var(&declared, "partner", "DOMAIN=PROFILE or DOMAIN=SPEC: what one partner runs (repeatable; overrides --profiles)")
+	gateway := fs.String("gateway", "", "the gateway's certificate, secret and behaviour knobs, as a spec over profile lync2013-gateway (each entry's TLS, SASL and dialback replace the spec's)")
+	gatewayDomain := fs.String("gateway-domain", "contoso.test", "the gateway's XMPP domain")
+	out := outputFlag(fs, "text", "json", "junit", "html")
+	outDir := fs.String("out", "", "`directory` for the report file and one transcript per negotiation")
+	lang := fs.String("lang", "en", "language of the text and HTML labels: en, or ko (the Korean document's terms)")
+	verbose := fs.Bool("v", false, "details and transcripts of every partner, not only of those that need something")
+	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
+	jobs := fs.Int("j", 4*runtime.NumCPU(), "negotiations run at once (one that waits for its deadline holds a worker)")
+	return func(args []string) int {
+		if len(args) != 1 {
+			e.errorf("give one partner list file (see 'xmppneg partners --help')")
+			return exitUsage
+		}
+		if *lang != "en" && *lang != "ko" {
+			e.errorf("--lang %q: accepted values are en, ko", *lang)
+			return exitUsage
+		}
+		if *timeout <= 0 || *jobs < 1 {
+			e.errorf("--timeout must be positive and -j at least 1")
+			return exitUsage
+		}
+		data, err := os.ReadFile(args[0])
+		if err != nil {
+			e.errorf("%v", err)
+			return exitUsage
+		}
+		entries, notes, err := lyncpartner.Parse(filepath.Base(args[0]), data)
+		if err != nil {
+			e.errorf("%v", err)
+			return exitUsage
+		}
+		decl := map[string]partners.Declared{}
+		if *profiles != "" {
+			if decl, err = partners.LoadDeclared(*profiles); err != nil {
+				e.errorf("--profiles: %v", err)
+				return exitUsage
+			}
+		}
+		for _, d := range declared {
+			domain, what, ok := strings.Cut(d, "=")
+			if !ok || domain == "" || what == "" {
+				e.errorf("--partner %q is not DOMAIN=PROFILE or DOMAIN=SPEC", d)
+				return exitUsage
+			}
+			v, err := partners.ParseDeclared(what)
+			if err != nil {
+				e.errorf("--partner %s: %v", domain, err)
+				return exitUsage
+			}
+			decl[strings.ToLower(domain)] = v
+		}
+		listed := map[string]bool{}
+		for _, en := range entries {
+			listed[strings.ToLower(en.Domain)] = true
+		}
+		for d := range decl {
+			if !listed[d] {
+				notes = append(notes, lyncpartner.Note{Where: "declared", Text: fmt.Sprintf("%s is declared but not in the partner list", d)})
+			}
+		}
+		base, _ := policy.LookupProfile("lync2013-gateway")
+		gw, err := policy.ParseSpecFrom(base.Settings, *gateway)
+		if err != nil {
+			e.errorf("--gateway: %v", err)
+			return exitUsage
+		}
+		if *outDir != "" {
+			if err := writable(*outDir); err != nil {
+				e.errorf("--out %s: %v", *outDir, err)
+				return exitUsage
+			}
+		}
+		for _, n := range notes {
+			fmt.Fprintf(e.stderr, "note: %s\n", n)
+		}
+		ctx, stop := interruptible()
+		defer stop()
+		rep, err := partners.Evaluate(ctx, entries, notes, partners.Options{Gateway: &gw, GatewayDomain: *gatewayDomain,
+			Declared: decl, Timeout: *timeout, Jobs: *jobs})
+		if ctx.Err() != nil {
+			e.errorf("interrupted: nothing to report")
+			return exitInterrupted
+		}
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFail
+		}
+		if *outDir != "" {
+			if err := partners.WriteTranscripts(*outDir, rep); err != nil {
+				e.errorf("--out: %v", err)
+				return exitFail
+			}
+		}
+		var buf bytes.Buffer
+		switch *out {
+		case "json":
+			err = partners.WriteJSON(&buf, rep)
+		case "junit":
+			err = partners.WriteJUnit(&buf, rep)
+		case "html":
+			err = partners.WriteHTML(&buf, rep, partners.Lang(*lang))
+		default:
+			partners.WriteText(&buf, rep, partners.Style{Color: e.color && *outDir == "", Verbose: *verbose, Lang: partners.Lang(*lang)})
+		}
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFail
+		}
+		if *outDir != "" {
+			ext := map[string]string{"json": "json", "junit": "xml", "html": "html"}[*out]
+			if ext == "" {
+				ext = "txt"
+			}
+			file := filepath.Join(*outDir, "partners."+ext)
+			if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+				e.errorf("--out: %v", err)
+				return exitFail
+			}
+			fmt.Fprintf(e.stdout, "wrote %s and %d transcripts in %s\n", file, 2*(rep.Summary.Partners-rep.Summary.Unknown), filepath.Join(*outDir, "transcripts"))
+			if *out != "text" {
+				buf.Reset()
+				partners.WriteText(&buf, rep, partners.Style{Color: e.color, Lang: partners.Lang(*lang)})
+			}
+		}
+		e.stdout.Write(buf.Bytes())
+		if rep.Summary.Fails > 0 {
+			return exitFail
+		}
+		return exitOK
+	}
+}

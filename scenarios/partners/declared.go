@@ -1,0 +1,100 @@
+package partners
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"xmppneg/policy"
+)
+
+// ParseDeclared reads what a partner runs: a profile name
+// ("prosody-0.12") or a spec ("profile=prosody-0.12,cert=expired",
+// "tls=Optional,sasl=NotSupported").
+func ParseDeclared(text string) (Declared, error) {
+	text = strings.TrimSpace(text)
+	if !strings.Contains(text, "=") {
+		p, err := policy.LookupProfile(text)
+		if err != nil {
+			return Declared{}, err
+		}
+		return Declared{Label: p.Name, Settings: p.Settings}, nil
+	}
+	s, err := policy.ParseSpec(text)
+	if err != nil {
+		return Declared{}, err
+	}
+	return Declared{Label: text, Settings: s}, nil
+}
+
+var domainRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+
+// LoadDeclared reads a file that maps partner domains to what they run,
+// "domain: profile-or-spec" a line (YAML).
+func LoadDeclared(path string) (map[string]Declared, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeclaredFile(filepath.Base(path), data)
+}
+
+// ParseDeclaredFile is LoadDeclared on data read from file.
+func ParseDeclaredFile(file string, data []byte) (map[string]Declared, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("%s: %v", file, err)
+	}
+	out := map[string]Declared{}
+	if len(doc.Content) == 0 {
+		return out, nil
+	}
+	m := doc.Content[0]
+	if m.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("%s:%d: expected lines of \"partner.domain: profile or spec\"", file, m.Line)
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		k, v := m.Content[i], m.Content[i+1]
+		if k.Kind != yaml.ScalarNode || v.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("%s:%d: expected \"partner.domain: profile or spec\"", file, k.Line)
+		}
+		if !domainRE.MatchString(k.Value) {
+			return nil, fmt.Errorf("%s:%d: %q is not a domain name", file, k.Line, k.Value)
+		}
+		d, err := ParseDeclared(v.Value)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %s: %v", file, v.Line, k.Value, err)
+		}
+		key := strings.ToLower(k.Value)
+		if _, dup := out[key]; dup {
+			return nil, fmt.Errorf("%s:%d: %s is declared twice", file, k.Line, k.Value)
+		}
+		out[key] = d
+	}
+	return out, nil
+}
+
+// WriteTranscripts writes the transcript of every negotiation of r
+// into dir/transcripts, one file each, and records the paths, relative
+// to dir, in the report.
+func WriteTranscripts(dir string, r *Report) error {
+	td := filepath.Join(dir, "transcripts")
+	if err := os.MkdirAll(td, 0o755); err != nil {
+		return err
+	}
+	for _, p := range r.Partners {
+		for _, n := range p.Negotiations {
+			name := strings.ToLower(p.Entry.Domain) + "__" + string(n.Direction) + ".txt"
+			head := fmt.Sprintf("%s %s\n%s\n\n", p.Entry.Domain, n.Direction, n.Explanation)
+			if err := os.WriteFile(filepath.Join(td, name), []byte(head+n.Transcript+"\n"), 0o644); err != nil {
+				return err
+			}
+			n.TranscriptFile = "transcripts/" + name
+		}
+	}
+	return nil
+}

@@ -1,0 +1,247 @@
+package partners
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"xmppneg/certs"
+	"xmppneg/policy"
+	"xmppneg/policy/lyncpartner"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func example(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "examples", name))
+	require.NoError(t, err)
+	return data
+}
+
+// exampleOptions: the servers the example partners run, and a gateway
+// whose certificate is what a public CA issues since 2026. Errors
+// panic: the files are the project's own.
+func exampleOptions(testing.TB) Options {
+	data, err := os.ReadFile(filepath.Join("..", "examples", "partners-servers.yaml"))
+	if err != nil {
+		panic(err)
+	}
+	decl, err := ParseDeclaredFile("partners-servers.yaml", data)
+	if err != nil {
+		panic(err)
+	}
+	base, err := policy.LookupProfile("lync2013-gateway")
+	if err != nil {
+		panic(err)
+	}
+	gw, err := policy.ParseSpecFrom(base.Settings, "cert=no-client-auth")
+	if err != nil {
+		panic(err)
+	}
+	return Options{Declared: decl, Gateway: &gw}
+}
+
+func evaluate(t testing.TB, list []byte, opt Options) *Report {
+	t.Helper()
+	entries, notes, err := lyncpartner.Parse("partners.ps1", list)
+	require.NoError(t, err)
+	rep, err := Evaluate(context.Background(), entries, notes, opt)
+	require.NoError(t, err)
+	return rep
+}
+
+// exampleReport is the example inventory's report, evaluated once for
+// the tests that read it.
+var exampleReport = sync.OnceValues(func() (*Report, error) {
+	data, err := os.ReadFile(filepath.Join("..", "examples", "partners.ps1"))
+	if err != nil {
+		return nil, err
+	}
+	entries, notes, err := lyncpartner.Parse("partners.ps1", data)
+	if err != nil {
+		return nil, err
+	}
+	return Evaluate(context.Background(), entries, notes, exampleOptions(nil))
+})
+
+func exampleRep(t testing.TB) *Report {
+	t.Helper()
+	rep, err := exampleReport()
+	require.NoError(t, err)
+	return rep
+}
+
+func byDomain(r *Report) map[string]*Partner {
+	m := map[string]*Partner{}
+	for _, p := range r.Partners {
+		m[p.Entry.Domain] = p
+	}
+	return m
+}
+
+func codes(fs []Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Code)
+	}
+	return out
+}
+
+// The example inventory, partner by partner: what works, what blocks
+// the others (every blocker), and where the fix is.
+func TestExampleInventory(t *testing.T) {
+	rep := exampleRep(t)
+	p := byDomain(rep)
+	require.Len(t, p, 6)
+
+	assert.Equal(t, Works, p["gtalk.example"].Status)
+	assert.Nil(t, p["gtalk.example"].Fix)
+
+	// Left on the defaults (M1): dialback does not operate, and jabberd2
+	// has nothing else.
+	j := p["jabberd2.example"]
+	assert.Equal(t, Fails, j.Status)
+	assert.Contains(t, codes(j.Warnings), "dialback-disabled")
+	assert.Contains(t, codes(j.Blockers), "no-common-method")
+	require.NotNil(t, j.Fix)
+	assert.Equal(t, "Set-CsXmppAllowedPartner -Identity jabberd2.example -SaslNegotiation Optional", j.Fix.Cmdlet,
+		"one change, and TLS stays Required")
+
+	l := p["legacy.example"]
+	assert.False(t, l.Valid)
+	assert.Equal(t, "invalid-configuration", l.Blockers[0].Code)
+	require.NotNil(t, l.Fix)
+	assert.Equal(t, "gateway", l.Fix.Where)
+
+	// A self-signed partner: no gateway setting helps; its certificate
+	// does.
+	pr := p["prosody.example"]
+	assert.Equal(t, Fails, pr.Status)
+	assert.Equal(t, []string{"partner-certificate", "certificate-refused"}, codes(pr.Blockers)[:2])
+	require.NotNil(t, pr.Fix)
+	assert.Equal(t, "certificate", pr.Fix.Where)
+	assert.Empty(t, pr.Fix.Cmdlet)
+
+	// ejabberd 23 refuses EXTERNAL from a serverAuth-only certificate:
+	// two blockers, and dialback as the gateway-side fix.
+	ej := p["ejabberd.example"]
+	assert.Equal(t, []string{"gateway-certificate", "external-refused"}, codes(ej.Blockers))
+	assert.Contains(t, ej.Blockers[1].Message, "unsupported certificate purpose")
+	require.NotNil(t, ej.Fix)
+	assert.Contains(t, ej.Fix.Cmdlet, "-SupportDialbackNegotiation $true")
+
+	u := p["unknown.example"]
+	assert.Equal(t, Unknown, u.Status)
+	assert.Len(t, u.Candidates, len(Candidates()))
+	assert.Contains(t, codes(u.Blockers), "unknown-partner")
+}
+
+// Every fix the report prints, applied, authenticates in both
+// directions: the Set- line appended to the list and the list read
+// again, or the certificate replaced, or the partner's settings changed.
+func TestEveryFixAppliedWorks(t *testing.T) {
+	opt := exampleOptions(t)
+	rep := exampleRep(t)
+	fixed := 0
+	for _, p := range rep.Partners {
+		if p.Fix == nil {
+			continue
+		}
+		t.Run(p.Entry.Domain, func(t *testing.T) {
+			o := opt
+			o.Declared = map[string]Declared{}
+			for k, v := range opt.Declared {
+				o.Declared[k] = v
+			}
+			// The partner's entry alone, as the list would have it, and
+			// the fix on top.
+			list := []byte(lyncpartner.NewCmdlet(p.Entry))
+			l := list
+			switch p.Fix.Where {
+			case "gateway":
+				l = append(append(append([]byte{}, list...), '\n'), p.Fix.Cmdlet...)
+			case "certificate":
+				if d, ok := o.Declared[p.Entry.Domain]; ok && d.Settings.Cert != certs.Valid {
+					d.Settings.Cert = certs.Valid
+					o.Declared[p.Entry.Domain] = d
+				}
+				if p.Fix.Cmdlet != "" {
+					l = append(append(append([]byte{}, list...), '\n'), p.Fix.Cmdlet...)
+				}
+			case "partner":
+				d := o.Declared[p.Entry.Domain]
+				d.Settings.Policy = p.Fix.Settings
+				o.Declared[p.Entry.Domain] = d
+			}
+			after := byDomain(evaluate(t, l, o))[p.Entry.Domain]
+			if p.Status == Unknown {
+				assert.Equal(t, p.Fix.Works, fmt.Sprintf("%d of %d", after.CandidatesBothWays, len(after.Candidates)))
+				return
+			}
+			require.Len(t, after.Negotiations, 2)
+			for _, n := range after.Negotiations {
+				assert.True(t, n.Outcome.OK(), "%s after %s: %s", n.Direction, p.Fix.Why, n.Explanation)
+			}
+			assert.Equal(t, Works, after.Status, "and nothing better is left to propose")
+		})
+		fixed++
+	}
+	assert.GreaterOrEqual(t, fixed, 4, "the example needs fixes of every kind")
+}
+
+// One list in four formats is one report.
+func TestFourFormatsGiveIdenticalJSON(t *testing.T) {
+	opt := exampleOptions(t)
+	var first bytes.Buffer
+	require.NoError(t, WriteJSON(&first, exampleRep(t)))
+	for _, name := range []string{"partners.txt", "partners.csv", "partners.json"} {
+		entries, notes, err := lyncpartner.Parse(name, example(t, name))
+		require.NoError(t, err)
+		rep, err := Evaluate(context.Background(), entries, notes, opt)
+		require.NoError(t, err)
+		var b bytes.Buffer
+		require.NoError(t, WriteJSON(&b, rep))
+		assert.Equal(t, first.String(), b.String(), "%s and partners.ps1", name)
+	}
+}
+
+func TestWritersSayTheSame(t *testing.T) {
+	rep := exampleRep(t)
+	var txt, ko, junit, html bytes.Buffer
+	WriteText(&txt, rep, Style{})
+	WriteText(&ko, rep, Style{Lang: Korean})
+	require.NoError(t, WriteJUnit(&junit, rep))
+	require.NoError(t, WriteHTML(&html, rep, English))
+	assert.Contains(t, txt.String(), "Set-CsXmppAllowedPartner -Identity jabberd2.example -SaslNegotiation Optional")
+	assert.Contains(t, ko.String(), "필수/필수/True", "the document's Korean levels")
+	assert.Contains(t, ko.String(), "유효하지 않은 구성")
+	assert.Contains(t, junit.String(), `tests="11"`, "two directions for each of five declared partners, one case for the unknown one")
+	assert.Contains(t, html.String(), `class="fails"`)
+	assert.Equal(t, strings.Count(html.String(), "<tr class="), 6)
+}
+
+func BenchmarkPartners(b *testing.B) {
+	// 50 partners whose servers nobody declared, over all 18 settings:
+	// each is tried against every candidate both ways, and the fix
+	// search runs every gateway setting against every candidate.
+	var lines []string
+	for i := 0; i < 50; i++ {
+		p := policy.All()[i%18]
+		lines = append(lines, fmt.Sprintf("New-CsXmppAllowedPartner -Identity p%02d.example -TlsNegotiation %s -SaslNegotiation %s -SupportDialbackNegotiation $%t", i, p.TLS, p.SASL, p.Dialback))
+	}
+	list := []byte(strings.Join(lines, "\n"))
+	for i := 0; i < b.N; i++ {
+		rep := evaluate(b, list, Options{})
+		b.ReportMetric(float64(rep.Summary.Negotiations), "negotiations/op")
+	}
+}

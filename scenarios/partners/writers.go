@@ -1,0 +1,461 @@
+package partners
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+
+	"github.com/mattn/go-runewidth"
+
+	"xmppneg/policy"
+	"xmppneg/policy/outcome"
+)
+
+// MarshalJSON writes a partner as the report's JSON has it: the entry's
+// identity and settings, the document's verdict, the negotiations with
+// their outcome ids, every blocker and the fix.
+func (p *Partner) MarshalJSON() ([]byte, error) {
+	type settings struct {
+		TLS         policy.Level `json:"tls"`
+		SASL        policy.Level `json:"sasl"`
+		Dialback    bool         `json:"dialback"`
+		PartnerType string       `json:"partner_type"`
+	}
+	return json.Marshal(struct {
+		Domain            string             `json:"domain"`
+		Identity          string             `json:"identity"`
+		AdditionalDomains []string           `json:"additional_domains"`
+		Settings          settings           `json:"settings"`
+		Row               string             `json:"row"`
+		Valid             bool               `json:"valid"`
+		Warnings          []Finding          `json:"warnings"`
+		Runs              string             `json:"partner_profile"`
+		Status            Status             `json:"status"`
+		Negotiations      []*Negotiation     `json:"negotiations"`
+		Candidates        []*CandidateResult `json:"candidates,omitempty"`
+		Blockers          []Finding          `json:"blockers"`
+		Fix               *Fix               `json:"fix"`
+	}{p.Entry.Domain, p.Entry.Identity, p.Entry.AdditionalDomains,
+		settings{p.Entry.Policy.TLS, p.Entry.Policy.SASL, p.Entry.Policy.Dialback, string(p.Entry.PartnerType)},
+		p.Row, p.Valid, p.Warnings, p.Runs, p.Status, p.Negotiations, p.Candidates, p.Blockers, p.Fix})
+}
+
+// MarshalJSON writes a negotiation with its outcome as an id ("failed"
+// when it failed) and the failure beside it.
+func (n *Negotiation) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Direction      Direction         `json:"direction"`
+		Outcome        string            `json:"outcome"`
+		Failure        *outcome.Failure  `json:"failure"`
+		Text           string            `json:"text"`
+		Explanation    string            `json:"explanation"`
+		Recovered      []outcome.Failure `json:"recovered"`
+		TranscriptFile string            `json:"transcript_file,omitempty"`
+	}{n.Direction, n.Outcome.ID(), stripTime(n.Outcome.Failure), n.Outcome.String(), n.Explanation, stripTimes(n.Recovered), n.TranscriptFile})
+}
+
+// stripTime leaves out how long a failure took: the report is the same
+// for one list every time it is run.
+func stripTime(f *outcome.Failure) *outcome.Failure {
+	if f == nil {
+		return nil
+	}
+	c := *f
+	c.Elapsed = 0
+	return &c
+}
+
+func stripTimes(fs []outcome.Failure) []outcome.Failure {
+	out := []outcome.Failure{}
+	for _, f := range fs {
+		out = append(out, *stripTime(&f))
+	}
+	return out
+}
+
+// MarshalJSON writes a candidate's outcomes as ids.
+func (c *CandidateResult) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Name     string `json:"name"`
+		Gateway  string `json:"gateway_initiates"`
+		Partner  string `json:"partner_initiates"`
+		BothWays bool   `json:"both_ways"`
+	}{c.Name, c.Outcomes[0].String(), c.Outcomes[1].String(), c.BothWays()})
+}
+
+// MarshalJSON writes a fix with its outcome per direction.
+func (f *Fix) MarshalJSON() ([]byte, error) {
+	type settings struct {
+		TLS      policy.Level `json:"tls"`
+		SASL     policy.Level `json:"sasl"`
+		Dialback bool         `json:"dialback"`
+	}
+	var out map[string]string
+	if len(f.Outcomes) == 2 {
+		out = map[string]string{string(GatewayInitiates): f.Outcomes[0].String(), string(PartnerInitiates): f.Outcomes[1].String()}
+	}
+	return json.Marshal(struct {
+		Where    string            `json:"where"`
+		Cmdlet   string            `json:"cmdlet"`
+		Settings settings          `json:"settings"`
+		Changes  []string          `json:"changes"`
+		Outcome  map[string]string `json:"outcome,omitempty"`
+		Works    string            `json:"works,omitempty"`
+		Why      string            `json:"why"`
+	}{f.Where, f.Cmdlet, settings{f.Settings.TLS, f.Settings.SASL, f.Settings.Dialback}, f.Changes, out, f.Works, f.Why})
+}
+
+// WriteJSON writes the report as one JSON document.
+func WriteJSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(r)
+}
+
+// Lang is the language of the labels of the text and HTML reports.
+type Lang string
+
+// The languages.
+const (
+	English Lang = "en"
+	Korean  Lang = "ko" // the Korean source document's own terms where it has them
+)
+
+// labels are the words of the text and HTML reports. The Korean ones
+// are the source document's where it has them (필수, 선택, 지원 안 됨,
+// 예상 인증 방법, 경고, 유효하지 않은 구성, XMPP 페더레이션 파트너).
+var labels = map[Lang]map[string]string{
+	English: {
+		"title": "XMPP partners of", "partner": "partner", "row": "row", "settings": "settings", "runs": "runs",
+		"verdict": "verdict", "gw": "gateway initiates", "pt": "partner initiates", "fix": "fix",
+		"works": "works", "weaker": "weaker", "fails": "FAILS", "unknown": "unknown",
+		"warning": "warning", "invalid": "invalid configuration", "blockers": "blockers", "details": "Details",
+		"candidates": "candidates", "with": "works both ways with", "notwith": "not with", "of": "of", "none": "—",
+		"verified": "verified by negotiation", "negotiations": "negotiations", "summary": "Summary",
+		"transcript": "transcript", "method": "method", "fixes": "fixes",
+	},
+	Korean: {
+		"title": "XMPP 페더레이션 파트너:", "partner": "파트너", "row": "행", "settings": "협상 설정", "runs": "서버",
+		"verdict": "판정", "gw": "게이트웨이 → 파트너", "pt": "파트너 → 게이트웨이", "fix": "수정",
+		"works": "작동", "weaker": "약한 방법", "fails": "실패", "unknown": "알 수 없음",
+		"warning": "경고", "invalid": "유효하지 않은 구성", "blockers": "장애 요인", "details": "세부 정보",
+		"candidates": "후보", "with": "양방향 작동", "notwith": "작동 안 함", "of": "/", "none": "—",
+		"verified": "협상으로 확인됨", "negotiations": "협상", "summary": "요약",
+		"transcript": "기록", "method": "예상 인증 방법", "fixes": "수정",
+	},
+}
+
+func (l Lang) label(key string) string {
+	if m, ok := labels[l]; ok {
+		return m[key]
+	}
+	return labels[English][key]
+}
+
+// level names a level in the report's language.
+func (l Lang) level(v policy.Level) string {
+	if l == Korean {
+		return v.Korean()
+	}
+	return v.String()
+}
+
+// Style is how the text report looks.
+type Style struct {
+	Color   bool
+	Verbose bool // every partner's details and transcripts, not only those that need something
+	Lang    Lang
+}
+
+func (s Style) paint(color, text string) string {
+	if !s.Color || color == "" {
+		return text
+	}
+	codes := map[string]string{"red": "31", "green": "32", "yellow": "33", "bold": "1"}
+	return "\x1b[" + codes[color] + "m" + text + "\x1b[0m"
+}
+
+// Verdict is the one word that says how a partner fares.
+func (p *Partner) Verdict(l Lang) string {
+	if p.Status == Unknown {
+		return fmt.Sprintf("%d %s %d %s", p.CandidatesBothWays, l.label("of"), len(p.Candidates), l.label("candidates"))
+	}
+	return l.label(string(p.Status))
+}
+
+var verdictColor = map[Status]string{Works: "green", Weaker: "yellow", Fails: "red", Unknown: "yellow"}
+
+func (s Style) verdict(p *Partner) string { return s.paint(verdictColor[p.Status], p.Verdict(s.Lang)) }
+
+// cell is one cell of a text table, painted after it is padded.
+type cell struct{ text, color string }
+
+// writeTable pads columns to the widest cell as a terminal shows it:
+// Hangul takes two columns, which text/tabwriter does not know.
+func writeTable(w io.Writer, rows [][]cell, st Style) {
+	var widths []int
+	for _, r := range rows {
+		for i, c := range r {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], runewidth.StringWidth(c.text))
+		}
+	}
+	for _, r := range rows {
+		var b strings.Builder
+		for i, c := range r {
+			pad := ""
+			if i < len(r)-1 {
+				pad = strings.Repeat(" ", widths[i]-runewidth.StringWidth(c.text)+2)
+			}
+			b.WriteString(st.paint(c.color, c.text) + pad)
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+	}
+}
+
+// short is an outcome in a table cell.
+func short(o outcome.Outcome) string {
+	if o.OK() {
+		return o.Method.Name()
+	}
+	if o.Failure == nil {
+		return "failed"
+	}
+	return "failed at " + o.Failure.Step.String()
+}
+
+func (s Style) settings(p policy.Policy) string {
+	db := "True"
+	if !p.Dialback {
+		db = "False"
+	}
+	return fmt.Sprintf("%s/%s/%s", s.Lang.level(p.TLS), s.Lang.level(p.SASL), db)
+}
+
+// WriteText writes one line per partner, then the details of those
+// that fail, could do better, or run something unknown.
+func WriteText(w io.Writer, r *Report, st Style) {
+	l := st.Lang
+	fmt.Fprintf(w, "%s %s\n\n", l.label("title"), r.Gateway)
+	rows := [][]cell{{{text: l.label("partner")}, {text: l.label("row")}, {text: l.label("settings")}, {text: l.label("runs")},
+		{text: l.label("verdict")}, {text: l.label("gw")}, {text: l.label("pt")}, {text: l.label("fix")}}}
+	for _, p := range r.Partners {
+		gw, pt := "", ""
+		if len(p.Negotiations) == 2 {
+			gw, pt = short(p.Negotiations[0].Outcome), short(p.Negotiations[1].Outcome)
+		}
+		fix := l.label("none")
+		if p.Fix != nil {
+			fix = p.Fix.Cmdlet
+			if fix == "" {
+				fix = "(" + p.Fix.Where + ")"
+			}
+		}
+		row := p.Row
+		if !p.Valid {
+			row += "!"
+		}
+		rows = append(rows, []cell{{text: p.Entry.Domain}, {text: row}, {text: st.settings(p.Entry.Policy)}, {text: p.Runs},
+			{text: p.Verdict(l), color: verdictColor[p.Status]}, {text: gw}, {text: pt}, {text: fix}})
+	}
+	writeTable(w, rows, st)
+	first := true
+	for _, p := range r.Partners {
+		if p.Status == Works && !st.Verbose {
+			continue
+		}
+		if first {
+			fmt.Fprintf(w, "\n%s\n", st.paint("bold", l.label("details")))
+			first = false
+		}
+		writeDetails(w, p, st)
+	}
+	fmt.Fprintf(w, "\n%s: %d %s, %d %s, %d %s, %d %s; %d %s; %d %s in %.1f s\n", l.label("summary"),
+		r.Summary.Works, l.label("works"), r.Summary.Weaker, l.label("weaker"), r.Summary.Fails, strings.ToLower(l.label("fails")),
+		r.Summary.Unknown, l.label("unknown"), r.Summary.Fixes, l.label("fixes"), r.Summary.Negotiations, l.label("negotiations"), r.Duration.Seconds())
+}
+
+func writeDetails(w io.Writer, p *Partner, st Style) {
+	l := st.Lang
+	row := p.Row
+	if !p.Valid {
+		row += ", " + l.label("invalid")
+	}
+	fmt.Fprintf(w, "\n%s — %s (%s), %s %s: %s\n", st.paint("bold", p.Entry.Domain), row, p.Entry.Policy.Partner(), l.label("runs"), p.Runs, st.verdict(p))
+	for _, f := range p.Warnings {
+		msg := f.Message
+		if l == Korean && f.Korean != "" {
+			msg = f.Korean
+		}
+		fmt.Fprintf(w, "  %s [%s]: %s\n", l.label("warning"), f.Code, msg)
+	}
+	for _, n := range p.Negotiations {
+		fmt.Fprintf(w, "  %s: %s\n", l.label(map[Direction]string{GatewayInitiates: "gw", PartnerInitiates: "pt"}[n.Direction]), n.Explanation)
+		if n.TranscriptFile != "" {
+			fmt.Fprintf(w, "    %s: %s\n", l.label("transcript"), n.TranscriptFile)
+		} else if st.Verbose && n.Transcript != "" {
+			fmt.Fprintf(w, "%s\n", indent(n.Transcript, "    "))
+		}
+	}
+	if len(p.Candidates) > 0 {
+		var ok, not []string
+		for _, c := range p.Candidates {
+			if c.BothWays() {
+				ok = append(ok, c.Name)
+			} else {
+				not = append(not, fmt.Sprintf("%s (%s / %s)", c.Name, short(c.Outcomes[0]), short(c.Outcomes[1])))
+			}
+		}
+		fmt.Fprintf(w, "  %s: %s\n", l.label("with"), strings.Join(ok, ", "))
+		if len(not) > 0 {
+			fmt.Fprintf(w, "  %s: %s\n", l.label("notwith"), strings.Join(not, ", "))
+		}
+	}
+	if len(p.Blockers) > 0 {
+		fmt.Fprintf(w, "  %s:\n", l.label("blockers"))
+		for _, b := range p.Blockers {
+			fmt.Fprintf(w, "    [%s] %s\n", b.Code, b.Message)
+		}
+	}
+	if p.Fix != nil {
+		fmt.Fprintf(w, "  %s (%s): %s\n", l.label("fix"), p.Fix.Where, p.Fix.Cmdlet)
+		fmt.Fprintf(w, "    %s (%s)\n", p.Fix.Why, l.label("verified"))
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// WriteJUnit writes one test case per partner and direction (for an
+// undeclared partner, one for the entry): a failure is a direction that
+// does not authenticate, with its explanation and the fix.
+func WriteJUnit(w io.Writer, r *Report) error {
+	type failure struct {
+		Message string `xml:"message,attr"`
+		Text    string `xml:",chardata"`
+	}
+	type testcase struct {
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Time      string   `xml:"time,attr"`
+		Failure   *failure `xml:"failure,omitempty"`
+		SystemOut string   `xml:"system-out,omitempty"`
+	}
+	type testsuite struct {
+		XMLName  xml.Name   `xml:"testsuite"`
+		Name     string     `xml:"name,attr"`
+		Tests    int        `xml:"tests,attr"`
+		Failures int        `xml:"failures,attr"`
+		Errors   int        `xml:"errors,attr"`
+		Skipped  int        `xml:"skipped,attr"`
+		Time     string     `xml:"time,attr"`
+		Cases    []testcase `xml:"testcase"`
+	}
+	ts := testsuite{Name: "partners", Time: fmt.Sprintf("%.6f", r.Duration.Seconds())}
+	fixText := func(p *Partner) string {
+		if p.Fix == nil {
+			return "no fix found"
+		}
+		return strings.TrimSpace(p.Fix.Cmdlet + " " + p.Fix.Why)
+	}
+	for _, p := range r.Partners {
+		if p.Status == Unknown {
+			tc := testcase{Name: p.Entry.Domain, Classname: "partners", Time: "0"}
+			if len(p.Blockers) > 0 {
+				tc.Failure = &failure{Message: p.Blockers[0].Message, Text: fixText(p)}
+				ts.Failures++
+			}
+			ts.Cases = append(ts.Cases, tc)
+			continue
+		}
+		for _, n := range p.Negotiations {
+			tc := testcase{Name: p.Entry.Domain + "/" + string(n.Direction), Classname: "partners", Time: "0"}
+			if !n.Outcome.OK() {
+				tc.Failure = &failure{Message: n.Explanation, Text: fixText(p)}
+				tc.SystemOut = n.Transcript
+				ts.Failures++
+			}
+			ts.Cases = append(ts.Cases, tc)
+		}
+	}
+	ts.Tests = len(ts.Cases)
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(ts); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+var htmlPage = template.Must(template.New("partners").Parse(`<!DOCTYPE html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.L.title}} {{.R.Gateway}}</title>
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.works{background:#d9f2d9}.weaker{background:#fff2c6}.fails{background:#f8d0d0}.unknown{background:#e8e8f8}
+code{font-size:12px}ul{margin:0;padding-left:1.2em}
+</style></head><body>
+<h1>{{.L.title}} {{.R.Gateway}}</h1>
+<table><tr><th>{{.L.partner}}</th><th>{{.L.row}}</th><th>{{.L.settings}}</th><th>{{.L.runs}}</th><th>{{.L.verdict}}</th><th>{{.L.gw}}</th><th>{{.L.pt}}</th><th>{{.L.blockers}}</th><th>{{.L.fix}}</th></tr>
+{{range .Rows}}<tr class="{{.Status}}"><td><b>{{.Domain}}</b></td><td>{{.Row}}</td><td>{{.Settings}}</td><td>{{.Runs}}</td><td>{{.Verdict}}</td>
+<td>{{range .Dirs}}{{if .Link}}<a href="{{.Link}}" title="{{.Title}}">{{.Text}}</a>{{else}}<span title="{{.Title}}">{{.Text}}</span>{{end}}{{end}}</td>
+<td>{{range .Back}}{{if .Link}}<a href="{{.Link}}" title="{{.Title}}">{{.Text}}</a>{{else}}<span title="{{.Title}}">{{.Text}}</span>{{end}}{{end}}</td>
+<td><ul>{{range .Blockers}}<li title="{{.Code}}">{{.Message}}</li>{{end}}</ul></td>
+<td>{{if .Cmdlet}}<code>{{.Cmdlet}}</code><br>{{end}}{{.Why}}</td></tr>
+{{end}}</table>
+<p>{{.Summary}}</p>
+</body></html>
+`))
+
+// WriteHTML writes the report as one page a person reads at a glance: a
+// row per partner coloured by its verdict, each negotiation linking to
+// its transcript (when transcripts were written), the blockers and the
+// fix.
+func WriteHTML(w io.Writer, r *Report, l Lang) error {
+	type cell struct{ Text, Title, Link string }
+	type row struct {
+		Status, Domain, Row, Settings, Runs, Verdict, Cmdlet, Why string
+		Dirs, Back                                                []cell
+		Blockers                                                  []Finding
+	}
+	st := Style{Lang: l}
+	var rows []row
+	for _, p := range r.Partners {
+		rw := row{Status: string(p.Status), Domain: p.Entry.Domain, Row: p.Row, Settings: st.settings(p.Entry.Policy), Runs: p.Runs,
+			Verdict: p.Verdict(l), Blockers: p.Blockers}
+		if !p.Valid {
+			rw.Row += " (" + l.label("invalid") + ")"
+		}
+		for i, n := range p.Negotiations {
+			c := cell{Text: short(n.Outcome), Title: n.Explanation, Link: n.TranscriptFile}
+			if i == 0 {
+				rw.Dirs = append(rw.Dirs, c)
+			} else {
+				rw.Back = append(rw.Back, c)
+			}
+		}
+		if p.Fix != nil {
+			rw.Cmdlet, rw.Why = p.Fix.Cmdlet, p.Fix.Why
+		}
+		rows = append(rows, rw)
+	}
+	sum := fmt.Sprintf("%s: %d %s, %d %s, %d %s, %d %s; %d %s",
+		l.label("summary"), r.Summary.Works, l.label("works"), r.Summary.Weaker, l.label("weaker"), r.Summary.Fails, strings.ToLower(l.label("fails")),
+		r.Summary.Unknown, l.label("unknown"), r.Summary.Negotiations, l.label("negotiations"))
+	return htmlPage.Execute(w, map[string]any{"Lang": string(l), "L": labels[l], "R": r, "Rows": rows, "Summary": sum})
+}
