@@ -38,10 +38,26 @@ const (
 	NoClientAuth State = "no-client-auth" // serverAuth only: what public CAs issue since 2026 (Let's Encrypt from 2026-02-11)
 	ClientOnly   State = "client-auth-only"
 	NoEKU        State = "no-eku" // no extended key usage extension: good for any purpose
+	// MissingIntermediate is issued by an intermediate CA of the trusted
+	// one, but sent alone: the chain is incomplete.
+	MissingIntermediate State = "missing-intermediate"
+	NotYetValid         State = "not-yet-valid" // validity starts tomorrow
+	// SRVNameOnly names the host the SRV record points to (xmpp.DOMAIN),
+	// not the XMPP domain: the classic Edge server certificate.
+	SRVNameOnly  State = "srv-name-only"
+	ExpiringSoon State = "expiring-soon" // valid, for 5 more days
 )
 
 // States lists every State.
-var States = []State{Valid, Missing, Expired, SelfSigned, Untrusted, WrongName, NoClientAuth, ClientOnly, NoEKU}
+var States = []State{Valid, Missing, Expired, SelfSigned, Untrusted, WrongName, NoClientAuth, ClientOnly, NoEKU,
+	MissingIntermediate, NotYetValid, SRVNameOnly, ExpiringSoon}
+
+// SRVHost is the host name an SRVNameOnly certificate names for domain:
+// the target an SRV record would give.
+func SRVHost(domain string) string { return "xmpp." + strings.ToLower(domain) }
+
+// ExpiringSoonDays is how long an ExpiringSoon certificate has left.
+const ExpiringSoonDays = 5
 
 // Passes reports whether a certificate in state st passes the check of a
 // peer that trusts the harness CA and expects the certificate's domain,
@@ -49,7 +65,7 @@ var States = []State{Valid, Missing, Expired, SelfSigned, Untrusted, WrongName, 
 // finds, said without a certificate.
 func (st State) Passes(usage x509.ExtKeyUsage) bool {
 	switch st {
-	case Valid, NoEKU:
+	case Valid, NoEKU, ExpiringSoon:
 		return true
 	case NoClientAuth:
 		return usage != x509.ExtKeyUsageClientAuth
@@ -85,6 +101,10 @@ func ParseState(s string) (State, error) {
 		n = string(ClientOnly)
 	case "noeku":
 		n = string(NoEKU)
+	case "incomplete-chain", "no-intermediate":
+		n = string(MissingIntermediate)
+	case "srv-name", "host-name-only":
+		n = string(SRVNameOnly)
 	}
 	for _, st := range States {
 		if n == string(st) {
@@ -190,6 +210,9 @@ func (a *Authority) issue(s leafSpec, selfSign bool) (*tls.Certificate, error) {
 type PKI struct {
 	CA    *Authority // the CA every harness endpoint trusts
 	Rogue *Authority // a CA nobody trusts, issuer of Untrusted certificates
+	// Inter is an intermediate CA issued by CA: the issuer of
+	// MissingIntermediate certificates, which are sent without it.
+	Inter *Authority
 
 	mu    sync.Mutex
 	leafs map[leafKey]*tls.Certificate
@@ -210,7 +233,49 @@ func New() (*PKI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PKI{CA: ca, Rogue: rogue, leafs: map[leafKey]*tls.Certificate{}}, nil
+	inter, err := ca.Intermediate("xmppneg intermediate CA")
+	if err != nil {
+		return nil, err
+	}
+	return &PKI{CA: ca, Rogue: rogue, Inter: inter, leafs: map[leafKey]*tls.Certificate{}}, nil
+}
+
+// Intermediate creates an intermediate CA named name, issued by a.
+func (a *Authority) Intermediate(name string) (*Authority, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("certs: generating intermediate key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"xmppneg test PKI"}},
+		NotBefore:             now.Add(-29 * 24 * time.Hour),
+		NotAfter:              now.Add(5 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, &key.PublicKey, a.Key)
+	if err != nil {
+		return nil, fmt.Errorf("certs: creating intermediate certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("certs: parsing intermediate certificate: %w", err)
+	}
+	return &Authority{Cert: cert, Key: key}, nil
+}
+
+// Hints is the pool of intermediates the harness knows of, for saying
+// that a chain is incomplete rather than untrusted. It is never used to
+// accept a certificate: a peer must send its chain.
+func (p *PKI) Hints() *x509.CertPool {
+	pool := x509.NewCertPool()
+	if p.Inter != nil {
+		pool.AddCert(p.Inter.Cert)
+	}
+	return pool
 }
 
 var (
@@ -268,6 +333,14 @@ func (p *PKI) Certificate(domain string, st State) (*tls.Certificate, error) {
 		spec.usage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	case NoEKU:
 		spec.usage = nil
+	case MissingIntermediate:
+		issuer = p.Inter
+	case NotYetValid:
+		spec.notBefore = now.Add(24 * time.Hour)
+	case SRVNameOnly:
+		spec.name = SRVHost(k.domain)
+	case ExpiringSoon:
+		spec.notAfter = now.Add(ExpiringSoonDays * 24 * time.Hour)
 	default:
 		return nil, fmt.Errorf("certs: unknown state %q", st)
 	}
@@ -282,8 +355,10 @@ func (p *PKI) Certificate(domain string, st State) (*tls.Certificate, error) {
 // Check validates a peer's certificate chain as the harness does: trusted
 // by roots, within its validity period, usable for usage and naming
 // domain (RFC 6125 DNS-ID). It returns nil when the certificate is good,
-// else an error that says what is wrong in a sentence.
-func Check(chain []*x509.Certificate, roots *x509.CertPool, domain string, usage x509.ExtKeyUsage, now time.Time) error {
+// else an error that says what is wrong in a sentence. hints (may be nil)
+// are intermediates the caller knows of: never used to accept a chain,
+// only to say that one the peer sent was incomplete.
+func Check(chain []*x509.Certificate, roots *x509.CertPool, domain string, usage x509.ExtKeyUsage, now time.Time, hints *x509.CertPool) error {
 	if len(chain) == 0 {
 		return errors.New("no certificate presented")
 	}
@@ -298,7 +373,14 @@ func Check(chain []*x509.Certificate, roots *x509.CertPool, domain string, usage
 	if err == nil {
 		return nil
 	}
-	return describe(err, chain[0], domain, usage)
+	var unk x509.UnknownAuthorityError
+	if hints != nil && errors.As(err, &unk) {
+		if _, herr := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: hints, CurrentTime: now,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); herr == nil {
+			return fmt.Errorf("incomplete certificate chain: issued by the intermediate %q, which the peer did not send (missing intermediate)", chain[0].Issuer.CommonName)
+		}
+	}
+	return describe(err, chain[0], domain, usage, now)
 }
 
 func usageName(u x509.ExtKeyUsage) string {
@@ -345,11 +427,13 @@ func usageNames(us []x509.ExtKeyUsage) string {
 	return strings.Join(names, " and ") + " only"
 }
 
-func describe(err error, leaf *x509.Certificate, domain string, usage x509.ExtKeyUsage) error {
+func describe(err error, leaf *x509.Certificate, domain string, usage x509.ExtKeyUsage, now time.Time) error {
 	var inv x509.CertificateInvalidError
 	var unk x509.UnknownAuthorityError
 	var host x509.HostnameError
 	switch {
+	case errors.As(err, &inv) && inv.Reason == x509.Expired && now.Before(leaf.NotBefore):
+		return fmt.Errorf("certificate not yet valid (valid from %s)", leaf.NotBefore.UTC().Format(time.RFC3339))
 	case errors.As(err, &inv) && inv.Reason == x509.Expired:
 		return fmt.Errorf("certificate expired (valid until %s)", leaf.NotAfter.UTC().Format(time.RFC3339))
 	case errors.As(err, &inv) && inv.Reason == x509.IncompatibleUsage:
@@ -358,10 +442,23 @@ func describe(err error, leaf *x509.Certificate, domain string, usage x509.ExtKe
 		return errors.New("certificate is self-signed")
 	case errors.As(err, &unk):
 		return fmt.Errorf("certificate signed by an untrusted authority (%s)", leaf.Issuer.CommonName)
+	case errors.As(err, &host) && namesHostOf(leaf, domain):
+		return fmt.Errorf("certificate names %s, a host of %s, not the XMPP domain itself: the domain must be in the certificate (RFC 6125, XEP-0178), not only the host the SRV record points to",
+			strings.Join(leaf.DNSNames, ", "), domain)
 	case errors.As(err, &host):
 		return fmt.Errorf("certificate names %s, not %s", strings.Join(leaf.DNSNames, ", "), domain)
 	}
 	return fmt.Errorf("certificate invalid: %v", err)
+}
+
+// namesHostOf reports whether leaf names a host under domain.
+func namesHostOf(leaf *x509.Certificate, domain string) bool {
+	for _, n := range leaf.DNSNames {
+		if strings.HasSuffix(strings.ToLower(n), "."+strings.ToLower(domain)) {
+			return true
+		}
+	}
+	return false
 }
 
 // WritePEM writes ca.pem (the trusted CA) and, for each domain,
@@ -427,7 +524,12 @@ func LoadCA(dir string) (*PKI, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PKI{CA: &Authority{Cert: caCert, Key: caKey}, Rogue: rogue, leafs: map[leafKey]*tls.Certificate{}}, nil
+	ca := &Authority{Cert: caCert, Key: caKey}
+	inter, err := ca.Intermediate("xmppneg intermediate CA")
+	if err != nil {
+		return nil, err
+	}
+	return &PKI{CA: ca, Rogue: rogue, Inter: inter, leafs: map[leafKey]*tls.Certificate{}}, nil
 }
 
 // LoadPEM reads a directory written by WritePEM: the CA becomes the PKI's

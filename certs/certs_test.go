@@ -25,19 +25,30 @@ func TestCheckNamesWhatIsWrong(t *testing.T) {
 		{WrongName, x509.ExtKeyUsageServerAuth, "names wrong-name.invalid, not a.test"},
 		{NoClientAuth, x509.ExtKeyUsageClientAuth, "clientAuth"},
 		{NoClientAuth, x509.ExtKeyUsageServerAuth, ""},
+		{MissingIntermediate, x509.ExtKeyUsageServerAuth, `incomplete certificate chain: issued by the intermediate "xmppneg intermediate CA", which the peer did not send`},
+		{NotYetValid, x509.ExtKeyUsageServerAuth, "certificate not yet valid (valid from "},
+		{SRVNameOnly, x509.ExtKeyUsageServerAuth, "names xmpp.a.test, a host of a.test, not the XMPP domain itself"},
+		{ExpiringSoon, x509.ExtKeyUsageServerAuth, ""},
 	} {
 		c, err := p.Certificate("a.test", tc.state)
 		require.NoError(t, err)
-		got := Check([]*x509.Certificate{c.Leaf}, p.Roots(), "a.test", tc.usage, time.Now())
+		got := Check([]*x509.Certificate{c.Leaf}, p.Roots(), "a.test", tc.usage, time.Now(), p.Hints())
+		assert.Equal(t, got == nil, tc.state.Passes(tc.usage), "Passes agrees with Check for %s", tc.state)
 		if tc.err == "" {
 			assert.NoError(t, got, tc.state)
 		} else if assert.Error(t, got, tc.state) {
 			assert.Contains(t, got.Error(), tc.err, tc.state)
 		}
 	}
+	// Without hints, an incomplete chain is only an unknown authority.
+	c, err := p.Certificate("a.test", MissingIntermediate)
+	require.NoError(t, err)
+	assert.ErrorContains(t, Check([]*x509.Certificate{c.Leaf}, p.Roots(), "a.test", x509.ExtKeyUsageServerAuth, time.Now(), nil), "untrusted authority")
+	// With its intermediate sent, the chain is good.
+	assert.NoError(t, Check([]*x509.Certificate{c.Leaf, p.Inter.Cert}, p.Roots(), "a.test", x509.ExtKeyUsageServerAuth, time.Now(), nil))
 	_, err = p.Certificate("a.test", Missing)
 	assert.ErrorIs(t, err, ErrMissing)
-	assert.EqualError(t, Check(nil, p.Roots(), "a.test", x509.ExtKeyUsageServerAuth, time.Now()), "no certificate presented")
+	assert.EqualError(t, Check(nil, p.Roots(), "a.test", x509.ExtKeyUsageServerAuth, time.Now(), nil), "no certificate presented")
 }
 
 func TestCertificatesAreCached(t *testing.T) {
@@ -58,11 +69,11 @@ func TestPEMRoundTrip(t *testing.T) {
 	assert.True(t, q.CA.Cert.Equal(p.CA.Cert))
 	c, err := q.Certificate("a.test", Valid)
 	require.NoError(t, err)
-	assert.NoError(t, Check([]*x509.Certificate{c.Leaf}, q.Roots(), "a.test", x509.ExtKeyUsageServerAuth, time.Now()))
+	assert.NoError(t, Check([]*x509.Certificate{c.Leaf}, q.Roots(), "a.test", x509.ExtKeyUsageServerAuth, time.Now(), nil))
 	// New certificates from the loaded CA are trusted by the original PKI.
 	d, err := q.Certificate("d.test", Valid)
 	require.NoError(t, err)
-	assert.NoError(t, Check([]*x509.Certificate{d.Leaf}, p.Roots(), "d.test", x509.ExtKeyUsageClientAuth, time.Now()))
+	assert.NoError(t, Check([]*x509.Certificate{d.Leaf}, p.Roots(), "d.test", x509.ExtKeyUsageClientAuth, time.Now(), nil))
 }
 
 func TestParseState(t *testing.T) {

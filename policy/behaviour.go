@@ -62,6 +62,41 @@ type Behaviour struct {
 	// (no version, RFC 6120 §4.7.5) and send db:result without waiting for
 	// features, as jabberd2 without a certificate does.
 	LegacyStreams bool `json:"legacy_streams"`
+	// TLSMin and TLSMax bound the TLS versions the end speaks: old
+	// gateways and Edge servers stop at 1.0 or 1.1, current servers start
+	// at 1.2.
+	TLSMin TLSVersion `json:"tls_min"`
+	TLSMax TLSVersion `json:"tls_max"`
+}
+
+// TLSVersion is a TLS protocol version as a knob: its zero value is the
+// knob's default (1.2 for tls_min, 1.3 for tls_max).
+type TLSVersion uint8
+
+// tlsMinValues and tlsMaxValues are the knobs' texts, default first.
+var (
+	tlsMinValues = []string{"1.2", "1.0", "1.1", "1.3"}
+	tlsMaxValues = []string{"1.3", "1.0", "1.1", "1.2"}
+)
+
+// TLSRange returns the lowest and highest TLS version b speaks, as
+// their numbers (1.0 is 10, 1.3 is 13): what a report can say and
+// crypto/tls can be told (see TLSVersionCode).
+func (b Behaviour) TLSRange() (lo, hi int) {
+	num := func(s string) int { return int(s[0]-'0')*10 + int(s[2]-'0') }
+	return num(tlsMinValues[b.TLSMin]), num(tlsMaxValues[b.TLSMax])
+}
+
+// TLSVersionName names a version number of TLSRange: "TLS 1.2".
+func TLSVersionName(v int) string { return fmt.Sprintf("TLS %d.%d", v/10, v%10) }
+
+// TLSRangeText says what b speaks: "TLS 1.2–1.3", or "TLS 1.1 only".
+func (b Behaviour) TLSRangeText() string {
+	lo, hi := b.TLSRange()
+	if lo == hi {
+		return TLSVersionName(lo) + " only"
+	}
+	return fmt.Sprintf("TLS %d.%d–%d.%d", lo/10, lo%10, hi/10, hi%10)
 }
 
 // Refusal is when a receiving end refuses an invalid client certificate.
@@ -221,6 +256,10 @@ var knobs = []knob{
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.RequiredMarker) }},
 	{"answer_pings", []string{"auto", "own-stream"}, "how a receiver answers stanzas: on the same stream to the harness's endpoints, or over a stream of its own",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.AnswerPings) }},
+	{"tls_min", tlsMinValues, "the lowest TLS version the end speaks",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.TLSMin) }},
+	{"tls_max", tlsMaxValues, "the highest TLS version the end speaks",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.TLSMax) }},
 }
 
 func lookupKnob(key string) (knob, bool) {

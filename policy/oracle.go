@@ -199,7 +199,14 @@ func dropsPlainDialback(re Settings, secure bool) bool {
 func predictTLS(pr *predictor, client, server Settings, handshake, after outcome.Step, clientSide, serverSide outcome.Side) (Prediction, bool) {
 	badServer := !goodServer(server.Cert)
 	badClient := hasCert(client.Cert) && !goodClient(client.Cert, server.Behaviour)
+	clo, chi := client.TLSRange()
+	slo, shi := server.TLSRange()
 	switch {
+	case chi < slo || shi < clo:
+		// Versions are agreed before any certificate is sent: the server
+		// finds none in common and says so with protocol_version.
+		return pr.fail(failure(handshake, outcome.ProtocolVersion, serverSide), "the %s speaks %s, the %s %s: no TLS version in common",
+			clientSide, client.TLSRangeText(), serverSide, server.TLSRangeText()), true
 	case badServer && client.RefuseServer == ServerRefusalHandshake:
 		return pr.fail(failure(handshake, outcome.BadCertificate, clientSide), "the %s aborts TLS over the %s's %s certificate", clientSide, serverSide, server.Cert), true
 	case badClient && server.Refuse == RefuseAtHandshake:

@@ -124,6 +124,9 @@ func ParseSpecFrom(base Settings, spec string) (Settings, error) {
 			return s, err
 		}
 	}
+	if lo, hi := s.TLSRange(); lo > hi {
+		return s, fmt.Errorf("tls_max %d.%d is below tls_min %d.%d: give both, such as tls_min=1.0,tls_max=%d.%d", hi/10, hi%10, lo/10, lo%10, hi/10, hi%10)
+	}
 	return s, nil
 }
 

@@ -46,7 +46,7 @@ func TestShippedSuitesLoad(t *testing.T) {
 	interop := func(settings, serverCerts int) int { return settings*(5*2+3*8*3*2) + serverCerts*3*3*2 }
 	want := map[string]int{
 		"lync2013":         648,
-		"pairwise":         18 * 18 * 2 * 9 * 3,
+		"pairwise":         18 * 18 * 2 * 13 * 3,
 		"profiles":         8*8*2 + 8*8*5,
 		"interop-prosody":  interop(5, 9),
 		"interop-ejabberd": interop(6, 7),

@@ -73,6 +73,7 @@ type Endpoint struct {
 	cfg     Config
 	cert    *tls.Certificate
 	roots   *x509.CertPool
+	hints   *x509.CertPool // intermediates known, to name an incomplete chain
 	secret  string
 	timeout time.Duration
 	// verifySessions resumes TLS on verify connections (see clientTLS).
@@ -116,7 +117,7 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 			return nil, err
 		}
 	}
-	e := &Endpoint{cfg: cfg, roots: pki.Roots(), timeout: cfg.Timeout, secret: cfg.Settings.Secret,
+	e := &Endpoint{cfg: cfg, roots: pki.Roots(), hints: pki.Hints(), timeout: cfg.Timeout, secret: cfg.Settings.Secret,
 		verifySessions: tls.NewLRUClientSessionCache(64)}
 	if e.timeout <= 0 {
 		e.timeout = DefaultTimeout

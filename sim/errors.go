@@ -76,6 +76,9 @@ func isSyntax(err error) bool {
 // tlsAlert is a TLS alert number (RFC 8446 §6).
 type tlsAlert uint8
 
+// alertProtocolVersion is protocol_version: no TLS version in common.
+const alertProtocolVersion tlsAlert = 70
+
 // aboutCertificate reports whether the alert refuses a certificate:
 // bad_certificate, unsupported_certificate, certificate_revoked,
 // certificate_expired, certificate_unknown, unknown_ca or

@@ -194,9 +194,24 @@ func (c *xconn) handshake(tc *tls.Conn) error {
 // requires of a client certificate: an invalid one aborts the handshake
 // only when its behaviour refuses at the handshake (strict).
 func (c *xconn) serverTLS() *tls.Config {
+	lo, hi := c.tlsVersions()
 	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion: lo,
+		MaxVersion: hi,
 		ClientAuth: tls.RequestClientCert,
+		// The versions are compared here, where they are known as
+		// numbers, so that the failure says which; crypto/tls then
+		// refuses with the protocol_version alert, as it would anyway.
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			for _, v := range hello.SupportedVersions {
+				if v >= lo && v <= hi {
+					return nil, nil
+				}
+			}
+			c.versionErr = c.fail(outcome.ProtocolVersion, "the %s offers %s; the %s speaks only %s",
+				c.them, versionsText(hello.SupportedVersions), c.me, c.ep.cfg.Settings.TLSRangeText())
+			return nil, nil
+		},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return nil // dialback-only peers have none
@@ -214,8 +229,10 @@ func (c *xconn) serverTLS() *tls.Config {
 // certificate (for SASL EXTERNAL) and judges the receiver's, aborting on
 // an invalid one when strict.
 func (c *xconn) clientTLS() *tls.Config {
+	lo, hi := c.tlsVersions()
 	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
+		MinVersion: lo,
+		MaxVersion: hi,
 		ServerName: c.peer,
 		// Verification is done below, so that a lenient endpoint can go on
 		// with an invalid certificate and the reason is still recorded.
@@ -245,6 +262,39 @@ func (c *xconn) clientTLS() *tls.Config {
 	return cfg
 }
 
+// tlsVersions is the range of TLS versions the end speaks, as
+// crypto/tls numbers them.
+func (c *xconn) tlsVersions() (lo, hi uint16) {
+	l, h := c.ep.cfg.Settings.TLSRange()
+	return tlsVersionCode(l), tlsVersionCode(h)
+}
+
+// tlsVersionCode is crypto/tls's number for version v of TLSRange (10
+// is TLS 1.0, 0x0301).
+func tlsVersionCode(v int) uint16 { return uint16(0x0300 + v - 9) }
+
+// versionsText names the versions of a ClientHello: "TLS 1.0–1.1".
+func versionsText(vs []uint16) string {
+	var lo, hi uint16
+	for _, v := range vs {
+		if v < tls.VersionTLS10 || v > tls.VersionTLS13 {
+			continue // GREASE and the like
+		}
+		if lo == 0 || v < lo {
+			lo = v
+		}
+		hi = max(hi, v)
+	}
+	if lo == 0 {
+		return "no TLS version it knows"
+	}
+	name := func(v uint16) string { return strings.TrimPrefix(tls.VersionName(v), "TLS ") }
+	if lo == hi {
+		return "TLS " + name(lo) + " only"
+	}
+	return "TLS " + name(lo) + "–" + name(hi)
+}
+
 // judge checks the peer's certificate for usage and the peer's domain,
 // remembers what it found, and aborts the handshake when abort is set
 // and the certificate is bad.
@@ -252,7 +302,7 @@ func (c *xconn) judge(cs tls.ConnectionState, usage x509.ExtKeyUsage, abort bool
 	if len(cs.PeerCertificates) > 0 {
 		c.peerCert = cs.PeerCertificates[0]
 	}
-	c.certErr = certs.Check(cs.PeerCertificates, c.ep.roots, c.peer, usage, c.ep.now())
+	c.certErr = certs.Check(cs.PeerCertificates, c.ep.roots, c.peer, usage, c.ep.now(), c.ep.hints)
 	if c.certErr != nil && abort {
 		return c.fail(outcome.BadCertificate, "%s's certificate rejected: %v", c.them, c.certErr)
 	}
@@ -301,6 +351,9 @@ func (c *xconn) handshakeFailed(err error) error {
 	var rec *recorded
 	if errors.As(err, &rec) {
 		return err
+	}
+	if c.versionErr != nil {
+		return c.versionErr
 	}
 	if _, ok := remoteAlert(err); ok || isTimeout(err) || isClosed(err) {
 		return c.abort(err)

@@ -59,6 +59,9 @@ type xconn struct {
 	// certErr what is wrong with it (nil when it is valid).
 	peerCert *x509.Certificate
 	certErr  error
+	// versionErr is the recorded failure of a handshake in which the
+	// peer offered no TLS version this end speaks.
+	versionErr error
 	labelMe  string // "initiator a.test", for transcripts
 	labelOf  string
 }
@@ -307,12 +310,15 @@ func (c *xconn) abort(err error) error {
 		// In TLS 1.3 the client finishes its handshake before the server
 		// has checked the client's certificate: the server's refusal
 		// arrives as an alert on the first read after the handshake.
-		cond := outcome.HandshakeFailure
-		if alert.aboutCertificate() {
-			cond = outcome.BadCertificate
-		}
 		c.step = outcome.StepTLSHandshake
-		return c.peerFailed(cond, "the %s aborted TLS: %v", c.them, err)
+		switch {
+		case alert == alertProtocolVersion:
+			return c.peerFailed(outcome.ProtocolVersion, "the %s accepts none of the TLS versions the %s speaks (%s): %v",
+				c.them, c.me, c.ep.cfg.Settings.TLSRangeText(), err)
+		case alert.aboutCertificate():
+			return c.peerFailed(outcome.BadCertificate, "the %s aborted TLS: %v", c.them, err)
+		}
+		return c.peerFailed(outcome.HandshakeFailure, "the %s aborted TLS: %v", c.them, err)
 	}
 	if isClosed(err) || (isSyntax(err) && c.in.err != nil) {
 		return c.peerFailed(outcome.ConnectionClosed, "the %s closed the connection during %s without an error", c.them, c.step)

@@ -472,6 +472,7 @@ type Condition string
 const (
 	BadCertificate    Condition = "bad-certificate"   // a TLS handshake aborted over a certificate
 	HandshakeFailure  Condition = "handshake-failure" // a TLS handshake that failed otherwise
+	ProtocolVersion   Condition = "protocol-version"  // no TLS version both ends speak (the TLS alert's name)
 	ConnectionClosed  Condition = "connection-closed" // the peer hung up without an error
 	StartTLSFailure   Condition = "failure"           // <failure xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>
 	DialbackInvalid   Condition = "invalid"           // db:result type='invalid'
@@ -526,7 +527,7 @@ var knownConditions = []Condition{
 	"not-acceptable", "not-allowed", "recipient-unavailable", "redirect", "registration-required",
 	RemoteServerNotFound, RemoteServerTimeout, "service-unavailable", "subscription-required", "unexpected-request",
 	// the harness's own
-	BadCertificate, HandshakeFailure, ConnectionClosed, StartTLSFailure, DialbackInvalid, PingError,
+	BadCertificate, HandshakeFailure, ProtocolVersion, ConnectionClosed, StartTLSFailure, DialbackInvalid, PingError,
 	TriggerFailed, NoConnection, ClosedOnPurpose, SilentOnPurpose, CancelledByCaller,
 }
 
