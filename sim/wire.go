@@ -62,8 +62,8 @@ type xconn struct {
 	// versionErr is the recorded failure of a handshake in which the
 	// peer offered no TLS version this end speaks.
 	versionErr error
-	labelMe  string // "initiator a.test", for transcripts
-	labelOf  string
+	labelMe    string // "initiator a.test", for transcripts
+	labelOf    string
 }
 
 // reader is what the XML decoder reads from: the connection, through a
