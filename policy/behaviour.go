@@ -67,6 +67,10 @@ type Behaviour struct {
 	// at 1.2.
 	TLSMin TLSVersion `json:"tls_min"`
 	TLSMax TLSVersion `json:"tls_max"`
+	// DirectTLS is XEP-0368: as a receiver the end also listens for
+	// connections that start with TLS (published as _xmpps-server), and
+	// as an initiator it uses such a target when it finds one.
+	DirectTLS bool `json:"direct_tls"`
 }
 
 // TLSVersion is a TLS protocol version as a knob: its zero value is the
@@ -278,7 +282,8 @@ func BehaviourKeys() []string {
 	for _, k := range knobs {
 		out = append(out, fmt.Sprintf("%s (%s): %s", k.key, strings.Join(k.values, "|"), k.doc))
 	}
-	return append(out, "legacy_streams (false|true): open streams with pre-1.0 headers and send db:result at once")
+	return append(out, "legacy_streams (false|true): open streams with pre-1.0 headers and send db:result at once",
+		"direct_tls (false|true): listen for direct TLS (XEP-0368) and use it as an initiator")
 }
 
 // KnobKeys lists the spec keys of the behaviour knobs.
@@ -287,14 +292,19 @@ func KnobKeys() []string {
 	for _, k := range knobs {
 		out = append(out, k.key)
 	}
-	return append(out, "legacy_streams")
+	return append(out, "legacy_streams", "direct_tls")
 }
 
 // setKnob sets the knob key from its text.
 func (b *Behaviour) setKnob(key, val string) (bool, error) {
-	if key == "legacy_streams" {
+	switch key {
+	case "legacy_streams":
 		v, err := ParseBool(val)
 		b.LegacyStreams = v
+		return true, err
+	case "direct_tls":
+		v, err := ParseBool(val)
+		b.DirectTLS = v
 		return true, err
 	}
 	k, ok := lookupKnob(key)
@@ -322,6 +332,9 @@ func (b Behaviour) Differences() []string {
 	if b.LegacyStreams {
 		out = append(out, "legacy_streams=true")
 	}
+	if b.DirectTLS {
+		out = append(out, "direct_tls=true")
+	}
 	return out
 }
 
@@ -343,7 +356,9 @@ func (b Behaviour) Knobs() []KnobValue {
 		out = append(out, KnobValue{Key: k.key, Value: k.values[v], Doc: k.doc, Default: v == *k.get(&own)})
 	}
 	return append(out, KnobValue{Key: "legacy_streams", Value: fmt.Sprint(b.LegacyStreams),
-		Doc: "whether an initiator opens streams with pre-1.0 headers and sends db:result at once", Default: b.LegacyStreams == own.LegacyStreams})
+		Doc: "whether an initiator opens streams with pre-1.0 headers and sends db:result at once", Default: b.LegacyStreams == own.LegacyStreams},
+		KnobValue{Key: "direct_tls", Value: fmt.Sprint(b.DirectTLS),
+			Doc: "whether the end listens for direct TLS (XEP-0368) and uses it as an initiator", Default: b.DirectTLS == own.DirectTLS})
 }
 
 // String lists the knobs that differ from the harness's own behaviour.

@@ -112,9 +112,15 @@ func predictAuthentication(in, re Settings) Prediction {
 	marked := offerTLS && re.TLS == Required && re.RequiredMarker == RequiredMarkerSend
 	secure := false
 	switch {
+	case usesDirectTLS(in, re):
+		pr.say("initiator connects to the receiver's direct TLS port (XEP-0368)")
+		if p, failed := predictTLS(&pr, in, re, outcome.StepTLSHandshake, outcome.StepStream, initiator, receiver, true); failed {
+			return p
+		}
+		secure = true
 	case offerTLS && in.TLS != NotSupported:
 		pr.say("receiver offers STARTTLS and initiator uses it")
-		if p, failed := predictTLS(&pr, in, re, outcome.StepTLSHandshake, outcome.StepStream, initiator, receiver); failed {
+		if p, failed := predictTLS(&pr, in, re, outcome.StepTLSHandshake, outcome.StepStream, initiator, receiver, false); failed {
 			return p
 		}
 		secure = true
@@ -170,6 +176,15 @@ func predictAuthentication(in, re Settings) Prediction {
 	return predictNoMethod(&pr, in, offerSASL, secure, noMethodReason(in, re, secure, offerSASL, offerDB))
 }
 
+// usesDirectTLS reports whether a client connects to a server with
+// direct TLS (XEP-0368): both do it and the server can listen for it.
+func usesDirectTLS(client, server Settings) bool {
+	return client.DirectTLS && server.DirectTLS && client.TLS != NotSupported && server.TLS != NotSupported && hasCert(server.Cert)
+}
+
+// nameOnly reports whether a certificate state is bad only by its name.
+func nameOnly(st certs.State) bool { return st == certs.WrongName || st == certs.SRVNameOnly }
+
 // dialbackOffered is whether re offers dialback on a stream, and why not.
 // A receiver that drops plain db:result (jabberd2 with require_tls)
 // advertises dialback before TLS all the same.
@@ -196,7 +211,7 @@ func dropsPlainDialback(re Settings, secure bool) bool {
 // and the certificate checks each end makes: during the handshake, then
 // right after it. It returns the failed prediction and true when one end
 // refuses the other's certificate.
-func predictTLS(pr *predictor, client, server Settings, handshake, after outcome.Step, clientSide, serverSide outcome.Side) (Prediction, bool) {
+func predictTLS(pr *predictor, client, server Settings, handshake, after outcome.Step, clientSide, serverSide outcome.Side, direct bool) (Prediction, bool) {
 	badServer := !goodServer(server.Cert)
 	badClient := hasCert(client.Cert) && !goodClient(client.Cert, server.Behaviour)
 	clo, chi := client.TLSRange()
@@ -209,6 +224,10 @@ func predictTLS(pr *predictor, client, server Settings, handshake, after outcome
 			clientSide, client.TLSRangeText(), serverSide, server.TLSRangeText()), true
 	case badServer && client.RefuseServer == ServerRefusalHandshake:
 		return pr.fail(failure(handshake, outcome.BadCertificate, clientSide), "the %s aborts TLS over the %s's %s certificate", clientSide, serverSide, server.Cert), true
+	case badClient && server.Refuse == RefuseAtHandshake && direct && nameOnly(client.Cert):
+		// On direct TLS the server learns who connects from the stream
+		// header: the name is checked, and refused, then.
+		return pr.fail(failure(after, outcome.NotAuthorized, serverSide), "the %s refuses the %s's %s certificate once the stream header names the %s (direct TLS)", serverSide, clientSide, client.Cert, clientSide), true
 	case badClient && server.Refuse == RefuseAtHandshake:
 		return pr.fail(failure(handshake, outcome.BadCertificate, serverSide), "the %s aborts TLS over the %s's %s certificate", serverSide, clientSide, client.Cert), true
 	case server.Refuse == RefuseAfterTLS && (badClient || !hasCert(client.Cert)):
@@ -336,7 +355,7 @@ func predictVerify(pr *predictor, auth, verifier Settings) (outcome.Failure, boo
 	marked := offerTLS && auth.TLS == Required && auth.RequiredMarker == RequiredMarkerSend
 	switch {
 	case offerTLS && verifier.TLS != NotSupported:
-		if p, failed := predictTLS(pr, verifier, auth, step, step, receiver, authoritative); failed {
+		if p, failed := predictTLS(pr, verifier, auth, step, step, receiver, authoritative, usesDirectTLS(verifier, auth)); failed {
 			pr.p.Reasons = pr.p.Reasons[:len(pr.p.Reasons)-1]
 			return fail(*p.Outcome.Failure, "on the verify connection: %s", p.Outcome.Failure.Message)
 		}

@@ -313,6 +313,9 @@ func (p *pool) runOwn(ctx context.Context, c *Case) (*sim.Result, error) {
 		}
 		if !e.Unlisted {
 			p.net.Register(e.Domain, ep.Addr())
+			if d := ep.DirectAddr(); d != "" {
+				p.net.RegisterDirectTLS(e.Domain, d)
+			}
 		}
 		switch i {
 		case 0:

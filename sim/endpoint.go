@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,6 +81,7 @@ type Endpoint struct {
 	verifySessions tls.ClientSessionCache
 
 	ln      net.Listener
+	direct  net.Listener // direct TLS (XEP-0368), when the settings ask for it
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -185,13 +187,36 @@ func (e *Endpoint) Start() error {
 		return fmt.Errorf("sim: %s: listen: %w", e.cfg.Domain, err)
 	}
 	e.ln = ln
+	if e.cfg.Settings.DirectTLS && e.cert != nil && e.cfg.Settings.TLS != policy.NotSupported {
+		host, _, _ := net.SplitHostPort(ln.Addr().String())
+		if e.direct, err = net.Listen("tcp", net.JoinHostPort(host, "0")); err != nil {
+			ln.Close()
+			return fmt.Errorf("sim: %s: listen for direct TLS: %w", e.cfg.Domain, err)
+		}
+	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if !e.cfg.Unlisted {
 		e.cfg.Net.Register(e.cfg.Domain, ln.Addr().String())
+		if e.direct != nil {
+			e.cfg.Net.RegisterDirectTLS(e.cfg.Domain, e.direct.Addr().String())
+		}
 	}
 	e.wg.Add(1)
-	go e.acceptLoop()
+	go e.acceptLoop(e.ln, false)
+	if e.direct != nil {
+		e.wg.Add(1)
+		go e.acceptLoop(e.direct, true)
+	}
 	return nil
+}
+
+// DirectAddr returns the address where the endpoint listens for direct
+// TLS, or "" when it does not.
+func (e *Endpoint) DirectAddr() string {
+	if e.direct == nil {
+		return ""
+	}
+	return e.direct.Addr().String()
 }
 
 // Addr returns the address the endpoint listens on.
@@ -210,11 +235,14 @@ func (e *Endpoint) Close() error {
 	}
 	e.cancel()
 	err := e.ln.Close()
+	if e.direct != nil {
+		e.direct.Close()
+	}
 	e.wg.Wait()
 	return err
 }
 
-func (e *Endpoint) acceptLoop() {
+func (e *Endpoint) acceptLoop(ln net.Listener, directTLS bool) {
 	defer e.wg.Done()
 	limit := e.cfg.MaxConns
 	if limit <= 0 {
@@ -222,7 +250,7 @@ func (e *Endpoint) acceptLoop() {
 	}
 	slots := make(chan struct{}, limit)
 	for {
-		c, err := e.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -240,7 +268,7 @@ func (e *Endpoint) acceptLoop() {
 		go func() {
 			defer e.wg.Done()
 			defer func() { <-slots }()
-			e.handleInbound(c)
+			e.handleInbound(c, directTLS)
 		}()
 	}
 }
@@ -312,27 +340,66 @@ func (e *Endpoint) dial(ctx context.Context, domain string, tr *trace, name stri
 	if name == verifyConn {
 		what = "the authoritative server of " + domain
 	}
-	addr, err := e.cfg.Net.Resolve(ctx, domain)
+	targets, res, err := e.cfg.Net.targets(ctx, domain)
+	if name == mainConn && res != nil {
+		tr.setResolution(res)
+	}
 	if err != nil {
 		return nil, nil, fail(outcome.RemoteServerNotFound, "cannot resolve %s: %v", what, err)
 	}
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		cond := outcome.RemoteConnectionFailed
-		if isTimeout(err) || ctx.Err() != nil {
-			cond = outcome.RemoteServerTimeout
+	// Each target in turn, as RFC 6120 §3.2.1 says, until one connects.
+	var tried []string
+	cond := outcome.RemoteConnectionFailed
+	for _, t := range targets {
+		a := Attempt{Target: t.target, Addr: t.addr}
+		switch {
+		case t.target.DirectTLS && e.cfg.Settings.TLS == policy.NotSupported:
+			a.Result = "skipped: direct TLS, and this end has TLS NotSupported"
+		case t.target.DirectTLS && !e.cfg.Settings.DirectTLS:
+			a.Result = "skipped: direct TLS, which this end does not use (direct_tls=false)"
 		}
-		return nil, nil, fail(cond, "cannot connect to %s at %s: %v", what, addr, err)
+		if a.Result != "" {
+			e.attempt(tr, name, a)
+			continue
+		}
+		var d net.Dialer
+		raw, err := d.DialContext(ctx, "tcp", t.addr)
+		if err != nil {
+			if isTimeout(err) || ctx.Err() != nil {
+				cond = outcome.RemoteServerTimeout
+			}
+			a.Result = err.Error()
+			e.attempt(tr, name, a)
+			tried = append(tried, fmt.Sprintf("%s: %v", t.addr, err))
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		a.Result = "connected"
+		e.attempt(tr, name, a)
+		l := e.cfg.Net.track(raw.LocalAddr().String(), tr, name)
+		stop := arm(ctx, raw, deadline)
+		hangUp := func() {
+			stop()
+			hangUp(raw, deadline)
+			e.cfg.Net.untrack(raw.LocalAddr().String(), l, deadline.Add(100*time.Millisecond))
+		}
+		c := newXConn(e, raw, tr, name, me, them, domain, deadline)
+		c.directTLS = t.target.DirectTLS
+		return c, hangUp, nil
 	}
-	l := e.cfg.Net.track(raw.LocalAddr().String(), tr, name)
-	stop := arm(ctx, raw, deadline)
-	hangUp := func() {
-		stop()
-		hangUp(raw, deadline)
-		e.cfg.Net.untrack(raw.LocalAddr().String(), l, deadline.Add(100*time.Millisecond))
+	if len(tried) == 0 {
+		return nil, nil, fail(outcome.RemoteConnectionFailed, "cannot connect to %s: its only targets are direct TLS, which this end does not use", what)
 	}
-	return newXConn(e, raw, tr, name, me, them, domain, deadline), hangUp, nil
+	return nil, nil, fail(cond, "cannot connect to %s at %s", what, strings.Join(tried, "; "))
+}
+
+// attempt records one connection attempt of the main connection.
+func (e *Endpoint) attempt(tr *trace, name string, a Attempt) {
+	if name == mainConn {
+		tr.attempt(a)
+	}
 }
 
 // hangUp closes a connection this endpoint opened. It first gives the
@@ -355,13 +422,14 @@ func hangUp(raw net.Conn, deadline time.Time) {
 
 // handleInbound serves one inbound connection: a stream from an
 // initiating server, or a verify connection from a receiving server.
-func (e *Endpoint) handleInbound(raw net.Conn) {
+func (e *Endpoint) handleInbound(raw net.Conn, directTLS bool) {
 	defer raw.Close()
 	deadline := time.Now().Add(e.timeout)
 	stop := arm(e.ctx, raw, deadline)
 	defer stop()
 	tr := newTrace(e.cfg.Clock)
 	rs := &receiverState{c: newXConn(e, raw, tr, mainConn, outcome.Receiver, outcome.Initiator, "", deadline)}
+	rs.c.directTLS = directTLS
 	// The claim on a shared trace ends last, once what runs in the
 	// background (the close of a verify connection) has recorded too.
 	defer func() {

@@ -90,6 +90,9 @@ type initiatorState struct {
 // handshake runs the negotiation up to an authenticated stream.
 func (hs *initiatorState) handshake() error {
 	c := hs.c
+	if err := hs.directTLS(); err != nil {
+		return err
+	}
 	if err := hs.openStream(hs.from(), hs.to(), false); err != nil {
 		return err
 	}

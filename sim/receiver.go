@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"time"
@@ -34,6 +35,15 @@ type receiverState struct {
 // the end of a verify connection.
 func (rs *receiverState) handshake() (authenticated bool, err error) {
 	c := rs.c
+	if c.directTLS {
+		// Direct TLS (XEP-0368): TLS first. Who connects is known only
+		// from the stream header, so the certificate's name is checked
+		// then (acceptStream).
+		rs.claim()
+		if err := c.handshake(tls.Server(c.raw, c.serverTLS())); err != nil {
+			return false, err
+		}
+	}
 	if err := rs.acceptStream(true, false); err != nil {
 		return false, err
 	}
@@ -105,7 +115,11 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 	h, err := readHeader(c.dec)
 	if first {
 		c.peer, rs.legacy = h.From, h.Legacy
-		rs.claim()
+		if c.directTLS {
+			c.relabel()
+		} else {
+			rs.claim()
+		}
 	}
 	if err != nil {
 		return c.abort(err)
@@ -134,6 +148,13 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 		return c.abort(c.send(legacyHeaderXML(domain, c.peer, rs.streamID)))
 	case authenticated:
 		return c.abort(c.send(hdr, "<stream:features/>"))
+	case first && c.directTLS && c.peerCert != nil && c.checkPeerName() != nil && c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake:
+		// The name could not be checked during the handshake; refused at
+		// once now that it is known.
+		if err := c.send(hdr); err != nil {
+			return c.abort(err)
+		}
+		return c.abort(&streamError{cond: outcome.NotAuthorized, text: "the " + c.them.String() + "'s certificate does not name it: " + c.certErr.Error()})
 	case c.secure && c.ep.cfg.Settings.Refuse == policy.RefuseAfterTLS && (c.peerCert == nil || c.certErr != nil):
 		// As Prosody's s2s_secure_auth: only peers with a valid
 		// certificate, told right after TLS.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"xmppneg/policy/outcome"
+	"xmppneg/sim/resolve"
 )
 
 // TLSInfo describes the TLS layer of the main connection.
@@ -62,6 +63,18 @@ type Result struct {
 	StreamIDs  []string
 	Duration   time.Duration
 	Transcript []Entry
+	// Resolution is how DNS found the receiver (nil when it was
+	// registered on the Network), and Attempts every target the main
+	// connection tried, in order.
+	Resolution *resolve.Result
+	Attempts   []Attempt
+}
+
+// Attempt is one target a connection tried and what happened there.
+type Attempt struct {
+	Target resolve.Target `json:"target"`
+	Addr   string         `json:"addr"`
+	Result string         `json:"result"` // "connected", "skipped: …", or the error
 }
 
 // MarshalJSON writes the result in the shape every report uses:
@@ -78,9 +91,11 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Offers     []Offer           `json:"offers"`
 		StreamIDs  []string          `json:"stream_ids"`
 		DurationMS float64           `json:"duration_ms"`
+		Resolution *resolve.Result   `json:"resolution,omitempty"`
+		Attempts   []Attempt         `json:"attempts,omitempty"`
 		Transcript []Entry           `json:"transcript"`
 	}{r.Initiator, r.Receiver, r.Outcome.ID(), r.Outcome.Failure, r.Outcome.String(), nonNil(r.Recovered), r.TLS,
-		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), nonNil(r.Transcript)})
+		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), r.Resolution, r.Attempts, nonNil(r.Transcript)})
 }
 
 func nonNil[T any](s []T) []T {

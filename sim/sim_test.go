@@ -3,6 +3,7 @@ package sim
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -140,17 +141,23 @@ func stripTime(f outcome.Failure) outcome.Failure { f.Elapsed = 0; return f }
 func TestCertificateStatesAgreeWithTheOracle(t *testing.T) {
 	for _, st := range certs.States {
 		for _, refuse := range policy.RefusalPoints {
-			t.Run(string(st)+"/"+refuse, func(t *testing.T) {
-				w := newWorld(t)
-				spec := "tls=Optional,sasl=Optional,dialback=true,refuse=" + refuse
-				a := w.endpoint("a.test", spec+",cert="+string(st), refusing(refuse))
-				b := w.endpoint("b.test", spec, refusing(refuse))
-				for _, pair := range [][2]*Endpoint{{a, b}, {b, a}} {
-					r := negotiate(t, pair[0], pair[1])
-					p := policy.Predict(pair[0].Settings(), pair[1].Settings())
-					assert.True(t, r.Outcome.Same(p.Outcome), "%s → %s: predicted %s, observed %s\n%v", pair[0].Domain(), pair[1].Domain(), p.Outcome, r.Outcome, p.Reasons)
+			for _, direct := range []bool{false, true} {
+				name := string(st) + "/" + refuse
+				if direct {
+					name += "/direct-tls"
 				}
-			})
+				t.Run(name, func(t *testing.T) {
+					w := newWorld(t)
+					spec := fmt.Sprintf("tls=Optional,sasl=Optional,dialback=true,direct_tls=%t,refuse=%s", direct, refuse)
+					a := w.endpoint("a.test", spec+",cert="+string(st), refusing(refuse))
+					b := w.endpoint("b.test", spec, refusing(refuse))
+					for _, pair := range [][2]*Endpoint{{a, b}, {b, a}} {
+						r := negotiate(t, pair[0], pair[1])
+						p := policy.Predict(pair[0].Settings(), pair[1].Settings())
+						assert.True(t, r.Outcome.Same(p.Outcome), "%s → %s: predicted %s, observed %s\n%v", pair[0].Domain(), pair[1].Domain(), p.Outcome, r.Outcome, p.Reasons)
+					}
+				})
+			}
 		}
 	}
 }

@@ -91,6 +91,21 @@ func (rs *receiverState) serveStartTLS() error {
 	return c.handshake(tls.Server(c.raw, c.serverTLS()))
 }
 
+// directTLS runs the client handshake at once on a connection to a
+// direct TLS target (XEP-0368), before any stream.
+func (o *connecting) directTLS() error {
+	c := o.c
+	if !c.directTLS {
+		return nil
+	}
+	cfg := c.clientTLS()
+	cfg.NextProtos = []string{alpnXMPPServer}
+	return c.handshake(tls.Client(c.raw, cfg))
+}
+
+// alpnXMPPServer is the ALPN protocol of direct TLS s2s (XEP-0368).
+const alpnXMPPServer = "xmpp-server"
+
 // startTLS asks for TLS and runs the client handshake.
 func (o *connecting) startTLS() error {
 	c := o.c
@@ -121,6 +136,10 @@ func (o *connecting) startTLS() error {
 // what its behaviour says.
 func (o *connecting) secure(reopen func() error) error {
 	c := o.c
+	if c.secure {
+		// Direct TLS: the stream was opened over TLS already.
+		return o.refuseServerAfterTLS()
+	}
 	choice, refusal := startTLSChoice(c.ep.cfg.Settings, o.offer, c.me, c.them)
 	switch {
 	case refusal != nil:
@@ -199,6 +218,7 @@ func (c *xconn) serverTLS() *tls.Config {
 		MinVersion: lo,
 		MaxVersion: hi,
 		ClientAuth: tls.RequestClientCert,
+		NextProtos: []string{alpnXMPPServer},
 		// The versions are compared here, where they are known as
 		// numbers, so that the failure says which; crypto/tls then
 		// refuses with the protocol_version alert, as it would anyway.
@@ -302,6 +322,7 @@ func (c *xconn) judge(cs tls.ConnectionState, usage x509.ExtKeyUsage, abort bool
 	if len(cs.PeerCertificates) > 0 {
 		c.peerCert = cs.PeerCertificates[0]
 	}
+	c.peerChain, c.peerUsage = cs.PeerCertificates, usage
 	c.certErr = certs.Check(cs.PeerCertificates, c.ep.roots, c.peer, usage, c.ep.now(), c.ep.hints)
 	if c.certErr != nil && abort {
 		return c.fail(outcome.BadCertificate, "%s's certificate rejected: %v", c.them, c.certErr)
@@ -359,4 +380,12 @@ func (c *xconn) handshakeFailed(err error) error {
 		return c.abort(err)
 	}
 	return c.peerFailed(outcome.HandshakeFailure, "TLS handshake with the %s failed: %v", c.them, err)
+}
+
+// checkPeerName checks again, now that the peer's domain is known, a
+// certificate received on direct TLS, where the handshake could not
+// check the name: the result replaces what the handshake found.
+func (c *xconn) checkPeerName() error {
+	c.certErr = certs.Check(c.peerChain, c.ep.roots, c.peer, c.peerUsage, c.ep.now(), c.ep.hints)
+	return c.certErr
 }

@@ -2,10 +2,13 @@ package sim
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"sync"
 	"time"
 
 	"xmppneg/policy/outcome"
+	"xmppneg/sim/resolve"
 )
 
 // trace collects what every party of one negotiation saw: the XML on the
@@ -28,6 +31,8 @@ type trace struct {
 	// hideVerify keeps the verify connection's failures from being the
 	// root cause: the receiver kept them to itself (see unverifiable).
 	hideVerify bool
+	resolution *resolve.Result
+	attempts   []Attempt
 }
 
 func (t *trace) hideVerifyFailures() {
@@ -73,6 +78,20 @@ func (t *trace) streamID(id string) {
 	t.streamIDs = append(t.streamIDs, id)
 }
 
+// setResolution records how the main connection's peer was found.
+func (t *trace) setResolution(r *resolve.Result) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.resolution = r
+}
+
+// attempt records one target the main connection tried.
+func (t *trace) attempt(a Attempt) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.attempts = append(t.attempts, a)
+}
+
 // setTLS records the TLS state of the main connection; both of its ends
 // report it, and only the initiator knows what it made of the
 // receiver's certificate.
@@ -111,6 +130,8 @@ func (t *trace) result(side outcome.Side, initiator, receiver string) *Result {
 		Transcript: append([]Entry{}, t.entries...),
 		Offers:     append([]Offer{}, t.offers...),
 		Recovered:  []outcome.Failure{},
+		Resolution: t.resolution,
+		Attempts:   append([]Attempt{}, t.attempts...),
 	}
 	m := t.method
 	if side != outcome.Initiator {
@@ -144,14 +165,84 @@ func (t *trace) result(side outcome.Side, initiator, receiver string) *Result {
 // authoritative side of a connection record into the same trace as the
 // side that opened it.
 type Network struct {
-	mu    sync.Mutex
-	addrs map[string]string
-	links map[string]*link
+	mu     sync.Mutex
+	addrs  map[string]string
+	direct map[string]string // direct TLS addresses (XEP-0368), by domain
+	links  map[string]*link
+	// dns, when set, finds the domains nobody registered as a real
+	// server does: SRV records, then the domain's addresses.
+	dns *resolve.Resolver
 }
 
 // NewNetwork returns an empty network.
 func NewNetwork() *Network {
-	return &Network{addrs: map[string]string{}, links: map[string]*link{}}
+	return &Network{addrs: map[string]string{}, direct: map[string]string{}, links: map[string]*link{}}
+}
+
+// UseDNS makes the network find domains nobody registered through r, as
+// a real server does (see package resolve).
+func (n *Network) UseDNS(r *resolve.Resolver) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dns = r
+}
+
+// RegisterDirectTLS makes domain reachable with direct TLS at addr too.
+func (n *Network) RegisterDirectTLS(domain, addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.direct[domain] = addr
+}
+
+// dialTarget is one address to try, and the target it came from.
+type dialTarget struct {
+	addr   string
+	target resolve.Target
+}
+
+// targets lists where domain can be reached, in the order to try: its
+// registered addresses (direct TLS first), or what DNS says.
+func (n *Network) targets(ctx context.Context, domain string) ([]dialTarget, *resolve.Result, error) {
+	n.mu.Lock()
+	addr, ok := n.addrs[domain]
+	daddr, dok := n.direct[domain]
+	r := n.dns
+	n.mu.Unlock()
+	var out []dialTarget
+	if dok {
+		out = append(out, dialTarget{daddr, resolve.Target{Host: domain, DirectTLS: true, Via: "registered"}})
+	}
+	if ok {
+		out = append(out, dialTarget{addr, resolve.Target{Host: domain, Via: "registered"}})
+	}
+	if len(out) > 0 || r == nil {
+		if len(out) == 0 {
+			return nil, nil, ErrNotFound{domain}
+		}
+		return out, nil, nil
+	}
+	res, err := r.Lookup(ctx, domain)
+	if err != nil {
+		return nil, res, err
+	}
+	var lastErr error
+	for _, t := range res.Targets {
+		ips, err := r.Addrs(ctx, res, t.Host)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		for _, ip := range ips {
+			out = append(out, dialTarget{net.JoinHostPort(ip.String(), fmt.Sprint(t.Port)), t})
+		}
+	}
+	if len(out) == 0 {
+		if lastErr == nil {
+			lastErr = ErrNotFound{domain}
+		}
+		return nil, res, lastErr
+	}
+	return out, res, nil
 }
 
 // Register makes domain reachable at addr (host:port on loopback).
@@ -166,6 +257,7 @@ func (n *Network) Unregister(domain string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	delete(n.addrs, domain)
+	delete(n.direct, domain)
 }
 
 // ErrNotFound is returned by Resolve for a domain nobody registered.
@@ -173,14 +265,14 @@ type ErrNotFound struct{ Domain string }
 
 func (e ErrNotFound) Error() string { return "no address known for " + e.Domain }
 
-// Resolve returns the address of domain.
-func (n *Network) Resolve(_ context.Context, domain string) (string, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if a, ok := n.addrs[domain]; ok {
-		return a, nil
+// Resolve returns the first address of domain to try: the registered
+// one, or the first target DNS gives when the network uses it.
+func (n *Network) Resolve(ctx context.Context, domain string) (string, error) {
+	ts, _, err := n.targets(ctx, domain)
+	if err != nil {
+		return "", err
 	}
-	return "", ErrNotFound{domain}
+	return ts[0].addr, nil
 }
 
 // link ties the local address of a connection that an endpoint opened to

@@ -29,6 +29,9 @@ type verifierState struct {
 func (vs *verifierState) handshake() error {
 	c := vs.c
 	open := func() error { return vs.openStream(c.ep.cfg.Domain, c.peer, false) }
+	if err := vs.directTLS(); err != nil {
+		return err
+	}
 	if err := open(); err != nil {
 		return err
 	}

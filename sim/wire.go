@@ -59,6 +59,14 @@ type xconn struct {
 	// certErr what is wrong with it (nil when it is valid).
 	peerCert *x509.Certificate
 	certErr  error
+	// peerChain is what the peer sent, and peerUsage what it was checked
+	// for: on direct TLS the receiver learns the peer's domain only from
+	// the stream header, and checks the name then.
+	peerChain []*x509.Certificate
+	peerUsage x509.ExtKeyUsage
+	// directTLS is set on a connection that starts with TLS (XEP-0368)
+	// rather than STARTTLS.
+	directTLS bool
 	// versionErr is the recorded failure of a handshake in which the
 	// peer offered no TLS version this end speaks.
 	versionErr error

@@ -22,7 +22,16 @@ type Server struct {
 
 	mu      sync.Mutex
 	records map[string]target // by fully qualified domain, lower case
+	srvRecs map[string][]SRV  // by owner name (_xmpp-server._tcp.DOMAIN.), set with SetSRV
+	hosts   map[string]net.IP // A records set with SetHost
 	queries []string
+}
+
+// SRV is one SRV record: Target "." says the service is not offered.
+type SRV struct {
+	Target           string
+	Port             uint16
+	Priority, Weight uint16
 }
 
 type target struct {
@@ -43,7 +52,7 @@ func Start(addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loopdns: %w", err)
 	}
-	s := &Server{conn: pc, records: map[string]target{}}
+	s := &Server{conn: pc, records: map[string]target{}, srvRecs: map[string][]SRV{}, hosts: map[string]net.IP{}}
 	started := make(chan struct{})
 	s.srv = &dns.Server{PacketConn: pc, Handler: s, NotifyStartedFunc: func() { close(started) }}
 	errc := make(chan error, 1)
@@ -87,6 +96,31 @@ func (s *Server) Set(domain, addr string) error {
 	return nil
 }
 
+// SetSRV publishes the SRV records of service (such as
+// "_xmpps-server._tcp") for domain, replacing what Set published for that
+// name; no records removes them.
+func (s *Server) SetSRV(service, domain string, recs ...SRV) {
+	name := dns.Fqdn(strings.ToLower(service + "." + domain))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(recs) == 0 {
+		delete(s.srvRecs, name)
+		return
+	}
+	s.srvRecs[name] = append([]SRV{}, recs...)
+}
+
+// SetHost publishes an A record: host at ip, a loopback IPv4 address.
+func (s *Server) SetHost(host string, ip net.IP) error {
+	if ip.To4() == nil || !ip.IsLoopback() {
+		return fmt.Errorf("loopdns: %s is not an IPv4 loopback address", ip)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hosts[dns.Fqdn(strings.ToLower(host))] = ip.To4()
+	return nil
+}
+
 // Queries returns the questions asked so far, as "TYPE name".
 func (s *Server) Queries() []string {
 	s.mu.Lock()
@@ -116,6 +150,21 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	for _, q := range req.Question {
 		name := strings.ToLower(q.Name)
 		s.queries = append(s.queries, dns.TypeToString[q.Qtype]+" "+name)
+		if recs, ok := s.srvRecs[name]; ok && q.Qtype == dns.TypeSRV {
+			m.Rcode = dns.RcodeSuccess
+			for _, r := range recs {
+				m.Answer = append(m.Answer, &dns.SRV{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET},
+					Priority: r.Priority, Weight: r.Weight, Port: r.Port, Target: dns.Fqdn(r.Target)})
+			}
+			continue
+		}
+		if ip, ok := s.hosts[name]; ok && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA) {
+			m.Rcode = dns.RcodeSuccess
+			if q.Qtype == dns.TypeA {
+				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: ip})
+			}
+			continue
+		}
 		switch {
 		case q.Qtype == dns.TypeSRV && strings.HasPrefix(name, "_xmpp-server._tcp."):
 			d := strings.TrimPrefix(name, "_xmpp-server._tcp.")
