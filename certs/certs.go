@@ -588,3 +588,73 @@ func readKey(path string) (*ecdsa.PrivateKey, error) {
 	}
 	return ek, nil
 }
+
+// Chain is what an administrator needs to know of the certificate chain
+// a server presents.
+type Chain struct {
+	Subject  string   `json:"subject"`
+	Issuer   string   `json:"issuer"`
+	Names    []string `json:"names"`     // DNS names of the leaf
+	NamesFor bool     `json:"names_for"` // whether they cover the XMPP domain (RFC 6125 DNS-ID)
+	Sent     int      `json:"sent"`      // certificates in the chain as sent
+	// Trust says who vouches for it: "the harness CA", "the system
+	// roots", or why nobody does.
+	Trust    string    `json:"trust"`
+	Trusted  bool      `json:"trusted"`
+	Complete bool      `json:"complete"` // false when an intermediate was not sent
+	NotAfter time.Time `json:"not_after"`
+	DaysLeft int       `json:"days_left"`
+	Purposes string    `json:"purposes"`
+	// ClientAuth says whether the certificate may authenticate a TLS
+	// client, as the server's own outbound connections need.
+	ClientAuth bool `json:"client_auth"`
+	// Problem is what the harness's check finds wrong for serverAuth and
+	// the domain, or "" when nothing.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Analyze describes chain as presented for domain at now: roots are the
+// harness's CAs, system adds the system's roots (may be nil), hints the
+// intermediates known, to tell an incomplete chain.
+func Analyze(chain []*x509.Certificate, roots, system, hints *x509.CertPool, domain string, now time.Time) Chain {
+	if len(chain) == 0 {
+		return Chain{Problem: "no certificate presented"}
+	}
+	leaf := chain[0]
+	c := Chain{Subject: leaf.Subject.String(), Issuer: leaf.Issuer.String(), Names: append([]string{}, leaf.DNSNames...),
+		Sent: len(chain), NotAfter: leaf.NotAfter, DaysLeft: int(leaf.NotAfter.Sub(now).Hours() / 24),
+		Purposes: Purposes(leaf), ClientAuth: ClientAuthCapable(leaf), Complete: true}
+	c.NamesFor = leaf.VerifyHostname(domain) == nil
+	inter := x509.NewCertPool()
+	for _, x := range chain[1:] {
+		inter.AddCert(x)
+	}
+	verifies := func(pool *x509.CertPool, more *x509.CertPool) bool {
+		if pool == nil {
+			return false
+		}
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: more, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		return err == nil
+	}
+	switch {
+	case verifies(roots, inter):
+		c.Trusted, c.Trust = true, "the harness CA"
+	case verifies(system, inter):
+		c.Trusted, c.Trust = true, "the system roots"
+	case verifies(roots, hints) || verifies(system, hints):
+		c.Complete, c.Trust = false, "nobody as sent: an intermediate is missing from the chain"
+	case leaf.Issuer.String() == leaf.Subject.String():
+		c.Trust = "nobody: self-signed"
+	default:
+		c.Trust = "nobody: issued by " + leaf.Issuer.CommonName + ", not a trusted CA"
+	}
+	if roots == nil {
+		roots = x509.NewCertPool()
+	}
+	if err := Check(chain, roots, domain, x509.ExtKeyUsageServerAuth, now, hints); err != nil {
+		if system == nil || Check(chain, system, domain, x509.ExtKeyUsageServerAuth, now, hints) != nil {
+			c.Problem = err.Error()
+		}
+	}
+	return c
+}

@@ -89,6 +89,40 @@ type Endpoint struct {
 	inbound func(*Result)
 	answers map[string]chan struct{} // ids of pings awaiting an answer
 	randMu  sync.Mutex
+	// inflight counts inbound connections being served; idle is closed
+	// when the count falls to zero (see WaitIdle).
+	inflight int
+	idle     chan struct{}
+}
+
+func (e *Endpoint) busy(delta int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.inflight == 0 && delta > 0 {
+		e.idle = make(chan struct{})
+	}
+	e.inflight += delta
+	if e.inflight == 0 && e.idle != nil {
+		close(e.idle)
+	}
+}
+
+// WaitIdle waits until no inbound connection is being served (the
+// connections a probed server opened back have ended), or ctx ends.
+func (e *Endpoint) WaitIdle(ctx context.Context) error {
+	e.mu.Lock()
+	if e.inflight == 0 {
+		e.mu.Unlock()
+		return nil
+	}
+	idle := e.idle
+	e.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // NewEndpoint checks cfg and prepares the endpoint's certificate. It does
@@ -265,8 +299,10 @@ func (e *Endpoint) acceptLoop(ln net.Listener, directTLS bool) {
 			continue
 		}
 		e.wg.Add(1)
+		e.busy(1)
 		go func() {
 			defer e.wg.Done()
+			defer e.busy(-1)
 			defer func() { <-slots }()
 			e.handleInbound(c, directTLS)
 		}()
@@ -450,16 +486,19 @@ func (e *Endpoint) handleInbound(raw net.Conn, directTLS bool) {
 	}
 }
 
-// report hands the receiver's view of an inbound negotiation from a peer
-// that is not an endpoint of this Network (a real server) to OnInbound.
+// report hands the endpoint's view of a connection that a peer outside
+// this Network (a real server) opened to it to OnInbound: the peer's own
+// stream, or its verify connection.
 func (rs *receiverState) report() {
 	c := rs.c
 	e := c.ep
 	e.mu.Lock()
 	f := e.inbound
 	e.mu.Unlock()
-	if f != nil && c.me == outcome.Receiver && rs.release == nil {
-		f(c.tr.result(outcome.Receiver, c.peer, e.cfg.Domain))
+	if f != nil && rs.release == nil {
+		r := c.tr.result(outcome.Receiver, c.peer, e.cfg.Domain)
+		r.Role = c.me.String()
+		f(r)
 	}
 }
 

@@ -68,6 +68,15 @@ type Result struct {
 	// connection tried, in order.
 	Resolution *resolve.Result
 	Attempts   []Attempt
+	// Notes are what an end did that is neither XML nor a failure.
+	Notes []string
+	// Role is, for a connection a server outside the harness opened to
+	// an endpoint (OnInbound), the part the endpoint played: "receiver"
+	// of the server's own stream, or "authoritative" server answering
+	// its verify connection.
+	Role string
+	// At is when the negotiation started.
+	At time.Time
 }
 
 // Attempt is one target a connection tried and what happened there.
@@ -93,9 +102,11 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		DurationMS float64           `json:"duration_ms"`
 		Resolution *resolve.Result   `json:"resolution,omitempty"`
 		Attempts   []Attempt         `json:"attempts,omitempty"`
+		Notes      []string          `json:"notes,omitempty"`
+		Role       string            `json:"role,omitempty"`
 		Transcript []Entry           `json:"transcript"`
 	}{r.Initiator, r.Receiver, r.Outcome.ID(), r.Outcome.Failure, r.Outcome.String(), nonNil(r.Recovered), r.TLS,
-		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), r.Resolution, r.Attempts, nonNil(r.Transcript)})
+		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), r.Resolution, r.Attempts, r.Notes, r.Role, nonNil(r.Transcript)})
 }
 
 func nonNil[T any](s []T) []T {

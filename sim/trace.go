@@ -33,6 +33,15 @@ type trace struct {
 	hideVerify bool
 	resolution *resolve.Result
 	attempts   []Attempt
+	notes      []string
+}
+
+// note records something an end did that is neither XML nor a failure,
+// such as the answer it gave to a db:verify.
+func (t *trace) note(s string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.notes = append(t.notes, s)
 }
 
 func (t *trace) hideVerifyFailures() {
@@ -132,6 +141,8 @@ func (t *trace) result(side outcome.Side, initiator, receiver string) *Result {
 		Recovered:  []outcome.Failure{},
 		Resolution: t.resolution,
 		Attempts:   append([]Attempt{}, t.attempts...),
+		Notes:      append([]string{}, t.notes...),
+		At:         t.start,
 	}
 	m := t.method
 	if side != outcome.Initiator {

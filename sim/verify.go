@@ -181,5 +181,6 @@ func (as *authoritativeState) answer(el *element) error {
 	if hmac.Equal([]byte(want), []byte(strings.TrimSpace(el.Text))) || c.ep.fault(VerifyAlwaysValid) {
 		typ = "valid"
 	}
+	c.tr.note(fmt.Sprintf("answered %s's db:verify for stream %s: %s", receiving, id, typ))
 	return c.send(fmt.Sprintf("<db:verify from='%s' to='%s' id='%s' type='%s'/>", esc(originating), esc(receiving), esc(id), typ))
 }

@@ -1,25 +1,31 @@
 package main
 
 import (
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
-	"text/tabwriter"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"xmppneg/certs"
 	"xmppneg/policy"
-	"xmppneg/policy/outcome"
+	"xmppneg/policy/lyncpartner"
 	"xmppneg/sim"
 	"xmppneg/sim/loopdns"
+	"xmppneg/sim/probe"
+	"xmppneg/sim/resolve"
 )
 
 func init() {
 	register(&command{
 		name:    "probe",
 		summary: "Connect to a live s2s server as the harness: what it offers before and after TLS, its certificate, which method succeeds, and why not.",
-		usage:   "--domain D --addr HOST:PORT [--from F] [--policy SPEC] [--cert STATE] [--pki DIR] [--dns-listen ADDR] [--transcript] [-o text|json]",
+		usage:   "--domain D [--addr HOST:PORT | --resolver HOST:PORT] | --domains FILE [-j N]  [--from F] [--policy SPEC] [--cert STATE] [--pki DIR] [--dns-listen ADDR] [--transcript] [-o text|json|junit|html]",
 		example: "xmppneg certs --out pki --domain harness.test --domain prosody.test\n" +
 			"xmppneg probe --domain prosody.test --addr 127.0.0.1:5269 --from harness.test --pki pki --dns-listen 127.0.0.1:5353",
 		setup: setupProbe,
@@ -37,7 +43,8 @@ func init() {
 type liveFlags struct {
 	spec, cert, pki, dnsListen *string
 	peers                      stringsFlag
-	lenient                    bool // strict=false unless the spec says otherwise
+	// base is what a spec starts from (default: DefaultSettings).
+	base *policy.Settings
 }
 
 func defineLiveFlags(fs *flag.FlagSet) *liveFlags {
@@ -53,8 +60,8 @@ func defineLiveFlags(fs *flag.FlagSet) *liveFlags {
 
 func (f *liveFlags) settings() (policy.Settings, *certs.PKI, error) {
 	base := policy.DefaultSettings()
-	if f.lenient {
-		base.SetStrict(false)
+	if f.base != nil {
+		base = *f.base
 	}
 	s, err := policy.ParseSpecFrom(base, *f.spec)
 	if err != nil {
@@ -113,35 +120,57 @@ func (f *liveFlags) start(domain, listen string, network *sim.Network, timeout t
 }
 
 func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
-	domain := fs.String("domain", "", "the server's domain (required)")
-	addr := fs.String("addr", "", "the server's s2s address, HOST:PORT (required)")
+	domain := fs.String("domain", "", "the server's XMPP domain (this or --domains is required)")
+	domains := fs.String("domains", "", "`file` of domains to probe, one a line (# comments), or a partner list in any format 'xmppneg partners' reads")
+	addr := fs.String("addr", "", "the server's s2s address, HOST:PORT, instead of looking it up in DNS (with --domain)")
+	resolver := fs.String("resolver", "", "DNS server to ask, HOST:PORT (default: the first of /etc/resolv.conf)")
 	from := fs.String("from", "harness.test", "the harness's domain")
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address where the harness listens, as authoritative server and for the server's own streams")
-	transcript := fs.Bool("transcript", false, "print the XML transcript")
-	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of the negotiation")
-	out := outputFlag(fs, "text", "json")
+	transcript := fs.Bool("transcript", false, "print the XML transcripts")
+	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation and each TLS handshake")
+	jobs := fs.Int("j", 4, "domains probed at once (with --domains)")
+	out := outputFlag(fs, "text", "json", "junit", "html")
 	lf := defineLiveFlags(fs)
 	return func(args []string) int {
 		if !noArgs(e, args) {
 			return exitUsage
 		}
-		if *domain == "" || *addr == "" {
-			e.errorf("--domain and --addr are required (see 'xmppneg probe --help')")
+		switch {
+		case (*domain == "") == (*domains == ""):
+			e.errorf("give --domain or --domains (see 'xmppneg probe --help')")
+			return exitUsage
+		case *addr != "" && *domains != "":
+			e.errorf("--addr goes with --domain; with --domains, each domain is looked up in DNS")
+			return exitUsage
+		case *timeout <= 0 || *jobs < 1:
+			e.errorf("--timeout must be positive and -j at least 1")
 			return exitUsage
 		}
-		if _, port, err := net.SplitHostPort(*addr); err != nil || port == "" {
-			e.errorf("--addr %q is not HOST:PORT (the s2s port is usually 5269: --addr %s:5269)", *addr, strings.TrimSuffix(*addr, ":"))
-			return exitUsage
+		if *addr != "" {
+			if _, port, err := net.SplitHostPort(*addr); err != nil || port == "" {
+				e.errorf("--addr %q is not HOST:PORT (the s2s port is usually 5269: --addr %s:5269)", *addr, strings.TrimSuffix(*addr, ":"))
+				return exitUsage
+			}
 		}
-		if *timeout <= 0 {
-			e.errorf("--timeout must be positive")
-			return exitUsage
+		if *resolver != "" {
+			if _, port, err := net.SplitHostPort(*resolver); err != nil || port == "" {
+				e.errorf("--resolver %q is not HOST:PORT (DNS listens on 53: --resolver %s:53)", *resolver, strings.TrimSuffix(*resolver, ":"))
+				return exitUsage
+			}
+		}
+		list := []string{*domain}
+		if *domains != "" {
+			var err error
+			if list, err = readDomains(*domains); err != nil {
+				e.errorf("--domains: %v", err)
+				return exitUsage
+			}
 		}
 		n := sim.NewNetwork()
-		n.Register(*domain, *addr)
-		// A probe reports what it finds of the server's certificate rather
-		// than stopping at it, unless asked to be strict.
-		lf.lenient = true
+		res := &resolve.Resolver{Server: *resolver, Timeout: *timeout}
+		n.UseDNS(res)
+		ps := probe.Settings()
+		lf.base = &ps
 		ep, dns, err := lf.start(*from, *listen, n, *timeout)
 		if err != nil {
 			e.errorf("%v", err)
@@ -151,89 +180,115 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 		if dns != nil {
 			defer dns.Close()
 		}
+		_, pki, _ := lf.settings()
+		env := probe.NewEnv(ep, n)
+		env.Resolver, env.PKI, env.Timeout = res, pki, *timeout
+		if sys, err := x509.SystemCertPool(); err == nil {
+			env.System = sys
+		}
+		fs.Visit(func(f *flag.Flag) { env.Given["--"+f.Name] = true })
 		ctx, stop := interruptible()
 		defer stop()
-		r := ep.Initiate(ctx, *domain)
+		start := time.Now()
+		reports := make([]*probe.Report, len(list))
+		sem := make(chan struct{}, *jobs)
+		var wg sync.WaitGroup
+		var done atomic.Int32
+		for i, d := range list {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(i int, d string) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				reports[i] = env.Probe(ctx, d, *addr)
+				if len(list) > 1 && isTerminal(e.stderr) {
+					fmt.Fprintf(e.stderr, "\r%d/%d domains", done.Add(1), len(list))
+				}
+			}(i, d)
+		}
+		wg.Wait()
+		if len(list) > 1 && isTerminal(e.stderr) {
+			fmt.Fprint(e.stderr, "\r\x1b[K")
+		}
+		elapsed := time.Since(start)
 		code := exitOK
-		switch {
-		case ctx.Err() != nil:
+		for _, r := range reports {
+			if r.Verdict() != "works" {
+				code = exitFail
+			}
+		}
+		if ctx.Err() != nil {
 			code = exitInterrupted
-		case !r.Outcome.OK():
-			code = exitFail
 		}
-		if *out == "json" {
-			writeJSON(e.stdout, map[string]any{"result": r, "diagnosis": diagnose(r), "findings": findings(r, *domain)})
-			return code
+		switch {
+		case *out == "json":
+			err = probe.WriteJSON(e.stdout, reports)
+		case *out == "junit":
+			err = probe.WriteJUnit(e.stdout, reports, elapsed)
+		case *out == "html":
+			err = probe.WriteHTML(e.stdout, reports)
+		case len(reports) == 1:
+			probe.WriteText(e.stdout, reports[0], *transcript)
+		default:
+			probe.WriteSummary(e.stdout, reports, elapsed)
 		}
-		w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintf(w, "server:\t%s at %s\n", *domain, *addr)
-		fmt.Fprintf(w, "harness:\t%s (%s), listening on %s\n", *from, ep.Settings(), ep.Addr())
-		for _, o := range r.Offers {
-			when := "offered before TLS:"
-			if o.TLS {
-				when = "offered after TLS:"
-			}
-			fmt.Fprintf(w, "%s\t%s\n", when, o.Features)
-		}
-		if r.TLS != nil {
-			fmt.Fprintf(w, "TLS:\t%s, %s\n", r.TLS.Version, r.TLS.CipherSuite)
-			fmt.Fprintf(w, "server certificate:\t%s, issued by %s: %s\n", r.TLS.PeerSubject, r.TLS.PeerIssuer, r.TLS.PeerCertificate)
-			if r.TLS.PeerPurposes != "" {
-				fmt.Fprintf(w, "certificate purposes:\t%s\n", r.TLS.PeerPurposes)
-			}
-		}
-		w.Flush()
-		printResult(e, r, "", *transcript)
-		fmt.Fprintf(e.stdout, "diagnosis: %s\n", diagnose(r))
-		for _, f := range findings(r, *domain) {
-			fmt.Fprintf(e.stdout, "finding: %s\n", f)
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFail
 		}
 		return code
 	}
 }
 
-// findings are what a probe saw that will break federation elsewhere,
-// though not with the harness, each with its fix.
-func findings(r *sim.Result, domain string) []string {
-	var out []string
-	if t := r.TLS; t != nil && t.PeerPurposes != "" && !t.PeerClientAuth {
-		out = append(out, fmt.Sprintf("the certificate of %s has no clientAuth EKU (%s), as public CAs issue them since 2026: "+
-			"when %s connects out it presents this certificate as a TLS client, and servers that check the purpose "+
-			"(ejabberd before 25.08, OpenSSL's defaults) refuse SASL EXTERNAL from it (\"unsupported certificate purpose\"). "+
-			"Fix: keep dialback enabled on both sides (-SupportDialbackNegotiation $true), or have those servers upgraded; "+
-			"a certificate with both serverAuth and clientAuth also works where a CA still issues one.", domain, t.PeerPurposes, domain))
+// readDomains reads a --domains file: a partner list in a format
+// 'xmppneg partners' reads, or one domain a line.
+func readDomains(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
 	}
-	return out
+	if !plainList(data) {
+		entries, _, err := lyncpartner.Parse(filepath.Base(path), data)
+		if err != nil {
+			return nil, err
+		}
+		var out []string
+		for _, en := range entries {
+			out = append(out, en.Domain)
+		}
+		return out, nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for i, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		if err := sim.CheckDomain(l); err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", filepath.Base(path), i+1, err)
+		}
+		if seen[strings.ToLower(l)] {
+			return nil, fmt.Errorf("%s:%d: %s is listed twice", filepath.Base(path), i+1, l)
+		}
+		seen[strings.ToLower(l)] = true
+		out = append(out, l)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s lists no domain", filepath.Base(path))
+	}
+	return out, nil
 }
 
-// diagnose says in plain words what a probe's result means for an admin.
-func diagnose(r *sim.Result) string {
-	if o := r.Outcome; o.OK() {
-		s := fmt.Sprintf("federation works with %s", o.Method.Name())
-		if len(r.Recovered) > 0 {
-			s += fmt.Sprintf(", after %s failed (%s)", r.Recovered[0].Step, r.Recovered[0].Message)
+// plainList reports whether data is one bare word a line: a domain list.
+func plainList(data []byte) bool {
+	for _, l := range strings.Split(string(data), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && !strings.HasPrefix(l, "#") && strings.ContainsAny(l, " \t,:{[\"'") {
+			return false
 		}
-		return s + "."
 	}
-	f := r.Outcome.Failure
-	if f == nil {
-		return "the negotiation failed without an error."
-	}
-	switch {
-	case f.Step == outcome.StepTCP:
-		return "the server could not be reached: check --addr and that it listens for s2s there."
-	case f.Step == outcome.StepTLSHandshake && f.By == outcome.Initiator:
-		return "the server's certificate does not validate (" + f.Message + "); give --pki the CA that issued it, or probe with strict=false to go on regardless."
-	case f.Step == outcome.StepTLSHandshake:
-		return "the server rejected the harness's certificate: use --pki with certificates from a CA the server trusts."
-	case f.Step == outcome.StepDialbackVerify || (f.Step == outcome.StepTimeout && f.During == outcome.StepDialback):
-		return "dialback could not be verified: the server must reach the harness's domain as authoritative server; run with --dns-listen and point the server's resolver at it."
-	case f.Step == outcome.StepStartTLS:
-		return "the two sides disagree about TLS: " + f.Message + "."
-	case f.Step == outcome.StepSASL || f.Step == outcome.StepDialback:
-		return "no authentication method both sides accept: " + f.Message + "."
-	}
-	return f.Message + "."
+	return true
 }
 
 func setupServe(fs *flag.FlagSet, e *env) func([]string) int {

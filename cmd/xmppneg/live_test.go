@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -17,6 +20,8 @@ import (
 
 	"xmppneg/policy"
 	"xmppneg/sim"
+	"xmppneg/sim/loopdns"
+	"xmppneg/sim/resolve"
 )
 
 func startServer(t *testing.T, domain, spec string, peers ...string) *sim.Endpoint {
@@ -45,17 +50,22 @@ func TestProbeReportsOffersCertificateAndMethod(t *testing.T) {
 	srv := startServer(t, "server.test", "tls=Required,sasl=Optional,dialback=true", "harness.test="+harnessAddr)
 	code, out, stderr := runCLI("probe", "--domain", "server.test", "--addr", srv.Addr(), "--from", "harness.test", "--listen", harnessAddr)
 	require.Equal(t, exitOK, code, stderr)
-	assert.Contains(t, out, "offered before TLS:    starttls (required)")
-	assert.Contains(t, out, "offered after TLS:     SASL EXTERNAL, dialback")
-	assert.Contains(t, out, "server certificate:    CN=server.test DNS:server.test")
+	assert.Contains(t, out, "offered before TLS:  starttls (required)")
+	assert.Contains(t, out, "TLS versions:        TLS 1.3 accepted, TLS 1.2 accepted, TLS 1.1 refused, TLS 1.0 refused")
+	assert.Contains(t, out, "offered after TLS: SASL EXTERNAL, dialback")
+	assert.Contains(t, out, "certificate:         CN=server.test, issued by CN=xmppneg test CA")
+	assert.Contains(t, out, "names:               server.test (the XMPP domain: covered)")
+	assert.Contains(t, out, "chain:               1 sent, complete; trusted by the harness CA")
+	assert.Contains(t, out, "purposes:            serverAuth and clientAuth only")
 	assert.Contains(t, out, "authenticated with SASL over TLS")
 	assert.Contains(t, out, "diagnosis: federation works with SASL over TLS.")
-	assert.Contains(t, out, "certificate purposes:  serverAuth and clientAuth only")
+	// The server answered the ping over a stream of its own: seen too.
+	assert.Regexp(t, `diagnosis: server.test connected back at \d\d:\d\d:\d\d \(a stream of its own to harness.test, to verify dialback or to answer\) and authenticated with SASL over TLS`, out)
 	assert.NotContains(t, out, "finding:")
 
 	code, out, _ = runCLI("probe", "--domain", "server.test", "--addr", srv.Addr(), "--policy", "tls=NotSupported")
 	assert.Equal(t, exitFail, code)
-	assert.Contains(t, out, "diagnosis: the two sides disagree about TLS: receiver requires TLS but initiator does not support it")
+	assert.Contains(t, out, "diagnosis: the two sides disagree about TLS (receiver requires TLS but initiator does not support it (TLS NotSupported)): set TLS to Optional on the side that requires it")
 
 }
 
@@ -70,17 +80,24 @@ func TestProbeFlagsACertificateWithoutClientAuth(t *testing.T) {
 	code, out, stderr := runCLI("probe", "--domain", "le.test", "--addr", srv.Addr(), "--listen", harnessAddr, "-o", "json")
 	require.Equal(t, exitOK, code, stderr)
 	var got struct {
-		Result struct {
-			TLS sim.TLSInfo `json:"tls"`
-		} `json:"result"`
-		Findings []string `json:"findings"`
+		Probes []struct {
+			Targets []struct {
+				Certificate struct {
+					Purposes string `json:"purposes"`
+				} `json:"certificate"`
+			} `json:"targets"`
+			Findings []string `json:"findings"`
+		} `json:"probes"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &got))
-	assert.Equal(t, "serverAuth only", got.Result.TLS.PeerPurposes)
-	require.Len(t, got.Findings, 1)
-	assert.Contains(t, got.Findings[0], "has no clientAuth EKU")
-	assert.Contains(t, got.Findings[0], "ejabberd before 25.08")
-	assert.Contains(t, got.Findings[0], "-SupportDialbackNegotiation $true")
+	require.Len(t, got.Probes, 1)
+	require.Len(t, got.Probes[0].Targets, 1)
+	assert.Equal(t, "serverAuth only", got.Probes[0].Targets[0].Certificate.Purposes)
+	f := got.Probes[0].Findings
+	require.Len(t, f, 1)
+	assert.Contains(t, f[0], "has no clientAuth EKU")
+	assert.Contains(t, f[0], "ejabberd before 25.08")
+	assert.Contains(t, f[0], "-SupportDialbackNegotiation $true")
 }
 
 // syncBuffer is a buffer serve can write to while the test reads it.
@@ -196,10 +213,81 @@ func TestProbeUsageErrors(t *testing.T) {
 		{[]string{"probe", "--domain", "x.test", "--addr", "localhost"}, `--addr "localhost" is not HOST:PORT`},
 		{[]string{"probe", "--domain", "x.test", "--addr", "localhost:"}, `--addr "localhost:" is not HOST:PORT`},
 		{[]string{"probe", "--domain", "x.test", "--addr", "127.0.0.1:5269", "--timeout", "0s"}, "--timeout must be positive"},
-		{[]string{"probe", "--domain", "server.test"}, "--domain and --addr are required"},
+		{[]string{"probe"}, "give --domain or --domains"},
+		{[]string{"probe", "--domains", "x", "--addr", "127.0.0.1:5269"}, "--addr goes with --domain"},
+		{[]string{"probe", "--domain", "x.test", "--resolver", "127.0.0.1"}, `--resolver "127.0.0.1" is not HOST:PORT`},
 	} {
 		code, _, stderr := runCLI(tc.args...)
 		assert.Equal(t, exitUsage, code, tc.args)
 		assert.Contains(t, stderr, tc.err, tc.args)
 	}
+}
+
+// probe --domains: a summary line per domain, found through DNS.
+func TestProbeManyDomains(t *testing.T) {
+	d, err := loopdns.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	defer d.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	harnessAddr := ln.Addr().String()
+	ln.Close()
+	require.NoError(t, d.Set("harness.test", harnessAddr))
+	n := sim.NewNetwork()
+	n.UseDNS(&resolve.Resolver{Server: d.Addr()})
+	for domain, spec := range map[string]string{"good.test": "", "expired.test": "cert=expired", "plain.test": "tls=NotSupported,sasl=NotSupported"} {
+		s, err := policy.ParseSpec(spec)
+		require.NoError(t, err)
+		ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: n, Unlisted: true})
+		require.NoError(t, err)
+		require.NoError(t, ep.Start())
+		defer ep.Close()
+		require.NoError(t, d.Set(domain, ep.Addr()))
+	}
+	list := filepath.Join(t.TempDir(), "domains.txt")
+	require.NoError(t, os.WriteFile(list, []byte("# partners\ngood.test\nexpired.test\nplain.test\n"), 0o644))
+	code, out, stderr := runCLI("probe", "--domains", list, "--resolver", d.Addr(), "--listen", harnessAddr, "-j", "3")
+	assert.Equal(t, exitOK, code, "%s\n%s", out, stderr)
+	assert.Regexp(t, `good\.test\s+works\s+TLS 1\.3, 1\.2\s+valid; expires`, out)
+	assert.Regexp(t, `expired\.test\s+works\s+TLS 1\.3, 1\.2\s+certificate expired`, out, "the probe goes on past it (strict=false) and says so")
+	assert.Regexp(t, `plain\.test\s+works\s+none\s+`, out)
+	assert.Contains(t, out, "3 domains in ")
+
+	code, out, _ = runCLI("probe", "--domains", list, "--resolver", d.Addr(), "--listen", harnessAddr, "-o", "json")
+	assert.Equal(t, exitOK, code)
+	var doc struct {
+		Probes []struct {
+			Domain string `json:"domain"`
+		} `json:"probes"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &doc))
+	assert.Len(t, doc.Probes, 3)
+}
+
+// xmppneg server starts a real Prosody that probe finds through the DNS
+// server it prints, and stops it on Ctrl-C.
+func TestServerCommandThenProbe(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	harnessAddr := ln.Addr().String()
+	ln.Close()
+	cmd, stdout, stderr := subprocess(t, "server", "prosody", "--domain", "prosody.test", "--pki", filepath.Join(dir, "pki"), "--harness", "harness.test="+harnessAddr)
+	lines := bufio.NewScanner(stdout)
+	var probeLine string
+	for lines.Scan() {
+		if l := lines.Text(); strings.HasPrefix(l, "probe it:") {
+			probeLine = strings.TrimSpace(strings.TrimPrefix(l, "probe it:"))
+			break
+		}
+	}
+	require.NotEmpty(t, probeLine, "no probe command printed: %s", stderr)
+	args := strings.Fields(probeLine)[1:] // without "xmppneg"
+	code, out, perr := runCLI(args...)
+	assert.Equal(t, exitOK, code, "%s\n%s", out, perr)
+	assert.Contains(t, out, "from _xmpp-server._tcp SRV")
+	assert.Contains(t, out, "diagnosis: federation works with SASL over TLS.")
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	assert.Equal(t, exitOK, waitExit(t, cmd, 15*time.Second), stderr.String())
 }

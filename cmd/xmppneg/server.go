@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	iofs "io/fs"
+	"strings"
+
+	"xmppneg/certs"
+	"xmppneg/sim/loopdns"
+	"xmppneg/sim/realserver"
+)
+
+func init() {
+	register(&command{
+		name:    "server",
+		summary: "Start a private real server (prosody, ejabberd, jabberd2) on loopback, with its SRV record on a loopback DNS server, until interrupted: something to probe.",
+		usage:   "KIND --domain D [--pki DIR] [--dns-listen ADDR] [--harness DOMAIN=HOST:PORT] [--set KNOB=VALUE ...]",
+		example: "xmppneg server prosody --domain prosody.test\n" +
+			"xmppneg server ejabberd --domain ejabberd.test --set s2s_use_starttls=required --set cert=no-client-auth",
+		setup: setupServer,
+	})
+}
+
+func setupServer(fs *flag.FlagSet, e *env) func([]string) int {
+	domain := fs.String("domain", "", "the server's XMPP domain (default KIND.test)")
+	pkiDir := fs.String("pki", "pki", "`directory` of the test PKI: its CA is kept if there, else created; the server's and the harness's certificates are issued from it (give the probe the same --pki)")
+	dnsListen := fs.String("dns-listen", "127.0.0.1:0", "loopback UDP address of the DNS server that publishes the server's SRV record, and that the server itself asks")
+	harness := fs.String("harness", "harness.test=127.0.0.1:15270", "DOMAIN=HOST:PORT where the server finds the harness (the probe's --from and --listen)")
+	var knobs stringsFlag
+	fs.Var(&knobs, "set", "KNOB=VALUE of the server (see 'xmppneg run --help' scenario keys; repeatable)")
+	return func(args []string) int {
+		if len(args) != 1 {
+			var names []string
+			for _, k := range realserver.Kinds() {
+				names = append(names, k.Name)
+			}
+			e.errorf("give the kind of server: %s (see 'xmppneg server --help')", strings.Join(names, ", "))
+			return exitUsage
+		}
+		kind, err := realserver.LookupKind(args[0])
+		if err != nil {
+			e.errorf("%v", err)
+			return exitUsage
+		}
+		m := map[string]string{}
+		for _, kv := range knobs {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				e.errorf("--set %q is not KNOB=VALUE", kv)
+				return exitUsage
+			}
+			m[k] = v
+		}
+		setting, err := kind.Parse(m)
+		if err != nil {
+			e.errorf("--set: %v", err)
+			return exitUsage
+		}
+		hDomain, hAddr, ok := strings.Cut(*harness, "=")
+		if !ok || hDomain == "" || hAddr == "" {
+			e.errorf("--harness %q is not DOMAIN=HOST:PORT", *harness)
+			return exitUsage
+		}
+		if *domain == "" {
+			*domain = kind.Name + ".test"
+		}
+		if err := realserver.Require(kind.Name); err != nil {
+			e.errorf("%v", err)
+			return exitFail
+		}
+		pki, err := certs.LoadCA(*pkiDir)
+		if errors.Is(err, iofs.ErrNotExist) {
+			pki, err = certs.New()
+		}
+		if err == nil {
+			// The harness's certificate, for the probe's --pki.
+			err = pki.WritePEM(*pkiDir, certs.Valid, hDomain)
+		}
+		if err != nil {
+			e.errorf("--pki %s: %v", *pkiDir, err)
+			return exitUsage
+		}
+		dns, err := loopdns.Start(*dnsListen)
+		if err != nil {
+			e.errorf("--dns-listen: %v", err)
+			return exitUsage
+		}
+		defer dns.Close()
+		if err := dns.Set(hDomain, hAddr); err != nil {
+			e.errorf("--harness: %v", err)
+			return exitUsage
+		}
+		srv, err := setting.Start(*domain, pki, dns.Addr())
+		if err != nil {
+			e.errorf("starting %s: %v", kind.Name, err)
+			return exitFail
+		}
+		if err := dns.Set(*domain, srv.Addr()); err != nil {
+			srv.Stop()
+			e.errorf("%v", err)
+			return exitFail
+		}
+		_, harnessPort, _ := strings.Cut(hAddr, ":")
+		fmt.Fprintf(e.stdout, "%s (real %s: %s) listens on %s\n", *domain, kind.Name, setting, srv.Addr())
+		fmt.Fprintf(e.stdout, "DNS: %s answers SRV _xmpp-server._tcp.%s and finds %s at %s\n", dns.Addr(), *domain, hDomain, hAddr)
+		fmt.Fprintf(e.stdout, "certificates: %s (its CA signs the server's and %s's)\n", *pkiDir, hDomain)
+		fmt.Fprintf(e.stdout, "probe it:  xmppneg probe --domain %s --resolver %s --pki %s --from %s --listen 127.0.0.1:%s\n", *domain, dns.Addr(), *pkiDir, hDomain, harnessPort)
+		fmt.Fprintf(e.stdout, "interrupt (Ctrl-C) to stop it\n")
+		ctx, stop := interruptible()
+		defer stop()
+		<-ctx.Done()
+		fmt.Fprintf(e.stdout, "stopping %s\n", *domain)
+		if err := srv.Stop(); err != nil {
+			e.errorf("stopping %s: %v", kind.Name, err)
+			return exitFail
+		}
+		return exitOK
+	}
+}

@@ -1,0 +1,169 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"xmppneg/certs"
+	"xmppneg/policy"
+	"xmppneg/scenarios"
+	"xmppneg/sim"
+	"xmppneg/sim/loopdns"
+	"xmppneg/sim/resolve"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// lab is a loopback DNS server, the servers it publishes, and a probe
+// environment whose harness both ends find through it.
+type lab struct {
+	t   testing.TB
+	dns *loopdns.Server
+	env *Env
+	srv *sim.Network
+}
+
+func newLab(t testing.TB, harnessSpec string) *lab {
+	t.Helper()
+	d, err := loopdns.Start("127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	res := &resolve.Resolver{Server: d.Addr(), Timeout: 2 * time.Second}
+	hs, err := policy.ParseSpecFrom(Settings(), harnessSpec)
+	require.NoError(t, err)
+	n := sim.NewNetwork()
+	n.UseDNS(res)
+	h, err := sim.NewEndpoint(sim.Config{Domain: "harness.test", Settings: hs, Net: n, Unlisted: true, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	require.NoError(t, h.Start())
+	t.Cleanup(func() { h.Close() })
+	require.NoError(t, d.Set("harness.test", h.Addr()))
+	pki, err := certs.Default()
+	require.NoError(t, err)
+	env := NewEnv(h, n)
+	env.Resolver, env.PKI, env.Timeout = res, pki, 2*time.Second
+	// The servers find the harness, and one another, through DNS too.
+	srv := sim.NewNetwork()
+	srv.UseDNS(res)
+	return &lab{t: t, dns: d, env: env, srv: srv}
+}
+
+// server starts an endpoint for domain and publishes its SRV record.
+func (l *lab) server(domain, spec string) *sim.Endpoint {
+	l.t.Helper()
+	s, err := policy.ParseSpec(spec)
+	require.NoError(l.t, err)
+	e, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: l.srv, Unlisted: true, Timeout: 2 * time.Second})
+	require.NoError(l.t, err)
+	require.NoError(l.t, e.Start())
+	l.t.Cleanup(func() { e.Close() })
+	require.NoError(l.t, l.dns.Set(domain, e.Addr()))
+	return e
+}
+
+func TestProbeFindsTheServerThroughSRV(t *testing.T) {
+	l := newLab(t, "")
+	l.server("a.test", "tls=Required")
+	r := l.env.Probe(context.Background(), "a.test", "")
+	require.NotNil(t, r.Resolution)
+	require.Len(t, r.Targets, 1)
+	tg := r.Targets[0]
+	assert.Equal(t, "_xmpp-server._tcp SRV", tg.Via)
+	assert.True(t, tg.Reachable)
+	assert.Equal(t, "required", tg.StartTLS)
+	assert.Equal(t, []string{"1.3", "1.2"}, tg.Accepted())
+	require.NotNil(t, tg.Chain)
+	assert.True(t, tg.Chain.Trusted && tg.Chain.Complete && tg.Chain.NamesFor)
+	assert.Equal(t, "works", r.Verdict(), r.Diagnosis)
+	assert.Empty(t, r.Findings)
+}
+
+// The classic field failure the harness used to misdiagnose: the server
+// connects back to verify dialback, requires TLS there, and the harness
+// has no certificate to offer STARTTLS with.
+func TestProbeSeesTheVerifyBack(t *testing.T) {
+	l := newLab(t, "cert=missing")
+	l.server("a.test", "tls=Required,sasl=NotSupported")
+	r := l.env.Probe(context.Background(), "a.test", "")
+	assert.Equal(t, "fails", r.Verdict())
+	require.NotEmpty(t, r.Inbound, "the server's connection back is recorded")
+	all := strings.Join(r.Diagnosis, "\n")
+	assert.Contains(t, all, "a.test connected back at ")
+	assert.Contains(t, all, "the harness had no certificate, so it could offer no STARTTLS")
+	assert.NotContains(t, all, "--dns-listen", "the harness was found: no advice about DNS")
+}
+
+func TestProbeNamesWhatIsWrongWithTheServer(t *testing.T) {
+	l := newLab(t, "")
+	l.server("chain.test", "cert=missing-intermediate")
+	l.server("old.test", "tls_min=1.0,tls_max=1.1")
+	l.server("edge.test", "cert=srv-name-only")
+	l.server("soon.test", "cert=expiring-soon")
+	l.dns.SetSRV(resolve.ServiceStartTLS, "none.test", loopdns.SRV{Target: "."})
+	for domain, want := range map[string]string{
+		"chain.test": "sends an incomplete certificate chain",
+		"old.test":   "still accepts TLS 1.0",
+		"edge.test":  "names xmpp.edge.test, not edge.test",
+		"soon.test":  "expires in 4 days",
+	} {
+		r := l.env.Probe(context.Background(), domain, "")
+		assert.Contains(t, strings.Join(r.Findings, "\n"), want, domain)
+	}
+	r := l.env.Probe(context.Background(), "none.test", "")
+	assert.Equal(t, "unreachable", r.Verdict())
+	assert.Contains(t, r.Diagnosis[0], `publishes an SRV record with target "."`)
+}
+
+// 20 domains served by the harness's own endpoints in assorted states,
+// probed 8 at a time (issue target: under 5 s on 2 cores).
+func BenchmarkProbeDomains(b *testing.B) {
+	l := newLab(b, "")
+	states := []string{"", "cert=expired", "cert=self-signed", "cert=missing-intermediate", "tls_min=1.0,tls_max=1.1",
+		"cert=no-client-auth", "tls=Required,sasl=NotSupported", "cert=srv-name-only", "cert=expiring-soon", "tls=NotSupported"}
+	var domains []string
+	for i := 0; i < 20; i++ {
+		d := fmt.Sprintf("d%02d.test", i)
+		l.server(d, states[i%len(states)])
+		domains = append(domains, d)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sem := make(chan struct{}, 8)
+		var wg sync.WaitGroup
+		for _, d := range domains {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(d string) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				l.env.Probe(context.Background(), d, "")
+			}(d)
+		}
+		wg.Wait()
+	}
+}
+
+// Every failure of the shipped failures suite gets advice of its own,
+// not only its message repeated.
+func TestEveryFailureHasAdvice(t *testing.T) {
+	s, err := scenarios.Load("failures")
+	require.NoError(t, err)
+	ns := scenarios.Run(context.Background(), s.Cases, scenarios.Options{})
+	for _, n := range ns {
+		f := n.Observed().Failure
+		if f == nil {
+			continue
+		}
+		text, specific := Advice(f, nil)
+		assert.True(t, specific, "%s: %s", n.Case.ID, text)
+		assert.Contains(t, text, f.Message, n.Case.ID)
+	}
+}

@@ -1,0 +1,56 @@
+package probe
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"xmppneg/certs"
+	"xmppneg/sim/realserver"
+)
+
+// startProsody starts a private Prosody published in the lab's DNS.
+func (l *lab) prosody(domain string, s realserver.ProsodySettings) {
+	l.t.Helper()
+	if err := realserver.Require("prosody"); err != nil {
+		l.t.Fatalf("%v", err)
+	}
+	p, err := realserver.StartProsody(domain, s, l.env.PKI, l.dns.Addr())
+	require.NoError(l.t, err)
+	l.t.Cleanup(func() { p.Stop() })
+	require.NoError(l.t, l.dns.Set(domain, p.Addr()))
+}
+
+// Against a real Prosody found through SRV: the full report, the
+// verify-back seen when the harness has no certificate, and a chain
+// sent without its intermediate.
+func TestProbeRealProsody(t *testing.T) {
+	l := newLab(t, "")
+	l.prosody("prosody.test", realserver.ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.Valid})
+	r := l.env.Probe(context.Background(), "prosody.test", "")
+	require.Len(t, r.Targets, 1)
+	assert.Equal(t, "_xmpp-server._tcp SRV", r.Targets[0].Via)
+	assert.Equal(t, "required", r.Targets[0].StartTLS)
+	assert.Equal(t, "works", r.Verdict(), r.Diagnosis)
+	require.NotEmpty(t, r.Inbound, "Prosody answers the ping over a stream of its own")
+
+	// Without a certificate the harness cannot offer Prosody the TLS it
+	// requires on its connection back: the diagnosis says so.
+	bare := newLab(t, "cert=missing")
+	bare.prosody("prosody.test", realserver.ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.Valid})
+	r = bare.env.Probe(context.Background(), "prosody.test", "")
+	assert.Equal(t, "fails", r.Verdict())
+	all := strings.Join(r.Diagnosis, "\n")
+	assert.Contains(t, all, "prosody.test connected back at ")
+	assert.Contains(t, all, "the harness had no certificate, so it could offer no STARTTLS")
+
+	chain := newLab(t, "")
+	chain.prosody("chain.test", realserver.ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.MissingIntermediate})
+	r = chain.env.Probe(context.Background(), "chain.test", "")
+	require.NotNil(t, r.Targets[0].Chain)
+	assert.False(t, r.Targets[0].Chain.Complete)
+	assert.Contains(t, strings.Join(r.Findings, "\n"), "chain.test sends an incomplete certificate chain")
+}

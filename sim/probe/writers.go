@@ -1,0 +1,253 @@
+package probe
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"html/template"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Verdict is one word for a report: "works", "fails" or "unreachable".
+func (r *Report) Verdict() string {
+	switch {
+	case r.Negotiation != nil && r.Negotiation.Outcome.OK():
+		return "works"
+	case r.reachable():
+		return "fails"
+	}
+	return "unreachable"
+}
+
+func (r *Report) reachable() bool {
+	for _, t := range r.Targets {
+		if t.Reachable {
+			return true
+		}
+	}
+	return false
+}
+
+// Method is what the negotiation came to, as a person reads it.
+func (r *Report) Method() string {
+	if r.Negotiation == nil {
+		return ""
+	}
+	if o := r.Negotiation.Outcome; o.OK() {
+		return o.Method.Name()
+	}
+	return r.Negotiation.Outcome.String()
+}
+
+// Versions is the TLS versions the first reachable target accepted.
+func (r *Report) Versions() string {
+	for _, t := range r.Targets {
+		if t.Reachable {
+			if acc := t.Accepted(); len(acc) > 0 {
+				return "TLS " + strings.Join(acc, ", ")
+			}
+			return "none"
+		}
+	}
+	return ""
+}
+
+// Certificate is the verdict on the first certificate seen, and its
+// expiry.
+func (r *Report) Certificate() string {
+	for _, t := range r.Targets {
+		if c := t.Chain; c != nil {
+			v := "valid"
+			if c.Problem != "" {
+				v = c.Problem
+			}
+			return fmt.Sprintf("%s; expires %s (%d days)", v, c.NotAfter.UTC().Format("2006-01-02"), c.DaysLeft)
+		}
+	}
+	return ""
+}
+
+// WriteText writes one report in full.
+func WriteText(w io.Writer, r *Report, transcript bool) {
+	fmt.Fprintf(w, "%s, probed as %s\n", r.Domain, r.Harness)
+	if res := r.Resolution; res != nil {
+		fmt.Fprintf(w, "\nDNS:\n")
+		for _, q := range res.Queries {
+			fmt.Fprintf(w, "  %s %s → %s\n", q.Type, q.Name, q.Answer)
+		}
+	}
+	for i, t := range r.Targets {
+		how := t.StartTLS
+		if !t.DirectTLS && how != "" {
+			how = "STARTTLS " + how
+		}
+		fmt.Fprintf(w, "\ntarget %d: %s:%d (%s), from %s\n", i+1, t.Host, t.Port, how, t.Via)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		if t.Addr != "" {
+			fmt.Fprintf(tw, "  address:\t%s\n", t.Addr)
+		}
+		if !t.Reachable {
+			fmt.Fprintf(tw, "  reachable:\tno: %s\n", t.Error)
+			tw.Flush()
+			continue
+		}
+		if t.Features != "" {
+			fmt.Fprintf(tw, "  offered before TLS:\t%s\n", t.Features)
+		}
+		var vs []string
+		for _, v := range t.Versions {
+			state := "accepted"
+			if !v.Accepted {
+				state = "refused"
+			}
+			vs = append(vs, v.Version+" "+state)
+		}
+		fmt.Fprintf(tw, "  TLS versions:\t%s\n", strings.Join(vs, ", "))
+		if t.Cipher != "" {
+			fmt.Fprintf(tw, "  cipher:\t%s\n", t.Cipher)
+		}
+		if c := t.Chain; c != nil {
+			fmt.Fprintf(tw, "  certificate:\t%s, issued by %s\n", c.Subject, c.Issuer)
+			fmt.Fprintf(tw, "  names:\t%s (the XMPP domain: %s)\n", strings.Join(c.Names, ", "), map[bool]string{true: "covered", false: "NOT covered"}[c.NamesFor])
+			fmt.Fprintf(tw, "  chain:\t%d sent, %s; trusted by %s\n", c.Sent, map[bool]string{true: "complete", false: "INCOMPLETE"}[c.Complete], c.Trust)
+			fmt.Fprintf(tw, "  expires:\t%s (%d days)\n", c.NotAfter.UTC().Format(time.RFC3339), c.DaysLeft)
+			fmt.Fprintf(tw, "  purposes:\t%s\n", c.Purposes)
+			if c.Problem != "" {
+				fmt.Fprintf(tw, "  problem:\t%s\n", c.Problem)
+			}
+		}
+		tw.Flush()
+	}
+	if n := r.Negotiation; n != nil {
+		fmt.Fprintf(w, "\nnegotiation (%s → %s):\n", n.Initiator, n.Receiver)
+		for _, a := range n.Attempts {
+			fmt.Fprintf(w, "  tried %s (%s): %s\n", a.Addr, a.Target.Via, a.Result)
+		}
+		for _, o := range n.Offers {
+			when := "before TLS"
+			if o.TLS {
+				when = "after TLS"
+			}
+			fmt.Fprintf(w, "  offered %s: %s\n", when, o.Features)
+		}
+		fmt.Fprintf(w, "  %s\n", n.Explain())
+		if transcript {
+			fmt.Fprintf(w, "%s\n", indent(n.TranscriptText(), "    "))
+		}
+	}
+	if len(r.Inbound) > 0 {
+		fmt.Fprintf(w, "\nconnections %s opened back to the harness:\n", r.Domain)
+		for _, in := range r.Inbound {
+			fmt.Fprintf(w, "  %s as %s: %s\n", in.At.Format("15:04:05.000"), in.Role, in.Explain())
+			for _, note := range in.Notes {
+				fmt.Fprintf(w, "    %s\n", note)
+			}
+			if transcript {
+				fmt.Fprintf(w, "%s\n", indent(in.TranscriptText(), "    "))
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	for _, d := range r.Diagnosis {
+		fmt.Fprintf(w, "diagnosis: %s\n", d)
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(w, "finding: %s\n", f)
+	}
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
+}
+
+// WriteSummary writes one line per report: reachable, TLS versions,
+// certificate, method, diagnosis.
+func WriteSummary(w io.Writer, rs []*Report, elapsed time.Duration) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "domain\tverdict\tTLS versions\tcertificate\tmethod\tdiagnosis\n")
+	counts := map[string]int{}
+	for _, r := range rs {
+		counts[r.Verdict()]++
+		diag := ""
+		if len(r.Diagnosis) > 0 {
+			diag = r.Diagnosis[0]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Domain, r.Verdict(), r.Versions(), r.Certificate(), r.Method(), diag)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d domains in %.1f s: %d work, %d fail, %d unreachable\n", len(rs), elapsed.Seconds(), counts["works"], counts["fails"], counts["unreachable"])
+}
+
+// WriteJSON writes the reports as one JSON document.
+func WriteJSON(w io.Writer, rs []*Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(map[string]any{"probes": rs})
+}
+
+// WriteJUnit writes one test case per domain: a failure when it does not
+// authenticate, with the diagnosis.
+func WriteJUnit(w io.Writer, rs []*Report, elapsed time.Duration) error {
+	type failure struct {
+		Message string `xml:"message,attr"`
+		Text    string `xml:",chardata"`
+	}
+	type testcase struct {
+		Name      string   `xml:"name,attr"`
+		Classname string   `xml:"classname,attr"`
+		Time      string   `xml:"time,attr"`
+		Failure   *failure `xml:"failure,omitempty"`
+	}
+	type testsuite struct {
+		XMLName  xml.Name   `xml:"testsuite"`
+		Name     string     `xml:"name,attr"`
+		Tests    int        `xml:"tests,attr"`
+		Failures int        `xml:"failures,attr"`
+		Errors   int        `xml:"errors,attr"`
+		Skipped  int        `xml:"skipped,attr"`
+		Time     string     `xml:"time,attr"`
+		Cases    []testcase `xml:"testcase"`
+	}
+	ts := testsuite{Name: "probe", Tests: len(rs), Time: fmt.Sprintf("%.6f", elapsed.Seconds())}
+	for _, r := range rs {
+		tc := testcase{Name: r.Domain, Classname: "probe", Time: fmt.Sprintf("%.6f", r.Duration.Seconds())}
+		if r.Verdict() != "works" {
+			tc.Failure = &failure{Message: strings.Join(r.Diagnosis, " "), Text: r.Method()}
+			ts.Failures++
+		}
+		ts.Cases = append(ts.Cases, tc)
+	}
+	if _, err := io.WriteString(w, xml.Header); err != nil {
+		return err
+	}
+	enc := xml.NewEncoder(w)
+	enc.Indent("", "  ")
+	if err := enc.Encode(ts); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, "\n")
+	return err
+}
+
+var page = template.Must(template.New("probe").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>s2s probe</title>
+<style>body{font:14px/1.4 system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}.works{background:#d9f2d9}.fails{background:#f8d0d0}.unreachable{background:#e8e8e8}</style></head><body>
+<h1>s2s probe: {{len .}} domains</h1>
+<table><tr><th>domain</th><th>reachable</th><th>TLS versions</th><th>certificate</th><th>offered</th><th>method</th><th>diagnosis</th></tr>
+{{range .}}<tr class="{{.Verdict}}"><td><b>{{.Domain}}</b></td><td>{{.Verdict}}</td><td>{{.Versions}}</td><td>{{.Certificate}}</td>
+<td>{{if .Negotiation}}{{range .Negotiation.Offers}}{{.Features}}<br>{{end}}{{end}}</td><td>{{.Method}}</td>
+<td>{{range .Diagnosis}}{{.}}<br>{{end}}{{range .Findings}}<i>{{.}}</i><br>{{end}}</td></tr>
+{{end}}</table></body></html>
+`))
+
+// WriteHTML writes one row per domain.
+func WriteHTML(w io.Writer, rs []*Report) error { return page.Execute(w, rs) }
