@@ -33,7 +33,7 @@ func init() {
 	register(&command{
 		name:    "serve",
 		summary: "Run a harness endpoint that live servers connect to, printing each inbound negotiation, until interrupted.",
-		usage:   "--domain D --listen HOST:PORT [--policy SPEC] [--pki DIR] [--dns-listen ADDR] [--peer DOMAIN=HOST:PORT ...]",
+		usage:   "--domain D --listen HOST:PORT [--policy SPEC] [--pki DIR] [--dns-listen ADDR] [--resolver HOST:PORT] [--peer DOMAIN=HOST:PORT ...]",
 		example: "xmppneg serve --domain harness.test --listen 127.0.0.1:15270 --policy 'tls=Required' --pki pki \\\n    --dns-listen 127.0.0.1:5353 --peer prosody.test=127.0.0.1:5269",
 		setup:   setupServe,
 	})
@@ -41,8 +41,8 @@ func init() {
 
 // liveFlags are the flags probe and serve share.
 type liveFlags struct {
-	spec, cert, pki, dnsListen *string
-	peers                      stringsFlag
+	spec, cert, pki, dnsListen, resolver *string
+	peers                                stringsFlag
 	// base is what a spec starts from (default: DefaultSettings).
 	base *policy.Settings
 }
@@ -53,6 +53,7 @@ func defineLiveFlags(fs *flag.FlagSet) *liveFlags {
 		cert:      fs.String("cert", "", "state of the harness's certificate (overrides cert= in --policy)"),
 		pki:       fs.String("pki", "", "directory written by 'xmppneg certs': its CA is trusted and its certificates presented"),
 		dnsListen: fs.String("dns-listen", "", "serve SRV/A records of the harness's domain on this loopback UDP address, for the server's dialback and outbound lookups"),
+		resolver:  fs.String("resolver", "", "DNS server the harness asks for domains it was not given with --peer (or --addr), HOST:PORT (default: the first of /etc/resolv.conf)"),
 	}
 	fs.Var(&f.peers, "peer", "DOMAIN=HOST:PORT of a server the harness must reach (as authoritative server for dialback); repeatable")
 	return f
@@ -81,6 +82,17 @@ func (f *liveFlags) settings() (policy.Settings, *certs.PKI, error) {
 		return s, nil, fmt.Errorf("--pki: %w", err)
 	}
 	return s, pki, nil
+}
+
+// dns is the resolver of --resolver, checked.
+func (f *liveFlags) dns(e *env) (*resolve.Resolver, bool) {
+	if r := *f.resolver; r != "" {
+		if _, port, err := net.SplitHostPort(r); err != nil || port == "" {
+			e.errorf("--resolver %q is not HOST:PORT (DNS listens on 53: --resolver %s:53)", r, strings.TrimSuffix(r, ":"))
+			return nil, false
+		}
+	}
+	return &resolve.Resolver{Server: *f.resolver}, true
 }
 
 // start starts the harness endpoint, the DNS responder if asked, and
@@ -123,7 +135,6 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 	domain := fs.String("domain", "", "the server's XMPP domain (this or --domains is required)")
 	domains := fs.String("domains", "", "`file` of domains to probe, one a line (# comments), or a partner list in any format 'xmppneg partners' reads")
 	addr := fs.String("addr", "", "the server's s2s address, HOST:PORT, instead of looking it up in DNS (with --domain)")
-	resolver := fs.String("resolver", "", "DNS server to ask, HOST:PORT (default: the first of /etc/resolv.conf)")
 	from := fs.String("from", "harness.test", "the harness's domain")
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address where the harness listens, as authoritative server and for the server's own streams")
 	transcript := fs.Bool("transcript", false, "print the XML transcripts")
@@ -152,11 +163,9 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 				return exitUsage
 			}
 		}
-		if *resolver != "" {
-			if _, port, err := net.SplitHostPort(*resolver); err != nil || port == "" {
-				e.errorf("--resolver %q is not HOST:PORT (DNS listens on 53: --resolver %s:53)", *resolver, strings.TrimSuffix(*resolver, ":"))
-				return exitUsage
-			}
+		res, ok := lf.dns(e)
+		if !ok {
+			return exitUsage
 		}
 		list := []string{*domain}
 		if *domains != "" {
@@ -167,7 +176,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 			}
 		}
 		n := sim.NewNetwork()
-		res := &resolve.Resolver{Server: *resolver, Timeout: *timeout}
+		res.Timeout = *timeout
 		n.UseDNS(res)
 		ps := probe.Settings()
 		lf.base = &ps
@@ -304,7 +313,15 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--domain and --listen are required (see 'xmppneg serve --help')")
 			return exitUsage
 		}
-		ep, dns, err := lf.start(*domain, *listen, sim.NewNetwork(), 0)
+		res, ok := lf.dns(e)
+		if !ok {
+			return exitUsage
+		}
+		// Servers that connect are found again (for dialback, for the
+		// answers) as --peer says, or through DNS as real servers are.
+		n := sim.NewNetwork()
+		n.UseDNS(res)
+		ep, dns, err := lf.start(*domain, *listen, n, 0)
 		if err != nil {
 			e.errorf("%v", err)
 			return exitUsage

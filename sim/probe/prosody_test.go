@@ -2,6 +2,8 @@ package probe
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -9,11 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"xmppneg/certs"
+	"xmppneg/sim/loopdns"
 	"xmppneg/sim/realserver"
+	"xmppneg/sim/resolve"
 )
 
 // startProsody starts a private Prosody published in the lab's DNS.
-func (l *lab) prosody(domain string, s realserver.ProsodySettings) {
+func (l *lab) prosody(domain string, s realserver.ProsodySettings) *realserver.Prosody {
 	l.t.Helper()
 	if err := realserver.Require("prosody"); err != nil {
 		l.t.Fatalf("%v", err)
@@ -22,6 +26,7 @@ func (l *lab) prosody(domain string, s realserver.ProsodySettings) {
 	require.NoError(l.t, err)
 	l.t.Cleanup(func() { p.Stop() })
 	require.NoError(l.t, l.dns.Set(domain, p.Addr()))
+	return p
 }
 
 // Against a real Prosody found through SRV: the full report, the
@@ -53,4 +58,26 @@ func TestProbeRealProsody(t *testing.T) {
 	require.NotNil(t, r.Targets[0].Chain)
 	assert.False(t, r.Targets[0].Chain.Complete)
 	assert.Contains(t, strings.Join(r.Findings, "\n"), "chain.test sends an incomplete certificate chain")
+}
+
+// Prosody's direct TLS port (s2s_direct_tls_ports), published as
+// _xmpps-server: the probe scans it without STARTTLS and the harness
+// negotiates over it.
+func TestProbeRealProsodyDirectTLS(t *testing.T) {
+	l := newLab(t, "")
+	p := l.prosody("prosody.test", realserver.ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.Valid, DirectTLS: true})
+	_, port, err := net.SplitHostPort(p.DirectAddr())
+	require.NoError(t, err)
+	n, _ := strconv.Atoi(port)
+	l.dns.SetSRV(resolve.ServiceDirectTLS, "prosody.test", loopdns.SRV{Target: "127.0.0.1", Port: uint16(n), Priority: 0})
+	r := l.env.Probe(context.Background(), "prosody.test", "")
+	require.Len(t, r.Targets, 2)
+	assert.True(t, r.Targets[0].DirectTLS)
+	assert.Equal(t, "direct TLS", r.Targets[0].StartTLS)
+	assert.Contains(t, r.Targets[0].Accepted(), "1.3")
+	require.NotEmpty(t, r.Negotiation.Attempts)
+	assert.True(t, r.Negotiation.Attempts[0].Target.DirectTLS)
+	assert.Equal(t, "connected", r.Negotiation.Attempts[0].Result)
+	assert.Equal(t, "works", r.Verdict(), r.Diagnosis)
+	assert.True(t, r.Negotiation.Offers[0].TLS, "the first stream with Prosody was inside TLS")
 }

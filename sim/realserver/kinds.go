@@ -123,6 +123,7 @@ var prosodyKind = &Kind{
 		{"s2s_secure_auth", "true, false", "false"},
 		{"dialback", "true, false (mod_dialback loaded or not)", "true"},
 		{"cert", strings.Join(stateNames(), ", "), "valid"},
+		{"s2s_direct_tls", "true, false (also listen on s2s_direct_tls_ports, XEP-0368)", "false"},
 	},
 	Sweep: func() []Setting {
 		var out []Setting
@@ -190,7 +191,7 @@ func init() {
 	prosodyKind.parse = func(m map[string]string) (Setting, error) {
 		var s ProsodySettings
 		var err error
-		for name, dst := range map[string]*bool{"s2s_require_encryption": &s.RequireEncryption, "s2s_secure_auth": &s.SecureAuth, "dialback": &s.Dialback} {
+		for name, dst := range map[string]*bool{"s2s_require_encryption": &s.RequireEncryption, "s2s_secure_auth": &s.SecureAuth, "dialback": &s.Dialback, "s2s_direct_tls": &s.DirectTLS} {
 			if *dst, err = policy.ParseBool(m[name]); err != nil {
 				return nil, prosodyKind.knobError(name, m[name])
 			}

@@ -51,7 +51,7 @@ func TestKindsParseKnobs(t *testing.T) {
 	assert.Equal(t, policy.Required, s.Policy().TLS)
 
 	_, err = k.Parse(map[string]string{"s2s_use_starttls": "optional"})
-	assert.EqualError(t, err, `prosody has no knob "s2s_use_starttls" (accepted: s2s_require_encryption, s2s_secure_auth, dialback, cert)`)
+	assert.EqualError(t, err, `prosody has no knob "s2s_use_starttls" (accepted: s2s_require_encryption, s2s_secure_auth, dialback, cert, s2s_direct_tls)`)
 	_, err = k.Parse(map[string]string{"dialback": "perhaps"})
 	assert.ErrorContains(t, err, `dialback: invalid value "perhaps": accepted values are true, false`)
 
