@@ -279,7 +279,15 @@ func diagnose(rep *Report, env *Env) []string {
 		}
 		out = append(out, s+".")
 	} else if f := r.Outcome.Failure; f != nil {
-		out = append(out, failureAdvice(f, rep, env))
+		backFailed := false
+		for _, in := range rep.Inbound {
+			backFailed = backFailed || in.Outcome.Failure != nil
+		}
+		if f.Step == outcome.StepTimeout && f.During == outcome.StepDialback && backFailed {
+			say("%s never answered the harness's dialback request (%s): its verification failed on its connection back, below.", rep.Domain, f.Message)
+		} else {
+			out = append(out, failureAdvice(f, rep, env))
+		}
 	}
 	// What the server did on its own connections back.
 	for _, in := range rep.Inbound {
