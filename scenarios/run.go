@@ -79,6 +79,12 @@ type Options struct {
 	// Each, when set, is called with every negotiation as soon as it and
 	// every one declared before it are done: in declaration order.
 	Each func(*Negotiation)
+	// KeepTranscripts keeps the transcript of every negotiation in the
+	// results. Without it a negotiation that passed gives its transcript
+	// up once Each has seen it (which may write it to a file): a sweep of
+	// thousands needs their outcomes, not their XML, and its memory stays
+	// flat. A negotiation that did not pass always keeps its transcript.
+	KeepTranscripts bool
 }
 
 // Select applies the filter and the shard to cases, keeping their order.
@@ -128,8 +134,13 @@ func Run(ctx context.Context, cases []*Case, opt Options) []*Negotiation {
 		if opt.Progress != nil {
 			opt.Progress(done, len(cases)*repeat)
 		}
-		for opt.Each != nil && next < len(cases) && runs[next] == repeat {
-			opt.Each(out[next])
+		for next < len(cases) && runs[next] == repeat {
+			if opt.Each != nil {
+				opt.Each(out[next])
+			}
+			if !opt.KeepTranscripts {
+				out[next].dropTranscripts()
+			}
 			next++
 		}
 	}
@@ -170,6 +181,20 @@ feed:
 		}
 	}
 	return ran
+}
+
+// dropTranscripts gives up the transcripts of a negotiation that
+// passed.
+func (n *Negotiation) dropTranscripts() {
+	if !n.Pass || n.Cancelled {
+		return
+	}
+	if n.Result != nil {
+		n.Result.Transcript = nil
+	}
+	if n.Emulated != nil {
+		n.Emulated.Transcript = nil
+	}
 }
 
 // job is what one worker runs in a row: one negotiation between the

@@ -232,7 +232,7 @@ func TestCompareRowsDetectsDisagreement(t *testing.T) {
 }
 
 func TestVerifyLync2013(t *testing.T) {
-	rep := execute(t, []*Suite{load(t, "lync2013")}, Options{})
+	rep := execute(t, []*Suite{load(t, "lync2013")}, Options{KeepTranscripts: true})
 	require.Len(t, rep.Negotiations, 648)
 	require.Len(t, rep.Rows, 18)
 	for _, rc := range rep.Rows {
@@ -342,6 +342,30 @@ sweeps:
 	}
 	assert.True(t, sort.IntsAreSorted(at), "sections in order handshake, after-tls, sasl: %v", at)
 	assert.Equal(t, 6, strings.Count(page, "<details"), "one grid per certificate and refusal point")
+}
+
+// A sweep keeps the transcripts of what did not pass, and gives up the
+// others once Each has seen them, unless asked to keep them.
+func TestPassingTranscriptsAreDroppedUnlessKept(t *testing.T) {
+	s, err := Parse("x.yaml", []byte(`suite: x
+scenarios:
+  - {name: ok, initiator: {domain: a.test}, receiver: {domain: b.test}, expect: sasl-over-tls}
+  - {name: wrong, initiator: {domain: a.test}, receiver: {domain: b.test}, expect: tcp-dialback}
+`))
+	require.NoError(t, err)
+	seen := 0
+	ns := Run(context.Background(), s.Cases, Options{Each: func(n *Negotiation) {
+		assert.NotEmpty(t, n.Result.Transcript, "Each sees the transcript")
+		seen++
+	}})
+	require.Len(t, ns, 2)
+	assert.Equal(t, 2, seen)
+	assert.True(t, ns[0].Pass)
+	assert.Empty(t, ns[0].Result.Transcript, "given up once it passed")
+	assert.False(t, ns[1].Pass)
+	assert.NotEmpty(t, ns[1].Result.Transcript, "kept: it did not pass")
+	ns = Run(context.Background(), s.Cases, Options{KeepTranscripts: true})
+	assert.NotEmpty(t, ns[0].Result.Transcript)
 }
 
 func TestRunIsDeterministic(t *testing.T) {

@@ -106,7 +106,7 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		ctx, stop := interruptible()
 		defer stop()
-		rep, err := scenarios.Execute(ctx, []*scenarios.Suite{suite}, scenarios.Options{Jobs: 1})
+		rep, err := scenarios.Execute(ctx, []*scenarios.Suite{suite}, scenarios.Options{Jobs: 1, KeepTranscripts: true})
 		if err != nil {
 			e.errorf("%v", err)
 			return exitFail

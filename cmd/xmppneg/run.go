@@ -220,6 +220,9 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 		if !ok {
 			return exitUsage
 		}
+		// -v prints every transcript; otherwise only those of what did
+		// not pass are kept (files are written as each ends).
+		opt.KeepTranscripts = *verbose
 		if *filter != "" {
 			re, err := regexp.Compile(*filter)
 			if err != nil {
