@@ -29,6 +29,11 @@ type Report struct {
 	// InlineTranscripts puts every transcript in the JSON report itself
 	// (for a handful of negotiations; runs write transcript files).
 	InlineTranscripts bool
+	// Shard of Shards is the part of the suites this report ran (both 0
+	// when it ran them whole), and Filter the --run expression, if any:
+	// what Merge needs to check that shards add up.
+	Shard, Shards int
+	Filter        string
 }
 
 // Summary counts what a report holds.
@@ -225,12 +230,46 @@ type SummaryJSON struct {
 	Summary         Summary    `json:"summary"`
 	Rows            []RowCheck `json:"rows,omitempty"`
 	Inconsistencies []Evidence `json:"inconsistencies,omitempty"`
+	// Shard is the part of the suites the report ran, when sharded;
+	// Filter the --run expression; SuiteFiles where the suites that are
+	// not shipped were read from.
+	Shard      *ShardJSON        `json:"shard,omitempty"`
+	Filter     string            `json:"filter,omitempty"`
+	SuiteFiles map[string]string `json:"suite_files,omitempty"`
+}
+
+// ShardJSON is one part of a sharded run: the Index-th (from 1) of Total.
+type ShardJSON struct {
+	Index int `json:"index"`
+	Total int `json:"total"`
 }
 
 // SummaryRecord is the report's summary as JSON reports show it.
 func (r *Report) SummaryRecord() SummaryJSON {
-	return SummaryJSON{Suites: r.SuiteNames(), OK: r.Passed(), Interrupted: r.Interrupted, Summary: r.Summary(),
-		Rows: r.Rows, Inconsistencies: r.Inconsistencies}
+	j := SummaryJSON{Suites: r.SuiteNames(), OK: r.Passed(), Interrupted: r.Interrupted, Summary: r.Summary(),
+		Rows: r.Rows, Inconsistencies: r.Inconsistencies, Filter: r.Filter}
+	if r.Shards > 1 {
+		j.Shard = &ShardJSON{Index: r.Shard, Total: r.Shards}
+	}
+	for _, s := range r.Suites {
+		if !isShipped(s.Name) {
+			if j.SuiteFiles == nil {
+				j.SuiteFiles = map[string]string{}
+			}
+			j.SuiteFiles[s.Name] = s.File
+		}
+	}
+	return j
+}
+
+// isShipped reports whether name is a suite shipped in the binary.
+func isShipped(name string) bool {
+	for _, s := range Suites() {
+		if s == name {
+			return true
+		}
+	}
+	return false
 }
 
 // MarshalJSON writes the report as one JSON document: the summary's

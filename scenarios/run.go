@@ -506,10 +506,25 @@ func Execute(ctx context.Context, suites []*Suite, opt Options) (*Report, error)
 	ran := Run(ctx, cases, opt)
 	rep := &Report{Suites: suites, Negotiations: ran, Duration: time.Since(start), Repeat: max(opt.Repeat, 1),
 		Selected: len(cases), Interrupted: ctx.Err() != nil}
+	if opt.Shards > 1 {
+		rep.Shard, rep.Shards = opt.Shard, opt.Shards
+	}
+	if opt.Filter != nil {
+		rep.Filter = opt.Filter.String()
+	}
+	rep.compareRows(all, cases)
+	return rep, nil
+}
+
+// compareRows compares with the matrix the rows of the report's sweeps
+// whose negotiations all ran (of all declared, cases selected).
+func (rep *Report) compareRows(all, cases []*Case) {
+	ran := rep.Negotiations
+	suites := rep.Suites
 	if !rep.Complete() {
 		// A row compared with only some of its negotiations would
 		// disagree for no reason.
-		return rep, nil
+		return
 	}
 	// A row is compared with the matrix only when all its negotiations
 	// ran: against some partners only, it would disagree for no reason.
@@ -540,5 +555,4 @@ func Execute(ctx context.Context, suites []*Suite, opt Options) (*Report, error)
 	if len(rep.Rows) > 0 {
 		rep.Inconsistencies = Inconsistencies(rep.Rows)
 	}
-	return rep, nil
 }

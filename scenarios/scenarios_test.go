@@ -458,3 +458,47 @@ func TestTextColoursStatusesOnlyWhenAsked(t *testing.T) {
 	assert.Contains(t, coloured.String(), "\x1b[32mPASS\x1b[0m")
 	assert.Contains(t, coloured.String(), "\x1b[32mSummary: 1 passed, 0 failed\x1b[0m")
 }
+
+// Four shards run separately and merged give the report of one run:
+// negotiation by negotiation, and the rows compared with the matrix.
+func TestShardsMergeIntoTheWholeRun(t *testing.T) {
+	whole := execute(t, []*Suite{load(t, "lync2013")}, Options{})
+	dir := t.TempDir()
+	var shards []*ShardReport
+	for i := 1; i <= 4; i++ {
+		rep := execute(t, []*Suite{load(t, "lync2013")}, Options{Shard: i, Shards: 4})
+		assert.Empty(t, rep.Rows, "a shard compares no row: it has only some of each row's negotiations")
+		b, err := json.Marshal(rep)
+		require.NoError(t, err)
+		path := filepath.Join(dir, fmt.Sprintf("shard%d.json", i))
+		require.NoError(t, os.WriteFile(path, b, 0o644))
+		sr, err := ReadShard(path)
+		require.NoError(t, err)
+		shards = append(shards, sr)
+	}
+	// Given in any order.
+	merged, err := Merge([]*ShardReport{shards[2], shards[0], shards[3], shards[1]})
+	require.NoError(t, err)
+	require.Len(t, merged.Negotiations, len(whole.Negotiations))
+	for i, n := range whole.Negotiations {
+		m := merged.Negotiations[i]
+		require.Equal(t, n.Case.ID, m.Case.ID)
+		assert.True(t, n.Observed().Same(m.Observed()), n.Case.ID)
+		assert.Equal(t, n.Pass, m.Pass, n.Case.ID)
+	}
+	require.Len(t, merged.Rows, len(whole.Rows))
+	for i := range whole.Rows {
+		assert.Equal(t, whole.Rows[i].Agree, merged.Rows[i].Agree, whole.Rows[i].Row)
+		assert.Equal(t, whole.Rows[i].Observed, merged.Rows[i].Observed, whole.Rows[i].Row)
+	}
+	assert.Equal(t, whole.Summary().Passed, merged.Summary().Passed)
+	assert.True(t, merged.Passed())
+
+	_, err = Merge(shards[:3])
+	assert.ErrorContains(t, err, "shard 4/4 missing")
+	_, err = Merge([]*ShardReport{shards[0], shards[1], shards[2], shards[3], shards[1]})
+	assert.ErrorContains(t, err, "shard 2/4 is given twice")
+	shards[1].Negotiations = shards[1].Negotiations[1:]
+	_, err = Merge(shards)
+	assert.ErrorContains(t, err, "lacks 1 of its negotiations")
+}

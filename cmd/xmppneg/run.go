@@ -238,6 +238,12 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 				return exitUsage
 			}
 			opt.Shard, opt.Shards = i, n
+		} else if i, n, ok, err := shardFromEnv(); err != nil {
+			e.errorf("%v", err)
+			return exitUsage
+		} else if ok {
+			opt.Shard, opt.Shards = i, n
+			*shard = fmt.Sprintf("%d/%d", i, n)
 		}
 		var suites []*scenarios.Suite
 		for _, a := range args {
@@ -331,6 +337,27 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		return exitOK
 	}
+}
+
+// shardFromEnv reads the sharding convention of Bazel and BoGo:
+// TEST_TOTAL_SHARDS and TEST_SHARD_INDEX (from 0), and touches
+// TEST_SHARD_STATUS_FILE to say that sharding is honoured.
+func shardFromEnv() (index, total int, ok bool, err error) {
+	t, set := os.LookupEnv("TEST_TOTAL_SHARDS")
+	if !set || t == "" {
+		return 0, 0, false, nil
+	}
+	total, err1 := strconv.Atoi(t)
+	idx, err2 := strconv.Atoi(os.Getenv("TEST_SHARD_INDEX"))
+	if err1 != nil || err2 != nil || total < 1 || idx < 0 || idx >= total {
+		return 0, 0, false, fmt.Errorf("TEST_TOTAL_SHARDS=%q and TEST_SHARD_INDEX=%q: give a number of shards and an index from 0 below it", t, os.Getenv("TEST_SHARD_INDEX"))
+	}
+	if f := os.Getenv("TEST_SHARD_STATUS_FILE"); f != "" {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			return 0, 0, false, fmt.Errorf("TEST_SHARD_STATUS_FILE: %v", err)
+		}
+	}
+	return idx + 1, total, true, nil
 }
 
 func parseShard(s string) (int, int, error) {

@@ -318,3 +318,41 @@ func suiteSize(t *testing.T, name string) int {
 	require.NoError(t, err)
 	return len(s.Cases)
 }
+
+// CI shards by the environment (as Bazel and BoGo do), then merges.
+func TestShardsFromTheEnvironmentThenMerge(t *testing.T) {
+	dir := t.TempDir()
+	status := filepath.Join(dir, "sharding-honoured")
+	var outs []string
+	for i := 0; i < 2; i++ {
+		t.Setenv("TEST_TOTAL_SHARDS", "2")
+		t.Setenv("TEST_SHARD_INDEX", fmt.Sprint(i))
+		t.Setenv("TEST_SHARD_STATUS_FILE", status)
+		out := filepath.Join(dir, fmt.Sprintf("shard%d", i))
+		code, _, stderr := runCLI("run", "failures", "-o", "json", "--out", out)
+		require.Equal(t, exitOK, code, stderr)
+		outs = append(outs, out)
+	}
+	_, err := os.Stat(status)
+	assert.NoError(t, err, "TEST_SHARD_STATUS_FILE is touched")
+	t.Setenv("TEST_TOTAL_SHARDS", "")
+	code, out, stderr := runCLI(append([]string{"merge", "-o", "json"}, outs...)...)
+	require.Equal(t, exitOK, code, stderr)
+	var rep struct {
+		Negotiations []struct {
+			ID string `json:"id"`
+		} `json:"negotiations"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	assert.Len(t, rep.Negotiations, suiteSize(t, "failures"))
+
+	code, _, stderr = runCLI("merge", outs[0])
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, stderr, "shard 2/2 missing")
+
+	t.Setenv("TEST_TOTAL_SHARDS", "2")
+	t.Setenv("TEST_SHARD_INDEX", "2")
+	code, _, stderr = runCLI("run", "failures")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "TEST_TOTAL_SHARDS=\"2\" and TEST_SHARD_INDEX=\"2\"")
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"xmppneg/scenarios"
+)
+
+func init() {
+	register(&command{
+		name:    "merge",
+		summary: "Combine the JSON reports of the shards of one run (run -o json --shard I/N, or TEST_SHARD_INDEX/TEST_TOTAL_SHARDS) into its report, checking that every shard is there once.",
+		usage:   "REPORT.json|DIR... [-o table|json|junit|html] [--out DIR] [-v]",
+		example: "xmppneg merge shard-1 shard-2 shard-3 shard-4 -o junit --out merged/\nxmppneg merge shard-*/report.json",
+		setup:   setupMerge,
+	})
+}
+
+func setupMerge(fs *flag.FlagSet, e *env) func([]string) int {
+	out := outputFlag(fs, "table", "json", "junit", "html")
+	outDir := fs.String("out", "", "`directory` for the merged report file")
+	verbose := fs.Bool("v", false, "list every negotiation")
+	return func(args []string) int {
+		if len(args) == 0 {
+			e.errorf("give the shards' JSON reports, or the directories of 'run -o json --out DIR'")
+			return exitUsage
+		}
+		var shards []*scenarios.ShardReport
+		for _, a := range args {
+			s, err := scenarios.ReadShard(a)
+			if err != nil {
+				e.errorf("%v", err)
+				return exitUsage
+			}
+			shards = append(shards, s)
+		}
+		rep, err := scenarios.Merge(shards)
+		if err != nil {
+			e.errorf("%v", err)
+			return exitFail
+		}
+		w := e.stdout
+		if *outDir != "" {
+			if err := writable(*outDir); err != nil {
+				e.errorf("--out %s: %v", *outDir, err)
+				return exitUsage
+			}
+			ext := map[string]string{"table": "txt", "json": "json", "junit": "xml", "html": "html"}[*out]
+			f, err := os.Create(filepath.Join(*outDir, "report."+ext))
+			if err != nil {
+				e.errorf("--out: %v", err)
+				return exitUsage
+			}
+			defer f.Close()
+			w = f
+			defer fmt.Fprintf(e.stdout, "wrote %s: %d shards, %s\n", f.Name(), len(shards), scenarios.Counted(len(rep.Negotiations), "negotiation"))
+		}
+		style := e.style(*verbose)
+		if *outDir != "" {
+			style.Color = false
+		}
+		switch *out {
+		case "json":
+			err = scenarios.WriteJSON(w, rep)
+		case "junit":
+			err = scenarios.WriteJUnit(w, rep)
+		case "html":
+			err = scenarios.WriteHTML(w, rep)
+		default:
+			scenarios.WriteText(w, rep, style)
+		}
+		if err != nil {
+			e.errorf("writing the report: %v", err)
+			return exitFail
+		}
+		if !rep.Passed() {
+			return exitFail
+		}
+		return exitOK
+	}
+}
