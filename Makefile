@@ -44,8 +44,11 @@ deps:
 
 test: deps vet unit repeat
 
+# Negotiations against the bare TLS handshake of the same run (medians of
+# 5, ratios by cmd/benchratio), then the suite-sized benchmarks.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench 'BareTLS|Negotiate' -benchmem -count 5 ./sim | $(GO) run ./cmd/benchratio
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 -benchtime 3x ./scenarios ./scenarios/partners ./sim/probe | $(GO) run ./cmd/benchratio
 
 # Each fuzz target for FUZZTIME (default 60s).
 FUZZTIME ?= 60s

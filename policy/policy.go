@@ -68,9 +68,10 @@ func (l *Level) UnmarshalText(b []byte) error {
 // normalize folds case and drops the separators people put inside
 // "Not supported" so that every spelling of one value compares equal.
 func normalize(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	return strings.NewReplacer(" ", "", "_", "", "-", "").Replace(s)
+	return separators.Replace(strings.ToLower(strings.TrimSpace(s)))
 }
+
+var separators = strings.NewReplacer(" ", "", "_", "", "-", "")
 
 // AcceptedLevels is the help text listing what ParseLevel accepts.
 const AcceptedLevels = "Required, Optional, NotSupported (any case; also \"Not supported\", 필수, 선택, 지원 안 됨)"

@@ -19,8 +19,10 @@ import (
 // TranscriptFile is the file name of a case's transcript in an output
 // directory, relative to it.
 func TranscriptFile(c *Case) string {
-	return filepath.Join("transcripts", strings.NewReplacer("/", "__", " ", "_").Replace(c.ID)+".txt")
+	return filepath.Join("transcripts", fileSafe.Replace(c.ID)+".txt")
 }
+
+var fileSafe = strings.NewReplacer("/", "__", " ", "_")
 
 // WriteTranscripts writes one transcript file per negotiation under dir
 // and records each path in the negotiation.

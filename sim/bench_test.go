@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"runtime"
 	"sync"
 	"testing"
-	"time"
 
 	"xmppneg/certs"
 	"xmppneg/policy"
@@ -113,49 +111,11 @@ func BenchmarkBareTLSHandshake(b *testing.B) {
 	}
 }
 
-var (
-	baselineOnce sync.Once
-	baseline     = map[string]float64{} // ns per bare handshake, by mode
-)
-
-// bareBaseline measures the bare handshake in this run, once per mode,
-// for the ratios BenchmarkNegotiate reports. (testing.Benchmark cannot
-// be called from inside a benchmark: it waits for the lock the running
-// one holds.)
-func bareBaseline(b *testing.B) map[string]float64 {
-	baselineOnce.Do(func() {
-		bt := startBareTLS(b)
-		defer bt.close()
-		const n = 400
-		for _, mode := range []string{"serial", "parallel"} {
-			workers := 1
-			if mode == "parallel" {
-				workers = runtime.GOMAXPROCS(0)
-			}
-			start := time.Now()
-			var wg sync.WaitGroup
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := 0; i < n/workers; i++ {
-						bt.handshake(b)
-					}
-				}()
-			}
-			wg.Wait()
-			baseline[mode] = float64(time.Since(start).Nanoseconds()) / float64(n/workers*workers)
-		}
-	})
-	return baseline
-}
-
 // BenchmarkNegotiate measures whole negotiations, both sides included,
-// ping round trip and stream close too, and reports each as a ratio to
-// the bare handshake measured in the same run (x-bare-tls). Targets:
-// SASL over TLS at most 1.3, TLS Dialback at most 2.3.
+// ping round trip and stream close too. Their ratios to
+// BenchmarkBareTLSHandshake, both warmed up and from the same run, are
+// what `make bench` prints (cmd/benchratio, medians of 5 runs).
 func BenchmarkNegotiate(b *testing.B) {
-	base := bareBaseline(b)
 	for _, tc := range []struct {
 		method     outcome.Method
 		init, recv string
@@ -189,7 +149,6 @@ func BenchmarkNegotiate(b *testing.B) {
 			for _, mode := range []string{"serial", "parallel"} {
 				b.Run(mode, func(b *testing.B) {
 					run(b, mode == "parallel", negotiate)
-					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/base[mode], "x-bare-tls")
 				})
 			}
 		})

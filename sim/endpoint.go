@@ -89,6 +89,9 @@ type Endpoint struct {
 	inbound func(*Result)
 	answers map[string]chan struct{} // ids of pings awaiting an answer
 	randMu  sync.Mutex
+	// tlsBase is the server TLS configuration every connection clones.
+	tlsOnce sync.Once
+	tlsBase *tls.Config
 	// inflight counts inbound connections being served; idle is closed
 	// when the count falls to zero (see WaitIdle).
 	inflight int

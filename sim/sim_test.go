@@ -100,6 +100,30 @@ func TestEachMethodSucceeds(t *testing.T) {
 	}
 }
 
+// The second verify connection to the same authoritative server resumes
+// the TLS session of the first (a full handshake only on the main
+// connection): the server must keep its session ticket keys from one
+// connection to the next for that to happen.
+func TestVerifyConnectionResumesTLS(t *testing.T) {
+	w := newWorld(t)
+	a := w.endpoint("a.test", "tls=Optional,sasl=NotSupported,dialback=true")
+	b := w.endpoint("b.test", "tls=Required,sasl=NotSupported,dialback=true")
+	resumed := func(r *Result) bool {
+		for _, n := range r.Notes {
+			if n == "verify connection to a.test resumed a TLS session" {
+				return true
+			}
+		}
+		return false
+	}
+	first := negotiate(t, a, b)
+	require.Equal(t, outcome.Succeeded(outcome.TLSDialback), first.Outcome, first.Explain())
+	assert.False(t, resumed(first), "nothing to resume yet: %v", first.Notes)
+	second := negotiate(t, a, b)
+	require.Equal(t, outcome.Succeeded(outcome.TLSDialback), second.Outcome, second.Explain())
+	assert.True(t, resumed(second), "notes: %v", second.Notes)
+}
+
 func hasEntry(r *Result, conn, substr string) bool {
 	for _, e := range r.Transcript {
 		if e.Conn == conn && strings.Contains(e.XML, substr) {

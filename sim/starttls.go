@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -204,6 +205,11 @@ func (c *xconn) handshake(tc *tls.Conn) error {
 		return c.handshakeFailed(err)
 	}
 	c.secured(tc)
+	// Said once, by the end that asked to resume: the main connection
+	// never does, a verify connection does when it has been here before.
+	if c.name == verifyConn && c.me == outcome.Receiver && tc.ConnectionState().DidResume {
+		c.tr.note(fmt.Sprintf("verify connection to %s resumed a TLS session", c.peer))
+	}
 	return nil
 }
 
@@ -214,35 +220,55 @@ func (c *xconn) handshake(tc *tls.Conn) error {
 // only when its behaviour refuses at the handshake (strict).
 func (c *xconn) serverTLS() *tls.Config {
 	lo, hi := c.tlsVersions()
-	cfg := &tls.Config{
-		MinVersion: lo,
-		MaxVersion: hi,
-		ClientAuth: tls.RequestClientCert,
-		NextProtos: []string{alpnXMPPServer},
-		// The versions are compared here, where they are known as
-		// numbers, so that the failure says which; crypto/tls then
-		// refuses with the protocol_version alert, as it would anyway.
-		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			for _, v := range hello.SupportedVersions {
-				if v >= lo && v <= hi {
-					return nil, nil
-				}
+	// A clone of the endpoint's base, which holds what does not depend
+	// on the connection: a Config made anew for every connection would
+	// derive new session ticket keys in every handshake.
+	cfg := c.ep.serverTLSBase().Clone()
+	// The versions are compared here, where they are known as numbers,
+	// so that the failure says which; crypto/tls then refuses with the
+	// protocol_version alert, as it would anyway.
+	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		for _, v := range hello.SupportedVersions {
+			if v >= lo && v <= hi {
+				return nil, nil
 			}
-			c.versionErr = c.fail(outcome.ProtocolVersion, "the %s offers %s; the %s speaks only %s",
-				c.them, versionsText(hello.SupportedVersions), c.me, c.ep.cfg.Settings.TLSRangeText())
-			return nil, nil
-		},
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return nil // dialback-only peers have none
-			}
-			return c.judge(cs, clientUsage(c.ep.cfg.Settings.EKU), c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake)
-		},
+		}
+		c.versionErr = c.fail(outcome.ProtocolVersion, "the %s offers %s; the %s speaks only %s",
+			c.them, versionsText(hello.SupportedVersions), c.me, c.ep.cfg.Settings.TLSRangeText())
+		return nil, nil
 	}
-	if c.ep.cert != nil {
-		cfg.Certificates = []tls.Certificate{*c.ep.cert}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return nil // dialback-only peers have none
+		}
+		return c.judge(cs, clientUsage(c.ep.cfg.Settings.EKU), c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake)
 	}
 	return cfg
+}
+
+// serverTLSBase is the part of the endpoint's server TLS configuration
+// that every connection shares, made once.
+func (e *Endpoint) serverTLSBase() *tls.Config {
+	e.tlsOnce.Do(func() {
+		l, h := e.cfg.Settings.TLSRange()
+		cfg := &tls.Config{
+			MinVersion: tlsVersionCode(l),
+			MaxVersion: tlsVersionCode(h),
+			ClientAuth: tls.RequestClientCert,
+			NextProtos: []string{alpnXMPPServer},
+		}
+		if e.cert != nil {
+			cfg.Certificates = []tls.Certificate{*e.cert}
+		}
+		// From crypto/rand, not Config.Rand: tickets never reach the
+		// transcript, and a deterministic run's ids stay as they were.
+		var key [32]byte
+		if _, err := rand.Read(key[:]); err == nil {
+			cfg.SetSessionTicketKeys([][32]byte{key})
+		}
+		e.tlsBase = cfg
+	})
+	return e.tlsBase
 }
 
 // clientTLS is the connecting end's TLS configuration: it presents its

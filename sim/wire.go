@@ -142,8 +142,10 @@ func (c *xconn) upgrade(tc *tls.Conn) error {
 	}
 	c.conn = tc
 	c.secure = true
-	c.in = &reader{c: c}
-	c.in.br = bufio.NewReaderSize(connReader{c.in}, 4096)
+	// The plain stream's buffer is empty, so it serves the TLS one.
+	br := c.in.br
+	c.in = &reader{c: c, br: br}
+	br.Reset(connReader{c.in})
 	c.restart()
 	return nil
 }

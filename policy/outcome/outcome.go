@@ -94,8 +94,10 @@ func ParseMethod(s string) (Method, error) {
 // fold makes the spellings of one value compare equal: any case, with or
 // without separators.
 func fold(s string) string {
-	return strings.NewReplacer(" ", "", "-", "", "_", "").Replace(strings.ToLower(strings.TrimSpace(s)))
+	return separators.Replace(strings.ToLower(strings.TrimSpace(s)))
 }
+
+var separators = strings.NewReplacer(" ", "", "-", "", "_", "")
 
 func ids[T fmt.Stringer](xs []T) []string {
 	out := make([]string, len(xs))
