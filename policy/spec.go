@@ -13,7 +13,7 @@ import (
 type Settings struct {
 	Policy
 	Cert   certs.State `json:"cert"`   // the certificate it presents
-	Secret string      `json:"secret"` // dialback secret; empty means derived from the domain
+	Secret string      `json:"secret"` // dialback secret; empty means one drawn at random per process
 	Behaviour
 	// Profile names the profile the settings started from, if any.
 	Profile string `json:"profile,omitempty"`

@@ -162,8 +162,9 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		e.timeout = DefaultTimeout
 	}
 	if e.secret == "" {
-		// Nodes of one domain share a secret unless told otherwise.
-		e.secret = "xmppneg dialback secret of " + cfg.Domain
+		// Nodes of one domain in this process share it, as a cluster
+		// would; nobody outside can compute it (XEP-0185 §4).
+		e.secret = processSecret()
 	}
 	if cfg.Settings.Cert != certs.Missing {
 		c, err := pki.Certificate(cfg.Domain, cfg.Settings.Cert)
@@ -174,6 +175,12 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 	}
 	return e, nil
 }
+
+// processSecret is the dialback secret of every endpoint not given one:
+// drawn at random once per process. A secret derivable from public data
+// (the domain, say) would let anyone forge keys for our domain that a
+// real server asking us to verify would accept.
+var processSecret = sync.OnceValue(func() string { return rand.Text() + rand.Text() })
 
 // CheckDomain reports whether d is usable as a server's domain: a JID
 // domainpart (RFC 7622).

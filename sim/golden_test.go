@@ -24,13 +24,17 @@ var update = flag.Bool("update", false, "rewrite the golden transcripts in testd
 var fixedTime = time.Now()
 
 // deterministic makes an endpoint draw its ids from a source seeded with
-// its domain and read a fixed clock, so that the same negotiation writes
+// its domain, read a fixed clock and use a fixed dialback secret, so that the same negotiation writes
 // the same transcript every time.
 func deterministic(c *Config) {
 	var seed [32]byte
 	copy(seed[:], c.Domain)
 	c.Rand = rand.NewChaCha8(seed)
 	c.Clock = func() time.Time { return fixedTime }
+	if c.Settings.Secret == "" {
+		// The process's own secret is random: the keys would differ.
+		c.Settings.Secret = "golden secret"
+	}
 }
 
 // golden renders what a transcript must keep from one run to the next:

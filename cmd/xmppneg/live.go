@@ -42,6 +42,7 @@ func init() {
 // liveFlags are the flags probe and serve share.
 type liveFlags struct {
 	spec, cert, pki, dnsListen, resolver *string
+	secretFile                           *string
 	peers                                stringsFlag
 	// base is what a spec starts from (default: DefaultSettings).
 	base *policy.Settings
@@ -54,6 +55,8 @@ func defineLiveFlags(fs *flag.FlagSet) *liveFlags {
 		pki:       fs.String("pki", "", "directory written by 'xmppneg certs': its CA is trusted and its certificates presented"),
 		dnsListen: fs.String("dns-listen", "", "serve SRV/A records of the harness's domain on this loopback UDP address, for the server's dialback and outbound lookups"),
 		resolver:  fs.String("resolver", "", "DNS server the harness asks for domains it was not given with --peer (or --addr), HOST:PORT (default: the first of /etc/resolv.conf)"),
+		secretFile: fs.String("secret-file", "", "`file` holding the dialback secret, for several nodes of one domain that must share it "+
+			"(default: a random secret per process; secret= in --policy works too but shows in the process list)"),
 	}
 	fs.Var(&f.peers, "peer", "DOMAIN=HOST:PORT of a server the harness must reach (as authoritative server for dialback); repeatable")
 	return f
@@ -73,6 +76,11 @@ func (f *liveFlags) settings() (policy.Settings, *certs.PKI, error) {
 			return s, nil, fmt.Errorf("--cert: %w", err)
 		}
 	}
+	if *f.secretFile != "" {
+		if s.Secret, err = readSecret(*f.secretFile); err != nil {
+			return s, nil, fmt.Errorf("--secret-file: %w", err)
+		}
+	}
 	if *f.pki == "" {
 		pki, err := certs.Default()
 		return s, pki, err
@@ -82,6 +90,28 @@ func (f *liveFlags) settings() (policy.Settings, *certs.PKI, error) {
 		return s, nil, fmt.Errorf("--pki: %w", err)
 	}
 	return s, pki, nil
+}
+
+// minSecret is the shortest dialback secret --secret-file accepts: 128
+// bits written in hex.
+const minSecret = 32
+
+// readSecret reads a dialback secret from path: its first line, without
+// surrounding space.
+func readSecret(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	secret := strings.TrimSpace(line)
+	switch {
+	case secret == "":
+		return "", fmt.Errorf("%s: the first line is empty", path)
+	case len(secret) < minSecret:
+		return "", fmt.Errorf("%s: the secret is %d characters; use at least %d random ones (openssl rand -hex 32 > %s)", path, len(secret), minSecret, path)
+	}
+	return secret, nil
 }
 
 // dns is the resolver of --resolver, checked.

@@ -291,3 +291,24 @@ func TestServerCommandThenProbe(t *testing.T) {
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	assert.Equal(t, exitOK, waitExit(t, cmd, 15*time.Second), stderr.String())
 }
+
+// A secret file that could be guessed or is not there stops serve before
+// it listens, saying which and how to make a good one.
+func TestSecretFileChecked(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(content), 0o600))
+		return p
+	}
+	for _, tc := range []struct{ path, want string }{
+		{filepath.Join(dir, "absent"), "no such file"},
+		{write("empty", "\n\n"), "the first line is empty"},
+		{write("short", "hunter2\n"), "the secret is 7 characters; use at least 32 random ones (openssl rand -hex 32"},
+	} {
+		code, _, stderr := runCLI("serve", "--domain", "h.test", "--listen", "127.0.0.1:0", "--secret-file", tc.path)
+		assert.Equal(t, exitUsage, code)
+		assert.Contains(t, stderr, "--secret-file: ")
+		assert.Contains(t, stderr, tc.want)
+	}
+}
