@@ -2,7 +2,9 @@ package sim
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -68,4 +70,113 @@ func TestDefaultSecretIsRandomPerProcess(t *testing.T) {
 	assert.NotContains(t, a.secret, "a.test")
 	c := w.endpoint("c.test", "secret=given")
 	assert.Equal(t, "given", c.secret)
+}
+
+// flood connects to e, sends head once and then fill over and over (up
+// to 16 MiB, until the endpoint hangs up), and returns what the endpoint
+// answered and how much the process allocated meanwhile.
+func flood(t *testing.T, e *Endpoint, head, fill string) (reply string, allocated uint64) {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c, err := net.DialTimeout("tcp", e.Addr(), time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		if _, err := c.Write([]byte(head)); err != nil {
+			return
+		}
+		chunk := []byte(strings.Repeat(fill, 64<<10/len(fill)))
+		for written := 0; written < 16<<20; written += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return // hung up on: what is wanted
+			}
+		}
+	}()
+	var got strings.Builder
+	_, _ = io.Copy(&got, c)
+	<-sent
+	runtime.ReadMemStats(&after)
+	return got.String(), after.TotalAlloc - before.TotalAlloc
+}
+
+// Whatever a peer sends, one connection costs a bounded amount: budgets
+// are enforced as bytes arrive, before the XML decoder buffers them.
+func TestFloodsAreCutOffEarly(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "tls=Optional,sasl=Optional,dialback=true", func(c *Config) { c.RecordReads = true })
+	header := strings.TrimSuffix(rawHeader, ">")
+	for _, tc := range []struct {
+		name, head, fill, cond, want string
+	}{
+		{"whitespace before the header", "", " ", "policy-violation", "stream header larger than 4096 bytes"},
+		{"whitespace between elements", rawHeader, " \n", "policy-violation", "more than 65536 bytes without a complete element"},
+		// Text is refused as what it is, once the budget stops the run.
+		{"text between elements", rawHeader, "spam", "bad-format", "text outside any element"},
+		{"an endless element", rawHeader + "<message><body>", "spam", "policy-violation", "more than 65536 bytes without a complete element"},
+		{"an endless attribute in the header", header + " x='", "a", "policy-violation", "stream header larger than 4096 bytes"},
+		{"endless attributes in the header", header, " a='b'", "policy-violation", "stream header larger than 4096 bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, allocated := flood(t, b, tc.head, tc.fill)
+			assert.Contains(t, got, "<"+tc.cond+" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+			assert.Contains(t, got, tc.want)
+			assert.True(t, strings.HasPrefix(got, "<?xml version='1.0'?><stream:stream"), "our header comes before the error: %.200q", got)
+			// 16 MiB were on offer; a connection may cost about 1 MiB.
+			assert.Less(t, allocated, uint64(2<<20), "allocated while flooded")
+		})
+	}
+}
+
+// A peer that is not speaking XML (an HTTP client, say) is told at once.
+func TestNonXMLPeerToldAtOnce(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "")
+	start := time.Now()
+	got := rawUntil(t, b, "</stream:stream>", "GET / HTTP/1.1\r\nHost: b.test\r\n\r\n")
+	assert.Less(t, time.Since(start), time.Second)
+	assert.Contains(t, got, "<not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+	assert.Contains(t, got, `not XML: the initiator&#39;s first bytes are &#34;GET / HTTP/1.1\r\nHost: b.test\r\n\r\n&#34;`)
+	assert.True(t, strings.HasPrefix(got, "<?xml version='1.0'?><stream:stream"), "%q", got)
+}
+
+// A stream error is only ever sent inside our own stream (RFC 6120
+// §4.9.1.1), a timeout's too.
+func TestTimeoutErrorAfterOurHeader(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "", func(c *Config) { c.Timeout = 200 * time.Millisecond })
+	got := rawUntil(t, b, "</stream:stream>")
+	assert.Contains(t, got, "<connection-timeout")
+	assert.True(t, strings.HasPrefix(got, "<?xml version='1.0'?><stream:stream"), "%q", got)
+	got = rawUntil(t, b, "</stream:stream>", rawHeader)
+	assert.Contains(t, got, "<connection-timeout")
+	assert.Equal(t, 1, strings.Count(got, "<stream:stream"), "%q", got)
+}
+
+// A transcript keeps its first and last halves, and says what it cut.
+func TestTranscriptIsBounded(t *testing.T) {
+	tr := newTrace(time.Now)
+	const n, size = 20000, 100
+	for i := 0; i < n; i++ {
+		tr.add(Entry{Conn: mainConn, XML: fmt.Sprintf("%-*d", size, i)})
+	}
+	got := tr.transcript()
+	total := 0
+	var cut []Entry
+	for _, e := range got {
+		total += len(e.XML)
+		if e.From == "(xmppneg)" {
+			cut = append(cut, e)
+		}
+	}
+	assert.LessOrEqual(t, total, MaxTranscriptBytes+200)
+	assert.Equal(t, "0", strings.TrimSpace(got[0].XML))
+	assert.Equal(t, fmt.Sprint(n-1), strings.TrimSpace(got[len(got)-1].XML))
+	require.Len(t, cut, 1)
+	kept := len(got) - 1
+	assert.Equal(t, fmt.Sprintf("<!-- %d entries (%d bytes) cut here: the transcript keeps its first and last 128 KiB -->", n-kept, (n-kept)*size), cut[0].XML)
 }

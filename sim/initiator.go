@@ -30,7 +30,7 @@ func (o *connecting) openStream(from, to string, authenticated bool) error {
 	if err := c.sendHeader(from, to, ""); err != nil {
 		return c.abort(err)
 	}
-	h, err := readHeader(c.dec)
+	h, err := c.readHeader()
 	if err != nil {
 		return c.abort(err)
 	}
@@ -325,7 +325,7 @@ func (hs *initiatorState) skipRestart() error {
 	if err := c.send("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>=</auth>"); err != nil {
 		return c.abort(err)
 	}
-	if _, err := readHeader(c.dec); err != nil {
+	if _, err := c.readHeader(); err != nil {
 		return c.abort(err)
 	}
 	_, err := c.read()

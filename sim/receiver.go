@@ -112,7 +112,7 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 	if err := rs.stopAt(outcome.StepStream); err != nil {
 		return err
 	}
-	h, err := readHeader(c.dec)
+	h, err := c.readHeader()
 	if first {
 		c.peer, rs.legacy = h.From, h.Legacy
 		if c.directTLS {

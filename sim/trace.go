@@ -21,7 +21,12 @@ type trace struct {
 	start time.Time
 
 	mu         sync.Mutex
-	entries    []Entry
+	entries    []Entry // the head of the transcript, and
+	tail       []Entry // its tail once the head is full
+	headBytes  int
+	tailBytes  int
+	cutEntries int // dropped between head and tail
+	cutBytes   int
 	failures   []outcome.Failure
 	method     outcome.Method // set by the initiator once a stanza made the round trip
 	recvMethod outcome.Method // set by the receiver when it accepted the peer
@@ -60,11 +65,41 @@ func newTrace(clock func() time.Time) *trace { return &trace{clock: clock, start
 
 func (t *trace) since() int64 { return t.clock().Sub(t.start).Microseconds() }
 
+// MaxTranscriptBytes bounds the XML one negotiation's transcript keeps:
+// its first half and its last half, and between them a line saying how
+// much was cut. A peer that sends for as long as it is let cannot make
+// the transcript grow without bound.
+const MaxTranscriptBytes = 256 << 10
+
 func (t *trace) add(e Entry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e.Elapsed = t.since()
-	t.entries = append(t.entries, e)
+	if t.headBytes+len(e.XML) <= MaxTranscriptBytes/2 && t.cutEntries == 0 && len(t.tail) == 0 {
+		t.headBytes += len(e.XML)
+		t.entries = append(t.entries, e)
+		return
+	}
+	t.tail = append(t.tail, e)
+	t.tailBytes += len(e.XML)
+	for t.tailBytes > MaxTranscriptBytes/2 && len(t.tail) > 1 {
+		t.cutEntries++
+		t.cutBytes += len(t.tail[0].XML)
+		t.tailBytes -= len(t.tail[0].XML)
+		t.tail[0] = Entry{}
+		t.tail = t.tail[1:]
+	}
+}
+
+// transcript is the kept head, the cut, and the kept tail.
+func (t *trace) transcript() []Entry {
+	out := make([]Entry, 0, len(t.entries)+1+len(t.tail))
+	out = append(out, t.entries...)
+	if t.cutEntries > 0 {
+		out = append(out, Entry{Elapsed: t.tail[0].Elapsed, Conn: t.tail[0].Conn, From: "(xmppneg)", To: "(transcript)",
+			XML: fmt.Sprintf("<!-- %d entries (%d bytes) cut here: the transcript keeps its first and last %d KiB -->", t.cutEntries, t.cutBytes, MaxTranscriptBytes/2>>10)})
+	}
+	return append(out, t.tail...)
 }
 
 func (t *trace) fail(f outcome.Failure) {
@@ -136,7 +171,7 @@ func (t *trace) result(side outcome.Side, initiator, receiver string) *Result {
 		TLS:        t.tls,
 		StreamIDs:  append([]string{}, t.streamIDs...),
 		Duration:   t.clock().Sub(t.start),
-		Transcript: append([]Entry{}, t.entries...),
+		Transcript: t.transcript(),
 		Offers:     append([]Offer{}, t.offers...),
 		Recovered:  []outcome.Failure{},
 		Resolution: t.resolution,

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/xml"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode"
 
 	"xmppneg/policy/outcome"
 )
@@ -79,30 +81,92 @@ type xconn struct {
 // stream's last element belong to the next), recording what it reads
 // when asked to, and keeping the error the connection returned so that
 // a stream cut off mid-element is told apart from malformed XML.
+//
+// It also holds the peer to a byte budget, enforced as bytes arrive and
+// before anything buffers them: the decoder may read at most allow bytes
+// in all, which the connection moves forward as the stream makes
+// progress (see xconn.budget). Whitespace, text and attributes count
+// like everything else, so no run of them can grow without bound.
 type reader struct {
 	c   *xconn
 	br  *bufio.Reader
 	err error // the first error the connection returned
+
+	total int64 // bytes read from the connection through this reader
+	allow int64 // total may not pass it
+	// over is the stream error to raise once allow is reached.
+	over func() *streamError
+	// sniff is set until the first bytes of the connection (or of its
+	// TLS layer) have been looked at: a peer that does not start with
+	// '<' is not speaking XML, and is told so at once.
+	sniff bool
 }
 
 type connReader struct{ r *reader }
 
 func (cr connReader) Read(b []byte) (int, error) {
-	c := cr.r.c
+	r := cr.r
+	c := r.c
+	left := r.allow - r.total
+	if left <= 0 {
+		return 0, r.over()
+	}
+	if int64(len(b)) > left {
+		b = b[:left]
+	}
 	n, err := c.conn.Read(b)
+	r.total += int64(n)
 	if c.ep.cfg.RecordReads && n > 0 {
 		c.tr.add(Entry{Conn: c.name, From: c.labelOf, To: c.labelMe, TLS: c.secure, XML: string(b[:n])})
 	}
-	if err != nil && cr.r.err == nil {
-		cr.r.err = err
+	if r.sniff && n > 0 {
+		if i := bytes.IndexFunc(b[:n], func(ch rune) bool { return !unicode.IsSpace(ch) && ch != '\uFEFF' }); i >= 0 {
+			r.sniff = false
+			if b[i] != '<' {
+				start := b[i:n]
+				if len(start) > 32 {
+					start = start[:32]
+				}
+				return 0, &streamError{cond: outcome.NotWellFormed, text: fmt.Sprintf("not XML: the %s's first bytes are %q", c.them, start)}
+			}
+		}
+	}
+	if err != nil && r.err == nil {
+		r.err = err
 	}
 	return n, err
+}
+
+// budget lets the peer send n more bytes beyond what the decoder has
+// consumed, for what comes next; over says what it was if the peer
+// sends more.
+func (c *xconn) budget(n int, over func() *streamError) {
+	consumed := c.in.total - int64(c.in.br.Buffered())
+	c.in.allow, c.in.over = consumed+int64(n), over
+}
+
+// budgetHeader is the budget of a stream header, XML declaration and
+// whitespace before it included.
+func (c *xconn) budgetHeader() {
+	n := c.ep.cfg.Limits.orDefault().MaxHeaderBytes
+	c.budget(n, func() *streamError {
+		return policyViolation(fmt.Sprintf("stream header larger than %d bytes", n))
+	})
+}
+
+// budgetElement is the budget of the next top-level element, whitespace
+// and text before it included.
+func (c *xconn) budgetElement() {
+	n := c.ep.cfg.Limits.orDefault().MaxElementBytes
+	c.budget(n, func() *streamError {
+		return policyViolation(fmt.Sprintf("more than %d bytes without a complete element", n))
+	})
 }
 
 func newXConn(ep *Endpoint, raw net.Conn, tr *trace, name string, me, them outcome.Side, peer string, deadline time.Time) *xconn {
 	c := &xconn{ep: ep, raw: raw, conn: raw, tr: tr, name: name, me: me, them: them, peer: peer, deadline: deadline}
 	c.relabel()
-	c.in = &reader{c: c}
+	c.in = &reader{c: c, sniff: true}
 	c.in.br = bufio.NewReaderSize(connReader{c.in}, 4096)
 	c.restart()
 	return c
@@ -130,6 +194,17 @@ func (c *xconn) becomes(name string, me, them outcome.Side) {
 func (c *xconn) restart() {
 	c.dec = xml.NewDecoder(c.in.br)
 	c.headerSent, c.closed = false, false
+	c.budgetHeader()
+}
+
+// readHeader reads the peer's stream header, then budgets for the first
+// element.
+func (c *xconn) readHeader() (header, error) {
+	h, err := readHeader(c.dec)
+	if err == nil {
+		c.budgetElement()
+	}
+	return h, err
 }
 
 // upgrade puts TLS under the connection after <proceed/>. Nothing may
@@ -144,7 +219,7 @@ func (c *xconn) upgrade(tc *tls.Conn) error {
 	c.secure = true
 	// The plain stream's buffer is empty, so it serves the TLS one.
 	br := c.in.br
-	c.in = &reader{c: c, br: br}
+	c.in = &reader{c: c, br: br, sniff: true}
 	br.Reset(connReader{c.in})
 	c.restart()
 	return nil
@@ -192,7 +267,11 @@ func (c *xconn) sendHeader(from, to, id string) error {
 // read reads the next top-level element of the current stream within
 // the endpoint's limits.
 func (c *xconn) read() (*element, error) {
-	return readElement(c.dec, c.ep.cfg.Limits.orDefault())
+	el, err := readElement(c.dec, c.ep.cfg.Limits.orDefault())
+	if err == nil {
+		c.budgetElement()
+	}
+	return el, err
 }
 
 const closeTag = "</stream:stream>"
@@ -394,17 +473,25 @@ func (e *element) String() string {
 // Limits bound what an endpoint reads from a peer: a larger element is a
 // <policy-violation/> stream error naming the limit.
 type Limits struct {
-	MaxElementBytes int // names, attribute values and text of one element, nested ones included
-	MaxDepth        int
-	MaxChildren     int // of any one element
+	// MaxElementBytes bounds one top-level element, and also every byte
+	// read while waiting for it (whitespace, text): counted as they
+	// arrive, before the XML decoder buffers them.
+	MaxElementBytes int
+	// MaxHeaderBytes bounds a stream header with its XML declaration.
+	MaxHeaderBytes int
+	MaxDepth       int
+	MaxChildren    int // of any one element
 }
 
 // DefaultLimits apply where Config.Limits leaves a field zero.
-var DefaultLimits = Limits{MaxElementBytes: 64 << 10, MaxDepth: 16, MaxChildren: 256}
+var DefaultLimits = Limits{MaxElementBytes: 64 << 10, MaxHeaderBytes: 4 << 10, MaxDepth: 16, MaxChildren: 256}
 
 func (l Limits) orDefault() Limits {
 	if l.MaxElementBytes <= 0 {
 		l.MaxElementBytes = DefaultLimits.MaxElementBytes
+	}
+	if l.MaxHeaderBytes <= 0 {
+		l.MaxHeaderBytes = DefaultLimits.MaxHeaderBytes
 	}
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = DefaultLimits.MaxDepth
