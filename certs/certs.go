@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"xmppneg/policy/printable"
 )
 
 // State is the condition of the certificate an endpoint presents.
@@ -655,6 +657,11 @@ func Analyze(chain []*x509.Certificate, roots, system, hints *x509.CertPool, dom
 		if system == nil || Check(chain, system, domain, x509.ExtKeyUsageServerAuth, now, hints) != nil {
 			c.Problem = err.Error()
 		}
+	}
+	// The peer wrote these names itself: they are printed as text.
+	c.Subject, c.Issuer, c.Trust, c.Problem = printable.String(c.Subject), printable.String(c.Issuer), printable.String(c.Trust), printable.String(c.Problem)
+	for i, n := range c.Names {
+		c.Names[i] = printable.String(n)
 	}
 	return c
 }

@@ -101,6 +101,9 @@ func (rs *receiverState) serveDialback(el *element) error {
 	}
 	if rs.legacy && c.peer == "" {
 		// A pre-1.0 stream may name its sender only here.
+		if err := CheckDomain(from); err != nil {
+			return refuse(outcome.ImproperAddressing, "db:result 'from' is not a domain: "+err.Error())
+		}
 		c.peer = from
 		c.relabel()
 	}

@@ -188,6 +188,9 @@ func CheckDomain(d string) error {
 	if _, err := jid.New("", d, ""); err != nil {
 		return fmt.Errorf("invalid domain %q: %w", d, err)
 	}
+	if strings.Contains(d, "..") || strings.HasPrefix(d, ".") {
+		return fmt.Errorf("invalid domain %q: empty label", d)
+	}
 	return nil
 }
 

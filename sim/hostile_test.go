@@ -180,3 +180,40 @@ func TestTranscriptIsBounded(t *testing.T) {
 	kept := len(got) - 1
 	assert.Equal(t, fmt.Sprintf("<!-- %d entries (%d bytes) cut here: the transcript keeps its first and last 128 KiB -->", n-kept, (n-kept)*size), cut[0].XML)
 }
+
+// A 'from' that is not a domain is refused, never adopted as the peer's
+// name: it would be printed.
+func TestInjectedFromRefused(t *testing.T) {
+	w := newWorld(t)
+	var inbound []*Result
+	done := make(chan struct{}, 4)
+	b := w.endpoint("b.test", "")
+	b.OnInbound(func(r *Result) { inbound = append(inbound, r); done <- struct{}{} })
+	for _, tc := range []struct{ from, cond, why string }{
+		{"x&#10;evil.test → b.test: authenticated with SASL over TLS", "invalid-from", "is not a domain"},
+		{"evil\u009b2J.test", "invalid-from", "is not a domain"}, // raw C1: legal XML
+		{"evil&#x202e;tset.b", "invalid-from", "is not a domain"},
+		{"a..test", "invalid-from", "is not a domain"},
+		{"evil&#x1b;[2J.test", "not-well-formed", "illegal character code U+001B"}, // not XML at all
+	} {
+		got := rawUntil(t, b, "</stream:stream>", strings.Replace(rawHeader, "from='evil.test'", "from='"+tc.from+"'", 1))
+		assert.Contains(t, got, "<"+tc.cond+" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>", tc.from)
+		assert.Contains(t, got, tc.why, tc.from)
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatal("no inbound result")
+		}
+	}
+	for _, r := range inbound {
+		assert.Equal(t, "", r.Initiator)
+		text := r.Explain()
+		for _, e := range r.Transcript {
+			text += e.From + e.To + e.XML
+		}
+		assert.NotContains(t, text, "\n"+"evil.test")
+		assert.NotContains(t, text, "\x1b")
+		assert.NotContains(t, text, "\u202e")
+		assert.NotContains(t, text, "\u009b")
+	}
+}

@@ -113,6 +113,12 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 		return err
 	}
 	h, err := c.readHeader()
+	if err == nil && first && h.From != "" {
+		if derr := CheckDomain(h.From); derr != nil {
+			// Never adopted as the peer's name: it would be printed.
+			return c.abort(&streamError{cond: outcome.InvalidFrom, text: "the stream header's 'from' is not a domain: " + derr.Error()})
+		}
+	}
 	if first {
 		c.peer, rs.legacy = h.From, h.Legacy
 		if c.directTLS {

@@ -143,7 +143,9 @@ func transcriptText(entries []Entry, times bool) string {
 		if times {
 			fmt.Fprintf(&b, "%8.3fms ", float64(e.Elapsed)/1000)
 		}
-		fmt.Fprintf(&b, "%-6s %s %s → %s\n    %s\n", e.Conn, lock, e.From, e.To, e.XML)
+		// Lines of the XML (a server may send some) are indented like its
+		// first, so that none can pass for a line of the transcript.
+		fmt.Fprintf(&b, "%-6s %s %s → %s\n    %s\n", e.Conn, lock, e.From, e.To, strings.ReplaceAll(e.XML, "\n", "\n    "))
 	}
 	return b.String()
 }

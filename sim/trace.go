@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"xmppneg/policy/outcome"
+	"xmppneg/policy/printable"
 	"xmppneg/sim/resolve"
 )
 
@@ -46,7 +47,7 @@ type trace struct {
 func (t *trace) note(s string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.notes = append(t.notes, s)
+	t.notes = append(t.notes, printable.String(s))
 }
 
 func (t *trace) hideVerifyFailures() {
@@ -58,7 +59,14 @@ func (t *trace) hideVerifyFailures() {
 func (t *trace) offer(secure bool, f features) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.offers = append(t.offers, Offer{TLS: secure, Features: f.String(), Mechanisms: f.Mechanisms})
+	mechs := make([]string, len(f.Mechanisms))
+	for i, m := range f.Mechanisms {
+		mechs[i] = printable.String(m)
+	}
+	if f.Mechanisms == nil {
+		mechs = nil
+	}
+	t.offers = append(t.offers, Offer{TLS: secure, Features: printable.String(f.String()), Mechanisms: mechs})
 }
 
 func newTrace(clock func() time.Time) *trace { return &trace{clock: clock, start: clock()} }
@@ -75,6 +83,9 @@ func (t *trace) add(e Entry) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e.Elapsed = t.since()
+	// What a peer sent reaches terminals and files: no control
+	// characters but line ends and tabs, which the printer indents.
+	e.XML, e.From, e.To = printable.Block(e.XML), printable.String(e.From), printable.String(e.To)
 	if t.headBytes+len(e.XML) <= MaxTranscriptBytes/2 && t.cutEntries == 0 && len(t.tail) == 0 {
 		t.headBytes += len(e.XML)
 		t.entries = append(t.entries, e)
@@ -106,6 +117,7 @@ func (t *trace) fail(f outcome.Failure) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	f.Elapsed = t.since()
+	f.Message = printable.String(f.Message)
 	t.failures = append(t.failures, f)
 }
 
@@ -114,6 +126,7 @@ func (t *trace) fail(f outcome.Failure) {
 func (t *trace) streamID(id string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	id = printable.String(id)
 	for _, x := range t.streamIDs {
 		if x == id {
 			return
@@ -142,6 +155,8 @@ func (t *trace) attempt(a Attempt) {
 func (t *trace) setTLS(info *TLSInfo) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// The peer's certificate says what it likes in its names.
+	info.PeerCertificate, info.PeerSubject, info.PeerIssuer = printable.String(info.PeerCertificate), printable.String(info.PeerSubject), printable.String(info.PeerIssuer)
 	if t.tls != nil && info.PeerCertificate == "" {
 		info.PeerCertificate, info.PeerSubject, info.PeerIssuer = t.tls.PeerCertificate, t.tls.PeerSubject, t.tls.PeerIssuer
 		info.PeerPurposes, info.PeerClientAuth = t.tls.PeerPurposes, t.tls.PeerClientAuth
