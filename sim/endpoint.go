@@ -24,9 +24,12 @@ import (
 // DefaultTimeout bounds one negotiation when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
 
-// DefaultMaxConns bounds an endpoint's inbound connections when
-// Config.MaxConns is zero.
-const DefaultMaxConns = 256
+// Defaults of the limits in Config, where it leaves them zero.
+const (
+	DefaultMaxConns          = 256 // inbound connections at once
+	DefaultMaxConnsPerSource = 16  // inbound connections at once from one IP address
+	DefaultMaxOutbound       = 64  // connections opened at once on peers' behalf
+)
 
 // Config describes one endpoint.
 type Config struct {
@@ -51,9 +54,21 @@ type Config struct {
 	Faults Faults
 	// Limits bound what the endpoint reads from a peer.
 	Limits Limits
-	// MaxConns bounds the inbound connections served at once; more are
-	// refused with <resource-constraint/>. Zero means DefaultMaxConns.
-	MaxConns int
+	// MaxConns bounds the inbound connections served at once, and
+	// MaxConnsPerSource those from one IP address, so that one source
+	// cannot take every slot; more are refused at once with
+	// <resource-constraint/>. Zero means the default.
+	MaxConns          int
+	MaxConnsPerSource int
+	// MaxOutbound bounds the connections the endpoint opens at once
+	// because a peer asked for something: verify connections for a
+	// db:result and streams to answer pings on. Beyond it, the request
+	// fails with <resource-constraint/> (a db:result) or goes
+	// unanswered (a ping). Zero means DefaultMaxOutbound.
+	MaxOutbound int
+	// Logf, when set, is told of what happens outside any negotiation,
+	// such as the listener failing to accept for a while.
+	Logf func(format string, args ...any)
 	// Rand is the source of stream ids and ping ids; nil means
 	// crypto/rand. Tests give a seeded one to make transcripts
 	// reproducible (TLS keeps crypto/rand: none of it shows in them).
@@ -96,6 +111,11 @@ type Endpoint struct {
 	// when the count falls to zero (see WaitIdle).
 	inflight int
 	idle     chan struct{}
+	// sources counts inbound connections by IP address.
+	sources map[string]int
+	// outbound holds a token for each connection opened on a peer's
+	// behalf.
+	outbound chan struct{}
 }
 
 func (e *Endpoint) busy(delta int) {
@@ -157,7 +177,7 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 		}
 	}
 	e := &Endpoint{cfg: cfg, roots: pki.Roots(), hints: pki.Hints(), timeout: cfg.Timeout, secret: cfg.Settings.Secret,
-		verifySessions: tls.NewLRUClientSessionCache(64)}
+		verifySessions: tls.NewLRUClientSessionCache(64), outbound: make(chan struct{}, orDefault(max(cfg.MaxOutbound, 0), DefaultMaxOutbound))}
 	if e.timeout <= 0 {
 		e.timeout = DefaultTimeout
 	}
@@ -291,23 +311,53 @@ func (e *Endpoint) Close() error {
 
 func (e *Endpoint) acceptLoop(ln net.Listener, directTLS bool) {
 	defer e.wg.Done()
-	limit := e.cfg.MaxConns
-	if limit <= 0 {
-		limit = DefaultMaxConns
-	}
+	limit := orDefault(max(e.cfg.MaxConns, 0), DefaultMaxConns)
+	perSource := orDefault(max(e.cfg.MaxConnsPerSource, 0), DefaultMaxConnsPerSource)
 	slots := make(chan struct{}, limit)
+	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			return
+			if errors.Is(err, net.ErrClosed) || e.ctx.Err() != nil {
+				return
+			}
+			// Out of file descriptors (EMFILE, ENFILE), a connection
+			// aborted before it was accepted: the listener itself is
+			// fine, so wait a little and go on, saying so once a burst.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+				e.logf("accepting on %s: %v; retrying", ln.Addr(), err)
+			} else if backoff *= 2; backoff > time.Second {
+				backoff = time.Second
+			}
+			select {
+			case <-time.After(backoff):
+			case <-e.ctx.Done():
+				return
+			}
+			continue
 		}
+		if backoff != 0 {
+			e.logf("accepting on %s again", ln.Addr())
+			backoff = 0
+		}
+		source := remoteIP(c)
+		refusal := ""
 		select {
 		case slots <- struct{}{}:
+			if !e.enter(source, perSource) {
+				<-slots
+				refusal = fmt.Sprintf("more than %d connections at once from %s", perSource, source)
+			}
 		default:
-			// Refuse at once, without reading: the peer may be flooding.
+			refusal = fmt.Sprintf("more than %d connections at once", limit)
+		}
+		if refusal != "" {
+			// Refused at once, without reading: the peer may be flooding.
+			// A fresh socket takes these few bytes without blocking.
 			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 			_, _ = c.Write([]byte(headerXML(e.cfg.Domain, "", e.newID()) +
-				streamErrorXML(string(outcome.ResourceConstraint), fmt.Sprintf("more than %d connections at once", limit)) + closeTag))
+				streamErrorXML(string(outcome.ResourceConstraint), refusal) + closeTag))
 			c.Close()
 			continue
 		}
@@ -317,8 +367,56 @@ func (e *Endpoint) acceptLoop(ln net.Listener, directTLS bool) {
 			defer e.wg.Done()
 			defer e.busy(-1)
 			defer func() { <-slots }()
+			defer e.leave(source)
 			e.handleInbound(c, directTLS)
 		}()
+	}
+}
+
+func (e *Endpoint) logf(format string, args ...any) {
+	if e.cfg.Logf != nil {
+		e.cfg.Logf(format, args...)
+	}
+}
+
+// remoteIP is the IP address a connection comes from.
+func remoteIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.RemoteAddr().String()
+}
+
+// enter counts a connection from source, unless source has most already.
+func (e *Endpoint) enter(source string, most int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sources == nil {
+		e.sources = map[string]int{}
+	}
+	if e.sources[source] >= most {
+		return false
+	}
+	e.sources[source]++
+	return true
+}
+
+func (e *Endpoint) leave(source string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sources[source]--; e.sources[source] <= 0 {
+		delete(e.sources, source)
+	}
+}
+
+// takeOutbound reserves one of the connections the endpoint may open on
+// peers' behalf, or reports that all are in use.
+func (e *Endpoint) takeOutbound() (release func(), ok bool) {
+	select {
+	case e.outbound <- struct{}{}:
+		return func() { <-e.outbound }, true
+	default:
+		return nil, false
 	}
 }
 

@@ -125,8 +125,9 @@ func streamVersion(v string) (legacy, ok bool) {
 	return false, pv.Major == stream.DefaultVersion.Major
 }
 
-func orDefault(s, def string) string {
-	if s == "" {
+func orDefault[T comparable](s, def T) T {
+	var zero T
+	if s == zero {
 		return def
 	}
 	return s

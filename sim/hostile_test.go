@@ -1,11 +1,19 @@
 package sim
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,4 +224,211 @@ func TestInjectedFromRefused(t *testing.T) {
 		assert.NotContains(t, text, "\u202e")
 		assert.NotContains(t, text, "\u009b")
 	}
+}
+
+// One address holding every connection it may have does not keep
+// another from negotiating.
+func TestOneSourceCannotLockEveryoneOut(t *testing.T) {
+	w := newWorld(t)
+	a := w.endpoint("a.test", "")
+	b := w.endpoint("b.test", "", func(c *Config) { c.MaxConnsPerSource = 4 })
+	hog := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}, Timeout: time.Second}
+	for i := 0; i < 4; i++ {
+		c, err := hog.Dial("tcp", b.Addr())
+		require.NoError(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte(rawHeader)) // then silence, held until b's deadline
+		require.NoError(t, err)
+		buf := make([]byte, 1)
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(2*time.Second)))
+		_, err = c.Read(buf) // b is serving it
+		require.NoError(t, err)
+	}
+	c, err := hog.Dial("tcp", b.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(2*time.Second)))
+	refused, _ := io.ReadAll(c)
+	assert.Contains(t, string(refused), "<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+	assert.Contains(t, string(refused), "more than 4 connections at once from 127.0.0.2")
+
+	r := negotiate(t, a, b)
+	assert.True(t, r.Outcome.OK(), r.Explain())
+}
+
+// Pings on an authenticated stream are answered over a stream of our
+// own, one at a time: a thousand pings do not open a thousand
+// connections.
+func TestPingFloodOpensFewConnections(t *testing.T) {
+	w := newWorld(t)
+	spec := "tls=NotSupported,sasl=NotSupported,dialback=true"
+	a := w.endpoint("a.test", spec)
+	b := w.endpoint("b.test", spec)
+	// b reaches a.test through a counter of connections.
+	counter, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var opened atomic.Int32
+	var relays sync.WaitGroup
+	defer relays.Wait()
+	defer counter.Close()
+	go func() {
+		for {
+			in, err := counter.Accept()
+			if err != nil {
+				return
+			}
+			opened.Add(1)
+			relays.Add(1)
+			go func() {
+				defer relays.Done()
+				defer in.Close()
+				out, err := net.DialTimeout("tcp", a.Addr(), time.Second)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				go func() { _, _ = io.Copy(out, in); out.Close() }()
+				_, _ = io.Copy(in, out)
+			}()
+		}
+	}()
+	w.net.Register("a.test", counter.Addr().String())
+
+	c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+	header := strings.Replace(strings.Replace(rawHeader, "from='evil.test'", "from='a.test'", 1), "'jabber:server'", "'jabber:server' xmlns:db='jabber:server:dialback'", 1)
+	got := readFor(t, c, "</stream:features>", header)
+	id := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(got)
+	require.NotNil(t, id, got)
+	key := DialbackKey(a.secret, "b.test", "a.test", id[1])
+	got = readFor(t, c, "type=", fmt.Sprintf("<db:result from='a.test' to='b.test'>%s</db:result>", key))
+	require.Contains(t, got, "type='valid'")
+	require.Equal(t, int32(1), opened.Load(), "the verify connection")
+
+	var pings strings.Builder
+	for i := 0; i < 1000; i++ {
+		fmt.Fprintf(&pings, "<iq type='get' id='p%d' from='a.test' to='b.test'><ping xmlns='urn:xmpp:ping'/></iq>", i)
+	}
+	pings.WriteString("</stream:stream>")
+	readFor(t, c, "</stream:stream>", pings.String())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, b.WaitIdle(ctx))
+	answers := int(opened.Load()) - 1
+	assert.GreaterOrEqual(t, answers, 1, "the first ping is answered")
+	assert.Less(t, answers, 50, "not one connection per ping")
+}
+
+// readFor sends s on c and reads until the reply contains want.
+func readFor(t *testing.T, c net.Conn, want, s string) string {
+	t.Helper()
+	_, err := c.Write([]byte(s))
+	require.NoError(t, err)
+	var got strings.Builder
+	buf := make([]byte, 4096)
+	for !strings.Contains(got.String(), want) {
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return got.String()
+}
+
+// The accept loop outlives running out of file descriptors: it backs
+// off, says so once, and serves again when descriptors are free. The
+// endpoint runs in a child process (this test binary again) with a low
+// RLIMIT_NOFILE.
+func TestAcceptSurvivesRunningOutOfFiles(t *testing.T) {
+	if os.Getenv("XMPPNEG_TEST_EMFILE_CHILD") == "1" {
+		emfileChild(t)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestAcceptSurvivesRunningOutOfFiles$")
+	cmd.Env = append(os.Environ(), "XMPPNEG_TEST_EMFILE_CHILD=1")
+	stdin, err := cmd.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	logs := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs <- sc.Text()
+		}
+		close(logs)
+	}()
+	waitLog := func(substr string) {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-logs:
+				require.True(t, ok, "the child ended before logging %q", substr)
+				if strings.Contains(l, substr) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %q in the child's log", substr)
+			}
+		}
+	}
+	sc := bufio.NewScanner(stdout)
+	require.True(t, sc.Scan(), "the child's address")
+	addr := strings.TrimPrefix(sc.Text(), "ADDR ")
+
+	var held []net.Conn
+	for i := 0; i < 100; i++ {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		require.NoError(t, err)
+		held = append(held, c)
+	}
+	waitLog("retrying")
+	for _, c := range held {
+		c.Close()
+	}
+	// Served again: a stream header is answered with features.
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		require.NoError(t, err)
+		require.NoError(t, c.SetDeadline(time.Now().Add(2*time.Second)))
+		_, _ = c.Write([]byte(rawHeader))
+		br := bufio.NewReader(c)
+		got, _ := br.ReadString('>')  // the XML declaration,
+		more, _ := br.ReadString('>') // then the header
+		got += more
+		c.Close()
+		if strings.Contains(got, "<stream:stream") || ctx.Err() != nil {
+			break
+		}
+	}
+	require.NoError(t, ctx.Err(), "never served again")
+	waitLog("again")
+	stdin.Close()
+	require.NoError(t, cmd.Wait())
+}
+
+func emfileChild(t *testing.T) {
+	w := newWorld(t)
+	b := w.endpoint("b.test", "", func(c *Config) {
+		c.MaxConnsPerSource = 1000
+		c.Logf = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	})
+	fds, err := os.ReadDir("/proc/self/fd")
+	require.NoError(t, err)
+	var lim syscall.Rlimit
+	require.NoError(t, syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim))
+	low := lim
+	low.Cur = uint64(len(fds) + 20)
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low))
+	fmt.Printf("ADDR %s\n", b.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent is done
+	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
 }

@@ -29,6 +29,9 @@ type receiverState struct {
 	// end, when it is one of ours (see Network.claim); nil otherwise.
 	release func()
 	bg      sync.WaitGroup // work started beside the negotiation
+	// answering holds a token while an answer to a ping is on its way
+	// over a stream of ours.
+	answering chan struct{}
 }
 
 // handshake runs the negotiation up to an authenticated stream, or to
@@ -258,6 +261,25 @@ func (rs *receiverState) stopAt(step outcome.Step) error {
 // serveAuthenticated answers the stanzas of an authenticated inbound
 // stream until the initiator closes it: pings, answers to our own pings,
 // and the db:verify that Prosody sends on authenticated streams.
+// takeAnswerSlot reserves the stream's one answer in flight and one of
+// the endpoint's outbound connections.
+func (rs *receiverState) takeAnswerSlot() (release func(), ok bool) {
+	if rs.answering == nil {
+		rs.answering = make(chan struct{}, 1)
+	}
+	select {
+	case rs.answering <- struct{}{}:
+	default:
+		return nil, false
+	}
+	out, ok := rs.c.ep.takeOutbound()
+	if !ok {
+		<-rs.answering
+		return nil, false
+	}
+	return func() { out(); <-rs.answering }, true
+}
+
 func (rs *receiverState) serveAuthenticated() {
 	c := rs.c
 	for {
@@ -283,8 +305,19 @@ func (rs *receiverState) serveAuthenticated() {
 			// Streams are one-way: a real server wants the answer on a
 			// stream of ours, and refuses it on its own with
 			// <not-authorized/>.
+			// One answer at a time per stream, within the endpoint's bound
+			// on connections opened for peers: a peer sending pings must
+			// not make it open a connection for each.
+			release, ok := rs.takeAnswerSlot()
+			if !ok {
+				c.tr.note(fmt.Sprintf("ping %s from %s not answered: an answer to it is on its way already, or %d connections opened on peers' behalf are open", el.attr("id"), c.peer, cap(c.ep.outbound)))
+				break
+			}
 			peer := c.peer
-			rs.background(func() { c.ep.deliver(c.ep.ctx, peer, pong) })
+			rs.background(func() {
+				defer release()
+				c.ep.deliver(c.ep.ctx, peer, pong)
+			})
 		case el.is(nsServer, "iq") && (el.attr("type") == "result" || el.attr("type") == "error"):
 			// The answer to a ping this endpoint sent on a stream of its own.
 			c.ep.answer(el.attr("id"))

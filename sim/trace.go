@@ -40,6 +40,7 @@ type trace struct {
 	resolution *resolve.Result
 	attempts   []Attempt
 	notes      []string
+	notesCut   int
 }
 
 // note records something an end did that is neither XML nor a failure,
@@ -47,7 +48,23 @@ type trace struct {
 func (t *trace) note(s string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.notes) >= maxNotes {
+		t.notesCut++
+		return
+	}
 	t.notes = append(t.notes, printable.String(s))
+}
+
+// maxNotes bounds the notes of one negotiation: a peer can make an end
+// note something for each stanza it sends.
+const maxNotes = 100
+
+func (t *trace) keptNotes() []string {
+	notes := append([]string{}, t.notes...)
+	if t.notesCut > 0 {
+		notes = append(notes, fmt.Sprintf("(%d more notes not kept)", t.notesCut))
+	}
+	return notes
 }
 
 func (t *trace) hideVerifyFailures() {
@@ -191,7 +208,7 @@ func (t *trace) result(side outcome.Side, initiator, receiver string) *Result {
 		Recovered:  []outcome.Failure{},
 		Resolution: t.resolution,
 		Attempts:   append([]Attempt{}, t.attempts...),
-		Notes:      append([]string{}, t.notes...),
+		Notes:      t.keptNotes(),
 		At:         t.start,
 	}
 	m := t.method

@@ -90,12 +90,20 @@ func (vs *verifierState) ask() error {
 func (rs *receiverState) verifyKey(originating, key string) (valid bool, f *outcome.Failure, done func()) {
 	c := rs.c
 	c.step = outcome.StepDialbackVerify
+	release, ok := c.ep.takeOutbound()
+	if !ok {
+		err := c.record(outcome.Failure{Step: outcome.StepDialbackVerify, Condition: outcome.ResourceConstraint, By: c.me,
+			Message: fmt.Sprintf("not asking the authoritative server of %s: %d connections opened on peers' behalf are open already", originating, cap(c.ep.outbound))})
+		f := c.failure(err)
+		return false, &f, func() {}
+	}
 	// Leave time to answer the initiator before its own deadline passes.
 	deadline := time.Now().Add(time.Until(c.deadline) * 6 / 10)
 	ctx, cancel := context.WithDeadline(c.ep.ctx, deadline)
 	vc, hangUp, err := c.ep.dial(ctx, originating, c.tr, verifyConn, deadline)
 	if err != nil {
 		cancel()
+		release()
 		f := c.failure(err)
 		return false, &f, func() {}
 	}
@@ -107,6 +115,7 @@ func (rs *receiverState) verifyKey(originating, key string) (valid bool, f *outc
 		}
 		hangUp()
 		cancel()
+		release()
 	}
 	if err := vs.handshake(); err != nil {
 		f := vc.failure(err)
