@@ -120,7 +120,7 @@ func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 10
 
 // Explain is a one-line account of the result for a person.
 func (r *Result) Explain() string {
-	s := fmt.Sprintf("%s → %s: %s", r.Initiator, r.Receiver, r.Outcome.Explain())
+	s := fmt.Sprintf("%s: %s", r.Route(), r.Outcome.Explain())
 	if r.Outcome.OK() {
 		for _, f := range r.Recovered {
 			s += fmt.Sprintf(" (after %s failed: %s)", f.Step, f.Message)
@@ -132,6 +132,18 @@ func (r *Result) Explain() string {
 // TranscriptText renders the transcript, one element a line, with the
 // time of each.
 func (r *Result) TranscriptText() string { return transcriptText(r.Transcript, true) }
+
+// Route is "initiator → receiver", with "?" for a side whose domain is
+// not known (a peer whose stream header named no valid one).
+func (r *Result) Route() string {
+	name := func(d string) string {
+		if d == "" {
+			return "?"
+		}
+		return d
+	}
+	return name(r.Initiator) + " → " + name(r.Receiver)
+}
 
 func transcriptText(entries []Entry, times bool) string {
 	var b strings.Builder

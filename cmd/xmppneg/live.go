@@ -46,6 +46,19 @@ type liveFlags struct {
 	peers                                stringsFlag
 	// base is what a spec starts from (default: DefaultSettings).
 	base *policy.Settings
+	// Limits and log of serve's endpoint (zero: the defaults).
+	maxConns, perSource int
+	logf                func(format string, args ...any)
+}
+
+// loopback reports whether addr (HOST:PORT) is a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func defineLiveFlags(fs *flag.FlagSet) *liveFlags {
@@ -139,7 +152,8 @@ func (f *liveFlags) start(domain, listen string, network *sim.Network, timeout t
 		}
 		network.Register(d, addr)
 	}
-	ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: network, PKI: pki, Listen: listen, Unlisted: true, RecordReads: true, Timeout: timeout})
+	ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: network, PKI: pki, Listen: listen, Unlisted: true, RecordReads: true, Timeout: timeout,
+		MaxConns: f.maxConns, MaxConnsPerSource: f.perSource, Logf: f.logf})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -332,8 +346,10 @@ func plainList(data []byte) bool {
 
 func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 	domain := fs.String("domain", "", "the harness's domain (required)")
-	listen := fs.String("listen", "", "loopback address to listen on, HOST:PORT (required)")
+	listen := fs.String("listen", "", "address to listen on, HOST:PORT (required); anything but a loopback address accepts connections from the network")
 	transcript := fs.Bool("transcript", false, "print the XML transcript of each negotiation")
+	maxConns := fs.Int("max-conns", sim.DefaultMaxConns, "inbound connections served at once; more are refused with <resource-constraint/>")
+	perSource := fs.Int("max-per-source", sim.DefaultMaxConnsPerSource, "inbound connections served at once from one IP address")
 	lf := defineLiveFlags(fs)
 	return func(args []string) int {
 		if !noArgs(e, args) {
@@ -343,6 +359,16 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--domain and --listen are required (see 'xmppneg serve --help')")
 			return exitUsage
 		}
+		if err := sim.CheckDomain(*domain); err != nil {
+			e.errorf("--domain: %v", err)
+			return exitUsage
+		}
+		if *maxConns < 1 || *perSource < 1 {
+			e.errorf("--max-conns and --max-per-source must be at least 1")
+			return exitUsage
+		}
+		lf.maxConns, lf.perSource = *maxConns, *perSource
+		lf.logf = func(format string, args ...any) { e.errorf(format, args...) }
 		res, ok := lf.dns(e)
 		if !ok {
 			return exitUsage
@@ -359,6 +385,9 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 		results := make(chan *sim.Result, 16)
 		ep.OnInbound(func(r *sim.Result) { results <- r })
 		fmt.Fprintf(e.stdout, "serving %s on %s (%s); interrupt to stop\n", *domain, ep.Addr(), ep.Settings())
+		if !loopback(ep.Addr()) {
+			e.errorf("warning: %s is not a loopback address: servers on the network can connect (at most %d at once, %d from one address)", ep.Addr(), *maxConns, *perSource)
+		}
 		if dns != nil {
 			fmt.Fprintf(e.stdout, "DNS: SRV _xmpp-server._tcp.%s on udp %s\n", *domain, dns.Addr())
 		}
@@ -374,10 +403,19 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 				go func() { ep.Close(); close(done) }()
 				t := time.NewTimer(5 * time.Second)
 				defer t.Stop()
-				select {
-				case <-done:
-				case <-t.C:
-					e.errorf("negotiations still open after 5 s; exiting anyway")
+				// Closing cuts every connection short; their results are
+				// still taken (not printed), or the connections would wait
+				// to hand them over.
+			closing:
+				for {
+					select {
+					case <-results:
+					case <-done:
+						break closing
+					case <-t.C:
+						e.errorf("negotiations still open after 5 s; exiting anyway")
+						break closing
+					}
 				}
 				if dns != nil {
 					dns.Close()

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -311,4 +312,87 @@ func TestSecretFileChecked(t *testing.T) {
 		assert.Contains(t, stderr, "--secret-file: ")
 		assert.Contains(t, stderr, tc.want)
 	}
+}
+
+// serve stops within a second on SIGINT, whatever is open: here a
+// hundred streams waiting for their next step, whose results all come
+// at once as they are cut short.
+func TestServeStopsFastWithManyOpenConnections(t *testing.T) {
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"serve", "--domain", "harness.test", "--listen", "127.0.0.1:0", "--max-per-source", "200"}, &out, &errb)
+	}()
+	addr := waitFor(t, &out, regexp.MustCompile(`serving harness\.test on (127\.0\.0\.1:\d+)`))[1]
+	header := "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='peer.test' to='harness.test' version='1.0'>"
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := 0; i < 100; i++ {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		require.NoError(t, err)
+		conns = append(conns, c)
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		_, err = c.Write([]byte(header))
+		require.NoError(t, err)
+		got, err := bufio.NewReader(c).ReadString('>') // served: the answer has begun
+		require.NoError(t, err, got)
+	}
+	start := time.Now()
+	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
+	select {
+	case code := <-done:
+		assert.Equal(t, exitOK, code)
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not stop on SIGINT")
+	}
+	assert.Less(t, time.Since(start), time.Second)
+	assert.NotContains(t, errb.String(), "still open")
+}
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:5269": true, "127.0.0.2:1": true, "[::1]:5269": true,
+		"0.0.0.0:5269": false, "[::]:5269": false, "192.0.2.1:5269": false, "localhost": false,
+	} {
+		assert.Equal(t, want, loopback(addr), addr)
+	}
+}
+
+// What a peer puts in its stream header cannot forge a line of serve's
+// output, nor reach the terminal as control characters.
+func TestServeOutputCannotBeForged(t *testing.T) {
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"serve", "--domain", "harness.test", "--listen", "127.0.0.1:0", "--transcript"}, &out, &errb)
+	}()
+	addr := waitFor(t, &out, regexp.MustCompile(`serving harness\.test on (127\.0\.0\.1:\d+)`))[1]
+	for _, from := range []string{"x&#10;evil.test → harness.test: authenticated with SASL over TLS", "evil\u009b2J\u202e.test"} {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		require.NoError(t, err)
+		require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
+		_, err = c.Write([]byte("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='" +
+			from + "' to='harness.test' version='1.0'>\n\x1b[2J</stream:stream>"))
+		require.NoError(t, err)
+		_, _ = io.ReadAll(c)
+		c.Close()
+	}
+	waitFor(t, &out, regexp.MustCompile(`(?s)invalid-from.*invalid-from`))
+	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not stop on SIGINT")
+	}
+	text := out.String()
+	assert.NotRegexp(t, regexp.MustCompile(`(?m)^evil\.test →`), text)
+	assert.NotContains(t, text, "\x1b")
+	assert.NotContains(t, text, "\u009b")
+	assert.NotContains(t, text, "\u202e")
+	assert.Contains(t, text, `is not a domain: invalid domain "x\nevil.test`)
+	assert.Contains(t, text, "? → harness.test: FAILED")
 }

@@ -154,9 +154,9 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 // of it (when it said something), and the transcript.
 func printResult(e *env, r *sim.Result, oracle string, transcript bool) {
 	if o := r.Outcome; o.OK() {
-		fmt.Fprintf(e.stdout, "%s → %s: %s\n", r.Initiator, r.Receiver, e.paint("green", "authenticated with "+o.Method.Name()+" ("+o.Method.String()+")"))
+		fmt.Fprintf(e.stdout, "%s: %s\n", r.Route(), e.paint("green", "authenticated with "+o.Method.Name()+" ("+o.Method.String()+")"))
 	} else {
-		fmt.Fprintf(e.stdout, "%s → %s: %s\n", r.Initiator, r.Receiver, e.paint("red", "FAILED"))
+		fmt.Fprintf(e.stdout, "%s: %s\n", r.Route(), e.paint("red", "FAILED"))
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	if f := r.Outcome.Failure; f != nil {
