@@ -35,6 +35,12 @@ const (
 	ForeignAuthzid    Fault = "foreign-authzid"     // SASL EXTERNAL for another domain
 	MalformedXML      Fault = "malformed-xml"       // send XML that is not well-formed
 	Oversize          Fault = "oversize"            // send an element larger than the limit
+	// Floods: what a hostile peer sends to exhaust memory, each twice
+	// the receiver's budget for it.
+	WhitespaceFlood Fault = "whitespace-flood" // whitespace between elements, without end
+	TextFlood       Fault = "text-flood"       // text outside any element
+	HeaderFlood     Fault = "header-flood"     // a stream header with an endless attribute
+	NotXML          Fault = "not-xml"          // an HTTP request instead of a stream header
 )
 
 // Receiving side, on the verify connection it opens:
@@ -45,7 +51,7 @@ const (
 
 var allFaults = []Fault{OmitRequired, StartTLSFailure, ReuseStreamID, OfferSASLPlain, VerifyAlwaysValid,
 	AuthBeforeTLS, StanzaBeforeAuth, DialbackBeforeTLS, WrongKey, NoRestart, ChangeFrom, OmitFrom, OmitTo,
-	ForeignAuthzid, MalformedXML, Oversize, VerifyWrongID, VerifySwapped}
+	ForeignAuthzid, MalformedXML, Oversize, WhitespaceFlood, TextFlood, HeaderFlood, NotXML, VerifyWrongID, VerifySwapped}
 
 // AllFaults lists every named fault.
 func AllFaults() []Fault { return append([]Fault{}, allFaults...) }

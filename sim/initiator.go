@@ -299,6 +299,10 @@ func (hs *initiatorState) misbehave() error {
 		el = "<message><body>not well-formed</message>"
 	case c.ep.fault(Oversize):
 		el = fmt.Sprintf("<message from='%s' to='someone@%s'><body>%s</body></message>", esc(c.ep.cfg.Domain), esc(c.peer), strings.Repeat("x", 2*c.ep.cfg.Limits.orDefault().MaxElementBytes))
+	case c.ep.fault(WhitespaceFlood):
+		el = strings.Repeat(" \n", c.ep.cfg.Limits.orDefault().MaxElementBytes)
+	case c.ep.fault(TextFlood):
+		el = strings.Repeat("spam", c.ep.cfg.Limits.orDefault().MaxElementBytes/2)
 	default:
 		return nil
 	}

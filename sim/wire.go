@@ -258,6 +258,15 @@ func (c *xconn) send(elements ...string) error {
 // so (no version, and, as jabberd2 does, no addresses).
 func (c *xconn) sendHeader(from, to, id string) error {
 	c.headerSent = true
+	if c.name == mainConn && !c.secure && c.me == outcome.Initiator {
+		switch {
+		case c.ep.fault(NotXML):
+			return c.send("GET / HTTP/1.1\r\nHost: " + to + "\r\n\r\n")
+		case c.ep.fault(HeaderFlood):
+			h := headerXML(from, to, id)
+			return c.send(strings.TrimSuffix(h, ">") + " x='" + strings.Repeat("a", 2*c.ep.cfg.Limits.orDefault().MaxHeaderBytes) + "'>")
+		}
+	}
 	if c.ep.cfg.Settings.LegacyStreams {
 		return c.send(legacyHeaderXML("", "", id))
 	}
