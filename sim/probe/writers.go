@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"xmppneg/sim/resolve"
 )
 
 // Verdict is one word for a report: "works", "fails" or "unreachable".
@@ -77,6 +79,9 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 		fmt.Fprintf(w, "\nDNS:\n")
 		for _, q := range res.Queries {
 			fmt.Fprintf(w, "  %s %s → %s\n", q.Type, q.Name, q.Answer)
+		}
+		if res.Dropped > 0 {
+			fmt.Fprintf(w, "  %d more targets not tried (at most %d are)\n", res.Dropped, resolve.MaxTargets)
 		}
 	}
 	for i, t := range r.Targets {

@@ -64,7 +64,14 @@ type Result struct {
 	// domain says it takes no s2s connections there.
 	NotOffered []string `json:"not_offered,omitempty"`
 	Queries    []Query  `json:"queries"`
+	// Dropped counts the targets beyond MaxTargets, which are not tried.
+	Dropped int `json:"dropped,omitempty"`
 }
+
+// MaxTargets bounds the targets a lookup returns, in their order: a
+// domain's DNS (which anyone may write) could otherwise list enough to
+// hold a connection attempt for as many deadlines.
+const MaxTargets = 16
 
 // Resolver asks a DNS server.
 type Resolver struct {
@@ -177,6 +184,10 @@ func (r *Resolver) Lookup(ctx context.Context, domain string) (*Result, error) {
 		return res, nil
 	}
 	for _, s := range Order(srvs, r.Rand) {
+		if len(res.Targets) == MaxTargets {
+			res.Dropped++
+			continue
+		}
 		res.Targets = append(res.Targets, Target{Host: strings.TrimSuffix(s.Target, "."), Port: int(s.Port), DirectTLS: direct[s],
 			Priority: s.Priority, Weight: s.Weight, Via: via[s]})
 	}

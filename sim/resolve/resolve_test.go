@@ -2,6 +2,7 @@ package resolve
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -47,6 +48,23 @@ func TestLookupMergesAndOrdersServices(t *testing.T) {
 	assert.Equal(t, "_xmpps-server._tcp SRV", res.Targets[1].Via)
 	require.Len(t, res.Queries, 2)
 	assert.Equal(t, "_xmpps-server._tcp.a.test.", res.Queries[0].Name)
+}
+
+// A domain listing more targets than MaxTargets gets the first ones
+// tried. (Plain DNS over UDP fits about 20 short ones in 512 bytes.)
+func TestTargetsAreBounded(t *testing.T) {
+	d, r := startDNS(t)
+	var recs []loopdns.SRV
+	const n = MaxTargets + 3
+	for i := 0; i < n; i++ {
+		recs = append(recs, loopdns.SRV{Target: fmt.Sprintf("h%d.m", i), Port: 5269, Priority: uint16(i)})
+	}
+	d.SetSRV(ServiceStartTLS, "m", recs...)
+	res, err := r.Lookup(context.Background(), "m")
+	require.NoError(t, err)
+	require.Len(t, res.Targets, MaxTargets)
+	assert.Equal(t, "h0.m", res.Targets[0].Host)
+	assert.Equal(t, n-MaxTargets, res.Dropped)
 }
 
 func TestDotTargetMeansNotOffered(t *testing.T) {
