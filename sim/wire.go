@@ -94,8 +94,10 @@ type reader struct {
 
 	total int64 // bytes read from the connection through this reader
 	allow int64 // total may not pass it
-	// over is the stream error to raise once allow is reached.
-	over func() *streamError
+	// budget is what allow was set for: the limit, and whether it is the
+	// stream header's, to say which once it is reached.
+	budget       int
+	headerBudget bool
 	// sniff is set until the first bytes of the connection (or of its
 	// TLS layer) have been looked at: a peer that does not start with
 	// '<' is not speaking XML, and is told so at once.
@@ -109,7 +111,10 @@ func (cr connReader) Read(b []byte) (int, error) {
 	c := r.c
 	left := r.allow - r.total
 	if left <= 0 {
-		return 0, r.over()
+		if r.headerBudget {
+			return 0, policyViolation(fmt.Sprintf("stream header larger than %d bytes", r.budget))
+		}
+		return 0, policyViolation(fmt.Sprintf("more than %d bytes without a complete element", r.budget))
 	}
 	if int64(len(b)) > left {
 		b = b[:left]
@@ -138,30 +143,19 @@ func (cr connReader) Read(b []byte) (int, error) {
 }
 
 // budget lets the peer send n more bytes beyond what the decoder has
-// consumed, for what comes next; over says what it was if the peer
-// sends more.
-func (c *xconn) budget(n int, over func() *streamError) {
+// consumed, for a stream header or for the next element.
+func (c *xconn) budget(n int, header bool) {
 	consumed := c.in.total - int64(c.in.br.Buffered())
-	c.in.allow, c.in.over = consumed+int64(n), over
+	c.in.allow, c.in.budget, c.in.headerBudget = consumed+int64(n), n, header
 }
 
 // budgetHeader is the budget of a stream header, XML declaration and
 // whitespace before it included.
-func (c *xconn) budgetHeader() {
-	n := c.ep.cfg.Limits.orDefault().MaxHeaderBytes
-	c.budget(n, func() *streamError {
-		return policyViolation(fmt.Sprintf("stream header larger than %d bytes", n))
-	})
-}
+func (c *xconn) budgetHeader() { c.budget(c.ep.cfg.Limits.orDefault().MaxHeaderBytes, true) }
 
 // budgetElement is the budget of the next top-level element, whitespace
 // and text before it included.
-func (c *xconn) budgetElement() {
-	n := c.ep.cfg.Limits.orDefault().MaxElementBytes
-	c.budget(n, func() *streamError {
-		return policyViolation(fmt.Sprintf("more than %d bytes without a complete element", n))
-	})
-}
+func (c *xconn) budgetElement() { c.budget(c.ep.cfg.Limits.orDefault().MaxElementBytes, false) }
 
 func newXConn(ep *Endpoint, raw net.Conn, tr *trace, name string, me, them outcome.Side, peer string, deadline time.Time) *xconn {
 	c := &xconn{ep: ep, raw: raw, conn: raw, tr: tr, name: name, me: me, them: them, peer: peer, deadline: deadline}
