@@ -19,6 +19,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"xmppneg/policy/outcome"
 )
 
 // Tests of an endpoint facing peers that mean harm (issue 14): what
@@ -431,4 +433,44 @@ func emfileChild(t *testing.T) {
 	fmt.Printf("ADDR %s\n", b.Addr())
 	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent is done
 	require.NoError(t, syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim))
+}
+
+// A hostile server is held to the same budgets by an initiating end (as
+// probe is): a header followed by whitespace without end fails the
+// negotiation early, with bounded memory.
+func TestHostileServerFloodsTheInitiator(t *testing.T) {
+	w := newWorld(t)
+	a := w.endpoint("a.test", "", func(c *Config) { c.RecordReads = true })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='evil.test' to='a.test' id='x1' version='1.0'>"))
+		chunk := []byte(strings.Repeat(" ", 64<<10))
+		for i := 0; i < 256; i++ {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	w.net.Register("evil.test", ln.Addr().String())
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := a.Initiate(context.Background(), "evil.test")
+	runtime.ReadMemStats(&after)
+	<-served
+	require.NotNil(t, r.Outcome.Failure, r.Explain())
+	assert.Equal(t, outcome.PolicyViolation, r.Outcome.Failure.Condition, r.Explain())
+	assert.Equal(t, outcome.Initiator, r.Outcome.Failure.By)
+	assert.Contains(t, r.Outcome.Failure.Message, "more than 65536 bytes without a complete element")
+	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(2<<20))
 }
