@@ -25,7 +25,7 @@ func init() {
 	register(&command{
 		name:    "probe",
 		summary: "Connect to a live s2s server as the harness: what it offers before and after TLS, its certificate, which method succeeds, and why not.",
-		usage:   "--domain D [--addr HOST:PORT | --resolver HOST:PORT] | --domains FILE [-j N]  [--from F] [--policy SPEC] [--cert STATE] [--pki DIR] [--dns-listen ADDR] [--transcript] [-o text|json|junit|html]",
+		usage:   "--domain D [--addr HOST:PORT | --resolver HOST:PORT] | --domains FILE [-j N]  [--from F] [--policy SPEC] [--cert STATE] [--pki DIR] [--dns-listen ADDR] [--secret-file FILE] [--transcript] [-o text|json|junit|html]",
 		example: "xmppneg certs --out pki --domain harness.test --domain prosody.test\n" +
 			"xmppneg probe --domain prosody.test --addr 127.0.0.1:5269 --from harness.test --pki pki --dns-listen 127.0.0.1:5353",
 		setup: setupProbe,
@@ -33,7 +33,7 @@ func init() {
 	register(&command{
 		name:    "serve",
 		summary: "Run a harness endpoint that live servers connect to, printing each inbound negotiation, until interrupted.",
-		usage:   "--domain D --listen HOST:PORT [--policy SPEC] [--pki DIR] [--dns-listen ADDR] [--resolver HOST:PORT] [--peer DOMAIN=HOST:PORT ...]",
+		usage:   "--domain D --listen HOST:PORT [--policy SPEC] [--pki DIR] [--dns-listen ADDR] [--resolver HOST:PORT] [--peer DOMAIN=HOST:PORT ...] [--secret-file FILE] [--max-conns N] [--max-per-source N] [--transcript]",
 		example: "xmppneg serve --domain harness.test --listen 127.0.0.1:15270 --policy 'tls=Required' --pki pki \\\n    --dns-listen 127.0.0.1:5353 --peer prosody.test=127.0.0.1:5269",
 		setup:   setupServe,
 	})
