@@ -74,7 +74,7 @@ func TestProbeRealProsodyDirectTLS(t *testing.T) {
 	require.Len(t, r.Targets, 2)
 	assert.True(t, r.Targets[0].DirectTLS)
 	assert.Equal(t, "direct TLS", r.Targets[0].StartTLS)
-	assert.Contains(t, r.Targets[0].Accepted(), "1.3")
+	assert.Contains(t, r.Targets[0].Accepted(), "1.3", "%+v", r.Targets[0].Versions)
 	require.NotEmpty(t, r.Negotiation.Attempts)
 	assert.True(t, r.Negotiation.Attempts[0].Target.DirectTLS)
 	assert.Equal(t, "connected", r.Negotiation.Attempts[0].Result)

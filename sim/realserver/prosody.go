@@ -105,6 +105,13 @@ func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr stri
 		p.Stop()
 		return nil, fmt.Errorf("prosody %s: %v\n%s", domain, err, p.Log())
 	}
+	if p.direct != 0 {
+		// The direct TLS port is opened apart from the STARTTLS one.
+		if err := waitListening(p.proc, p.DirectAddr(), 15*time.Second); err != nil {
+			p.Stop()
+			return nil, fmt.Errorf("prosody %s direct TLS port: %v\n%s", domain, err, p.Log())
+		}
+	}
 	// The admin socket may come up after the s2s port.
 	if err := waitListeningOn(p.proc, "unix", filepath.Join(dir, "run/prosody.sock"), 15*time.Second); err != nil {
 		p.Stop()
