@@ -1,6 +1,7 @@
 package realserver
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -57,6 +58,23 @@ func StartEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr st
 	if err := Require("ejabberd"); err != nil {
 		return nil, err
 	}
+	x, err := startEjabberd(domain, s, pki, dnsAddr)
+	var slow *slowStart
+	if errors.As(err, &slow) {
+		// Once in a while (a few starts in thousands, on 2 busy cores)
+		// the Erlang shell never takes its input: a second start has
+		// always come up. A server that fails otherwise is not retried.
+		x, err = startEjabberd(domain, s, pki, dnsAddr)
+	}
+	return x, err
+}
+
+// slowStart is a start that came to no answer within its budget.
+type slowStart struct{ err error }
+
+func (e *slowStart) Error() string { return e.err.Error() }
+
+func startEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr string) (*Ejabberd, error) {
 	if s.Cert == "" {
 		s.Cert = certs.Valid
 	}
@@ -118,15 +136,22 @@ func StartEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr st
 	}
 	// Budgets are generous: on 2 busy cores (a sweep starting several
 	// servers while negotiating with others) a start took up to 12 s here.
+	// The log is read before Stop removes it.
 	if err := waitListening(x.proc, x.Addr(), 30*time.Second); err != nil {
+		err = fmt.Errorf("ejabberd %s: %v\n%s", domain, err, x.Log())
 		x.Stop()
-		return nil, fmt.Errorf("ejabberd %s: %v\n%s", domain, err, x.Log())
+		return nil, err
 	}
 	// With a certificate for another name, ejabberd has none for its
 	// domain and uses its default one: that is waited for instead.
 	if err := x.waitReady(30*time.Second, s.Cert != certs.WrongName); err != nil {
+		var slow *slowStart
+		err = fmt.Errorf("ejabberd %s: %w\n%s", domain, err, x.Log())
+		if errors.As(err, &slow) {
+			err = &slowStart{err}
+		}
 		x.Stop()
-		return nil, fmt.Errorf("ejabberd %s: %v\n%s", domain, err, x.Log())
+		return nil, err
 	}
 	return x, nil
 }
@@ -207,7 +232,7 @@ func (x *Ejabberd) waitReady(within time.Duration, cert bool) error {
 		case strings.Contains(string(out), "xmppneg-not-ready"):
 			return fmt.Errorf("its routing tables or its certificate were not ready within %s", within)
 		case time.Now().After(deadline):
-			return fmt.Errorf("its shell did not answer within %s", within)
+			return &slowStart{fmt.Errorf("its shell did not answer within %s", within)}
 		}
 		select {
 		case <-x.proc.done:

@@ -147,8 +147,9 @@ func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr st
 		return nil, err
 	}
 	if err := waitListening(j.router, fmt.Sprintf("127.0.0.1:%d", j.routerPort), 15*time.Second); err != nil {
+		err = fmt.Errorf("jabberd2 router: %v\n%s", err, j.Log()) // the log, before Stop removes it
 		j.Stop()
-		return nil, fmt.Errorf("jabberd2 router: %v\n%s", err, j.Log())
+		return nil, err
 	}
 	// libudns reads its name servers and port from the environment.
 	env := []string{"NSCACHEIP=127.0.0.1", "RES_OPTIONS=port:" + dnsPort}
@@ -157,16 +158,19 @@ func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr st
 		return nil, err
 	}
 	if err := waitListening(j.s2s, j.Addr(), 15*time.Second); err != nil {
+		err = fmt.Errorf("jabberd2 s2s: %v\n%s", err, j.Log()) // the log, before Stop removes it
 		j.Stop()
-		return nil, fmt.Errorf("jabberd2 s2s: %v\n%s", err, j.Log())
+		return nil, err
 	}
 	if j.comp, err = dialComponent(j.routerPort, domain, j.componentSecret); err != nil {
+		err = fmt.Errorf("jabberd2 %s: %v\n%s", domain, err, j.Log()) // the log, before Stop removes it
 		j.Stop()
-		return nil, fmt.Errorf("jabberd2 %s: %v\n%s", domain, err, j.Log())
+		return nil, err
 	}
 	if err := j.waitOnline(15 * time.Second); err != nil {
+		err = fmt.Errorf("jabberd2 %s: %v\n%s", domain, err, j.Log()) // the log, before Stop removes it
 		j.Stop()
-		return nil, fmt.Errorf("jabberd2 %s: %v\n%s", domain, err, j.Log())
+		return nil, err
 	}
 	return j, nil
 }

@@ -102,20 +102,23 @@ func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr stri
 		return nil, err
 	}
 	if err := waitListening(p.proc, p.Addr(), 15*time.Second); err != nil {
+		err = fmt.Errorf("prosody %s: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
 		p.Stop()
-		return nil, fmt.Errorf("prosody %s: %v\n%s", domain, err, p.Log())
+		return nil, err
 	}
 	if p.direct != 0 {
 		// The direct TLS port is opened apart from the STARTTLS one.
 		if err := waitListening(p.proc, p.DirectAddr(), 15*time.Second); err != nil {
+			err = fmt.Errorf("prosody %s direct TLS port: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
 			p.Stop()
-			return nil, fmt.Errorf("prosody %s direct TLS port: %v\n%s", domain, err, p.Log())
+			return nil, err
 		}
 	}
 	// The admin socket may come up after the s2s port.
 	if err := waitListeningOn(p.proc, "unix", filepath.Join(dir, "run/prosody.sock"), 15*time.Second); err != nil {
+		err = fmt.Errorf("prosody %s admin socket: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
 		p.Stop()
-		return nil, fmt.Errorf("prosody %s admin socket: %v\n%s", domain, err, p.Log())
+		return nil, err
 	}
 	return p, nil
 }
