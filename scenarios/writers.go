@@ -2,15 +2,15 @@ package scenarios
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
+
+	"xmppneg/scenarios/junit"
 )
 
 // The writers render a Report as it is: text, JSON, JSON Lines, JUnit
@@ -286,119 +286,56 @@ func WriteJSONLSummary(w io.Writer, r *Report) error {
 // suite, a test case per negotiation and per compared row, in the shape
 // CI systems show (the failure message is the one-line explanation).
 func WriteJUnit(w io.Writer, r *Report) error {
-	type failure struct {
-		Message string `xml:"message,attr"`
-		Type    string `xml:"type,attr"`
-		Text    string `xml:",chardata"`
-	}
-	type skipped struct {
-		Message string `xml:"message,attr"`
-	}
-	type testcase struct {
-		Class   string   `xml:"classname,attr"`
-		Name    string   `xml:"name,attr"`
-		Time    string   `xml:"time,attr"`
-		Failure *failure `xml:"failure,omitempty"`
-		Error   *failure `xml:"error,omitempty"`
-		Skipped *skipped `xml:"skipped,omitempty"`
-		Out     string   `xml:"system-out,omitempty"`
-	}
-	type testsuite struct {
-		Name     string     `xml:"name,attr"`
-		Tests    int        `xml:"tests,attr"`
-		Failures int        `xml:"failures,attr"`
-		Errors   int        `xml:"errors,attr"`
-		Skipped  int        `xml:"skipped,attr"`
-		Time     string     `xml:"time,attr"`
-		seconds  float64    // summed from the cases
-		Cases    []testcase `xml:"testcase"`
-	}
-	suites := map[string]*testsuite{}
+	suites := map[string]*junit.Suite{}
+	elapsed := map[string]time.Duration{} // summed from the cases
 	var order []string
-	get := func(name string) *testsuite {
+	get := func(name string) *junit.Suite {
 		if s, ok := suites[name]; ok {
 			return s
 		}
-		suites[name] = &testsuite{Name: name}
+		suites[name] = &junit.Suite{Name: name}
 		order = append(order, name)
 		return suites[name]
 	}
 	for _, n := range r.Negotiations {
 		s := get(n.Case.Suite)
-		tc := testcase{Class: n.Case.Suite, Name: strings.TrimPrefix(n.Case.ID, n.Case.Suite+"/"), Time: seconds(0)}
+		tc := junit.Case{Classname: n.Case.Suite, Name: strings.TrimPrefix(n.Case.ID, n.Case.Suite+"/"), Time: junit.Seconds(0)}
 		if n.Result != nil {
-			tc.Time = seconds(n.Result.Duration.Seconds())
-			s.seconds += n.Result.Duration.Seconds()
-			tc.Out = n.Result.Explain()
+			tc.Time = junit.Seconds(n.Result.Duration)
+			elapsed[n.Case.Suite] += n.Result.Duration
+			tc.SystemOut = n.Result.Explain()
 			if n.Transcript != "" {
-				tc.Out += "\ntranscript: " + n.Transcript
+				tc.SystemOut += "\ntranscript: " + n.Transcript
 			}
 		}
 		switch {
 		case n.Cancelled:
-			tc.Skipped = &skipped{Message: n.Why}
-			s.Skipped++
+			tc.Skipped = &junit.Skipped{Message: n.Why}
 		case n.Result == nil:
-			tc.Error = &failure{Message: n.Why, Type: "error", Text: n.Case.Source}
-			s.Errors++
+			tc.Error = &junit.Failure{Message: n.Why, Type: "error", Text: n.Case.Source}
 		case !n.Pass:
 			text := fmt.Sprintf("declared at %s\nexpected: %s\nobserved: %s\n", n.Case.Source, n.Expected, n.Observed())
-			if n.Result != nil {
-				text += n.Result.Explain() + "\n"
-			}
+			text += n.Result.Explain() + "\n"
 			if n.ServerLog != "" {
 				text += "end of the server's log:\n" + n.ServerLog + "\n"
 			}
-			tc.Failure = &failure{Message: n.Why, Type: "disagreement", Text: text}
-			s.Failures++
+			tc.Failure = &junit.Failure{Message: n.Why, Type: "disagreement", Text: text}
 		}
-		s.Tests++
-		s.Cases = append(s.Cases, tc)
+		s.Add(tc)
 	}
 	for _, rc := range r.Rows {
-		s := get("matrix-rows")
-		tc := testcase{Class: "matrix-rows", Name: rc.Row, Time: seconds(0),
-			Out: fmt.Sprintf("documented %s, observed %s", rc.Documented, rc.Observed)}
+		tc := junit.Case{Classname: "matrix-rows", Name: rc.Row, Time: junit.Seconds(0),
+			SystemOut: fmt.Sprintf("documented %s, observed %s", rc.Documented, rc.Observed)}
 		if !rc.Agree {
-			tc.Failure = &failure{Message: fmt.Sprintf("%s: documented %s, observed %s: %s", rc.Row, rc.Documented.Names(), rc.Observed.Names(), rc.Why), Type: "disagreement"}
-			s.Failures++
+			tc.Failure = &junit.Failure{Message: fmt.Sprintf("%s: documented %s, observed %s: %s", rc.Row, rc.Documented.Names(), rc.Observed.Names(), rc.Why), Type: "disagreement"}
 		}
-		s.Tests++
-		s.Cases = append(s.Cases, tc)
+		get("matrix-rows").Add(tc)
 	}
-	var doc struct {
-		XMLName  xml.Name     `xml:"testsuites"`
-		Tests    int          `xml:"tests,attr"`
-		Failures int          `xml:"failures,attr"`
-		Errors   int          `xml:"errors,attr"`
-		Skipped  int          `xml:"skipped,attr"`
-		Time     string       `xml:"time,attr"`
-		Suites   []*testsuite `xml:"testsuite"`
-	}
-	doc.Time = seconds(r.Duration.Seconds())
+	doc := &junit.Suites{Time: junit.Seconds(r.Duration)}
 	for _, n := range order {
 		s := suites[n]
-		s.Time = seconds(s.seconds)
-		doc.Tests += s.Tests
-		doc.Failures += s.Failures
-		doc.Errors += s.Errors
-		doc.Skipped += s.Skipped
-		doc.Suites = append(doc.Suites, s)
+		s.Time = junit.Seconds(elapsed[n])
+		doc.Add(s)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(doc); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
-}
-
-// seconds formats a duration in seconds with at most 6 decimals, as
-// JUnit readers expect.
-func seconds(s float64) string {
-	return strconv.FormatFloat(math.Round(s*1e6)/1e6, 'f', -1, 64)
+	return junit.Write(w, doc)
 }

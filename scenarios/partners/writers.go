@@ -2,16 +2,15 @@ package partners
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"html/template"
 	"io"
 	"strings"
 
 	"github.com/mattn/go-runewidth"
-
 	"xmppneg/policy"
 	"xmppneg/policy/outcome"
+	"xmppneg/scenarios/junit"
 )
 
 // MarshalJSON writes a partner as the report's JSON has it: the entry's
@@ -341,28 +340,7 @@ func indent(s, prefix string) string {
 // undeclared partner, one for the entry): a failure is a direction that
 // does not authenticate, with its explanation and the fix.
 func WriteJUnit(w io.Writer, r *Report) error {
-	type failure struct {
-		Message string `xml:"message,attr"`
-		Text    string `xml:",chardata"`
-	}
-	type testcase struct {
-		Name      string   `xml:"name,attr"`
-		Classname string   `xml:"classname,attr"`
-		Time      string   `xml:"time,attr"`
-		Failure   *failure `xml:"failure,omitempty"`
-		SystemOut string   `xml:"system-out,omitempty"`
-	}
-	type testsuite struct {
-		XMLName  xml.Name   `xml:"testsuite"`
-		Name     string     `xml:"name,attr"`
-		Tests    int        `xml:"tests,attr"`
-		Failures int        `xml:"failures,attr"`
-		Errors   int        `xml:"errors,attr"`
-		Skipped  int        `xml:"skipped,attr"`
-		Time     string     `xml:"time,attr"`
-		Cases    []testcase `xml:"testcase"`
-	}
-	ts := testsuite{Name: "partners", Time: fmt.Sprintf("%.6f", r.Duration.Seconds())}
+	ts := &junit.Suite{Name: "partners", Time: junit.Seconds(r.Duration)}
 	fixText := func(p *Partner) string {
 		if p.Fix == nil {
 			return "no fix found"
@@ -371,35 +349,23 @@ func WriteJUnit(w io.Writer, r *Report) error {
 	}
 	for _, p := range r.Partners {
 		if p.Status == Unknown {
-			tc := testcase{Name: p.Entry.Domain, Classname: "partners", Time: "0"}
+			tc := junit.Case{Classname: "partners", Name: p.Entry.Domain, Time: "0"}
 			if len(p.Blockers) > 0 {
-				tc.Failure = &failure{Message: p.Blockers[0].Message, Text: fixText(p)}
-				ts.Failures++
+				tc.Failure = &junit.Failure{Message: p.Blockers[0].Message, Text: fixText(p)}
 			}
-			ts.Cases = append(ts.Cases, tc)
+			ts.Add(tc)
 			continue
 		}
 		for _, n := range p.Negotiations {
-			tc := testcase{Name: p.Entry.Domain + "/" + string(n.Direction), Classname: "partners", Time: "0"}
+			tc := junit.Case{Classname: "partners", Name: p.Entry.Domain + "/" + string(n.Direction), Time: "0"}
 			if !n.Outcome.OK() {
-				tc.Failure = &failure{Message: n.Explanation, Text: fixText(p)}
+				tc.Failure = &junit.Failure{Message: n.Explanation, Text: fixText(p)}
 				tc.SystemOut = n.Transcript
-				ts.Failures++
 			}
-			ts.Cases = append(ts.Cases, tc)
+			ts.Add(tc)
 		}
 	}
-	ts.Tests = len(ts.Cases)
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(ts); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return junit.Write(w, ts)
 }
 
 var htmlPage = template.Must(template.New("partners").Parse(`<!DOCTYPE html>

@@ -2,7 +2,6 @@ package probe
 
 import (
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"html/template"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"xmppneg/scenarios/junit"
 	"xmppneg/sim/resolve"
 )
 
@@ -201,45 +201,15 @@ func WriteJSON(w io.Writer, rs []*Report) error {
 // WriteJUnit writes one test case per domain: a failure when it does not
 // authenticate, with the diagnosis.
 func WriteJUnit(w io.Writer, rs []*Report, elapsed time.Duration) error {
-	type failure struct {
-		Message string `xml:"message,attr"`
-		Text    string `xml:",chardata"`
-	}
-	type testcase struct {
-		Name      string   `xml:"name,attr"`
-		Classname string   `xml:"classname,attr"`
-		Time      string   `xml:"time,attr"`
-		Failure   *failure `xml:"failure,omitempty"`
-	}
-	type testsuite struct {
-		XMLName  xml.Name   `xml:"testsuite"`
-		Name     string     `xml:"name,attr"`
-		Tests    int        `xml:"tests,attr"`
-		Failures int        `xml:"failures,attr"`
-		Errors   int        `xml:"errors,attr"`
-		Skipped  int        `xml:"skipped,attr"`
-		Time     string     `xml:"time,attr"`
-		Cases    []testcase `xml:"testcase"`
-	}
-	ts := testsuite{Name: "probe", Tests: len(rs), Time: fmt.Sprintf("%.6f", elapsed.Seconds())}
+	ts := &junit.Suite{Name: "probe", Time: junit.Seconds(elapsed)}
 	for _, r := range rs {
-		tc := testcase{Name: r.Domain, Classname: "probe", Time: fmt.Sprintf("%.6f", r.Duration.Seconds())}
+		tc := junit.Case{Classname: "probe", Name: r.Domain, Time: junit.Seconds(r.Duration)}
 		if r.Verdict() != "works" {
-			tc.Failure = &failure{Message: strings.Join(r.Diagnosis, " "), Text: r.Method()}
-			ts.Failures++
+			tc.Failure = &junit.Failure{Message: strings.Join(r.Diagnosis, " "), Text: r.Method()}
 		}
-		ts.Cases = append(ts.Cases, tc)
+		ts.Add(tc)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(ts); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
+	return junit.Write(w, ts)
 }
 
 var page = template.Must(template.New("probe").Parse(`<!DOCTYPE html>
