@@ -48,8 +48,7 @@ func setupMerge(fs *flag.FlagSet, e *env) func([]string) int {
 				e.errorf("--out %s: %v", *outDir, err)
 				return exitUsage
 			}
-			ext := map[string]string{"table": "txt", "json": "json", "junit": "xml", "html": "html"}[*out]
-			f, err := os.Create(filepath.Join(*outDir, "report."+ext))
+			f, err := os.Create(filepath.Join(*outDir, "report."+reportExt(*out)))
 			if err != nil {
 				e.errorf("--out: %v", err)
 				return exitUsage
@@ -62,17 +61,7 @@ func setupMerge(fs *flag.FlagSet, e *env) func([]string) int {
 		if *outDir != "" {
 			style.Color = false
 		}
-		switch *out {
-		case "json":
-			err = scenarios.WriteJSON(w, rep)
-		case "junit":
-			err = scenarios.WriteJUnit(w, rep)
-		case "html":
-			err = scenarios.WriteHTML(w, rep)
-		default:
-			scenarios.WriteText(w, rep, style)
-		}
-		if err != nil {
+		if err := writeReport(w, rep, *out, style); err != nil {
 			e.errorf("writing the report: %v", err)
 			return exitFail
 		}

@@ -140,11 +140,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 			return exitFail
 		}
 		if *outDir != "" {
-			ext := map[string]string{"json": "json", "junit": "xml", "html": "html"}[*out]
-			if ext == "" {
-				ext = "txt"
-			}
-			file := filepath.Join(*outDir, "partners."+ext)
+			file := filepath.Join(*outDir, "partners."+reportExt(*out))
 			if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
 				e.errorf("--out: %v", err)
 				return exitFail

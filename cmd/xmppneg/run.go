@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -132,6 +133,34 @@ func execute(ctx context.Context, e *env, suites []*scenarios.Suite, opt scenari
 		return rep, false
 	}
 	return rep, true
+}
+
+// reportExt is the extension of the report file of format in --out.
+func reportExt(format string) string {
+	switch format {
+	case "table", "text", "":
+		return "txt"
+	case "junit":
+		return "xml"
+	}
+	return format // json, jsonl, html
+}
+
+// writeReport renders rep in format: table, json, jsonl (its closing
+// summary line: the negotiations went out as they ended), junit or html.
+func writeReport(w io.Writer, rep *scenarios.Report, format string, style scenarios.Style) error {
+	switch format {
+	case "json":
+		return scenarios.WriteJSON(w, rep)
+	case "jsonl":
+		return scenarios.WriteJSONLSummary(w, rep)
+	case "junit":
+		return scenarios.WriteJUnit(w, rep)
+	case "html":
+		return scenarios.WriteHTML(w, rep)
+	}
+	scenarios.WriteText(w, rep, style)
+	return nil
 }
 
 func (e *env) style(verbose bool) scenarios.Style {
@@ -276,8 +305,7 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 
 		w, file := e.stdout, ""
 		if *rf.out != "" {
-			ext := map[string]string{"table": "txt", "json": "json", "jsonl": "jsonl", "junit": "xml", "html": "html"}[*out]
-			file = filepath.Join(*rf.out, "report."+ext)
+			file = filepath.Join(*rf.out, "report."+reportExt(*out))
 			f, err := os.Create(file)
 			if err != nil {
 				e.errorf("--out: %v", err)
@@ -303,20 +331,7 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 		if file != "" {
 			style.Color = false
 		}
-		var err error
-		switch *out {
-		case "json":
-			err = scenarios.WriteJSON(w, rep)
-		case "jsonl":
-			err = scenarios.WriteJSONLSummary(w, rep)
-		case "junit":
-			err = scenarios.WriteJUnit(w, rep)
-		case "html":
-			err = scenarios.WriteHTML(w, rep)
-		default:
-			scenarios.WriteText(w, rep, style)
-		}
-		if err != nil {
+		if err := writeReport(w, rep, *out, style); err != nil {
 			e.errorf("writing the report: %v", err)
 			return exitFail
 		}
