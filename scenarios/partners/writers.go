@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mattn/go-runewidth"
+
 	"xmppneg/policy"
 	"xmppneg/policy/outcome"
 	"xmppneg/scenarios/junit"
@@ -23,23 +24,18 @@ func (p *Partner) MarshalJSON() ([]byte, error) {
 		Dialback    bool         `json:"dialback"`
 		PartnerType string       `json:"partner_type"`
 	}
+	// fields is Partner without this method: its own fields follow the
+	// entry's in the JSON, as they are declared.
+	type fields Partner
 	return json.Marshal(struct {
-		Domain            string             `json:"domain"`
-		Identity          string             `json:"identity"`
-		AdditionalDomains []string           `json:"additional_domains"`
-		Settings          settings           `json:"settings"`
-		Row               string             `json:"row"`
-		Valid             bool               `json:"valid"`
-		Warnings          []Finding          `json:"warnings"`
-		Runs              string             `json:"partner_profile"`
-		Status            Status             `json:"status"`
-		Negotiations      []*Negotiation     `json:"negotiations"`
-		Candidates        []*CandidateResult `json:"candidates,omitempty"`
-		Blockers          []Finding          `json:"blockers"`
-		Fix               *Fix               `json:"fix"`
+		Domain            string   `json:"domain"`
+		Identity          string   `json:"identity"`
+		AdditionalDomains []string `json:"additional_domains"`
+		Settings          settings `json:"settings"`
+		*fields
 	}{p.Entry.Domain, p.Entry.Identity, p.Entry.AdditionalDomains,
 		settings{p.Entry.Policy.TLS, p.Entry.Policy.SASL, p.Entry.Policy.Dialback, string(p.Entry.PartnerType)},
-		p.Row, p.Valid, p.Warnings, p.Runs, p.Status, p.Negotiations, p.Candidates, p.Blockers, p.Fix})
+		(*fields)(p)})
 }
 
 // MarshalJSON writes a negotiation with its outcome as an id ("failed"
