@@ -26,37 +26,13 @@ import (
 // Tests of an endpoint facing peers that mean harm (issue 14): what
 // serve and probe meet on real networks.
 
-// rawUntil connects to e, sends lines and reads until the reply contains
-// want, the peer closes, or 2 s pass. It returns what it read.
-func rawUntil(t *testing.T, e *Endpoint, want string, lines ...string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", e.Addr(), time.Second)
-	require.NoError(t, err)
-	defer c.Close()
-	require.NoError(t, c.SetDeadline(time.Now().Add(2*time.Second)))
-	for _, l := range lines {
-		_, err := c.Write([]byte(l))
-		require.NoError(t, err)
-	}
-	var got strings.Builder
-	buf := make([]byte, 4096)
-	for !strings.Contains(got.String(), want) {
-		n, err := c.Read(buf)
-		got.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return got.String()
-}
-
 // A key computed from what anyone knows of the authoritative server (its
 // domain: the secret every installation used to derive from it) is
 // answered invalid; the key made with its real secret is the control.
 func TestForgedDialbackKeyRefused(t *testing.T) {
 	w := newWorld(t)
 	b := w.endpoint("b.test", "tls=NotSupported,sasl=NotSupported,dialback=true")
-	header := strings.Replace(strings.Replace(rawHeader, "from='evil.test'", "from='victim.test'", 1), "'jabber:server'", "'jabber:server' xmlns:db='jabber:server:dialback'", 1)
+	header := dialbackHeader("victim.test")
 	verify := func(key string) string {
 		return fmt.Sprintf("<db:verify from='victim.test' to='b.test' id='s1'>%s</db:verify>", key)
 	}
@@ -300,7 +276,7 @@ func TestPingFloodOpensFewConnections(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.SetDeadline(time.Now().Add(5*time.Second)))
-	header := strings.Replace(strings.Replace(rawHeader, "from='evil.test'", "from='a.test'", 1), "'jabber:server'", "'jabber:server' xmlns:db='jabber:server:dialback'", 1)
+	header := dialbackHeader("a.test")
 	got := readFor(t, c, "</stream:features>", header)
 	id := regexp.MustCompile(`id='([^']+)'`).FindStringSubmatch(got)
 	require.NotNil(t, id, got)
@@ -321,23 +297,6 @@ func TestPingFloodOpensFewConnections(t *testing.T) {
 	answers := int(opened.Load()) - 1
 	assert.GreaterOrEqual(t, answers, 1, "the first ping is answered")
 	assert.Less(t, answers, 50, "not one connection per ping")
-}
-
-// readFor sends s on c and reads until the reply contains want.
-func readFor(t *testing.T, c net.Conn, want, s string) string {
-	t.Helper()
-	_, err := c.Write([]byte(s))
-	require.NoError(t, err)
-	var got strings.Builder
-	buf := make([]byte, 4096)
-	for !strings.Contains(got.String(), want) {
-		n, err := c.Read(buf)
-		got.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return got.String()
 }
 
 // The accept loop outlives running out of file descriptors: it backs

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -305,20 +304,43 @@ func TestNoSASLBeforeTLSInAnyTranscript(t *testing.T) {
 }
 
 // rawPeer opens a TCP connection to e and speaks raw XML, as a hostile
-// or broken peer would.
+// or broken peer would, until e hangs up or 2 s pass.
 func rawPeer(t *testing.T, e *Endpoint, lines ...string) string {
+	return rawUntil(t, e, "", lines...)
+}
+
+// rawUntil is rawPeer that stops reading once the reply contains want.
+func rawUntil(t *testing.T, e *Endpoint, want string, lines ...string) string {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", e.Addr(), time.Second)
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.SetDeadline(time.Now().Add(2*time.Second)))
-	for _, l := range lines {
-		_, err := c.Write([]byte(l))
-		require.NoError(t, err)
+	return readFor(t, c, want, strings.Join(lines, ""))
+}
+
+// readFor sends s on c and reads until the reply contains want (until c
+// ends, for want ""), or c's deadline passes.
+func readFor(t *testing.T, c net.Conn, want, s string) string {
+	t.Helper()
+	_, err := c.Write([]byte(s))
+	require.NoError(t, err)
+	var got strings.Builder
+	buf := make([]byte, 4096)
+	for want == "" || !strings.Contains(got.String(), want) {
+		n, err := c.Read(buf)
+		got.Write(buf[:n])
+		if err != nil {
+			break
+		}
 	}
-	var b strings.Builder
-	_, _ = bufio.NewReader(c).WriteTo(&b)
-	return b.String()
+	return got.String()
+}
+
+// dialbackHeader is rawHeader from domain, with the dialback namespace.
+func dialbackHeader(from string) string {
+	return strings.Replace(strings.Replace(rawHeader, "from='evil.test'", "from='"+from+"'", 1),
+		"'jabber:server'", "'jabber:server' xmlns:db='jabber:server:dialback'", 1)
 }
 
 const rawHeader = "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' from='evil.test' to='b.test' version='1.0'>"

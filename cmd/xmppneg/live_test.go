@@ -41,13 +41,20 @@ func startServer(t *testing.T, domain, spec string, peers ...string) *sim.Endpoi
 	return ep
 }
 
+// freeAddr is a loopback address nobody listens on, for the harness to
+// listen on later when a server started first must know it.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
 func TestProbeReportsOffersCertificateAndMethod(t *testing.T) {
 	// The server answers the ping over a stream of its own, so it must
 	// find the harness: on a port chosen here.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	harnessAddr := ln.Addr().String()
-	ln.Close()
+	harnessAddr := freeAddr(t)
 	srv := startServer(t, "server.test", "tls=Required,sasl=Optional,dialback=true", "harness.test="+harnessAddr)
 	code, out, stderr := runCLI("probe", "--domain", "server.test", "--addr", srv.Addr(), "--from", "harness.test", "--listen", harnessAddr)
 	require.Equal(t, exitOK, code, stderr)
@@ -73,10 +80,7 @@ func TestProbeReportsOffersCertificateAndMethod(t *testing.T) {
 // A server whose certificate has no clientAuth EKU works with the
 // harness, and the probe says where it will not, and what to do.
 func TestProbeFlagsACertificateWithoutClientAuth(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	harnessAddr := ln.Addr().String()
-	ln.Close()
+	harnessAddr := freeAddr(t)
 	srv := startServer(t, "le.test", "tls=Required,sasl=Optional,dialback=true,cert=no-client-auth", "harness.test="+harnessAddr)
 	code, out, stderr := runCLI("probe", "--domain", "le.test", "--addr", srv.Addr(), "--listen", harnessAddr, "-o", "json")
 	require.Equal(t, exitOK, code, stderr)
@@ -229,10 +233,7 @@ func TestProbeManyDomains(t *testing.T) {
 	d, err := loopdns.Start("127.0.0.1:0")
 	require.NoError(t, err)
 	defer d.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	harnessAddr := ln.Addr().String()
-	ln.Close()
+	harnessAddr := freeAddr(t)
 	require.NoError(t, d.Set("harness.test", harnessAddr))
 	n := sim.NewNetwork()
 	n.UseDNS(&resolve.Resolver{Server: d.Addr()})
@@ -269,10 +270,7 @@ func TestProbeManyDomains(t *testing.T) {
 // server it prints, and stops it on Ctrl-C.
 func TestServerCommandThenProbe(t *testing.T) {
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	harnessAddr := ln.Addr().String()
-	ln.Close()
+	harnessAddr := freeAddr(t)
 	cmd, stdout, stderr := subprocess(t, "server", "prosody", "--domain", "prosody.test", "--pki", filepath.Join(dir, "pki"), "--harness", "harness.test="+harnessAddr)
 	lines := bufio.NewScanner(stdout)
 	var probeLine string
