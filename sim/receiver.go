@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"xmppneg/policy"
@@ -29,9 +30,9 @@ type receiverState struct {
 	// end, when it is one of ours (see Network.claim); nil otherwise.
 	release func()
 	bg      sync.WaitGroup // work started beside the negotiation
-	// answering holds a token while an answer to a ping is on its way
-	// over a stream of ours.
-	answering chan struct{}
+	// answering is set while an answer to a ping is on its way over a
+	// stream of ours.
+	answering atomic.Bool
 }
 
 // handshake runs the negotiation up to an authenticated stream, or to
@@ -264,20 +265,15 @@ func (rs *receiverState) stopAt(step outcome.Step) error {
 // takeAnswerSlot reserves the stream's one answer in flight and one of
 // the endpoint's outbound connections.
 func (rs *receiverState) takeAnswerSlot() (release func(), ok bool) {
-	if rs.answering == nil {
-		rs.answering = make(chan struct{}, 1)
-	}
-	select {
-	case rs.answering <- struct{}{}:
-	default:
+	if !rs.answering.CompareAndSwap(false, true) {
 		return nil, false
 	}
 	out, ok := rs.c.ep.takeOutbound()
 	if !ok {
-		<-rs.answering
+		rs.answering.Store(false)
 		return nil, false
 	}
-	return func() { out(); <-rs.answering }, true
+	return func() { out(); rs.answering.Store(false) }, true
 }
 
 func (rs *receiverState) serveAuthenticated() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -76,12 +77,9 @@ func (t *trace) hideVerifyFailures() {
 func (t *trace) offer(secure bool, f features) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	mechs := make([]string, len(f.Mechanisms))
-	for i, m := range f.Mechanisms {
+	mechs := slices.Clone(f.Mechanisms) // nil stays nil: no <mechanisms/> at all
+	for i, m := range mechs {
 		mechs[i] = printable.String(m)
-	}
-	if f.Mechanisms == nil {
-		mechs = nil
 	}
 	t.offers = append(t.offers, Offer{TLS: secure, Features: printable.String(f.String()), Mechanisms: mechs})
 }

@@ -368,7 +368,7 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 			return exitUsage
 		}
 		lf.maxConns, lf.perSource = *maxConns, *perSource
-		lf.logf = func(format string, args ...any) { e.errorf(format, args...) }
+		lf.logf = e.errorf
 		res, ok := lf.dns(e)
 		if !ok {
 			return exitUsage
