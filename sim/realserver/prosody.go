@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -59,69 +60,81 @@ type Prosody struct {
 
 // StartProsody starts Prosody for domain with settings s, trusting the CA
 // of pki and resolving every other domain through the DNS responder at
-// dnsAddr (a loopdns server). It returns once Prosody accepts s2s
-// connections, or an error with its log.
+// dnsAddr (a loopdns server). It returns once Prosody says that it
+// listens for s2s and on its admin socket, or an error with its log; a
+// port taken before Prosody could bind it is tried again on another.
 func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr string) (*Prosody, error) {
 	if err := Require("prosody"); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "xmppneg-prosody-")
-	if err != nil {
-		return nil, err
-	}
-	p := &Prosody{domain: domain, settings: s, dir: dir}
-	for _, d := range []string{"run", "data", "certs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
-		}
-	}
 	if s.Cert == "" {
 		s.Cert = certs.Valid
-	}
-	if err := pki.WritePEM(filepath.Join(dir, "certs"), s.Cert, domain); err != nil {
-		return nil, err
-	}
-	if p.port, err = freePort(); err != nil {
-		return nil, err
-	}
-	if s.DirectTLS {
-		if p.direct, err = freePort(); err != nil {
-			return nil, err
-		}
 	}
 	_, dnsPort, err := net.SplitHostPort(dnsAddr)
 	if err != nil {
 		return nil, fmt.Errorf("realserver: DNS address %q: %w", dnsAddr, err)
 	}
-	cfg := filepath.Join(dir, "prosody.cfg.lua")
-	if err := os.WriteFile(cfg, []byte(prosodyConfig(dir, domain, p.port, p.direct, dnsPort, s)), 0o644); err != nil {
-		return nil, err
-	}
-	p.proc, err = startProcess(dir, "stdout.log", nil, "prosody", "-F", "--config", cfg)
+	return startRetrying(func() (*Prosody, error) { return startProsody(domain, s, pki, dnsPort) })
+}
+
+func startProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsPort string) (p *Prosody, err error) {
+	dir, err := os.MkdirTemp("", "xmppneg-prosody-")
 	if err != nil {
 		return nil, err
 	}
-	if err := waitListening(p.proc, p.Addr(), 15*time.Second); err != nil {
-		err = fmt.Errorf("prosody %s: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
-		p.Stop()
-		return nil, err
-	}
-	if p.direct != 0 {
-		// The direct TLS port is opened apart from the STARTTLS one.
-		if err := waitListening(p.proc, p.DirectAddr(), 15*time.Second); err != nil {
-			err = fmt.Errorf("prosody %s direct TLS port: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
+	p = &Prosody{domain: domain, settings: s, dir: dir}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("prosody %s: %w\n%s", domain, err, p.Log()) // the log, before Stop removes it
 			p.Stop()
-			return nil, err
+		}
+	}()
+	for _, d := range []string{"run", "data", "certs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return p, err
 		}
 	}
-	// The admin socket may come up after the s2s port.
-	if err := waitListeningOn(p.proc, "unix", filepath.Join(dir, "run/prosody.sock"), 15*time.Second); err != nil {
-		err = fmt.Errorf("prosody %s admin socket: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
-		p.Stop()
-		return nil, err
+	if err := pki.WritePEM(filepath.Join(dir, "certs"), s.Cert, domain); err != nil {
+		return p, err
 	}
+	if p.port, err = allocPort(); err != nil {
+		return p, err
+	}
+	if s.DirectTLS {
+		if p.direct, err = allocPort(); err != nil {
+			return p, err
+		}
+	}
+	cfg := filepath.Join(dir, "prosody.cfg.lua")
+	if err := os.WriteFile(cfg, []byte(prosodyConfig(dir, domain, p.port, p.direct, dnsPort, s)), 0o600); err != nil {
+		return p, err
+	}
+	signals := []signal{
+		{name: "s2s port", re: regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("Activated service 's2s' on [127.0.0.1]:%d", p.port)))},
+		// The admin socket says nothing when it works, but its server
+		// socket is created, and logged, before the s2s port.
+		{name: "admin socket", re: regexp.MustCompile(regexp.QuoteMeta("(" + filepath.Join(dir, "run/prosody.sock") + ", 0) created"))},
+		{name: "admin socket error", re: regexp.MustCompile(`Unable to (bind|listen on) admin socket`), fatal: true},
+	}
+	wait := []string{"s2s port", "admin socket"}
+	if p.direct != 0 {
+		signals = append(signals, signal{name: "direct TLS port", re: regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("Activated service 's2s_direct_tls' on [127.0.0.1]:%d", p.direct)))})
+		wait = append(wait, "direct TLS port")
+	}
+	if p.proc, err = startProcess(dir, "stdout.log", nil, nil, signals, "prosody", "-F", "--config", cfg); err != nil {
+		return p, err
+	}
+	if err := p.proc.await("prosody", startBudget, wait...); err != nil {
+		return p, err
+	}
+	p.proc.settle()
 	return p, nil
 }
+
+// startBudget is how long a server may take to say it is ready. Generous:
+// on 2 busy cores (a sweep starting several servers while negotiating
+// with others) an ejabberd start took up to 12 s here.
+const startBudget = 30 * time.Second
 
 func prosodyConfig(dir, domain string, port, direct int, dnsPort string, s ProsodySettings) string {
 	mods := []string{"tls", "saslauth", "disco", "ping", "admin_shell", "admin_socket"}
@@ -142,7 +155,7 @@ pidfile = %[1]q
 data_path = %[2]q
 certificates = %[3]q
 admin_socket = %[4]q
-log = { { levels = { min = "debug" }, to = "file", filename = %[5]q } }
+log = { { levels = { min = "debug" }, to = "console" } }
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 s2s_interfaces = { "127.0.0.1" }
@@ -164,7 +177,7 @@ unbound = { resolvconf = false; hoststxt = false; forward = "127.0.0.1@%[12]s"; 
 VirtualHost %[13]q
 	ssl = { certificate = %[14]q; key = %[15]q }
 `, filepath.Join(dir, "run/prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "certs"),
-		filepath.Join(dir, "run/prosody.sock"), filepath.Join(dir, "prosody.log"), port, q(mods), q(disabled),
+		filepath.Join(dir, "run/prosody.sock"), "", port, q(mods), q(disabled),
 		s.RequireEncryption, s.SecureAuth, filepath.Join(dir, "certs/ca.pem"), dnsPort, domain,
 		filepath.Join(dir, "certs", domain+".crt"), filepath.Join(dir, "certs", domain+".key"), directPorts)
 }
@@ -182,9 +195,8 @@ func (p *Prosody) DirectAddr() string {
 
 // Log returns Prosody's log so far.
 func (p *Prosody) Log() string {
-	b, _ := os.ReadFile(filepath.Join(p.dir, "prosody.log"))
-	o, _ := os.ReadFile(filepath.Join(p.dir, "stdout.log"))
-	return string(b) + string(o)
+	b, _ := os.ReadFile(filepath.Join(p.dir, "stdout.log"))
+	return string(b)
 }
 
 // Stop stops Prosody (SIGTERM, then SIGKILL after 3 s) and removes its
