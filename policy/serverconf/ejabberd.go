@@ -407,7 +407,7 @@ var ejNotModelled = map[string]string{
 	"outgoing_s2s_port":       "the port used when DNS has no SRV record",
 	"outgoing_s2s_timeout":    "how long an outgoing connection may take; the harness's deadline is its own (--timeout)",
 	"negotiation_timeout":     "how long a stream may take to authenticate",
-	"disable_sasl_mechanisms": "SASL mechanisms disabled: with external among them, ejabberd offers no SASL EXTERNAL (not modelled)",
+	"disable_sasl_mechanisms": "external is disabled: ejabberd offers no SASL EXTERNAL on s2s either, so only dialback authenticates (not modelled)",
 	"acme":                    "certificates requested automatically (ACME): the prediction uses the certificate state given",
 	"fqdn":                    "the names the certificate must carry",
 }
@@ -545,6 +545,9 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 	for _, k := range order {
 		if msg, ok := ejNotModelled[k]; ok {
 			o := global[k]
+			if k == "disable_sasl_mechanisms" && !strings.Contains(strings.ToLower(yamlText(o.v)), "external") {
+				continue // client mechanisms only
+			}
 			globalFindings = append(globalFindings, Finding{Option: k + ": " + yamlText(o.v), Source: o.src(), Message: msg})
 		}
 	}

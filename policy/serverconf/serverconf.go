@@ -678,3 +678,89 @@ func anyCertIn(dir string, depth int, seen *int) bool {
 	}
 	return false
 }
+
+// SpecValues lists a settings' values by spec key: tls, sasl, dialback,
+// cert and every behaviour knob, in that order.
+func SpecValues(s policy.Settings) [][2]string {
+	out := [][2]string{{"tls", s.TLS.String()}, {"sasl", s.SASL.String()}, {"dialback", fmt.Sprint(s.Dialback)}, {"cert", string(orValid(s.Cert))}}
+	for _, k := range s.Behaviour.Knobs() {
+		out = append(out, [2]string{k.Key, k.Value})
+	}
+	return out
+}
+
+// Attribution says where each of the host's settings comes from, by spec
+// key: the file and line of the option that decides it (found by
+// changing each of the launcher's knobs and seeing which settings move),
+// "default: KNOB=VALUE" for an option the file leaves to the server's
+// default, or the server's observed behaviour for what no option
+// changes.
+func (h *Host) Attribution() map[string]string {
+	out := map[string]string{}
+	base := SpecValues(h.Settings)
+	knobs := sortedKeys(h.Knobs)
+	for _, k := range knobs {
+		for _, alt := range []string{"true", "false", "optional", "required", "missing", "valid"} {
+			if alt == h.Knobs[k] {
+				continue
+			}
+			m := copyKnobs(h.Knobs)
+			m[k] = alt
+			s, err := h.SettingsWith(m)
+			if err != nil {
+				continue
+			}
+			for i, v := range SpecValues(s) {
+				key := base[i][0]
+				if v[1] == base[i][1] || out[key] != "" {
+					continue
+				}
+				out[key] = h.knobSource(k)
+			}
+		}
+	}
+	// What no single knob decides may need two together (Prosody's tls
+	// is Required with s2s_require_encryption or s2s_secure_auth).
+	for i, a := range knobs {
+		for _, b := range knobs[i+1:] {
+			m := copyKnobs(h.Knobs)
+			m[a], m[b] = flip(m[a]), flip(m[b])
+			s, err := h.SettingsWith(m)
+			if err != nil {
+				continue
+			}
+			for j, v := range SpecValues(s) {
+				key := base[j][0]
+				if v[1] != base[j][1] && out[key] == "" {
+					out[key] = h.knobSource(a) + " and " + h.knobSource(b)
+				}
+			}
+		}
+	}
+	for _, v := range base {
+		if out[v[0]] == "" {
+			out[v[0]] = fmt.Sprintf("%s %s's behaviour (observed; not an option)", h.kind.Name, h.kind.Version)
+		}
+	}
+	return out
+}
+
+func flip(v string) string {
+	switch v {
+	case "true":
+		return "false"
+	case "false":
+		return "true"
+	case "required", "optional":
+		return "false"
+	}
+	return v
+}
+
+// knobSource is where a knob's value comes from, for Attribution.
+func (h *Host) knobSource(k string) string {
+	if src, ok := h.Sources[k]; ok {
+		return src.String()
+	}
+	return "default: " + k + "=" + h.Knobs[k]
+}
