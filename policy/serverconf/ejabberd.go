@@ -597,6 +597,7 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 		// modules: host_config replaces, append_host_config appends.
 		var modules []*yaml.Node // key nodes
 		var modFiles []string
+		var modAlone []bool // the only module of its map: removing it leaves an empty value
 		addMods := func(o ejOpt, dropDialback bool) error {
 			if o.v.Kind != yaml.MappingNode {
 				if o.v.Kind == yaml.ScalarNode && (o.v.Value == "" || o.v.Tag == "!!null") {
@@ -610,6 +611,7 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 				}
 				modules = append(modules, o.v.Content[i])
 				modFiles = append(modFiles, o.file)
+				modAlone = append(modAlone, e.aloneInFile(o.file, o.v.Content[i].Line))
 			}
 			return nil
 		}
@@ -671,7 +673,7 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 			h.Warnings = append(h.Warnings, Finding{Code: "eku-client",
 				Message: "ejabberd 23.01 refuses SASL EXTERNAL from a certificate without clientAuth (\"unsupported certificate purpose\", as Let's Encrypt issues them since 2026); dialback rescues such partners"})
 		}
-		h.Changes = e.changes(name, global, hostCfg[name], modsOpt, modules, modFiles, starttls, dialback)
+		h.Changes = e.changes(global, hostCfg[name], modsOpt, drop, modules, modFiles, modAlone, starttls, dialback)
 		c.Hosts = append(c.Hosts, h)
 	}
 	c.Warnings = append(c.Warnings, e.warn...)
@@ -773,42 +775,86 @@ func yamlText(n *yaml.Node) string {
 }
 
 // changes are the one-line edits a fix may propose for this host.
-func (e *ejabberdEval) changes(host string, global, hostCfg map[string]ejOpt, modsOpt ejOpt, modules []*yaml.Node, modFiles []string, starttls string, dialback bool) []Change {
+// Replacing required_trusted also brings back mod_s2s_dialback where it
+// is listed (the transformer removed it), and adding mod_s2s_dialback
+// where required_trusted removes it again is no change at all.
+func (e *ejabberdEval) changes(global, hostCfg map[string]ejOpt, modsOpt ejOpt, modsDropped bool, modules []*yaml.Node, modFiles []string, modAlone []bool, starttls string, dialback bool) []Change {
 	var out []Change
 	o, inHost := hostCfg["s2s_use_starttls"]
 	if !inHost {
 		o = global["s2s_use_starttls"]
 	}
+	trusted := strings.EqualFold(o.value(), "required_trusted")
+	listed := false // mod_s2s_dialback listed, before the transformer
+	if modsOpt.v != nil && modsOpt.v.Kind == yaml.MappingNode {
+		for i := 0; i < len(modsOpt.v.Content); i += 2 {
+			listed = listed || modsOpt.v.Content[i].Value == "mod_s2s_dialback"
+		}
+	}
 	for _, v := range []string{"false", "optional", "required"} {
-		if v == starttls {
+		if v == starttls && !trusted {
 			continue
+		}
+		knobs := map[string]string{"s2s_use_starttls": v}
+		if trusted && modsDropped && listed {
+			knobs["dialback"] = "true"
 		}
 		if o.k != nil {
 			text := lineText(e.data[o.file], o.k.Line)
 			re := regexp.MustCompile(`^(\s*s2s_use_starttls\s*:\s*)(\S+)(.*)$`)
 			if m := re.FindStringSubmatch(text); m != nil {
-				out = append(out, Change{Knob: "s2s_use_starttls", Value: v, Edit: Edit{File: o.file, Line: o.k.Line, Old: text, New: m[1] + v + m[3]}})
+				out = append(out, Change{Knobs: knobs, Edit: Edit{File: o.file, Line: o.k.Line, Old: text, New: m[1] + v + m[3]}})
 			}
 			continue
 		}
-		out = append(out, Change{Knob: "s2s_use_starttls", Value: v, Edit: Edit{File: e.main, Line: e.topLine("modules"), Add: true, New: "s2s_use_starttls: " + v}})
+		out = append(out, Change{Knobs: knobs, Edit: Edit{File: e.main, Line: e.topLine("modules"), Add: true, New: "s2s_use_starttls: " + v}})
 	}
 	if dialback {
 		for i, m := range modules {
-			if m.Value == "mod_s2s_dialback" {
-				text := lineText(e.data[modFiles[i]], m.Line)
-				if regexp.MustCompile(`^\s*mod_s2s_dialback\s*:\s*(\{\s*\})?\s*(#.*)?$`).MatchString(text) {
-					out = append(out, Change{Knob: "dialback", Value: "false", Edit: Edit{File: modFiles[i], Line: m.Line, Old: text, New: ""}})
-				}
+			if m.Value != "mod_s2s_dialback" {
+				continue
+			}
+			text := lineText(e.data[modFiles[i]], m.Line)
+			if !modAlone[i] && regexp.MustCompile(`^\s*mod_s2s_dialback\s*:\s*(\{\s*\})?\s*(#.*)?$`).MatchString(text) {
+				out = append(out, change("dialback", "false", Edit{File: modFiles[i], Line: m.Line, Old: text, New: ""}))
 			}
 		}
-	} else if modsOpt.v != nil && modsOpt.v.Kind == yaml.MappingNode && len(modsOpt.v.Content) > 0 {
+	} else if !(modsDropped && trusted) && modsOpt.v != nil && modsOpt.v.Kind == yaml.MappingNode && len(modsOpt.v.Content) > 0 {
 		first := modsOpt.v.Content[0]
 		text := lineText(e.data[modsOpt.file], first.Line)
 		indent := text[:len(text)-len(strings.TrimLeft(text, " "))]
-		out = append(out, Change{Knob: "dialback", Value: "true", Edit: Edit{File: modsOpt.file, Line: first.Line, Add: true, New: indent + "mod_s2s_dialback: {}"}})
+		out = append(out, change("dialback", "true", Edit{File: modsOpt.file, Line: first.Line, Add: true, New: indent + "mod_s2s_dialback: {}"}))
 	}
 	return out
+}
+
+// aloneInFile reports whether the map key at line is the only entry
+// written under its parent key in its file: removing it would leave
+// the parent empty.
+func (e *ejabberdEval) aloneInFile(file string, line int) bool {
+	lines := strings.Split(string(e.data[file]), "\n")
+	if line < 1 || line > len(lines) {
+		return false
+	}
+	indent := func(l string) int { return len(l) - len(strings.TrimLeft(l, " ")) }
+	blank := func(l string) bool { t := strings.TrimSpace(l); return t == "" || strings.HasPrefix(t, "#") }
+	me := indent(lines[line-1])
+	for i := line - 2; i >= 0; i-- {
+		if blank(lines[i]) {
+			continue
+		}
+		if indent(lines[i]) >= me {
+			return false // a sibling before it
+		}
+		break
+	}
+	for i := line; i < len(lines); i++ {
+		if blank(lines[i]) {
+			continue
+		}
+		return indent(lines[i]) < me
+	}
+	return true
 }
 
 // topLine is the line of a top-level option of the main file, where a

@@ -282,8 +282,8 @@ func jabberd2Changes(show string, data []byte, requireTLS bool, src Source) []Ch
 		text := lineText(data, src.Line)
 		re := regexp.MustCompile(`<require_tls\s*(/>|>[^<]*</require_tls>)`)
 		if re.MatchString(text) {
-			return []Change{{Knob: "require_tls", Value: val, Edit: Edit{File: show, Line: src.Line, Old: text,
-				New: re.ReplaceAllString(text, "<require_tls>"+want+"</require_tls>")}}}
+			return []Change{change("require_tls", val, Edit{File: show, Line: src.Line, Old: text,
+				New: re.ReplaceAllString(text, "<require_tls>"+want+"</require_tls>")})}
 		}
 		return nil
 	}
@@ -291,12 +291,12 @@ func jabberd2Changes(show string, data []byte, requireTLS bool, src Source) []Ch
 	for i, l := range lines {
 		if strings.Contains(l, "<security>") && !strings.Contains(l, "</security>") {
 			indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
-			return []Change{{Knob: "require_tls", Value: val, Edit: Edit{File: show, Line: i + 2, Add: true, New: indent + "  <require_tls>" + want + "</require_tls>"}}}
+			return []Change{change("require_tls", val, Edit{File: show, Line: i + 2, Add: true, New: indent + "  <require_tls>" + want + "</require_tls>"})}
 		}
 	}
 	for i, l := range lines {
 		if strings.Contains(l, "</s2s>") {
-			return []Change{{Knob: "require_tls", Value: val, Edit: Edit{File: show, Line: i + 1, Add: true, New: "  <security><require_tls>" + want + "</require_tls></security>"}}}
+			return []Change{change("require_tls", val, Edit{File: show, Line: i + 1, Add: true, New: "  <security><require_tls>" + want + "</require_tls></security>"})}
 		}
 	}
 	return nil

@@ -946,6 +946,9 @@ func (e *prosodyEval) certificate(h *prosodyHost) (state string, src Source, wha
 		}
 		name = rest
 	}
+	if _, _, err := e.r.resolve(dir); err != nil && errors.Is(err, errOutside) {
+		return "valid", dirSrc, "not looked for: the certificates directory " + dir + " is outside the configuration's directory"
+	}
 	if !e.anyCert(dir) {
 		where := "certificates directory " + dir
 		if dirSrc.IsZero() {
@@ -993,37 +996,37 @@ func (e *prosodyEval) changes(h *prosodyHost, mods map[string]bool, modSrc map[s
 		val := strconv.FormatBool(!now)
 		if o, ok := e.global[opt]; ok {
 			if ed, ok := e.replaceValue(o.src, opt, val); ok {
-				out = append(out, Change{Knob: knob, Value: val, Edit: ed})
+				out = append(out, change(knob, val, ed))
 				return
 			}
 		}
 		f, l := e.globalInsert()
-		out = append(out, Change{Knob: knob, Value: val, Edit: Edit{File: f, Line: l, Add: true, New: opt + " = " + val}})
+		out = append(out, change(knob, val, Edit{File: f, Line: l, Add: true, New: opt + " = " + val}))
 	}
 	boolChange("s2s_secure_auth", "s2s_secure_auth", secureAuth)
 	boolChange("s2s_require_encryption", "s2s_require_encryption", requireEnc)
 	if mods["dialback"] {
 		if s, ok := modSrc["dialback"]; ok {
 			if ed, ok := e.removeListItem(s, "dialback"); ok {
-				out = append(out, Change{Knob: "dialback", Value: "false", Edit: ed})
+				out = append(out, change("dialback", "false", ed))
 			}
 		}
 	} else {
 		if s, ok := modSrc["dialback"]; ok { // disabled somewhere
 			if ed, ok := e.removeListItem(s, "dialback"); ok {
-				out = append(out, Change{Knob: "dialback", Value: "true", Edit: ed})
+				out = append(out, change("dialback", "true", ed))
 			}
 		} else if o, ok := h.opts["modules_enabled"]; ok {
 			if ed, ok := e.addListItem(o.src, "modules_enabled", "dialback"); ok {
-				out = append(out, Change{Knob: "dialback", Value: "true", Edit: ed})
+				out = append(out, change("dialback", "true", ed))
 			}
 		} else if o, ok := e.global["modules_enabled"]; ok {
 			if ed, ok := e.addListItem(o.src, "modules_enabled", "dialback"); ok {
-				out = append(out, Change{Knob: "dialback", Value: "true", Edit: ed})
+				out = append(out, change("dialback", "true", ed))
 			}
 		} else {
 			f, l := e.globalInsert()
-			out = append(out, Change{Knob: "dialback", Value: "true", Edit: Edit{File: f, Line: l, Add: true, New: `modules_enabled = { "tls"; "saslauth"; "dialback" }`}})
+			out = append(out, change("dialback", "true", Edit{File: f, Line: l, Add: true, New: `modules_enabled = { "tls"; "saslauth"; "dialback" }`}))
 		}
 	}
 	return out

@@ -158,11 +158,17 @@ type Exception struct {
 	Why    string            `json:"why"`
 }
 
-// Change is a one-line edit of the configuration that changes one knob.
+// Change is a one-line edit of the configuration and the launcher knobs
+// it changes (usually one; ejabberd's required_trusted brings dialback
+// back with it).
 type Change struct {
-	Knob, Value string // the launcher knob and its new value
+	Knobs map[string]string
 	// Edit says what to write where.
 	Edit Edit
+}
+
+func change(knob, value string, ed Edit) Change {
+	return Change{Knobs: map[string]string{knob: value}, Edit: ed}
 }
 
 // Edit is the text of a change: the line of the file to change (or the
@@ -256,8 +262,19 @@ func (h *Host) SettingsFor(partner string) policy.Settings {
 // Apply returns the knobs with the change made.
 func (c Change) Apply(knobs map[string]string) map[string]string {
 	k := copyKnobs(knobs)
-	k[c.Knob] = c.Value
+	for n, v := range c.Knobs {
+		k[n] = v
+	}
 	return k
+}
+
+// String says what the change does in the launcher's words.
+func (c Change) String() string {
+	var parts []string
+	for _, k := range sortedKeys(c.Knobs) {
+		parts = append(parts, k+"="+c.Knobs[k])
+	}
+	return strings.Join(parts, ",")
 }
 
 func copyKnobs(m map[string]string) map[string]string {
