@@ -15,8 +15,8 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
-	"xmppneg/policy/serverconf"
 	"xmppneg/policy/outcome"
+	"xmppneg/policy/serverconf"
 	"xmppneg/sim"
 	"xmppneg/sim/realserver"
 )
