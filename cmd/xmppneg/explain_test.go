@@ -171,3 +171,38 @@ func TestDiffPartnerLists(t *testing.T) {
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errs, "must both be server configurations or both partner lists")
 }
+
+// partners --gateway config=FILE#HOST: the operator's own server; a fix
+// is a line of the file, and applying it makes the partnership work.
+func TestPartnersOfOwnServer(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "domains.txt")
+	require.NoError(t, os.WriteFile(list, []byte("jabberd2.example\nejabberd.example\n"), 0o644))
+	cfg := filepath.Join(dir, "prosody.cfg.lua")
+	copyFile(t, exampleDir+"prosody/prosody-no-dialback.cfg.lua", cfg, func(s string) string { return s })
+	code, out, errs := runCLI("partners", list, "--profiles", exampleDir+"partners-servers.yaml", "--gateway", "config="+cfg+"#example.org,cert=no-client-auth", "-o", "json")
+	assert.Equal(t, exitFail, code, errs)
+	var rep struct {
+		Partners []struct {
+			Domain string `json:"domain"`
+			Status string `json:"status"`
+			Fix    *struct {
+				Where, Line, Knobs string
+			} `json:"fix"`
+		} `json:"partners"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Len(t, rep.Partners, 2)
+	for _, p := range rep.Partners {
+		assert.Equal(t, "fails", p.Status, p.Domain)
+		require.NotNil(t, p.Fix, p.Domain)
+		assert.Equal(t, "config", p.Fix.Where)
+		assert.Equal(t, "dialback=true", p.Fix.Knobs)
+		assert.Contains(t, p.Fix.Line, "prosody.cfg.lua:7: remove the line \"dialback\"; (from modules_disabled)")
+	}
+	// The fix applied: both partners work.
+	copyFile(t, cfg, cfg, func(s string) string { return strings.Replace(s, "\t\"dialback\";\n", "", 1) })
+	code, out, errs = runCLI("partners", list, "--profiles", exampleDir+"partners-servers.yaml", "--gateway", "config="+cfg+"#example.org,cert=no-client-auth")
+	assert.Equal(t, exitOK, code, errs+out)
+	assert.Contains(t, out, "Summary: 2 works")
+}

@@ -22,7 +22,8 @@ func init() {
 		usage:   "FILE [--profiles FILE] [--partner DOMAIN=PROFILE|SPEC ...] [--gateway SPEC] [-o text|json|junit|html] [--out DIR] [--lang en|ko] [-v]",
 		example: "xmppneg partners scenarios/examples/partners.ps1 --profiles scenarios/examples/partners-servers.yaml\n" +
 			"xmppneg partners partners.csv --partner jabber.example=prosody-0.12 --gateway cert=no-client-auth -o html --out report/\n" +
-			"xmppneg partners partners.json -o json | jq '.partners[] | select(.fix) | .fix.cmdlet'",
+			"xmppneg partners partners.json -o json | jq '.partners[] | select(.fix) | .fix.cmdlet'\n" +
+			"xmppneg partners domains.txt --profiles partners-servers.yaml --gateway config=/etc/prosody/prosody.cfg.lua#example.org",
 		setup: setupPartners,
 	})
 }
@@ -31,7 +32,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 	profiles := fs.String("profiles", "", "YAML `file` of \"partner.domain: profile-or-spec\" lines: what each partner runs")
 	var declared stringsFlag
 	fs.Var(&declared, "partner", "DOMAIN=PROFILE or DOMAIN=SPEC: what one partner runs (repeatable; overrides --profiles)")
-	gateway := fs.String("gateway", "", "the gateway's certificate, secret and behaviour knobs, as a spec over profile lync2013-gateway (each entry's TLS, SASL and dialback replace the spec's)")
+	gateway := fs.String("gateway", "", "the gateway's certificate, secret and behaviour knobs, as a spec over profile lync2013-gateway (each entry's TLS, SASL and dialback replace the spec's); or config=FILE#HOST: your own Prosody, ejabberd or jabberd2 server as its configuration file says (FILE is then a list of partner domains, and fixes are lines of your file)")
 	gatewayDomain := fs.String("gateway-domain", "contoso.test", "the gateway's XMPP domain")
 	out := outputFlag(fs, "text", "json", "junit", "html")
 	outDir := fs.String("out", "", "`directory` for the report file and one transcript per negotiation")
@@ -51,6 +52,9 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 		if *timeout <= 0 || *jobs < 1 {
 			e.errorf("--timeout must be positive and -j at least 1")
 			return exitUsage
+		}
+		if strings.HasPrefix(strings.TrimSpace(*gateway), "config=") {
+			return ownPartners(e, args[0], *gateway, *profiles, declared, *out, *verbose, *timeout, *jobs)
 		}
 		data, err := os.ReadFile(args[0])
 		if err != nil {

@@ -816,14 +816,14 @@ func (e *ejabberdEval) changes(global, hostCfg map[string]ejOpt, modsOpt ejOpt, 
 			}
 			text := lineText(e.data[modFiles[i]], m.Line)
 			if !modAlone[i] && regexp.MustCompile(`^\s*mod_s2s_dialback\s*:\s*(\{\s*\})?\s*(#.*)?$`).MatchString(text) {
-				out = append(out, change("dialback", "false", Edit{File: modFiles[i], Line: m.Line, Old: text, New: ""}))
+				out = append(out, change("dialback", "false", Edit{File: modFiles[i], Line: m.Line, Old: text, New: "", In: "modules"}))
 			}
 		}
 	} else if !(modsDropped && trusted) && modsOpt.v != nil && modsOpt.v.Kind == yaml.MappingNode && len(modsOpt.v.Content) > 0 {
 		first := modsOpt.v.Content[0]
 		text := lineText(e.data[modsOpt.file], first.Line)
 		indent := text[:len(text)-len(strings.TrimLeft(text, " "))]
-		out = append(out, change("dialback", "true", Edit{File: modsOpt.file, Line: first.Line, Add: true, New: indent + "mod_s2s_dialback: {}"}))
+		out = append(out, change("dialback", "true", Edit{File: modsOpt.file, Line: first.Line, Add: true, New: indent + "mod_s2s_dialback: {}", In: "modules"}))
 	}
 	return out
 }

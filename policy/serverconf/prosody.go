@@ -1055,12 +1055,16 @@ var luaListItemRE = `^\s*["']%s["']\s*[;,]?\s*(--.*)?$`
 // rewritten without it.
 func (e *prosodyEval) removeListItem(src Source, item string) (Edit, bool) {
 	data := e.data[src.File]
+	in := ""
+	if m := luaAssignRE.FindStringSubmatch(lineText(data, src.Line)); m != nil {
+		in = m[2]
+	}
 	re := regexp.MustCompile(fmt.Sprintf(luaListItemRE, regexp.QuoteMeta(item)))
 	one := regexp.MustCompile(`(["']` + regexp.QuoteMeta(item) + `["']\s*[;,]?\s*)`)
 	for l := src.Line; l < src.Line+300; l++ {
 		text := lineText(data, l)
 		if re.MatchString(text) {
-			return Edit{File: src.File, Line: l, Old: text, New: ""}, true
+			return Edit{File: src.File, Line: l, Old: text, New: "", In: in}, true
 		}
 		code, _, _ := strings.Cut(text, "--")
 		if one.MatchString(code) && strings.Contains(code, "}") {
@@ -1089,5 +1093,5 @@ func (e *prosodyEval) addListItem(src Source, opt, item string) (Edit, bool) {
 		}
 		return Edit{File: src.File, Line: src.Line, Old: text, New: head + sep + `"` + item + `" ` + text[i:]}, true
 	}
-	return Edit{File: src.File, Line: src.Line + 1, Add: true, New: m[1] + "\t" + `"` + item + `";`}, true
+	return Edit{File: src.File, Line: src.Line + 1, Add: true, New: m[1] + "\t" + `"` + item + `";`, In: opt}, true
 }

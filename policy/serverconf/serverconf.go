@@ -183,6 +183,9 @@ type Edit struct {
 	// what it should read.
 	Old string `json:"old,omitempty"`
 	New string `json:"new"`
+	// In names the option the line belongs to, when it is an item of a
+	// list written over several lines.
+	In string `json:"in,omitempty"`
 }
 
 func (e Edit) String() string {
@@ -191,8 +194,12 @@ func (e Edit) String() string {
 		return fmt.Sprintf("%s: add before line %d: %s", e.File, e.Line, strings.TrimSpace(e.New))
 	case e.Add:
 		return fmt.Sprintf("%s: add at the end: %s", e.File, strings.TrimSpace(e.New))
+	case e.New == "" && e.In != "":
+		return fmt.Sprintf("%s:%d: remove the line %s (from %s)", e.File, e.Line, strings.TrimSpace(e.Old), e.In)
 	case e.New == "":
 		return fmt.Sprintf("%s:%d: remove the line %s", e.File, e.Line, strings.TrimSpace(e.Old))
+	case e.Add && e.In != "":
+		return fmt.Sprintf("%s: add to %s before line %d: %s", e.File, e.In, e.Line, strings.TrimSpace(e.New))
 	}
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, strings.TrimSpace(e.New))
 }
