@@ -597,7 +597,8 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 		// modules: host_config replaces, append_host_config appends.
 		var modules []*yaml.Node // key nodes
 		var modFiles []string
-		var modAlone []bool // the only module of its map: removing it leaves an empty value
+		var modAlone []bool  // the only module of its map: removing it leaves an empty value
+		var droppedAt Source // mod_s2s_dialback listed, and removed by required_trusted
 		addMods := func(o ejOpt, dropDialback bool) error {
 			if o.v.Kind != yaml.MappingNode {
 				if o.v.Kind == yaml.ScalarNode && (o.v.Value == "" || o.v.Tag == "!!null") {
@@ -607,6 +608,7 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 			}
 			for i := 0; i < len(o.v.Content); i += 2 {
 				if dropDialback && o.v.Content[i].Value == "mod_s2s_dialback" {
+					droppedAt = Source{File: o.file, Line: o.v.Content[i].Line}
 					continue // the transformer removed it with required_trusted
 				}
 				modules = append(modules, o.v.Content[i])
@@ -642,7 +644,13 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 		if !dbSrc.IsZero() {
 			h.Sources["dialback"] = dbSrc
 		}
-		h.Options = append(h.Options, Option{"mod_s2s_dialback", map[bool]string{true: "listed in modules", false: "not listed in modules"}[dialback], dbSrc})
+		switch {
+		case !droppedAt.IsZero() && !dialback:
+			h.Sources["dialback"] = h.Sources["s2s_use_starttls"]
+			h.Options = append(h.Options, Option{"mod_s2s_dialback", "listed in modules (" + droppedAt.String() + "), removed by s2s_use_starttls: required_trusted", h.Sources["s2s_use_starttls"]})
+		default:
+			h.Options = append(h.Options, Option{"mod_s2s_dialback", map[bool]string{true: "listed in modules", false: "not listed in modules"}[dialback], dbSrc})
+		}
 		cert := "valid"
 		if len(certfiles) == 0 {
 			cert = "missing"

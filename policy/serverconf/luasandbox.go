@@ -26,7 +26,7 @@ const (
 	// luaTimeout bounds the evaluation of the whole configuration, and
 	// luaMemory what it may allocate beyond what the process had.
 	luaTimeout = 2 * time.Second
-	luaMemory  = 128 << 20
+	luaMemory  = 32 << 20
 	// maxLuaString bounds a string a sandboxed function builds.
 	maxLuaString = 1 << 20
 )

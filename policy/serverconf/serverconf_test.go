@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"xmppneg/policy"
 )
 
 // hostWant is what a host of a file must come to.
@@ -470,4 +472,25 @@ func TestAttribution(t *testing.T) {
 	assert.Contains(t, a["tls"], "default: s2s_require_encryption=true")
 	assert.Equal(t, "testdata/debian/prosody/prosody.cfg.lua:35", a["dialback"])
 	assert.Contains(t, a["eku"], "observed")
+}
+
+// config=FILE#HOST is a spec key wherever a spec is read (negotiate,
+// probe --policy, serve --policy, partners --partner, YAML).
+func TestSpecKeyConfig(t *testing.T) {
+	s, err := policy.ParseSpec("config=../../scenarios/examples/ejabberd/ejabberd-optional.yml#example.net,cert=no-client-auth")
+	require.NoError(t, err)
+	_, h, err := Resolve("../../scenarios/examples/ejabberd/ejabberd-optional.yml", Options{})
+	require.NoError(t, err)
+	want := h.Settings
+	want.Cert = "no-client-auth"
+	assert.Equal(t, want, s)
+	base := policy.DefaultSettings()
+	s, err = policy.ParseSpecFrom(base, "config=../../scenarios/examples/ejabberd/ejabberd-optional.yml")
+	require.NoError(t, err)
+	assert.Equal(t, h.Settings, s, "config replaces the base, as profile does")
+	_, err = policy.ParseSpec("profile=xmppneg,config=../../scenarios/examples/ejabberd/ejabberd-optional.yml")
+	assert.ErrorContains(t, err, "profile and config both")
+	_, err = policy.ParseSpec("config=../../scenarios/examples/ejabberd/ejabberd-typo.yml")
+	assert.ErrorContains(t, err, "config: ")
+	assert.ErrorContains(t, err, "ejabberd would refuse")
 }
