@@ -494,3 +494,25 @@ func TestSpecKeyConfig(t *testing.T) {
 	assert.ErrorContains(t, err, "config: ")
 	assert.ErrorContains(t, err, "ejabberd would refuse")
 }
+
+// The README promises five or more example files per server, each in
+// the table above.
+func TestExampleInventory(t *testing.T) {
+	listed := map[string]bool{}
+	for _, tc := range fileCases {
+		listed[filepath.Clean(tc.file)] = true
+	}
+	for _, dir := range []string{"prosody", "ejabberd", "jabberd2"} {
+		files, err := filepath.Glob(filepath.Join("../../scenarios/examples", dir, "*.*"))
+		require.NoError(t, err)
+		n := 0
+		for _, f := range files {
+			if f == filepath.Clean("../../scenarios/examples/ejabberd/ejabberd-s2s.yml") {
+				continue // included by ejabberd-macros.yml
+			}
+			assert.True(t, listed[f], "%s has no expectation in fileCases", f)
+			n++
+		}
+		assert.GreaterOrEqual(t, n, 5, dir)
+	}
+}
