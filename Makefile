@@ -64,6 +64,10 @@ fuzz:
 	$(GO) test ./scenarios -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sim -run '^$$' -fuzz '^FuzzReadElement$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./policy/lyncpartner -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/serverconf -run '^$$' -fuzz '^FuzzProsody$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/serverconf -run '^$$' -fuzz '^FuzzEjabberd$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/serverconf -run '^$$' -fuzz '^FuzzJabberd2$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/serverconf -run '^$$' -fuzz '^FuzzLuaShape$$' -fuzztime $(FUZZTIME)
 
 # The pairwise suite as an HTML report in report/.
 report: build
