@@ -146,16 +146,16 @@ func writeJSONDoc(w io.Writer, v any) error {
 
 func writeExplain(e *env, doc explainDoc) {
 	w := e.stdout
-	fmt.Fprintf(w, "%s: %s", doc.File, doc.Server)
+	fmt.Fprintf(w, "%s: %s", printable.String(doc.File), doc.Server)
 	if len(doc.Files) > 1 {
-		fmt.Fprintf(w, " (%d files: %s)", len(doc.Files), strings.Join(doc.Files, ", "))
+		fmt.Fprintf(w, " (%d files: %s)", len(doc.Files), printable.String(strings.Join(doc.Files, ", ")))
 	}
 	fmt.Fprintln(w)
 	for _, f := range doc.Warnings {
 		fmt.Fprintf(w, "  %s %s\n", e.paint("yellow", "!"), withSource(f))
 	}
 	for _, h := range doc.Hosts {
-		fmt.Fprintf(w, "\n%s (%s)", e.paint("bold", h.Host), h.Kind)
+		fmt.Fprintf(w, "\n%s (%s)", e.paint("bold", printable.String(h.Host)), h.Kind)
 		if h.Disabled {
 			fmt.Fprint(w, e.paint("yellow", " — disabled"))
 		}
@@ -173,14 +173,14 @@ func writeExplain(e *env, doc explainDoc) {
 		fmt.Fprintln(w, "  from the file:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, o := range h.Options {
-			fmt.Fprintf(tw, "    %s\t%s = %s\n", o.Source, o.Name, printable.String(o.Value))
+			fmt.Fprintf(tw, "    %s\t%s = %s\n", printable.String(o.Source.String()), o.Name, printable.String(o.Value))
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "  where each setting comes from:")
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, kv := range serverconf.SpecValues(h.settings) {
 			if src, ok := h.Sources[kv[0]]; ok && !strings.HasSuffix(src, "(observed; not an option)") {
-				fmt.Fprintf(tw, "    %s=%s\t← %s\n", kv[0], kv[1], src)
+				fmt.Fprintf(tw, "    %s=%s\t← %s\n", kv[0], kv[1], printable.String(src))
 			}
 		}
 		tw.Flush()
@@ -197,7 +197,7 @@ func writeExplain(e *env, doc explainDoc) {
 		if len(h.NotModelled) > 0 {
 			fmt.Fprintln(w, "  not modelled (the prediction does not follow these):")
 			for _, n := range h.NotModelled {
-				fmt.Fprintf(w, "    - %s\n", strings.TrimPrefix(n, "not modelled: "))
+				fmt.Fprintf(w, "    - %s\n", strings.TrimPrefix(n, "not modelled: ")) // escaped in viewHost
 			}
 		}
 		if !h.Disabled {
@@ -205,7 +205,7 @@ func writeExplain(e *env, doc explainDoc) {
 			if name == "*" {
 				name = "example.org"
 			}
-			fmt.Fprintf(w, "  try it: xmppneg negotiate --initiator 'config=%s#%s' --initiator-domain %s --receiver profile=%s --direction both\n", doc.File, name, name, h.Profile)
+			fmt.Fprintf(w, "  try it: xmppneg negotiate --initiator 'config=%s#%s' --initiator-domain %s --receiver profile=%s --direction both\n", printable.String(doc.File), printable.String(name), printable.String(name), h.Profile)
 		}
 	}
 }
@@ -214,7 +214,7 @@ func withSource(f explainFinding) string {
 	if f.Source == "" {
 		return f.Message
 	}
-	return f.Message + " (" + f.Source + ")"
+	return f.Message + " (" + printable.String(f.Source) + ")"
 }
 
 func knobText(m map[string]string) string {
