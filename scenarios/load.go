@@ -360,7 +360,7 @@ func (l *loader) endpoints(v *yaml.Node) error {
 	return nil
 }
 
-var endpointKeys = append([]string{"domain", "profile", "config", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes", "server"}, policy.KnobKeys()...)
+var endpointKeys = append([]string{"domain", "profile", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes", "server", "config"}, policy.KnobKeys()...)
 
 func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 	if n.Kind == yaml.ScalarNode {
