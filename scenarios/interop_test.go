@@ -26,6 +26,9 @@ func TestInteropEjabberd(t *testing.T) { testInterop(t, "ejabberd") }
 func TestInteropJabberd2(t *testing.T) { testInterop(t, "jabberd2", outcome.SASLOverTLS) }
 
 func testInterop(t *testing.T, server string, never ...outcome.Method) {
+	if testing.Short() {
+		t.Skipf("%s: go test -short runs no real server; TestRecordedRealServers replays what they did (go test and make test run them)", server)
+	}
 	if err := realserver.Require(server); err != nil {
 		t.Fatalf("%v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,9 +21,18 @@ import (
 	"xmppneg/policy"
 	"xmppneg/policy/outcome"
 	"xmppneg/sim"
+	"xmppneg/sim/realserver"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines; under -short (the hermetic
+// loop) it keeps real servers from starting at all.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Setenv(realserver.NoRealServersEnv, "1")
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func execute(t *testing.T, suites []*Suite, opt Options) *Report {
 	t.Helper()

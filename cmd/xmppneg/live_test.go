@@ -269,6 +269,9 @@ func TestProbeManyDomains(t *testing.T) {
 // xmppneg server starts a real Prosody that probe finds through the DNS
 // server it prints, and stops it on Ctrl-C.
 func TestServerCommandThenProbe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a real Prosody: go test -short runs no real server (go test and make test do)")
+	}
 	dir := t.TempDir()
 	harnessAddr := freeAddr(t)
 	cmd, stdout, stderr := subprocess(t, "server", "prosody", "--domain", "prosody.test", "--pki", filepath.Join(dir, "pki"), "--harness", "harness.test="+harnessAddr)

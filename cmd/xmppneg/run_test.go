@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,13 +22,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"xmppneg/scenarios"
+	"xmppneg/sim/realserver"
 )
 
 // TestMain lets a test run this binary's main in a subprocess: the
 // process is what receives signals.
+//
+// Under -short (the hermetic loop) real servers are kept from starting,
+// in the subprocesses too.
 func TestMain(m *testing.M) {
 	if os.Getenv("XMPPNEG_TEST_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	flag.Parse()
+	if testing.Short() {
+		os.Setenv(realserver.NoRealServersEnv, "1")
 	}
 	os.Exit(m.Run())
 }

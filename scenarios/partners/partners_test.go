@@ -3,6 +3,7 @@ package partners
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,9 +18,18 @@ import (
 	"xmppneg/certs"
 	"xmppneg/policy"
 	"xmppneg/policy/lyncpartner"
+	"xmppneg/sim/realserver"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines; under -short (the hermetic
+// loop) it keeps real servers from starting at all.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Setenv(realserver.NoRealServersEnv, "1")
+	}
+	goleak.VerifyTestMain(m)
+}
 
 func example(t testing.TB, name string) []byte {
 	t.Helper()

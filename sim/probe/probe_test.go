@@ -2,7 +2,9 @@ package probe
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +19,19 @@ import (
 	"xmppneg/scenarios"
 	"xmppneg/sim"
 	"xmppneg/sim/loopdns"
+	"xmppneg/sim/realserver"
 	"xmppneg/sim/resolve"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines; under -short (the hermetic
+// loop) it keeps real servers from starting at all.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Setenv(realserver.NoRealServersEnv, "1")
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // lab is a loopback DNS server, the servers it publishes, and a probe
 // environment whose harness both ends find through it.

@@ -33,6 +33,7 @@ func (l *lab) prosody(domain string, s realserver.ProsodySettings) *realserver.P
 // verify-back seen when the harness has no certificate, and a chain
 // sent without its intermediate.
 func TestProbeRealProsody(t *testing.T) {
+	skipInShort(t)
 	l := newLab(t, "")
 	l.prosody("prosody.test", realserver.ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.Valid})
 	r := l.env.Probe(context.Background(), "prosody.test", "")
@@ -64,6 +65,7 @@ func TestProbeRealProsody(t *testing.T) {
 // _xmpps-server: the probe scans it without STARTTLS and the harness
 // negotiates over it.
 func TestProbeRealProsodyDirectTLS(t *testing.T) {
+	skipInShort(t)
 	l := newLab(t, "")
 	p := l.prosody("prosody.test", realserver.ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.Valid, DirectTLS: true})
 	_, port, err := net.SplitHostPort(p.DirectAddr())
@@ -80,4 +82,13 @@ func TestProbeRealProsodyDirectTLS(t *testing.T) {
 	assert.Equal(t, "connected", r.Negotiation.Attempts[0].Result)
 	assert.Equal(t, "works", r.Verdict(), r.Diagnosis)
 	assert.True(t, r.Negotiation.Offers[0].TLS, "the first stream with Prosody was inside TLS")
+}
+
+// skipInShort skips a test that needs a real server in the hermetic loop
+// (go test -short); go test and make test run it.
+func skipInShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real Prosody: go test -short runs no real server (go test and make test do)")
+	}
 }

@@ -2,6 +2,8 @@ package realserver
 
 import (
 	"context"
+	"flag"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,11 +15,23 @@ import (
 	"xmppneg/sim/loopdns"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks for leaked goroutines; under -short (the hermetic
+// loop) it keeps real servers from starting at all.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Setenv(NoRealServersEnv, "1")
+	}
+	goleak.VerifyTestMain(m)
+}
 
-// A missing server is a failure that says how to install it, never a skip.
+// A missing server is a failure that says how to install it, never a
+// skip; only the hermetic loop (go test -short) runs none.
 func requireInstalled(t *testing.T, server string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s: go test -short runs no real server (go test and make test do)", server)
+	}
 	if err := Require(server); err != nil {
 		t.Fatalf("%v", err)
 	}

@@ -24,9 +24,23 @@ import (
 // ErrNotInstalled is wrapped by the errors of servers that are missing.
 var ErrNotInstalled = errors.New("not installed")
 
+// NoRealServersEnv is the environment variable that keeps every real
+// server from starting. The test binaries set it under go test -short,
+// the hermetic inner loop, so that a test that would start one by
+// mistake fails instead of slowing the loop down; a test that needs one
+// skips itself in short mode.
+const NoRealServersEnv = "XMPPNEG_NO_REAL_SERVERS"
+
+// ErrDisabled is wrapped by the errors of starts refused under
+// NoRealServersEnv.
+var ErrDisabled = errors.New("real servers are disabled")
+
 // Require checks that the programs and files of a server are installed,
 // and says how to install them when they are not.
 func Require(server string) error {
+	if os.Getenv(NoRealServersEnv) != "" {
+		return fmt.Errorf("%s: %w here (%s is set, as go test -short does)", server, ErrDisabled, NoRealServersEnv)
+	}
 	var missing []string
 	switch server {
 	case "ejabberd":
