@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"xmppneg/certs"
@@ -67,6 +68,13 @@ type Behaviour struct {
 	// at 1.2.
 	TLSMin TLSVersion `json:"tls_min"`
 	TLSMax TLSVersion `json:"tls_max"`
+	// VersionMismatch is what the end does when TLS versions do not work
+	// out: answer with the protocol_version alert, or, as ejabberd and
+	// jabberd2 (OpenSSL, Debian's security level) were seen doing, offer
+	// every version from TLS 1.0 as a client and close the connection
+	// without an alert, as server or client, when the version is one it
+	// will not complete.
+	VersionMismatch VersionMismatch `json:"version_mismatch"`
 	// DirectTLS is XEP-0368: as a receiver the end also listens for
 	// connections that start with TLS (published as _xmpps-server), and
 	// as an initiator it uses such a target when it finds one.
@@ -208,7 +216,25 @@ type PlainDialback uint8
 const (
 	PlainDialbackRefuse PlainDialback = iota // a dialback error, policy-violation
 	PlainDialbackDrop                        // dropped without a word (jabberd2)
+	// PlainDialbackVerifyThenClose: dialback is offered on every stream,
+	// a db:result on a plain one is verified as any other, and once it is
+	// valid the stream is closed with <policy-violation/> (Prosody 0.12:
+	// mod_dialback offers dialback in every s2s-stream-features; mod_s2s's
+	// make_authenticated closes an unencrypted session "Encrypted
+	// server-to-server communication is required but was not used").
+	PlainDialbackVerifyThenClose
+	// PlainDialbackClose: the stream is closed with <policy-violation/>
+	// rather than answered with a dialback error (ejabberd 23.01; recorded:
+	// interop-ejabberd/db-result-on-the-plain-stream-to-an-ejabberd-that-requires-starttls).
+	PlainDialbackClose
 )
+
+// Advertised says whether a receiver that requires TLS offers dialback
+// on a plain stream all the same: those that drop or verify a db:result
+// there do.
+func (p PlainDialback) Advertised() bool {
+	return p == PlainDialbackDrop || p == PlainDialbackVerifyThenClose
+}
 
 // RequiredMarker is whether <required/> marks STARTTLS when TLS is
 // Required.
@@ -217,6 +243,18 @@ type RequiredMarker uint8
 const (
 	RequiredMarkerSend RequiredMarker = iota
 	RequiredMarkerOmit                // jabberd2
+)
+
+// VersionMismatch is what an end does when TLS versions do not work out.
+type VersionMismatch uint8
+
+const (
+	VersionMismatchAlert VersionMismatch = iota // the protocol_version alert (crypto/tls, Prosody's LuaSec)
+	// VersionMismatchClose: a ClientHello offering TLS 1.0 upwards; the
+	// connection closed without an alert (ejabberd 23.01, jabberd2 2.7;
+	// recorded: interop-ejabberd/a-partner-speaking-tls-1-0-and-1-1-only-as-old-gateways-do/forward
+	// and …/reverse).
+	VersionMismatchClose
 )
 
 // AnswerPings is how a receiving end answers stanzas.
@@ -254,7 +292,7 @@ var knobs = []knob{
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.UnofferedDialback) }},
 	{"unverifiable", []string{"error", "hang", "remote-server-not-found"}, "how a receiver answers a db:result it could not verify",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.Unverifiable) }},
-	{"plain_dialback", []string{"refuse", "drop"}, "what a receiver that requires TLS does with db:result on a plain stream",
+	{"plain_dialback", []string{"refuse", "drop", "verify-then-close", "close"}, "what a receiver that requires TLS does with db:result on a plain stream: a dialback error, nothing, verify it and close, or close with a stream error",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.PlainDialback) }},
 	{"required_marker", []string{"send", "omit"}, "whether <required/> marks STARTTLS when TLS is Required",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.RequiredMarker) }},
@@ -264,6 +302,8 @@ var knobs = []knob{
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.TLSMin) }},
 	{"tls_max", tlsMaxValues, "the highest TLS version the end speaks",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.TLSMax) }},
+	{"version_mismatch", []string{"alert", "close"}, "what the end does when TLS versions do not work out: the protocol_version alert, or every version offered from TLS 1.0 and the connection closed without an alert",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.VersionMismatch) }},
 }
 
 func lookupKnob(key string) (knob, bool) {
@@ -284,6 +324,19 @@ func BehaviourKeys() []string {
 	}
 	return append(out, "legacy_streams (false|true): open streams with pre-1.0 headers and send db:result at once",
 		"direct_tls (false|true): listen for direct TLS (XEP-0368) and use it as an initiator")
+}
+
+// KnobValues lists the values of the behaviour knob key, the harness's
+// own first, or nil for a key that is not a knob.
+func KnobValues(key string) []string {
+	switch key {
+	case "legacy_streams", "direct_tls":
+		return []string{"false", "true"}
+	}
+	if k, ok := lookupKnob(key); ok {
+		return slices.Clone(k.values)
+	}
+	return nil
 }
 
 // KnobKeys lists the spec keys of the behaviour knobs.
@@ -446,6 +499,13 @@ func ProsodySettings(requireEncryption, secureAuth, dialback bool) Settings {
 		// for whatever reason) is left unanswered.
 		Unverifiable: UnverifiableHang,
 		AnswerPings:  AnswerPingsOwnStream,
+		// Dialback is offered on every stream, before TLS too, and a
+		// db:result on a plain stream is verified before the stream is
+		// closed for want of encryption (recorded:
+		// interop-prosody/knobs/require-encryption+dialback/C1/harness-initiates,
+		// interop-prosody/db-result-on-the-plain-stream-to-a-prosody-that-requires-encryption).
+		PlainDialback:   PlainDialbackVerifyThenClose,
+		VersionMismatch: VersionMismatchAlert,
 	}}
 	if requireEncryption || secureAuth {
 		// Its own outbound and verify connections need TLS as well.
@@ -472,6 +532,8 @@ func EjabberdSettings(tls Level, dialback bool) Settings {
 		UnofferedDialback: UnofferedDialbackSend,
 		Unverifiable:      UnverifiableServerNotFound,
 		AnswerPings:       AnswerPingsOwnStream,
+		VersionMismatch:   VersionMismatchClose,
+		PlainDialback:     PlainDialbackClose,
 	}}
 	if !dialback {
 		// Without dialback to fall back to, its outbound streams verify
@@ -490,12 +552,15 @@ func Jabberd2Settings(pemfile, requireTLS bool) Settings {
 		AnswerPings:       AnswerPingsOwnStream,
 		// When its verify connection fails it never tells the waiting
 		// inbound stream.
-		Unverifiable: UnverifiableHang,
+		Unverifiable:    UnverifiableHang,
+		VersionMismatch: VersionMismatchClose,
 	}}
+	// A db:result on a plain stream, where TLS is required, is dropped
+	// without a word (with require_tls; the knob applies to nothing else).
+	s.PlainDialback = PlainDialbackDrop
 	if requireTLS {
 		s.TLS = Required
 		s.MissingTLS = MissingTLSWait
-		s.PlainDialback = PlainDialbackDrop
 	}
 	if !pemfile {
 		s.TLS, s.Cert, s.LegacyStreams = NotSupported, certs.Missing, true

@@ -186,15 +186,16 @@ func usesDirectTLS(client, server Settings) bool {
 func nameOnly(st certs.State) bool { return st == certs.WrongName || st == certs.SRVNameOnly }
 
 // dialbackOffered is whether re offers dialback on a stream, and why not.
-// A receiver that drops plain db:result (jabberd2 with require_tls)
-// advertises dialback before TLS all the same.
+// A receiver that drops plain db:result (jabberd2 with require_tls) or
+// verifies it and closes (Prosody) advertises dialback before TLS all the
+// same.
 func dialbackOffered(re Settings, secure bool) (bool, string) {
 	switch {
 	case !re.Dialback:
 		return false, "the receiver has dialback off"
 	case !re.DialbackUsable():
 		return false, "the receiver's TLS and SASL Required disable dialback"
-	case !secure && re.TLS == Required && re.PlainDialback != PlainDialbackDrop:
+	case !secure && re.TLS == Required && !re.PlainDialback.Advertised():
 		return false, "the receiver allows dialback only after TLS"
 	}
 	return true, ""
@@ -216,12 +217,26 @@ func predictTLS(pr *predictor, client, server Settings, handshake, after outcome
 	badClient := hasCert(client.Cert) && !goodClient(client.Cert, server.Behaviour)
 	clo, chi := client.TLSRange()
 	slo, shi := server.TLSRange()
+	offered := clo // the lowest version the client's hello offers
+	if client.VersionMismatch == VersionMismatchClose {
+		offered = 10
+	}
 	switch {
-	case chi < slo || shi < clo:
+	case chi < slo || shi < offered:
 		// Versions are agreed before any certificate is sent: the server
-		// finds none in common and says so with protocol_version.
+		// finds none in common and says so with protocol_version, or
+		// closes without a word.
+		if server.VersionMismatch == VersionMismatchClose {
+			return pr.fail(failure(handshake, outcome.ConnectionClosed, serverSide), "the %s speaks %s, the %s %s: no TLS version in common, and the %s closes the connection without an alert",
+				clientSide, client.TLSRangeText(), serverSide, server.TLSRangeText(), serverSide), true
+		}
 		return pr.fail(failure(handshake, outcome.ProtocolVersion, serverSide), "the %s speaks %s, the %s %s: no TLS version in common",
 			clientSide, client.TLSRangeText(), serverSide, server.TLSRangeText()), true
+	case shi < clo:
+		// The client offered down to TLS 1.0, the server chose a version
+		// below what the client completes.
+		return pr.fail(failure(handshake, outcome.ConnectionClosed, clientSide), "the %s offers TLS from 1.0 but completes only %s; the %s chose TLS %d.%d, and the %s closes the connection without an alert",
+			clientSide, client.TLSRangeText(), serverSide, shi/10, shi%10, clientSide), true
 	case badServer && client.RefuseServer == ServerRefusalHandshake:
 		return pr.fail(failure(handshake, outcome.BadCertificate, clientSide), "the %s aborts TLS over the %s's %s certificate", clientSide, serverSide, server.Cert), true
 	case badClient && server.Refuse == RefuseAtHandshake && direct && nameOnly(client.Cert):
@@ -326,6 +341,9 @@ func predictDialback(pr *predictor, in, re Settings, secure, offered bool) Predi
 	}
 	if secure {
 		return pr.succeed(outcome.TLSDialback, "Server Dialback on the TLS stream")
+	}
+	if re.TLS == Required && re.PlainDialback == PlainDialbackVerifyThenClose {
+		return pr.fail(failure(outcome.StepDialback, outcome.PolicyViolation, outcome.Receiver), "the receiver verifies the key on the plain stream, then closes it: it requires TLS")
 	}
 	return pr.succeed(outcome.TCPDialback, "Server Dialback on the plain stream")
 }

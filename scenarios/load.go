@@ -478,6 +478,9 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 	if err == nil && e.Domain == "" {
 		err = l.errf(n, "%s needs a domain", what)
 	}
+	if lo, hi := e.Settings.TLSRange(); err == nil && lo > hi {
+		err = l.errf(n, "%s: tls_max %d.%d is below tls_min %d.%d: give both, such as tls_min: \"1.0\", tls_max: \"%d.%d\"", what, hi/10, hi%10, lo/10, lo%10, hi/10, hi%10)
+	}
 	return e, err
 }
 

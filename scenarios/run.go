@@ -452,8 +452,10 @@ func emulation(c *Case) *Case {
 
 // serverPatience is how long the engine playing a real server waits,
 // given the harness partner's timeout: longer, as the real servers do
-// (ejabberd's negotiation_timeout is 30 s here, jabberd2's queue 10 s,
-// Prosody's 90 s), so that when both ends wait for something that never
+// (the launchers set ejabberd's negotiation_timeout and
+// outgoing_s2s_timeout and Prosody's s2s_timeout to 30 s, jabberd2's
+// queue is 10 s; in the field Prosody's is 90 s), so that when both ends
+// wait for something that never
 // comes, the partner's deadline ends the negotiation with the real
 // server and with its emulation alike. With equal deadlines the two
 // raced: seen as "timeout by receiver" in one emulated run in 3150.

@@ -28,7 +28,7 @@ func dialbackOffer(p policy.Settings, secure bool) (offer bool, whyNot string) {
 		return false, "the receiver has dialback off"
 	case !p.DialbackUsable():
 		return false, "the receiver has TLS and SASL both Required, which disables dialback"
-	case !secure && p.TLS == policy.Required && p.PlainDialback != policy.PlainDialbackDrop:
+	case !secure && p.TLS == policy.Required && !p.PlainDialback.Advertised():
 		return false, "dialback before TLS, which the receiver requires"
 	}
 	return true, ""
@@ -97,6 +97,9 @@ func (rs *receiverState) serveDialback(el *element) error {
 		if why == "" {
 			why = "the receiver did not offer dialback"
 		}
+		if !c.secure && p.TLS == policy.Required && p.PlainDialback == policy.PlainDialbackClose {
+			return c.raise(outcome.PolicyViolation, why)
+		}
 		return refuse(outcome.PolicyViolation, why)
 	}
 	if rs.legacy && c.peer == "" {
@@ -126,6 +129,10 @@ func (rs *receiverState) serveDialback(el *element) error {
 	if !valid {
 		return c.refuse(outcome.DialbackInvalid, fmt.Sprintf("the authoritative server of %s says the dialback key is invalid", from),
 			fmt.Sprintf("<db:result from='%s' to='%s' type='invalid'/>", esc(domain), esc(from)), closeTag)
+	}
+	if !c.secure && p.TLS == policy.Required && p.PlainDialback == policy.PlainDialbackVerifyThenClose {
+		// Verified, and closed all the same: the stream is not encrypted.
+		return c.raise(outcome.PolicyViolation, "Encrypted server-to-server communication is required but was not used")
 	}
 	if err := c.send(fmt.Sprintf("<db:result from='%s' to='%s' type='valid'/>", esc(domain), esc(from))); err != nil {
 		return c.abort(err)

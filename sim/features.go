@@ -7,8 +7,10 @@ import "strings"
 // feature is offered when, and how each is used, is decided in the file
 // of the feature: starttls.go, sasl.go, dialback.go.
 type features struct {
-	StartTLS       bool
-	TLSRequired    bool
+	StartTLS    bool
+	TLSRequired bool
+	// Mechanisms are the SASL mechanisms listed; an empty list that is
+	// not nil is an empty <mechanisms/>, nil none at all.
 	Mechanisms     []string
 	Dialback       bool
 	DialbackErrors bool
@@ -27,6 +29,9 @@ func (f features) has(mech string) bool {
 }
 
 func (f features) xml() string {
+	if f.empty() && f.Mechanisms == nil {
+		return "<stream:features/>"
+	}
 	var b strings.Builder
 	b.WriteString("<stream:features>")
 	if f.StartTLS {
@@ -36,7 +41,7 @@ func (f features) xml() string {
 		}
 		b.WriteString("</starttls>")
 	}
-	if len(f.Mechanisms) > 0 {
+	if f.Mechanisms != nil {
 		b.WriteString("<mechanisms xmlns='" + nsSASL + "'>")
 		for _, m := range f.Mechanisms {
 			b.WriteString("<mechanism>" + esc(m) + "</mechanism>")
@@ -80,6 +85,7 @@ func parseFeatures(el *element) features {
 		f.TLSRequired = st.child("", "required") != nil
 	}
 	if ms := el.child(nsSASL, "mechanisms"); ms != nil {
+		f.Mechanisms = []string{}
 		for _, m := range ms.Children {
 			if m.Name.Local == "mechanism" {
 				f.Mechanisms = append(f.Mechanisms, strings.TrimSpace(m.Text))

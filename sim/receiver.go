@@ -157,7 +157,12 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 		// Pre-1.0 (RFC 6120 §4.7.5): answered in kind, without features.
 		return c.abort(c.send(legacyHeaderXML(domain, c.peer, rs.streamID)))
 	case authenticated:
-		return c.abort(c.send(hdr, "<stream:features/>"))
+		// Dialback stays on offer for more domains on the same stream
+		// (XEP-0220 §2.4), as Prosody and ejabberd offer it after SASL.
+		var f features
+		f.Dialback, _ = dialbackOffer(c.ep.cfg.Settings, c.secure)
+		f.DialbackErrors = f.Dialback
+		return c.abort(c.send(hdr, f.xml()))
 	case first && c.directTLS && c.peerCert != nil && c.checkPeerName() != nil && c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake:
 		// The name could not be checked during the handshake; refused at
 		// once now that it is known.
@@ -198,6 +203,8 @@ func (rs *receiverState) features() features {
 		f.TLSRequired = f.TLSRequired && !c.ep.fault(OmitRequired)
 		if c.ep.fault(OfferSASLPlain) {
 			f.Mechanisms = []string{"EXTERNAL"}
+		} else if emptyMechanisms(p, c.secure) {
+			f.Mechanisms = []string{}
 		}
 	}
 	if saslOffer(p, c.secure, c.peerCert != nil, c.peerCert != nil && c.certErr == nil) {
@@ -217,12 +224,21 @@ func (rs *receiverState) claim() {
 		c.relabel()
 		return
 	}
+	// What was read before the claim (the peer's stream header, with
+	// RecordReads) belongs to the negotiation's transcript too.
+	before := c.tr.transcript()
 	c.tr, rs.release = tr, done
 	if conn == verifyConn {
 		c.becomes(verifyConn, outcome.Authoritative, outcome.Receiver)
-		return
+	} else {
+		c.relabel()
 	}
-	c.relabel()
+	for _, e := range before {
+		if e.Read {
+			e.Conn, e.From, e.To = c.name, c.labelOf, c.labelMe
+			tr.add(e)
+		}
+	}
 }
 
 // background runs f beside the negotiation; the connection's handler

@@ -46,6 +46,10 @@ type Entry struct {
 	To      string `json:"to"`   // who received it
 	TLS     bool   `json:"tls"`  // whether it travelled inside TLS
 	XML     string `json:"xml"`
+	// Read marks what the receiving end recorded as it read it (bytes
+	// as they came, Config.RecordReads), rather than the sender as it
+	// sent it: what a server outside the harness said is only known so.
+	Read bool `json:"read,omitempty"`
 }
 
 // Result is what one negotiation came to, with what was seen on the way.

@@ -35,6 +35,16 @@ func saslOffer(p policy.Settings, secure, peerShowedCert, certValid bool) bool {
 	return peerShowedCert
 }
 
+// emptyMechanisms says whether a receiving end with settings p lists an
+// empty <mechanisms/> on a stream that is not TLS-protected: ejabberd
+// (external_offer=always) lists its SASL mechanisms on every stream it
+// does not require TLS on, and before TLS there are none it offers to a
+// server (recorded: interop-ejabberd/knobs/starttls-optional/C1/harness-initiates;
+// with s2s_use_starttls: required, only <starttls/>).
+func emptyMechanisms(p policy.Settings, secure bool) bool {
+	return !secure && p.TLS != policy.Required && p.SASL != policy.NotSupported && p.ExternalOffer == policy.ExternalAlways
+}
+
 // saslChoice says whether a connecting end with settings p uses EXTERNAL
 // from the offer f, and why not when it does not.
 func saslChoice(p policy.Settings, secure bool, f features, hasCert bool) (use bool, whyNot string) {

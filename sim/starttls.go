@@ -233,6 +233,12 @@ func (c *xconn) serverTLS() *tls.Config {
 				return nil, nil
 			}
 		}
+		if c.ep.cfg.Settings.VersionMismatch == policy.VersionMismatchClose {
+			c.versionErr = c.fail(outcome.ConnectionClosed, "the %s offers %s; the %s speaks only %s and closes the connection without an alert",
+				c.them, versionsText(hello.SupportedVersions), c.me, c.ep.cfg.Settings.TLSRangeText())
+			c.raw.Close()
+			return nil, errVersionClose
+		}
 		c.versionErr = c.fail(outcome.ProtocolVersion, "the %s offers %s; the %s speaks only %s",
 			c.them, versionsText(hello.SupportedVersions), c.me, c.ep.cfg.Settings.TLSRangeText())
 		return nil, nil
@@ -276,6 +282,7 @@ func (e *Endpoint) serverTLSBase() *tls.Config {
 // an invalid one when strict.
 func (c *xconn) clientTLS() *tls.Config {
 	lo, hi := c.tlsVersions()
+	closeOnMismatch := c.ep.cfg.Settings.VersionMismatch == policy.VersionMismatchClose
 	cfg := &tls.Config{
 		MinVersion: lo,
 		MaxVersion: hi,
@@ -284,8 +291,19 @@ func (c *xconn) clientTLS() *tls.Config {
 		// with an invalid certificate and the reason is still recorded.
 		InsecureSkipVerify: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
+			if closeOnMismatch && cs.Version < lo {
+				c.versionErr = c.fail(outcome.ConnectionClosed, "the %s chose %s; the %s offered every version from TLS 1.0 but completes only %s, and closes the connection without an alert",
+					c.them, tls.VersionName(cs.Version), c.me, c.ep.cfg.Settings.TLSRangeText())
+				c.raw.Close()
+				return errVersionClose
+			}
 			return c.judge(cs, x509.ExtKeyUsageServerAuth, c.ep.cfg.Settings.RefuseServer == policy.ServerRefusalHandshake)
 		},
+	}
+	if closeOnMismatch {
+		// As OpenSSL-based servers do: every version is offered, and one
+		// below what the end completes ends the connection.
+		cfg.MinVersion = tls.VersionTLS10
 	}
 	if c.ep.cert != nil && !c.ep.cfg.WithholdClientCert {
 		// Presented whatever CAs the server's CertificateRequest names, as
@@ -307,6 +325,10 @@ func (c *xconn) clientTLS() *tls.Config {
 	}
 	return cfg
 }
+
+// errVersionClose ends a handshake whose versions do not work out, on a
+// connection already closed without an alert (version_mismatch=close).
+var errVersionClose = errors.New("TLS versions do not work out: connection closed without an alert")
 
 // tlsVersions is the range of TLS versions the end speaks, as
 // crypto/tls numbers them.

@@ -122,7 +122,7 @@ func (cr connReader) Read(b []byte) (int, error) {
 	n, err := c.conn.Read(b)
 	r.total += int64(n)
 	if c.ep.cfg.RecordReads && n > 0 {
-		c.tr.add(Entry{Conn: c.name, From: c.labelOf, To: c.labelMe, TLS: c.secure, XML: string(b[:n])})
+		c.tr.add(Entry{Conn: c.name, From: c.labelOf, To: c.labelMe, TLS: c.secure, XML: string(b[:n]), Read: true})
 	}
 	if r.sniff && n > 0 {
 		if i := bytes.IndexFunc(b[:n], func(ch rune) bool { return !unicode.IsSpace(ch) && ch != '\uFEFF' }); i >= 0 {

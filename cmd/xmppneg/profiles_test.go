@@ -25,7 +25,7 @@ func TestProfilesShowsOneWithTheKnobsThatDiffer(t *testing.T) {
 	code, out, _ := runCLI("profiles", "ejabberd-23-example")
 	require.Equal(t, exitOK, code)
 	assert.Contains(t, out, "* eku=client ")
-	assert.Contains(t, out, "  plain_dialback=refuse ", "a knob as the harness has it is not marked")
+	assert.Contains(t, out, "  required_marker=send ", "a knob as the harness has it is not marked")
 
 	code, out, _ = runCLI("profiles", "jabberd2-2.7", "-o", "json")
 	require.Equal(t, exitOK, code)
