@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/xmppneg
 
-.PHONY: all build run test deps vet unit interop repeat bench fuzz report clean
+.PHONY: all build run test deps vet unit interop repeat bench bench-interop fuzz report clean
 
 # Real servers the interop tests negotiate with (Debian packages).
 DEPS_PKGS := prosody lua-unbound ejabberd jabberd2
@@ -55,7 +55,12 @@ test: deps vet unit interop repeat
 # 5, ratios by cmd/benchratio), then the suite-sized benchmarks.
 bench:
 	$(GO) test -run '^$$' -bench 'BareTLS|Negotiate' -benchmem -count 5 ./sim | $(GO) run ./cmd/benchratio
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 -benchtime 3x ./scenarios ./scenarios/partners ./sim/probe | $(GO) run ./cmd/benchratio
+	$(GO) test -run '^$$' -bench 'Lync|Pairwise|Profiles|Partners|Probe' -benchmem -count 3 -benchtime 3x ./scenarios ./scenarios/partners ./sim/probe | $(GO) run ./cmd/benchratio
+
+# The real servers' suites together, once: negotiations a second and
+# server processes started, beside the profiles suite (the harness alone).
+bench-interop:
+	$(GO) test -run '^$$' -bench 'InteropSuites|Profiles' -benchtime 1x -count 1 ./scenarios
 
 # Each fuzz target for FUZZTIME (default 60s).
 FUZZTIME ?= 60s

@@ -29,6 +29,13 @@ type process struct {
 	out *watch
 }
 
+// started counts the server processes started (Starts).
+var started atomic.Int64
+
+// Starts returns how many server processes this program has started:
+// what a sweep's speed depends on (one ejabberd serves many settings).
+func Starts() int64 { return started.Load() }
+
 // signal is a line a launcher waits for: the server saying it is ready,
 // or saying why it cannot be.
 type signal struct {
@@ -151,6 +158,7 @@ func startProcess(dir, logName string, env []string, stdin *os.File, signals []s
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
 	pw.Close()
+	started.Add(1)
 	p := &process{cmd: cmd, done: make(chan struct{}), out: newWatch(append(signals, portTaken))}
 	copied := make(chan struct{})
 	go func() {
