@@ -175,6 +175,13 @@ func runCommand(c *command, args []string, e *env) int {
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
 	if err := checkFlagNames(fs, args); err != nil {
+		var nv *noValueError
+		if errors.As(err, &nv) && c.cmdletTail {
+			// A command that reads the cmdlet's words: $true typed into
+			// a POSIX shell vanished.
+			e.errorf("%v: %s", err, posixDollarHint)
+			return exitUsage
+		}
 		e.errorf("%v (see 'xmppneg %s --help')", err, c.name)
 		return exitUsage
 	}
@@ -226,11 +233,19 @@ func checkFlagNames(fs *flag.FlagSet, args []string) error {
 			return errors.New(msg)
 		}
 		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			if i+1 == len(args) {
+				return &noValueError{name}
+			}
 			i++ // its value
 		}
 	}
 	return nil
 }
+
+// noValueError is a flag given last, without its value.
+type noValueError struct{ name string }
+
+func (e *noValueError) Error() string { return "--" + e.name + " has no value" }
 
 // parseInterspersed parses flags wherever they stand among the
 // positional arguments, as in "xmppneg run pairwise -o html"; after "--"

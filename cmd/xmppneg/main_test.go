@@ -101,6 +101,30 @@ func TestCheckInTheCmdletsWords(t *testing.T) {
 	}
 }
 
+// A line pasted into bash loses $true: the shell expands it to
+// nothing. check names the parameter left without a value and says why.
+func TestCheckSaysWhichParameterLostItsDollarValue(t *testing.T) {
+	for _, args := range [][]string{
+		// New-CsXmppAllowedPartner ... -SupportDialbackNegotiation $true, as bash passes it
+		{"check", "New-CsXmppAllowedPartner", "-Identity", "a.example", "-TlsNegotiation", "Required", "-SupportDialbackNegotiation"},
+		{"check", "New-CsXmppAllowedPartner", "-Identity", "a.example", "-SupportDialbackNegotiation", "-TlsNegotiation", "Required"},
+		{"check", "New-CsXmppAllowedPartner -Identity a.example -SupportDialbackNegotiation"},
+	} {
+		code, _, stderr := runCLI(args...)
+		assert.Equal(t, exitUsage, code, args)
+		assert.Contains(t, stderr, "-SupportDialbackNegotiation has no value: in a POSIX shell (bash, zsh, sh) $true and $false are shell variables that expand to nothing; quote them ('$true', '$false')", args)
+	}
+	for name, args := range map[string][]string{
+		"dialback":                   {"check", "--tls", "Required", "--sasl", "Optional", "--dialback"},
+		"SupportDialbackNegotiation": {"check", "--SupportDialbackNegotiation", "--TlsNegotiation", "Required", "--SaslNegotiation", "Optional"},
+	} {
+		code, _, stderr := runCLI(args...)
+		assert.Equal(t, exitUsage, code, args)
+		assert.Contains(t, stderr, "--"+name+" has no value", args)
+		assert.Contains(t, stderr, "$true and $false are shell variables that expand to nothing", args)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
