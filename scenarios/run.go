@@ -87,6 +87,27 @@ type Options struct {
 	KeepTranscripts bool
 }
 
+// SetDefaultTimeout gives every endpoint of cases whose scenario sets no
+// timeout (timeout: in the file) the deadline d instead of
+// sim.DefaultTimeout.
+func SetDefaultTimeout(cases []*Case, d time.Duration) {
+	for _, c := range cases {
+		for _, e := range append([]*Endpoint{&c.Initiator, &c.Receiver}, ptrs(c.Others)...) {
+			if e.Timeout == 0 {
+				e.Timeout = d
+			}
+		}
+	}
+}
+
+func ptrs(es []Endpoint) []*Endpoint {
+	out := make([]*Endpoint, len(es))
+	for i := range es {
+		out[i] = &es[i]
+	}
+	return out
+}
+
 // Select applies the filter and the shard to cases, keeping their order.
 func Select(cases []*Case, opt Options) []*Case {
 	var out []*Case

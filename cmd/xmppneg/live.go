@@ -183,7 +183,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address where the harness listens, as authoritative server and for the server's own streams")
 	transcript := fs.Bool("transcript", false, "print the XML transcripts")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation and each TLS handshake")
-	jobs := fs.Int("j", 4, "domains probed at once (with --domains)")
+	jobs := fs.Int("j", 4, "probe `N` domains at once (with --domains)")
 	out := outputFlag(fs, "text", "json", "junit", "html")
 	lf := defineLiveFlags(fs)
 	return func(args []string) int {
@@ -373,6 +373,10 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 		if !ok {
 			return exitUsage
 		}
+		// Listening for SIGINT before anything is printed: a signal that
+		// comes as soon as "serving" shows stops serve, never the process.
+		ctx, stop := interruptible()
+		defer stop()
 		// Servers that connect are found again (for dialback, for the
 		// answers) as --peer says, or through DNS as real servers are.
 		n := sim.NewNetwork()
@@ -391,8 +395,6 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 		if dns != nil {
 			fmt.Fprintf(e.stdout, "DNS: SRV _xmpp-server._tcp.%s on udp %s\n", *domain, dns.Addr())
 		}
-		ctx, stop := interruptible()
-		defer stop()
 		for {
 			select {
 			case r := <-results:
@@ -420,7 +422,9 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 				if dns != nil {
 					dns.Close()
 				}
-				return exitOK
+				// Interrupted is how serve ends: 130, as documented and
+				// as shells report a SIGINT.
+				return exitInterrupted
 			}
 		}
 	}

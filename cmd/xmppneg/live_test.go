@@ -178,7 +178,7 @@ func TestServePrintsInboundNegotiationsUntilInterrupted(t *testing.T) {
 	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
 	select {
 	case code := <-done:
-		assert.Equal(t, exitOK, code)
+		assert.Equal(t, exitInterrupted, code, "130 on SIGINT, as documented")
 	case <-time.After(5 * time.Second):
 		t.Fatal("serve did not stop on SIGINT")
 	}
@@ -288,7 +288,7 @@ func TestServerCommandThenProbe(t *testing.T) {
 	assert.Contains(t, out, "diagnosis: federation works with SASL over TLS.")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	assert.Equal(t, exitOK, waitExit(t, cmd, 15*time.Second), stderr.String())
+	assert.Equal(t, exitInterrupted, waitExit(t, cmd, 15*time.Second), "130 on SIGINT, as documented: %s", stderr.String())
 }
 
 // A secret file that could be guessed or is not there stops serve before
@@ -343,7 +343,7 @@ func TestServeStopsFastWithManyOpenConnections(t *testing.T) {
 	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
 	select {
 	case code := <-done:
-		assert.Equal(t, exitOK, code)
+		assert.Equal(t, exitInterrupted, code, "130 on SIGINT, as documented")
 	case <-time.After(5 * time.Second):
 		t.Fatal("serve did not stop on SIGINT")
 	}

@@ -184,19 +184,27 @@ func TestMatrixFormats(t *testing.T) {
 	assert.True(t, strings.HasPrefix(got.Tables[1].Rows[6].ID, "M7"))
 }
 
-// Help shows flags as the usage lines and the README write them.
-func TestHelpShowsDoubleDashFlags(t *testing.T) {
+// Help shows flags as the usage lines and the README write them:
+// --name, and -o, -v, -j for the one-letter ones.
+func TestHelpShowsFlagsAsTheUsageLinesWriteThem(t *testing.T) {
 	for _, c := range commands {
 		_, out, _ := runCLI(c.name, "--help")
-		flags := regexp.MustCompile(`(?m)^  (-+)\w`).FindAllStringSubmatch(out, -1)
+		flags := regexp.MustCompile(`(?m)^  (-+)(\w+)`).FindAllStringSubmatch(out, -1)
 		require.NotEmpty(t, flags, c.name)
 		for _, f := range flags {
-			assert.Equal(t, "--", f[1], "%s --help:\n%s", c.name, out)
+			want := "--"
+			if len(f[2]) == 1 {
+				want = "-"
+			}
+			assert.Equal(t, want, f[1], "%s --help:\n%s", c.name, out)
 		}
 	}
 	_, out, _ := runCLI("run", "--help")
 	assert.Contains(t, out, "  --run REGEXP\n")
-	assert.Contains(t, out, "  --o FORMAT\n      output format: table, json, jsonl, junit, html (default table)")
+	assert.Contains(t, out, "  -o FORMAT\n      output format: table, json, jsonl, junit, html (default table)")
+	assert.Contains(t, out, "  -v\n")
+	assert.Contains(t, out, "  -j N\n")
+	assert.NotContains(t, out, "  --o ")
 }
 
 // Empty lists are [] in JSON, never null.

@@ -38,7 +38,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 	lang := fs.String("lang", "en", "language of the text and HTML labels: en, or ko (the Korean document's terms)")
 	verbose := fs.Bool("v", false, "details and transcripts of every partner, not only of those that need something")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
-	jobs := fs.Int("j", 4*runtime.NumCPU(), "negotiations run at once (one that waits for its deadline holds a worker)")
+	jobs := fs.Int("j", 4*runtime.NumCPU(), "run `N` negotiations at once (one that waits for its deadline holds a worker)")
 	return func(args []string) int {
 		if len(args) != 1 {
 			e.errorf("give one partner list file (see 'xmppneg partners --help')")

@@ -311,6 +311,54 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+func TestVersionHelp(t *testing.T) {
+	code, out, _ := runCLI("version", "--help")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "Usage: xmppneg version")
+	assert.NotRegexp(t, `^xmppneg \S+ .*go1`, out, "help, not the version")
+}
+
+// verify --out writes its report, as run --out does, and still shows
+// the verdict.
+func TestVerifyOutWritesItsReport(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := runCLI("verify", "--out", dir)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, out, "wrote "+filepath.Join(dir, "report.txt"))
+	assert.Contains(t, out, "OK: 18 of 18 rows agree")
+	report, err := os.ReadFile(filepath.Join(dir, "report.txt"))
+	require.NoError(t, err)
+	assert.Contains(t, string(report), "OK: 18 of 18 rows agree with the full matrix (648 negotiations")
+	assert.NotContains(t, string(report), "\x1b[")
+
+	dir = t.TempDir()
+	code, _, stderr = runCLI("verify", "-o", "json", "--out", dir)
+	require.Equal(t, exitOK, code, stderr)
+	var rep struct {
+		OK bool `json:"ok"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &rep))
+	assert.True(t, rep.OK)
+}
+
+// run --timeout is the deadline of endpoints whose scenario sets none.
+func TestRunTimeout(t *testing.T) {
+	f := writeFile(t, "silent.yaml", `suite: silent
+scenarios:
+  - name: a receiver that says nothing after the header
+    initiator: {domain: a.test}
+    receiver: {domain: b.test, faults: [silent-at=starttls]}
+    expect: fail
+`)
+	start := time.Now()
+	code, out, stderr := runCLI("run", f, "--timeout", "300ms", "-v")
+	require.Equal(t, exitOK, code, "%s\n%s", out, stderr)
+	assert.Contains(t, out, "within 300ms")
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
 // suiteSize is how many negotiations a shipped suite declares.
 func suiteSize(t *testing.T, name string) int {
 	t.Helper()
