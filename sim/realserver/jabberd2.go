@@ -96,7 +96,7 @@ type Jabberd2 struct {
 // every other domain through the DNS responder at dnsAddr. It returns
 // once the s2s port accepts connections and the session manager serves
 // the domain.
-func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr string) (*Jabberd2, error) {
+func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr string) (_ *Jabberd2, err error) {
 	if err := Require("jabberd2"); err != nil {
 		return nil, err
 	}
@@ -111,6 +111,7 @@ func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr st
 	if err != nil {
 		return nil, err
 	}
+	defer removeOnError(dir, &err)
 	j := &Jabberd2{domain: domain, dir: dir, settings: s, componentSecret: randomHex(16)}
 	if j.port, err = freePort(); err != nil {
 		return nil, err

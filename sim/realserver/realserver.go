@@ -61,6 +61,15 @@ func Require(server string) error {
 	return nil
 }
 
+// removeOnError removes dir when *err is set on return: a start that
+// fails leaves no temporary directory behind (a start that succeeds
+// leaves it to Stop).
+func removeOnError(dir string, err *error) {
+	if *err != nil {
+		os.RemoveAll(dir)
+	}
+}
+
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
