@@ -609,6 +609,12 @@ func (rs *receiverState) report() {
 	if f != nil && rs.release == nil {
 		r := c.tr.result(outcome.Receiver, c.peer, e.cfg.Domain)
 		r.Role = c.me.String()
+		if c.me == outcome.Authoritative && !c.tr.failed() {
+			// A verify connection that asked, had its answers and
+			// ended did its job: it authenticates nothing, by design
+			// (XEP-0220 §2.3), and failed at nothing.
+			r.Outcome, r.VerifyAnswered = outcome.Outcome{}, true
+		}
 		f(r)
 	}
 }

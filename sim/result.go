@@ -77,6 +77,12 @@ type Result struct {
 	Role string
 	// At is when the negotiation started.
 	At time.Time
+	// VerifyAnswered is set, for a verify connection a server outside
+	// the harness opened to an endpoint (Role "authoritative"), when it
+	// asked, had its answers (Notes say which) and ended: what a
+	// verify connection is for. Its Outcome is then neither a method
+	// nor a failure.
+	VerifyAnswered bool
 }
 
 // Attempt is one target a connection tried and what happened there.
@@ -105,8 +111,39 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Notes      []string          `json:"notes,omitempty"`
 		Role       string            `json:"role,omitempty"`
 		Transcript []Entry           `json:"transcript"`
-	}{r.Initiator, r.Receiver, r.Outcome.ID(), r.Outcome.Failure, r.Outcome.String(), nonNil(r.Recovered), r.TLS,
+	}{r.Initiator, r.Receiver, r.outcomeID(), r.Outcome.Failure, r.outcomeText(), nonNil(r.Recovered), r.TLS,
 		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), r.Resolution, r.Attempts, r.Notes, r.Role, nonNil(r.Transcript)})
+}
+
+// outcomeID is the outcome's id, or "verify-answered" for a verify
+// connection that did its job.
+func (r *Result) outcomeID() string {
+	if r.VerifyAnswered {
+		return "verify-answered"
+	}
+	return r.Outcome.ID()
+}
+
+func (r *Result) outcomeText() string {
+	if r.VerifyAnswered {
+		return "verify connection: " + r.verifyAnswers()
+	}
+	return r.Outcome.String()
+}
+
+// verifyAnswers says what a verify connection was answered, from the
+// notes the authoritative end made.
+func (r *Result) verifyAnswers() string {
+	var answers []string
+	for _, n := range r.Notes {
+		if strings.HasPrefix(n, "answered ") {
+			answers = append(answers, n)
+		}
+	}
+	if len(answers) == 0 {
+		return "ended without asking anything"
+	}
+	return strings.Join(answers, "; ")
 }
 
 func nonNil[T any](s []T) []T {
@@ -120,6 +157,9 @@ func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 10
 
 // Explain is a one-line account of the result for a person.
 func (r *Result) Explain() string {
+	if r.VerifyAnswered {
+		return fmt.Sprintf("%s: verify connection: %s (its dialback check, as designed)", r.Route(), r.verifyAnswers())
+	}
 	s := fmt.Sprintf("%s: %s", r.Route(), r.Outcome.Explain())
 	if r.Outcome.OK() {
 		for _, f := range r.Recovered {

@@ -68,6 +68,13 @@ func (t *trace) keptNotes() []string {
 	return notes
 }
 
+// failed reports whether any failure was recorded.
+func (t *trace) failed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.failures) > 0
+}
+
 func (t *trace) hideVerifyFailures() {
 	t.mu.Lock()
 	defer t.mu.Unlock()

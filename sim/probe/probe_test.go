@@ -101,6 +101,31 @@ func TestProbeSeesTheVerifyBack(t *testing.T) {
 	assert.NotContains(t, all, "--dns-listen", "the harness was found: no advice about DNS")
 }
 
+// A dialback verify connection that asks, gets its answer and ends has
+// done its job: it is not a failure, in the report or the diagnosis.
+func TestVerifyConnectionDoingItsJobIsNoFailure(t *testing.T) {
+	l := newLab(t, "")
+	l.server("db.test", "sasl=NotSupported")
+	r := l.env.Probe(context.Background(), "db.test", "")
+	assert.Equal(t, "works", r.Verdict(), r.Diagnosis)
+	var verify *sim.Result
+	for _, in := range r.Inbound {
+		if in.Role == "authoritative" {
+			verify = in
+		}
+	}
+	require.NotNil(t, verify, "db.test verified the harness's dialback key with it")
+	assert.True(t, verify.VerifyAnswered)
+	assert.Nil(t, verify.Outcome.Failure)
+	assert.Contains(t, verify.Explain(), "db.test → harness.test: verify connection: answered db.test's db:verify for stream ")
+	assert.Contains(t, verify.Explain(), "valid")
+	var b strings.Builder
+	WriteText(&b, r, false)
+	assert.NotContains(t, b.String(), "undefined-condition")
+	assert.NotContains(t, b.String(), "without authentication and without an error")
+	assert.NotContains(t, strings.Join(r.Diagnosis, "\n"), "failed")
+}
+
 func TestProbeNamesWhatIsWrongWithTheServer(t *testing.T) {
 	l := newLab(t, "")
 	l.server("chain.test", "cert=missing-intermediate")
