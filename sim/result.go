@@ -83,6 +83,25 @@ type Result struct {
 	// verify connection is for. Its Outcome is then neither a method
 	// nor a failure.
 	VerifyAnswered bool
+	// Scan is set for a connection that was the probe's TLS version
+	// scan (ScanALPN), not a negotiation.
+	Scan *ScanSeen
+}
+
+// ScanSeen is a TLS version scan as the scanned endpoint saw it.
+type ScanSeen struct {
+	Version  string `json:"version"`  // "TLS 1.1"
+	From     string `json:"from"`     // the scanner's address
+	Accepted bool   `json:"accepted"` // the handshake completed
+}
+
+// String is one line: "TLS 1.1 scan from 127.0.0.1:40000, refused".
+func (s *ScanSeen) String() string {
+	state := "refused"
+	if s.Accepted {
+		state = "accepted"
+	}
+	return fmt.Sprintf("%s scan from %s, %s", s.Version, s.From, state)
 }
 
 // Attempt is one target a connection tried and what happened there.

@@ -72,6 +72,11 @@ type xconn struct {
 	// versionErr is the recorded failure of a handshake in which the
 	// peer offered no TLS version this end speaks.
 	versionErr error
+	// scanVersion is set when the peer's ClientHello says it is the
+	// probe's TLS version scan (ScanALPN): the one version it offered.
+	scanVersion uint16
+	// handshaken is set once a TLS handshake on the connection completed.
+	handshaken bool
 	labelMe    string // "initiator a.test", for transcripts
 	labelOf    string
 }

@@ -185,6 +185,57 @@ func TestServePrintsInboundNegotiationsUntilInterrupted(t *testing.T) {
 	assert.Contains(t, out.String(), "stopping")
 }
 
+// serve with direct_tls=true listens for direct TLS where
+// --direct-tls-listen says and publishes _xmpps-server on --dns-listen:
+// the probe finds and uses it. The probe's TLS version scans show in
+// serve's log as one line each, not as failed negotiations.
+func TestServeDirectTLSAndScans(t *testing.T) {
+	dnsAddr := freeUDPAddr(t)
+	direct, harnessAddr := freeAddr(t), freeAddr(t)
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"serve", "--domain", "served.test", "--listen", "127.0.0.1:0", "--direct-tls-listen", direct,
+			"--dns-listen", dnsAddr, "--peer", "harness.test=" + harnessAddr}, &out, &errb)
+	}()
+	waitFor(t, &out, regexp.MustCompile(`DNS: SRV _xmpps-server\._tcp\.served\.test on udp `))
+	assert.Contains(t, out.String(), "direct TLS (XEP-0368) on "+direct)
+
+	code, pout, perr := runCLI("probe", "--domain", "served.test", "--resolver", dnsAddr, "--listen", harnessAddr)
+	assert.Equal(t, exitOK, code, "%s\n%s", pout, perr)
+	assert.Contains(t, pout, "SRV _xmpps-server._tcp.served.test. → 0 0 "+strings.TrimPrefix(direct, "127.0.0.1:")+" 127.0.0.1.")
+	assert.Contains(t, pout, "(direct TLS), from _xmpps-server._tcp SRV")
+	assert.Contains(t, pout, "tried "+direct+" (_xmpps-server._tcp SRV): connected")
+
+	waitFor(t, &out, regexp.MustCompile(`harness\.test → served\.test: authenticated`))
+	log := out.String()
+	assert.Regexp(t, `(?m)^TLS 1\.1 scan from 127\.0\.0\.1:\d+, refused$`, log, "a scan on the direct TLS port")
+	assert.Regexp(t, `(?m)^TLS 1\.0 scan from 127\.0\.0\.1:\d+ \(harness\.test\), refused$`, log, "a scan after STARTTLS")
+	assert.Regexp(t, `(?m)^TLS 1\.3 scan from .*, accepted$`, log)
+	assert.NotContains(t, log, "FAILED", "no scan is logged as a failed negotiation")
+
+	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
+	select {
+	case code := <-done:
+		assert.Equal(t, exitInterrupted, code)
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not stop on SIGINT")
+	}
+
+	code, _, stderr := runCLI("serve", "--domain", "x.test", "--listen", "127.0.0.1:0", "--policy", "direct_tls=true,cert=missing")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "direct_tls=true needs a certificate")
+}
+
+// freeUDPAddr is a loopback UDP address nobody uses, for a DNS server.
+func freeUDPAddr(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
 // A probe that times out says after how long it gave up: the --timeout
 // given, not the default.
 func TestProbeTimeoutIsTheOneGiven(t *testing.T) {
