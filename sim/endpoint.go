@@ -462,6 +462,7 @@ func (e *Endpoint) open(ctx context.Context, domain string, then func(*initiator
 	if err == nil {
 		hs := &initiatorState{connecting: connecting{c: c}}
 		if err = hs.handshake(); err == nil {
+			tr.authenticated(hs.method)
 			c.step = outcome.StepStream
 			if err = then(hs); err == nil {
 				tr.succeed(outcome.Initiator, hs.method)

@@ -56,7 +56,12 @@ type Result struct {
 	// Recovered lists failures that a later step made good, such as a
 	// SASL EXTERNAL refusal followed by successful dialback.
 	Recovered []outcome.Failure
-	TLS       *TLSInfo
+	// Authenticated is, in the initiator's view, the method it
+	// authenticated with, whatever came next: a negotiation whose ping
+	// then went unanswered failed (Outcome), but its authentication
+	// happened and is kept here.
+	Authenticated outcome.Method
+	TLS           *TLSInfo
 	// Offers lists the features the receiver offered on each stream of
 	// the main connection, as the initiator read them.
 	Offers     []Offer
@@ -129,9 +134,24 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Attempts   []Attempt         `json:"attempts,omitempty"`
 		Notes      []string          `json:"notes,omitempty"`
 		Role       string            `json:"role,omitempty"`
+		Auth       string            `json:"authenticated,omitempty"`
 		Transcript []Entry           `json:"transcript"`
 	}{r.Initiator, r.Receiver, r.outcomeID(), r.Outcome.Failure, r.outcomeText(), nonNil(r.Recovered), r.TLS,
-		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), r.Resolution, r.Attempts, r.Notes, r.Role, nonNil(r.Transcript)})
+		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), r.Resolution, r.Attempts, r.Notes, r.Role, authID(r.Authenticated), nonNil(r.Transcript)})
+}
+
+// authID is the id of the method authenticated with, "" when none.
+func authID(m outcome.Method) string {
+	if m == 0 {
+		return ""
+	}
+	return m.String()
+}
+
+// AuthenticatedThenFailed reports whether the initiator authenticated
+// and what it did next failed (its ping unanswered, say).
+func (r *Result) AuthenticatedThenFailed() bool {
+	return r.Authenticated != 0 && !r.Outcome.OK()
 }
 
 // outcomeID is the outcome's id, or "verify-answered" for a verify
@@ -178,6 +198,9 @@ func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 10
 func (r *Result) Explain() string {
 	if r.VerifyAnswered {
 		return fmt.Sprintf("%s: verify connection: %s (its dialback check, as designed)", r.Route(), r.verifyAnswers())
+	}
+	if r.AuthenticatedThenFailed() {
+		return fmt.Sprintf("%s: authenticated with %s, then %s", r.Route(), r.Authenticated.Name(), r.Outcome.Explain())
 	}
 	s := fmt.Sprintf("%s: %s", r.Route(), r.Outcome.Explain())
 	if r.Outcome.OK() {

@@ -82,7 +82,11 @@ type Report struct {
 	Negotiation *sim.Result     `json:"negotiation"`
 	// Inbound are the connections the server opened back to the harness
 	// during the probe: its verify connection, its own stream.
-	Inbound   []*sim.Result `json:"inbound"`
+	Inbound []*sim.Result `json:"inbound"`
+	// Reply is, when the harness authenticated and what it sent then
+	// went unanswered, what became of the server's reply: a finding of
+	// its own, the authentication being kept in Negotiation.
+	Reply     string        `json:"reply,omitempty"`
 	Diagnosis []string      `json:"diagnosis"`
 	Findings  []string      `json:"findings"`
 	Duration  time.Duration `json:"-"`
@@ -167,6 +171,7 @@ func (env *Env) Probe(ctx context.Context, domain, addr string) *Report {
 	if rep.Inbound == nil {
 		rep.Inbound = []*sim.Result{}
 	}
+	rep.Reply = replyPath(rep, env)
 	rep.Diagnosis = diagnose(rep, env)
 	rep.Findings = findings(rep)
 	rep.Duration = time.Since(start)
@@ -272,7 +277,9 @@ func diagnose(rep *Report, env *Env) []string {
 		return out
 	}
 	r := rep.Negotiation
-	if r.Outcome.OK() {
+	if r.AuthenticatedThenFailed() {
+		say("%s → %s authenticates with %s, but %s's replies do not reach the harness: %s.", rep.Harness, rep.Domain, r.Authenticated.Name(), rep.Domain, rep.Reply)
+	} else if r.Outcome.OK() {
 		s := fmt.Sprintf("federation works with %s", r.Outcome.Method.Name())
 		if len(r.Recovered) > 0 {
 			s += fmt.Sprintf(", after %s failed (%s)", r.Recovered[0].Step, r.Recovered[0].Message)
@@ -314,6 +321,27 @@ func diagnose(rep *Report, env *Env) []string {
 			advise(env, "--dns-listen", "it must find the harness's domain: run with --dns-listen and point the server's resolver at it, or publish the harness's SRV record"))
 	}
 	return out
+}
+
+// replyPath says what became of the server's answer to the harness's
+// ping when the harness authenticated and the answer did not come: ""
+// otherwise.
+func replyPath(rep *Report, env *Env) string {
+	r := rep.Negotiation
+	if r == nil || !r.AuthenticatedThenFailed() {
+		return ""
+	}
+	f := r.Outcome.Failure
+	switch {
+	case f == nil:
+		return "the negotiation ended after authentication"
+	case f.Step == outcome.StepTimeout:
+		return fmt.Sprintf("%s's answer to the harness's ping never came within %s, neither on this stream nor over a stream of its own to %s",
+			rep.Domain, env.Timeout, rep.Harness)
+	case f.Condition == outcome.PingError:
+		return fmt.Sprintf("%s answered the harness's ping with an error", rep.Domain)
+	}
+	return fmt.Sprintf("after authentication, %s", f.Explain())
 }
 
 // advise returns the advice, unless its option was given.

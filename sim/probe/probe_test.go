@@ -14,6 +14,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 	"xmppneg/scenarios"
 	"xmppneg/sim"
 	"xmppneg/sim/loopdns"
@@ -124,6 +125,38 @@ func TestVerifyConnectionDoingItsJobIsNoFailure(t *testing.T) {
 	assert.NotContains(t, b.String(), "undefined-condition")
 	assert.NotContains(t, b.String(), "without authentication and without an error")
 	assert.NotContains(t, strings.Join(r.Diagnosis, "\n"), "failed")
+}
+
+// The harness authenticates (<success/> received) and the server's
+// answer to the ping must come over a stream of its own, which never
+// comes: the server cannot find the harness. The success is kept, and
+// the reply path is a finding of its own, with its diagnosis.
+func TestProbeKeepsTheSuccessWhenTheReplyNeverComes(t *testing.T) {
+	l := newLab(t, "")
+	// A server that answers over a stream of its own and finds nobody:
+	// no DNS, no address book.
+	s, err := policy.ParseSpec("answer_pings=own-stream")
+	require.NoError(t, err)
+	lost, err := sim.NewEndpoint(sim.Config{Domain: "lost.test", Settings: s, Net: sim.NewNetwork(), Unlisted: true, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	require.NoError(t, lost.Start())
+	t.Cleanup(func() { lost.Close() })
+	require.NoError(t, l.dns.Set("lost.test", lost.Addr()))
+
+	r := l.env.Probe(context.Background(), "lost.test", "")
+	assert.Equal(t, outcome.SASLOverTLS, r.Negotiation.Authenticated, "the success is kept")
+	assert.Equal(t, "fails", r.Verdict(), "its replies cannot reach the harness")
+	require.NotNil(t, r.Reply)
+	var b strings.Builder
+	WriteText(&b, r, false)
+	text := b.String()
+	assert.Contains(t, text, "  harness.test → lost.test: authenticated with SASL over TLS\n")
+	assert.Contains(t, text, "  reply path: lost.test's answer to the harness's ping never came within 2s, neither on this stream nor over a stream of its own to harness.test\n")
+	assert.NotContains(t, text, "timeout during stream")
+	all := strings.Join(r.Diagnosis, "\n")
+	assert.Contains(t, all, "harness.test → lost.test authenticates with SASL over TLS, but lost.test's replies do not reach the harness")
+	assert.Contains(t, all, "lost.test never connected back to the harness within 2s")
+	assert.Equal(t, "SASL over TLS, no reply", r.Method())
 }
 
 func TestProbeNamesWhatIsWrongWithTheServer(t *testing.T) {

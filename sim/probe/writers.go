@@ -41,6 +41,9 @@ func (r *Report) Method() string {
 	if o := r.Negotiation.Outcome; o.OK() {
 		return o.Method.Name()
 	}
+	if r.Negotiation.AuthenticatedThenFailed() {
+		return r.Negotiation.Authenticated.Name() + ", no reply"
+	}
 	return r.Negotiation.Outcome.String()
 }
 
@@ -138,7 +141,14 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 			}
 			fmt.Fprintf(w, "  offered %s: %s\n", when, o.Features)
 		}
-		fmt.Fprintf(w, "  %s\n", n.Explain())
+		if n.AuthenticatedThenFailed() {
+			// The authentication happened; what became of the reply is
+			// a finding of its own.
+			fmt.Fprintf(w, "  %s: authenticated with %s\n", n.Route(), n.Authenticated.Name())
+			fmt.Fprintf(w, "  reply path: %s\n", r.Reply)
+		} else {
+			fmt.Fprintf(w, "  %s\n", n.Explain())
+		}
 		if transcript {
 			fmt.Fprintf(w, "%s\n", indent(n.TranscriptText(), "    "))
 		}
