@@ -86,7 +86,16 @@ type Report struct {
 	// Reply is, when the harness authenticated and what it sent then
 	// went unanswered, what became of the server's reply: a finding of
 	// its own, the authentication being kept in Negotiation.
-	Reply     string        `json:"reply,omitempty"`
+	Reply string `json:"reply,omitempty"`
+	// Learned is the server's settings as derived from what was
+	// observed, nil when nothing was reached; Partners what each shipped
+	// profile comes to with it, by the oracle.
+	Learned  *Learned      `json:"learned"`
+	Partners []PartnerView `json:"partners"`
+	// Lenient is set when the harness authenticated only because it
+	// goes on past an invalid certificate (strict=false): the default
+	// partner refuses it.
+	Lenient   bool          `json:"lenient"`
 	Diagnosis []string      `json:"diagnosis"`
 	Findings  []string      `json:"findings"`
 	Duration  time.Duration `json:"-"`
@@ -172,6 +181,11 @@ func (env *Env) Probe(ctx context.Context, domain, addr string) *Report {
 		rep.Inbound = []*sim.Result{}
 	}
 	rep.Reply = replyPath(rep, env)
+	rep.Partners = []PartnerView{}
+	if rep.Learned = learn(rep, env.Harness.Settings()); rep.Learned != nil {
+		rep.Partners = partnerViews(rep.Learned.Settings)
+		rep.Lenient = lenient(rep)
+	}
 	rep.Diagnosis = diagnose(rep, env)
 	rep.Findings = findings(rep)
 	rep.Duration = time.Since(start)
@@ -277,9 +291,12 @@ func diagnose(rep *Report, env *Env) []string {
 		return out
 	}
 	r := rep.Negotiation
+	if rep.Lenient {
+		say("%s", lenientDiagnosis(rep))
+	}
 	if r.AuthenticatedThenFailed() {
 		say("%s → %s authenticates with %s, but %s's replies do not reach the harness: %s.", rep.Harness, rep.Domain, r.Authenticated.Name(), rep.Domain, rep.Reply)
-	} else if r.Outcome.OK() {
+	} else if r.Outcome.OK() && !rep.Lenient {
 		s := fmt.Sprintf("federation works with %s", r.Outcome.Method.Name())
 		if len(r.Recovered) > 0 {
 			s += fmt.Sprintf(", after %s failed (%s)", r.Recovered[0].Step, r.Recovered[0].Message)
@@ -321,6 +338,34 @@ func diagnose(rep *Report, env *Env) []string {
 			advise(env, "--dns-listen", "it must find the harness's domain: run with --dns-listen and point the server's resolver at it, or publish the harness's SRV record"))
 	}
 	return out
+}
+
+// lenientDiagnosis says that the harness got through only because it is
+// lenient, and what the partners that matter do with the certificate.
+func lenientDiagnosis(rep *Report) string {
+	l := rep.Learned
+	var refuse, accept []string
+	var def PartnerView
+	for _, v := range rep.Partners {
+		if v.Profile == DefaultPartner {
+			def = v
+		}
+		if v.Works() {
+			accept = append(accept, v.Profile)
+		} else {
+			refuse = append(refuse, v.Profile)
+		}
+	}
+	s := fmt.Sprintf("the certificate of %s is %s (%s): %s authenticated with %s only because the probe is lenient (strict=false: it refuses an invalid certificate only at SASL, to see what the server does next). "+
+		"The default partner (profile %s, which checks certificates as strict servers do) fails: partner → %s %s, %s → partner %s.",
+		rep.Domain, l.Cert, l.CertWhy, rep.Harness, rep.Negotiation.Outcome.Method.Name(), DefaultPartner, rep.Domain, def.ToServer, rep.Domain, def.FromServer)
+	if len(refuse) > 0 {
+		s += " Fails with: " + strings.Join(refuse, ", ") + "."
+	}
+	if len(accept) > 0 {
+		s += " Works with: " + strings.Join(accept, ", ") + "."
+	}
+	return s + " Replace the certificate."
 }
 
 // replyPath says what became of the server's answer to the harness's

@@ -159,6 +159,44 @@ func TestProbeKeepsTheSuccessWhenTheReplyNeverComes(t *testing.T) {
 	assert.Equal(t, "SASL over TLS, no reply", r.Method())
 }
 
+// From what it observed, the probe derives the server's settings as a
+// partner sees them: the Lync triple, the certificate's state, the TLS
+// versions, and the closest profile with its evidence.
+func TestProbeLearnsTheServersSettings(t *testing.T) {
+	l := newLab(t, "")
+	for spec, want := range map[string]struct {
+		row  string
+		cert certs.State
+		spec string
+	}{
+		"tls=Required,sasl=NotSupported":                 {"M13", certs.Valid, "tls=Required,sasl=NotSupported,dialback=true,cert=valid"},
+		"cert=self-signed":                               {"M9", certs.SelfSigned, "tls=Optional,sasl=Optional,dialback=true,cert=self-signed"},
+		"tls_min=1.0,tls_max=1.1":                        {"M15", certs.Valid, "tls_min=1.0,tls_max=1.1"},
+		"tls=NotSupported,sasl=NotSupported":             {"M17", certs.Missing, "tls=NotSupported,sasl=NotSupported,dialback=true,cert=missing"},
+		"cert=srv-name-only,tls=Required,dialback=false": {"M8", certs.SRVNameOnly, "tls=Required,sasl=Optional,dialback=false,cert=srv-name-only"},
+	} {
+		domain := strings.NewReplacer("=", "-", ",", "-", ".", "", "_", "-").Replace(spec) + ".test"
+		l.server(domain, spec)
+		r := l.env.Probe(context.Background(), domain, "")
+		require.NotNil(t, r.Learned, spec)
+		row, _ := policy.Full.Lookup(r.Learned.Settings.Policy)
+		assert.Equal(t, want.row, row.ID, spec)
+		assert.Equal(t, want.cert, r.Learned.Cert, spec)
+		assert.Contains(t, r.Learned.Spec, want.spec, spec)
+		assert.NotEmpty(t, r.Learned.Profile, spec)
+		assert.NotEmpty(t, r.Learned.Evidence, spec)
+		assert.Len(t, r.Partners, len(policy.Profiles()), spec)
+	}
+	// No TLS version in common: EXTERNAL was never seen, and the
+	// report says so rather than guess.
+	r := l.env.Probe(context.Background(), "tls-min-10-tls-max-11.test", "")
+	assert.Contains(t, strings.Join(r.Learned.Unknown, "\n"), "whether EXTERNAL is offered was not seen")
+
+	r = l.env.Probe(context.Background(), "nowhere.test", "")
+	assert.Nil(t, r.Learned, "nothing reached, nothing learned")
+	assert.Equal(t, "unreachable", r.Verdict())
+}
+
 func TestProbeNamesWhatIsWrongWithTheServer(t *testing.T) {
 	l := newLab(t, "")
 	l.server("chain.test", "cert=missing-intermediate")
