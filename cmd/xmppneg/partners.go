@@ -17,9 +17,11 @@ import (
 
 func init() {
 	register(&command{
-		name:    "partners",
-		summary: "Read a gateway's XMPP partner list (Get-CsXmppAllowedPartner output, Export-Csv, ConvertTo-Json or New-CsXmppAllowedPartner lines) and say, from real negotiations, which partners work, what blocks the others, and the Set-CsXmppAllowedPartner line that fixes them.",
-		usage:   "FILE [--profiles FILE] [--partner DOMAIN=PROFILE|SPEC ...] [--gateway SPEC] [-o text|json|junit|html] [--out DIR] [--lang en|ko] [-v]",
+		name: "partners",
+		summary: "Read a gateway's XMPP partner list (Get-CsXmppAllowedPartner output, Export-Csv, ConvertTo-Json or New-CsXmppAllowedPartner lines) and say, from real negotiations, which partners work, what blocks the others, and the Set-CsXmppAllowedPartner line that fixes them. " +
+			"A fix is proposed only for a failure seen with a partner whose server is declared (--partner, --profiles) or probed (--probe). " +
+			"Exit 0 when every partner works (or works with a weaker method), 1 when any FAILS, is unreachable or unknown (as JUnit's failures and the JSON summary's ok say), 2 on a usage error.",
+		usage: "FILE [--profiles FILE] [--partner DOMAIN=PROFILE|SPEC ...] [--gateway SPEC] [-o text|json|junit|html] [--out DIR] [--lang en|ko] [-v]",
 		example: "xmppneg partners scenarios/examples/partners.ps1 --profiles scenarios/examples/partners-servers.yaml\n" +
 			"xmppneg partners partners.csv --partner jabber.example=prosody-0.12 --gateway cert=no-client-auth -o html --out report/\n" +
 			"xmppneg partners partners.json -o json | jq '.partners[] | select(.fix) | .fix.cmdlet'",
@@ -109,7 +111,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 		ctx, stop := interruptible()
 		defer stop()
 		rep, err := partners.Evaluate(ctx, entries, notes, partners.Options{Gateway: &gw, GatewayDomain: *gatewayDomain,
-			Declared: decl, Timeout: *timeout, Jobs: *jobs})
+			Declared: decl, Timeout: *timeout, Jobs: *jobs, Transcripts: *outDir != "" || *verbose})
 		if ctx.Err() != nil {
 			e.errorf("interrupted: nothing to report")
 			return exitInterrupted
@@ -145,14 +147,16 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 				e.errorf("--out: %v", err)
 				return exitFail
 			}
-			fmt.Fprintf(e.stdout, "wrote %s and %d transcripts in %s\n", file, 2*(rep.Summary.Partners-rep.Summary.Unknown), filepath.Join(*outDir, "transcripts"))
+			fmt.Fprintf(e.stdout, "wrote %s and %d transcripts in %s\n", file, rep.Transcripts(), filepath.Join(*outDir, "transcripts"))
 			if *out != "text" {
 				buf.Reset()
 				partners.WriteText(&buf, rep, partners.Style{Color: e.color, Lang: partners.Lang(*lang)})
 			}
 		}
 		e.stdout.Write(buf.Bytes())
-		if rep.Summary.Fails > 0 {
+		// One rule for the exit code, JUnit and the JSON summary's ok:
+		// any partner that FAILS, is unreachable or unknown fails the list.
+		if !rep.OK() {
 			return exitFail
 		}
 		return exitOK

@@ -127,7 +127,8 @@ var labels = map[Lang]map[string]string{
 	English: {
 		"title": "XMPP partners of", "partner": "partner", "row": "row", "settings": "settings", "runs": "runs",
 		"verdict": "verdict", "gw": "gateway initiates", "pt": "partner initiates", "fix": "fix",
-		"works": "works", "weaker": "weaker", "fails": "FAILS", "unknown": "unknown",
+		"works": "works", "weaker": "weaker", "fails": "FAILS", "unknown": "unknown", "unreachable": "unreachable",
+		"notes": "notes", "probed": "probed",
 		"warning": "warning", "invalid": "invalid configuration", "blockers": "blockers", "details": "Details",
 		"candidates": "candidates", "with": "works both ways with", "notwith": "not with", "of": "of", "none": "—",
 		"verified": "verified by negotiation", "negotiations": "negotiations", "summary": "Summary",
@@ -136,7 +137,8 @@ var labels = map[Lang]map[string]string{
 	Korean: {
 		"title": "XMPP 페더레이션 파트너:", "partner": "파트너", "row": "행", "settings": "협상 설정", "runs": "서버",
 		"verdict": "판정", "gw": "게이트웨이 → 파트너", "pt": "파트너 → 게이트웨이", "fix": "수정",
-		"works": "작동", "weaker": "약한 방법", "fails": "실패", "unknown": "알 수 없음",
+		"works": "작동", "weaker": "약한 방법", "fails": "실패", "unknown": "알 수 없음", "unreachable": "연결 불가",
+		"notes": "참고", "probed": "탐색함",
 		"warning": "경고", "invalid": "유효하지 않은 구성", "blockers": "장애 요인", "details": "세부 정보",
 		"candidates": "후보", "with": "양방향 작동", "notwith": "작동 안 함", "of": "/", "none": "—",
 		"verified": "협상으로 확인됨", "negotiations": "협상", "summary": "요약",
@@ -177,12 +179,12 @@ func (s Style) paint(color, text string) string {
 // Verdict is the one word that says how a partner fares.
 func (p *Partner) Verdict(l Lang) string {
 	if p.Status == Unknown {
-		return fmt.Sprintf("%d %s %d %s", p.CandidatesBothWays, l.label("of"), len(p.Candidates), l.label("candidates"))
+		return fmt.Sprintf("%s (%d %s %d %s)", l.label("unknown"), p.CandidatesBothWays, l.label("of"), len(p.Candidates), l.label("candidates"))
 	}
 	return l.label(string(p.Status))
 }
 
-var verdictColor = map[Status]string{Works: "green", Weaker: "yellow", Fails: "red", Unknown: "yellow"}
+var verdictColor = map[Status]string{Works: "green", Weaker: "yellow", Fails: "red", Unknown: "red", Unreachable: "red"}
 
 func (s Style) verdict(p *Partner) string { return s.paint(verdictColor[p.Status], p.Verdict(s.Lang)) }
 
@@ -271,9 +273,15 @@ func WriteText(w io.Writer, r *Report, st Style) {
 		}
 		writeDetails(w, p, st)
 	}
-	fmt.Fprintf(w, "\n%s: %d %s, %d %s, %d %s, %d %s; %d %s; %d %s in %.1f s\n", l.label("summary"),
+	fmt.Fprintf(w, "\n%s in %.1f s\n", summaryLine(r, l), r.Duration.Seconds())
+}
+
+// summaryLine counts the verdicts, the fixes and the negotiations.
+func summaryLine(r *Report, l Lang) string {
+	return fmt.Sprintf("%s: %d %s, %d %s, %d %s, %d %s, %d %s; %d %s; %d %s", l.label("summary"),
 		r.Summary.Works, l.label("works"), r.Summary.Weaker, l.label("weaker"), r.Summary.Fails, strings.ToLower(l.label("fails")),
-		r.Summary.Unknown, l.label("unknown"), r.Summary.Fixes, l.label("fixes"), r.Summary.Negotiations, l.label("negotiations"), r.Duration.Seconds())
+		r.Summary.Unreachable, l.label("unreachable"), r.Summary.Unknown, l.label("unknown"), r.Summary.Fixes, l.label("fixes"),
+		r.Summary.Negotiations, l.label("negotiations"))
 }
 
 func writeDetails(w io.Writer, p *Partner, st Style) {
@@ -298,6 +306,9 @@ func writeDetails(w io.Writer, p *Partner, st Style) {
 			fmt.Fprintf(w, "%s\n", indent(n.Transcript, "    "))
 		}
 	}
+	if pr := p.Probed; pr != nil && pr.Learned == nil {
+		fmt.Fprintf(w, "  %s: %s\n", l.label("probed"), pr.unreachable())
+	}
 	if len(p.Candidates) > 0 {
 		var ok, not []string
 		for _, c := range p.Candidates {
@@ -318,9 +329,20 @@ func writeDetails(w io.Writer, p *Partner, st Style) {
 			fmt.Fprintf(w, "    [%s] %s\n", b.Code, b.Message)
 		}
 	}
+	if len(p.Notes) > 0 {
+		fmt.Fprintf(w, "  %s:\n", l.label("notes"))
+		for _, b := range p.Notes {
+			fmt.Fprintf(w, "    [%s] %s\n", b.Code, b.Message)
+		}
+	}
 	if p.Fix != nil {
 		fmt.Fprintf(w, "  %s (%s): %s\n", l.label("fix"), p.Fix.Where, p.Fix.Cmdlet)
 		fmt.Fprintf(w, "    %s (%s)\n", p.Fix.Why, l.label("verified"))
+		for _, n := range p.Fix.Negotiations {
+			if n.TranscriptFile != "" {
+				fmt.Fprintf(w, "    %s: %s\n", l.label("transcript"), n.TranscriptFile)
+			}
+		}
 	}
 }
 
@@ -332,34 +354,45 @@ func indent(s, prefix string) string {
 	return strings.Join(lines, "\n")
 }
 
-// WriteJUnit writes one test case per partner and direction (for an
-// undeclared partner, one for the entry): a failure is a direction that
-// does not authenticate, with its explanation and the fix.
+// WriteJUnit writes one test case per partner: a failure when its
+// verdict fails the list (FAILS, unreachable, unknown), so that the
+// failures JUnit counts are the partners the summary counts as failing
+// and the exit code says the same. Each case's output is what each
+// direction came to, with the transcripts' paths.
 func WriteJUnit(w io.Writer, r *Report) error {
 	ts := &junit.Suite{Name: "partners", Time: junit.Seconds(r.Duration)}
-	fixText := func(p *Partner) string {
-		if p.Fix == nil {
-			return "no fix found"
-		}
-		return strings.TrimSpace(p.Fix.Cmdlet + " " + p.Fix.Why)
-	}
 	for _, p := range r.Partners {
-		if p.Status == Unknown {
-			tc := junit.Case{Classname: "partners", Name: p.Entry.Domain, Time: "0"}
-			if len(p.Blockers) > 0 {
-				tc.Failure = &junit.Failure{Message: p.Blockers[0].Message, Text: fixText(p)}
-			}
-			ts.Add(tc)
-			continue
-		}
+		tc := junit.Case{Classname: "partners", Name: p.Entry.Domain, Time: "0"}
+		var out []string
 		for _, n := range p.Negotiations {
-			tc := junit.Case{Classname: "partners", Name: p.Entry.Domain + "/" + string(n.Direction), Time: "0"}
-			if !n.Outcome.OK() {
-				tc.Failure = &junit.Failure{Message: n.Explanation, Text: fixText(p)}
-				tc.SystemOut = n.Transcript
+			line := fmt.Sprintf("%s: %s", n.Direction, n.Explanation)
+			if n.TranscriptFile != "" {
+				line += "\ntranscript: " + n.TranscriptFile
 			}
-			ts.Add(tc)
+			out = append(out, line)
 		}
+		tc.SystemOut = strings.Join(out, "\n")
+		if p.Status.Failing() {
+			var msg []string
+			switch {
+			case len(p.Negotiations) == 2:
+				msg = append(msg, fmt.Sprintf("%s: gateway initiates %s; partner initiates %s", p.Verdict(English), p.Negotiations[0].Outcome, p.Negotiations[1].Outcome))
+			default:
+				msg = append(msg, p.Verdict(English))
+			}
+			var text []string
+			for _, b := range p.Blockers {
+				text = append(text, "["+b.Code+"] "+b.Message)
+			}
+			switch {
+			case p.Fix != nil:
+				text = append(text, strings.TrimSpace("fix: "+p.Fix.Cmdlet+" "+p.Fix.Why))
+			case p.Status == Fails:
+				text = append(text, "no fix found")
+			}
+			tc.Failure = &junit.Failure{Message: strings.Join(msg, " "), Type: string(p.Status), Text: strings.Join(text, "\n")}
+		}
+		ts.Add(tc)
 	}
 	return junit.Write(w, ts)
 }
@@ -416,8 +449,6 @@ func WriteHTML(w io.Writer, r *Report, l Lang) error {
 		}
 		rows = append(rows, rw)
 	}
-	sum := fmt.Sprintf("%s: %d %s, %d %s, %d %s, %d %s; %d %s",
-		l.label("summary"), r.Summary.Works, l.label("works"), r.Summary.Weaker, l.label("weaker"), r.Summary.Fails, strings.ToLower(l.label("fails")),
-		r.Summary.Unknown, l.label("unknown"), r.Summary.Negotiations, l.label("negotiations"))
+	sum := summaryLine(r, l)
 	return htmlPage.Execute(w, map[string]any{"Lang": string(l), "L": labels[l], "R": r, "Rows": rows, "Summary": sum})
 }
