@@ -240,26 +240,12 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 				return exitUsage
 			}
 		}
-		n := sim.NewNetwork()
-		res.Timeout = *timeout
-		n.UseDNS(res)
-		ps := probe.Settings()
-		lf.base = &ps
-		ep, dns, err := lf.start(*from, *listen, n, *timeout)
+		env, stopEnv, err := lf.probeEnv(res, *from, *listen, *timeout)
 		if err != nil {
 			e.errorf("%v", err)
 			return exitUsage
 		}
-		defer ep.Close()
-		if dns != nil {
-			defer dns.Close()
-		}
-		_, pki, _ := lf.settings()
-		env := probe.NewEnv(ep, n)
-		env.Resolver, env.PKI, env.Timeout = res, pki, *timeout
-		if sys, err := x509.SystemCertPool(); err == nil {
-			env.System = sys
-		}
+		defer stopEnv()
 		fs.Visit(func(f *flag.Flag) { env.Given["--"+f.Name] = true })
 		ctx, stop := interruptible()
 		defer stop()
@@ -312,6 +298,34 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		return code
 	}
+}
+
+// probeEnv starts the harness endpoint a probe negotiates from, as
+// domain from on listen, finding servers through res, and returns the
+// probe environment and the function that stops it.
+func (f *liveFlags) probeEnv(res *resolve.Resolver, from, listen string, timeout time.Duration) (*probe.Env, func(), error) {
+	n := sim.NewNetwork()
+	res.Timeout = timeout
+	n.UseDNS(res)
+	ps := probe.Settings()
+	f.base = &ps
+	ep, dns, err := f.start(from, listen, n, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		ep.Close()
+		if dns != nil {
+			dns.Close()
+		}
+	}
+	_, pki, _ := f.settings()
+	env := probe.NewEnv(ep, n)
+	env.Resolver, env.PKI, env.Timeout = res, pki, timeout
+	if sys, err := x509.SystemCertPool(); err == nil {
+		env.System = sys
+	}
+	return env, stop, nil
 }
 
 // readDomains reads a --domains file: a partner list in a format

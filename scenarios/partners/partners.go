@@ -8,9 +8,9 @@
 //
 // Advice is only as good as what was observed: a change is proposed only
 // for a failure seen with a partner whose server was declared or probed,
-// it never lowers TLS or SASL from Required unless nothing else
-// authenticates (and then says so), and for a partner nobody declared or
-// probed the report says what is not known and how to learn it.
+// it never lowers TLS or SASL unless nothing else authenticates (and
+// then says so), and for a partner nobody declared or probed the report
+// says what is not known and how to learn it.
 package partners
 
 import (
@@ -239,8 +239,9 @@ type Fix struct {
 	Outcomes []outcome.Outcome `json:"outcomes"`
 	Works    string            `json:"works,omitempty"`
 	Changes  []string          `json:"changes"` // the parameters that change
-	// Lowers names the parameters the fix lowers from Required: only
-	// when no setting that keeps them authenticates with the partner.
+	// Lowers names the parameters the fix lowers (TLS or SASL, from
+	// Required or Optional): only when no setting that keeps them
+	// authenticates with the partner.
 	Lowers       []string       `json:"lowers"`
 	Why          string         `json:"why"`
 	Negotiations []*Negotiation `json:"-"`
@@ -323,13 +324,16 @@ func changes(from, to policy.Policy) []string {
 	return out
 }
 
-// lowers lists the parameters that to lowers from Required.
+// lowers lists the parameters that to lowers, TLS or SASL, from
+// Required or from Optional: what weakens the partnership should the
+// partner change.
 func lowers(from, to policy.Policy) []string {
 	out := []string{}
-	if from.TLS == policy.Required && to.TLS != policy.Required {
+	rank := func(l policy.Level) int { return 2 - int(l) } // Required 2, Optional 1, NotSupported 0
+	if rank(to.TLS) < rank(from.TLS) {
 		out = append(out, "TlsNegotiation")
 	}
-	if from.SASL == policy.Required && to.SASL != policy.Required {
+	if rank(to.SASL) < rank(from.SASL) {
 		out = append(out, "SaslNegotiation")
 	}
 	return out
@@ -708,7 +712,7 @@ func (ev *evaluator) judge(p *Partner) {
 		}
 		return
 	}
-	// It fails. The fix keeps TLS and SASL where the entry requires
+	// It fails. The fix keeps TLS and SASL at least where the entry has
 	// them, on the gateway's side or by a certificate; only when nothing
 	// that keeps them works does it lower them, and says so.
 	p.Status = Fails
@@ -718,7 +722,7 @@ func (ev *evaluator) judge(p *Partner) {
 	} else if cert := ev.certificateFix(p, gw, partner, true); cert != nil {
 		p.Fix = cert
 		if lowering != nil {
-			p.Fix.Why += fmt.Sprintf("; keeping the certificates, %s works too (%s) but lowers -%s from Required",
+			p.Fix.Why += fmt.Sprintf("; keeping the certificates, %s works too (%s) but lowers -%s",
 				lowering.Cmdlet, describePair([2]outcome.Outcome{lowering.Outcomes[0], lowering.Outcomes[1]}), strings.Join(lowering.Lowers, " and -"))
 		}
 	} else if lowering != nil {
@@ -744,18 +748,26 @@ func (ev *evaluator) gatewayFix(p *Partner, gw, partner policy.Settings, keep bo
 		Outcomes: o[:], Changes: changes(p.Entry.Policy, best), Lowers: lowers(p.Entry.Policy, best),
 		Why:          fmt.Sprintf("with %s the partnership authenticates with %s", best.Partner(), describePair(o)),
 		Negotiations: ev.shown("fix", "", ev.gateway(best), partner)}
-	f.Why += lowersWhy(f.Lowers, p.Runs)
+	f.Why += lowersWhy(p.Entry.Policy, best, p.Runs)
 	return f
 }
 
-// lowersWhy says why a fix lowers a parameter from Required: nothing
-// that keeps it authenticates with the partner.
-func lowersWhy(lowered []string, runs string) string {
-	if len(lowered) == 0 {
+// lowersWhy says why a fix lowers TLS or SASL: nothing that keeps them
+// authenticates with the partner.
+func lowersWhy(from, to policy.Policy, runs string) string {
+	var what []string
+	for _, l := range lowers(from, to) {
+		a, b := from.TLS, to.TLS
+		if l == "SaslNegotiation" {
+			a, b = from.SASL, to.SASL
+		}
+		what = append(what, fmt.Sprintf("-%s from %s to %s", l, a, b))
+	}
+	if len(what) == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; it lowers -%s from Required, because no setting that keeps it authenticates with this partner (%s) both ways: every valid one was tried",
-		strings.Join(lowered, " and -"), runs)
+	return fmt.Sprintf("; it lowers %s, because no setting that keeps them authenticates with this partner (%s) both ways: every valid one was tried",
+		strings.Join(what, " and "), runs)
 }
 
 func (ev *evaluator) pairFor(gp policy.Policy, partner policy.Settings) [2]outcome.Outcome {
@@ -799,7 +811,7 @@ func (ev *evaluator) certificateFix(p *Partner, gw, partner policy.Settings, kee
 			f.Cmdlet = lyncpartner.Cmdlet(p.Entry.Identity, p.Entry.Policy, best)
 			f.Why += ", and set " + best.Partner()
 		}
-		f.Why += fmt.Sprintf(": then the partnership authenticates with %s", describePair(o)) + lowersWhy(f.Lowers, p.Runs)
+		f.Why += fmt.Sprintf(": then the partnership authenticates with %s", describePair(o)) + lowersWhy(p.Entry.Policy, best, p.Runs)
 		return f
 	}
 	return nil

@@ -117,7 +117,7 @@ func TestExampleInventory(t *testing.T) {
 	assert.Equal(t, "Set-CsXmppAllowedPartner -Identity jabberd2.example -SaslNegotiation Optional", j.Fix.Cmdlet,
 		"one change, and TLS stays Required")
 	assert.Equal(t, []string{"SaslNegotiation"}, j.Fix.Lowers, "jabberd2 has no EXTERNAL: nothing that keeps SASL Required authenticates")
-	assert.Contains(t, j.Fix.Why, "it lowers -SaslNegotiation from Required, because no setting that keeps it authenticates with this partner (jabberd2-2.7) both ways")
+	assert.Contains(t, j.Fix.Why, "it lowers -SaslNegotiation from Required to Optional, because no setting that keeps them authenticates with this partner (jabberd2-2.7) both ways")
 
 	l := p["legacy.example"]
 	assert.False(t, l.Valid)

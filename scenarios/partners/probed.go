@@ -72,8 +72,12 @@ func (p *Probed) Label() string {
 // the closest profile, and what the observations cannot tell.
 func (p *Probed) notes() []Finding {
 	l := p.Learned
-	out := []Finding{{Code: "probed", Message: fmt.Sprintf("probed: the harness's own negotiation with it %s (%s); learned %s, certificate %s (%s); closest profile %s: %s",
-		p.Verdict, p.Method, l.Settings.Policy.Partner(), l.Cert, l.CertWhy, l.Profile, strings.Join(l.Evidence, "; "))}}
+	how := fmt.Sprintf("the harness's own negotiation with it came to %s, the probe's verdict: %s", p.Method, p.Verdict)
+	if p.Report != nil && p.Report.Lenient {
+		how += " (the harness got through only because the probe is lenient about certificates; the default partner refuses this one)"
+	}
+	out := []Finding{{Code: "probed", Message: fmt.Sprintf("probed: %s; learned %s, certificate %s (%s); closest profile %s: %s",
+		how, l.Settings.Policy.Partner(), l.Cert, l.CertWhy, l.Profile, strings.Join(l.Evidence, "; "))}}
 	for _, u := range l.Unknown {
 		out = append(out, Finding{Code: "not-known", Message: u})
 	}
