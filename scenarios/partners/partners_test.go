@@ -321,8 +321,39 @@ func TestWritersSayTheSame(t *testing.T) {
 	assert.Contains(t, junit.String(), `tests="6" failures="5"`, "a case per partner; failures are the partners that fail or are unknown, as the summary counts them")
 	assert.Equal(t, 5, rep.Summary.Failing)
 	assert.False(t, rep.Summary.OK)
-	assert.Contains(t, html.String(), `class="fails"`)
-	assert.Equal(t, strings.Count(html.String(), "<tr class="), 6)
+	assert.Contains(t, html.String(), `<tbody class="fails">`)
+	assert.Equal(t, 6, strings.Count(html.String(), "<tbody class="), "a row per partner")
+}
+
+// The HTML is read at a glance: the documented warnings are there, as in
+// the text; a cmdlet is one copyable line whose parameters never break
+// at their hyphens; in Korean the verdict stays one word, the document's
+// warnings are in its words, and what the negotiations wrote in English
+// is marked so.
+func TestHTMLReadsAtAGlance(t *testing.T) {
+	rep := exampleRep(t)
+	var en, ko bytes.Buffer
+	require.NoError(t, WriteHTML(&en, rep, English))
+	require.NoError(t, WriteHTML(&ko, rep, Korean))
+	page := en.String()
+	assert.Contains(t, page, "[dialback-disabled]</span> Dialback does not work when SASL and TLS are both required.", "the documented warnings, as the text has them")
+	assert.Contains(t, page, `data-cmd="Set-CsXmppAllowedPartner -Identity jabberd2.example -SaslNegotiation Optional"`, "one click copies the line")
+	assert.Contains(t, page, `<code><span>Set-CsXmppAllowedPartner</span> <span>-Identity jabberd2.example</span> <span>-SaslNegotiation Optional</span></code>`,
+		"each parameter with its value is one unbreakable piece")
+	assert.Contains(t, page, ".cmd code span{white-space:nowrap}")
+	assert.Contains(t, page, "user-select:all")
+	assert.Contains(t, page, "table-layout:fixed", "the columns fit the window")
+
+	kp := ko.String()
+	assert.Contains(t, kp, `<html lang="ko">`)
+	assert.Contains(t, kp, ":lang(ko){word-break:keep-all", "Korean words do not break a syllable a line")
+	assert.Contains(t, kp, ".verdict{font-weight:700;white-space:nowrap}")
+	assert.Contains(t, kp, `<div class="verdict">알 수 없음</div>`)
+	assert.Contains(t, kp, "SASL 및 TLS가 필수인 경우 Dialback이 작동되지 않습니다.", "the document's own Korean warning")
+	assert.Contains(t, kp, `<span class="en" lang="en">gateway-initiates: no common authentication method`, "English marked as English")
+	assert.Contains(t, kp, "협상과 진단이 기록한 영어 원문")
+	assert.Contains(t, kp, "실패: dialback")
+	assert.NotContains(t, kp, ">failed at ")
 }
 
 func BenchmarkPartners(b *testing.B) {

@@ -3,7 +3,6 @@ package partners
 import (
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"io"
 	"strings"
 
@@ -128,7 +127,9 @@ var labels = map[Lang]map[string]string{
 		"title": "XMPP partners of", "partner": "partner", "row": "row", "settings": "settings", "runs": "runs",
 		"verdict": "verdict", "gw": "gateway initiates", "pt": "partner initiates", "fix": "fix",
 		"works": "works", "weaker": "weaker", "fails": "FAILS", "unknown": "unknown", "unreachable": "unreachable",
-		"notes": "notes", "probed": "probed",
+		"notes": "notes", "probed": "probed", "copy": "copy",
+		"fix-gateway": "change the partner entry", "fix-certificate": "replace a certificate", "fix-partner": "the partner's server must change",
+		"en-note": "",
 		"warning": "warning", "invalid": "invalid configuration", "blockers": "blockers", "details": "Details",
 		"candidates": "candidates", "with": "works both ways with", "notwith": "not with", "of": "of", "none": "—",
 		"verified": "verified by negotiation", "negotiations": "negotiations", "summary": "Summary",
@@ -138,7 +139,9 @@ var labels = map[Lang]map[string]string{
 		"title": "XMPP 페더레이션 파트너:", "partner": "파트너", "row": "행", "settings": "협상 설정", "runs": "서버",
 		"verdict": "판정", "gw": "게이트웨이 → 파트너", "pt": "파트너 → 게이트웨이", "fix": "수정",
 		"works": "작동", "weaker": "약한 방법", "fails": "실패", "unknown": "알 수 없음", "unreachable": "연결 불가",
-		"notes": "참고", "probed": "탐색함",
+		"notes": "참고", "probed": "탐색함", "copy": "복사",
+		"fix-gateway": "파트너 항목 변경", "fix-certificate": "인증서 교체", "fix-partner": "파트너 서버 변경 필요",
+		"en-note": "표시된 설명, 장애 요인, 수정 내용은 협상과 진단이 기록한 영어 원문입니다 (번역하지 않음).",
 		"warning": "경고", "invalid": "유효하지 않은 구성", "blockers": "장애 요인", "details": "세부 정보",
 		"candidates": "후보", "with": "양방향 작동", "notwith": "작동 안 함", "of": "/", "none": "—",
 		"verified": "협상으로 확인됨", "negotiations": "협상", "summary": "요약",
@@ -216,6 +219,15 @@ func writeTable(w io.Writer, rows [][]cell, st Style) {
 	}
 }
 
+// short is an outcome in a table cell, in the report's language: the
+// method's name (the document's, in both), or where it failed.
+func (l Lang) short(o outcome.Outcome) string {
+	if l == Korean && !o.OK() && o.Failure != nil {
+		return "실패: " + o.Failure.Step.String()
+	}
+	return short(o)
+}
+
 // short is an outcome in a table cell.
 func short(o outcome.Outcome) string {
 	if o.OK() {
@@ -239,7 +251,11 @@ func (s Style) settings(p policy.Policy) string {
 // that fail, could do better, or run something unknown.
 func WriteText(w io.Writer, r *Report, st Style) {
 	l := st.Lang
-	fmt.Fprintf(w, "%s %s\n\n", l.label("title"), r.Gateway)
+	fmt.Fprintf(w, "%s %s\n", l.label("title"), r.Gateway)
+	if l == Korean {
+		fmt.Fprintf(w, "(%s)\n", l.label("en-note"))
+	}
+	fmt.Fprintln(w)
 	rows := [][]cell{{{text: l.label("partner")}, {text: l.label("row")}, {text: l.label("settings")}, {text: l.label("runs")},
 		{text: l.label("verdict")}, {text: l.label("gw")}, {text: l.label("pt")}, {text: l.label("fix")}}}
 	for _, p := range r.Partners {
@@ -395,60 +411,4 @@ func WriteJUnit(w io.Writer, r *Report) error {
 		ts.Add(tc)
 	}
 	return junit.Write(w, ts)
-}
-
-var htmlPage = template.Must(template.New("partners").Parse(`<!DOCTYPE html>
-<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.L.title}} {{.R.Gateway}}</title>
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.works{background:#d9f2d9}.weaker{background:#fff2c6}.fails{background:#f8d0d0}.unknown{background:#e8e8f8}
-code{font-size:12px}ul{margin:0;padding-left:1.2em}
-</style></head><body>
-<h1>{{.L.title}} {{.R.Gateway}}</h1>
-<table><tr><th>{{.L.partner}}</th><th>{{.L.row}}</th><th>{{.L.settings}}</th><th>{{.L.runs}}</th><th>{{.L.verdict}}</th><th>{{.L.gw}}</th><th>{{.L.pt}}</th><th>{{.L.blockers}}</th><th>{{.L.fix}}</th></tr>
-{{range .Rows}}<tr class="{{.Status}}"><td><b>{{.Domain}}</b></td><td>{{.Row}}</td><td>{{.Settings}}</td><td>{{.Runs}}</td><td>{{.Verdict}}</td>
-<td>{{range .Dirs}}{{if .Link}}<a href="{{.Link}}" title="{{.Title}}">{{.Text}}</a>{{else}}<span title="{{.Title}}">{{.Text}}</span>{{end}}{{end}}</td>
-<td>{{range .Back}}{{if .Link}}<a href="{{.Link}}" title="{{.Title}}">{{.Text}}</a>{{else}}<span title="{{.Title}}">{{.Text}}</span>{{end}}{{end}}</td>
-<td><ul>{{range .Blockers}}<li title="{{.Code}}">{{.Message}}</li>{{end}}</ul></td>
-<td>{{if .Cmdlet}}<code>{{.Cmdlet}}</code><br>{{end}}{{.Why}}</td></tr>
-{{end}}</table>
-<p>{{.Summary}}</p>
-</body></html>
-`))
-
-// WriteHTML writes the report as one page a person reads at a glance: a
-// row per partner coloured by its verdict, each negotiation linking to
-// its transcript (when transcripts were written), the blockers and the
-// fix.
-func WriteHTML(w io.Writer, r *Report, l Lang) error {
-	type cell struct{ Text, Title, Link string }
-	type row struct {
-		Status, Domain, Row, Settings, Runs, Verdict, Cmdlet, Why string
-		Dirs, Back                                                []cell
-		Blockers                                                  []Finding
-	}
-	st := Style{Lang: l}
-	var rows []row
-	for _, p := range r.Partners {
-		rw := row{Status: string(p.Status), Domain: p.Entry.Domain, Row: p.Row, Settings: st.settings(p.Entry.Policy), Runs: p.Runs,
-			Verdict: p.Verdict(l), Blockers: p.Blockers}
-		if !p.Valid {
-			rw.Row += " (" + l.label("invalid") + ")"
-		}
-		for i, n := range p.Negotiations {
-			c := cell{Text: short(n.Outcome), Title: n.Explanation, Link: n.TranscriptFile}
-			if i == 0 {
-				rw.Dirs = append(rw.Dirs, c)
-			} else {
-				rw.Back = append(rw.Back, c)
-			}
-		}
-		if p.Fix != nil {
-			rw.Cmdlet, rw.Why = p.Fix.Cmdlet, p.Fix.Why
-		}
-		rows = append(rows, rw)
-	}
-	sum := summaryLine(r, l)
-	return htmlPage.Execute(w, map[string]any{"Lang": string(l), "L": labels[l], "R": r, "Rows": rows, "Summary": sum})
 }
