@@ -322,9 +322,6 @@ func writeDetails(w io.Writer, p *Partner, st Style) {
 			fmt.Fprintf(w, "%s\n", indent(n.Transcript, "    "))
 		}
 	}
-	if pr := p.Probed; pr != nil && pr.Learned == nil {
-		fmt.Fprintf(w, "  %s: %s\n", l.label("probed"), pr.unreachable())
-	}
 	if len(p.Candidates) > 0 {
 		var ok, not []string
 		for _, c := range p.Candidates {
@@ -352,7 +349,11 @@ func writeDetails(w io.Writer, p *Partner, st Style) {
 		}
 	}
 	if p.Fix != nil {
-		fmt.Fprintf(w, "  %s (%s): %s\n", l.label("fix"), p.Fix.Where, p.Fix.Cmdlet)
+		what := p.Fix.Cmdlet
+		if what == "" {
+			what = l.label("fix-" + p.Fix.Where)
+		}
+		fmt.Fprintf(w, "  %s (%s): %s\n", l.label("fix"), p.Fix.Where, what)
 		fmt.Fprintf(w, "    %s (%s)\n", p.Fix.Why, l.label("verified"))
 		for _, n := range p.Fix.Negotiations {
 			if n.TranscriptFile != "" {

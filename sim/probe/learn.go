@@ -161,6 +161,12 @@ func learn(rep *Report, harness policy.Settings) *Learned {
 	default:
 		p.TLS = policy.NotSupported
 	}
+	if o.externalAfter == "no" && harness.Cert == certs.Missing {
+		// Offered only to a peer that shows a certificate, as most do:
+		// not seen.
+		o.externalAfter = ""
+		l.Unknown = append(l.Unknown, "SASL: the harness showed no certificate, so whether EXTERNAL is offered was not seen; Optional assumed (probe with --cert valid to see it)")
+	}
 	switch o.externalAfter {
 	case "yes":
 		p.SASL = policy.Optional
@@ -173,7 +179,10 @@ func learn(rep *Report, harness policy.Settings) *Learned {
 	default:
 		p.SASL = policy.NotSupported
 		if p.TLS != policy.NotSupported {
-			l.Unknown = append(l.Unknown, "SASL: no stream was secured, so whether EXTERNAL is offered was not seen")
+			p.SASL = policy.Optional
+			if harness.Cert != certs.Missing {
+				l.Unknown = append(l.Unknown, "SASL: no stream was secured, so whether EXTERNAL is offered was not seen; Optional assumed")
+			}
 		}
 	}
 	p.Dialback = o.dialback == "yes"

@@ -100,6 +100,10 @@ func TestProbeSeesTheVerifyBack(t *testing.T) {
 	assert.Contains(t, all, "a.test connected back at ")
 	assert.Contains(t, all, "the harness had no certificate, so it could offer no STARTTLS")
 	assert.NotContains(t, all, "--dns-listen", "the harness was found: no advice about DNS")
+	// Without a certificate the harness is offered no EXTERNAL: that is
+	// not seen, not taken for SASL NotSupported.
+	require.NotNil(t, r.Learned)
+	assert.Contains(t, strings.Join(r.Learned.Unknown, "\n"), "the harness showed no certificate, so whether EXTERNAL is offered was not seen")
 }
 
 // A dialback verify connection that asks, gets its answer and ends has
@@ -171,7 +175,7 @@ func TestProbeLearnsTheServersSettings(t *testing.T) {
 	}{
 		"tls=Required,sasl=NotSupported":                 {"M13", certs.Valid, "tls=Required,sasl=NotSupported,dialback=true,cert=valid"},
 		"cert=self-signed":                               {"M9", certs.SelfSigned, "tls=Optional,sasl=Optional,dialback=true,cert=self-signed"},
-		"tls_min=1.0,tls_max=1.1":                        {"M15", certs.Valid, "tls_min=1.0,tls_max=1.1"},
+		"tls_min=1.0,tls_max=1.1":                        {"M9", certs.Valid, "tls_min=1.0,tls_max=1.1"},
 		"tls=NotSupported,sasl=NotSupported":             {"M17", certs.Missing, "tls=NotSupported,sasl=NotSupported,dialback=true,cert=missing"},
 		"cert=srv-name-only,tls=Required,dialback=false": {"M8", certs.SRVNameOnly, "tls=Required,sasl=Optional,dialback=false,cert=srv-name-only"},
 	} {
