@@ -722,8 +722,8 @@ func (ev *evaluator) judge(p *Partner) {
 	} else if cert := ev.certificateFix(p, gw, partner, true); cert != nil {
 		p.Fix = cert
 		if lowering != nil {
-			p.Fix.Why += fmt.Sprintf("; keeping the certificates, %s works too (%s) but lowers -%s",
-				lowering.Cmdlet, describePair([2]outcome.Outcome{lowering.Outcomes[0], lowering.Outcomes[1]}), strings.Join(lowering.Lowers, " and -"))
+			p.Fix.Why += fmt.Sprintf("; keeping the certificates, %s works too (%s) but lowers %s",
+				lowering.Cmdlet, describePair([2]outcome.Outcome{lowering.Outcomes[0], lowering.Outcomes[1]}), lowered(p.Entry.Policy, lowering.Settings))
 		}
 	} else if lowering != nil {
 		p.Fix = lowering
@@ -752,9 +752,9 @@ func (ev *evaluator) gatewayFix(p *Partner, gw, partner policy.Settings, keep bo
 	return f
 }
 
-// lowersWhy says why a fix lowers TLS or SASL: nothing that keeps them
-// authenticates with the partner.
-func lowersWhy(from, to policy.Policy, runs string) string {
+// lowered says what to lowers of from: "-SaslNegotiation from Required
+// to Optional", or "".
+func lowered(from, to policy.Policy) string {
 	var what []string
 	for _, l := range lowers(from, to) {
 		a, b := from.TLS, to.TLS
@@ -763,11 +763,17 @@ func lowersWhy(from, to policy.Policy, runs string) string {
 		}
 		what = append(what, fmt.Sprintf("-%s from %s to %s", l, a, b))
 	}
-	if len(what) == 0 {
+	return strings.Join(what, " and ")
+}
+
+// lowersWhy says why a fix lowers TLS or SASL: nothing that keeps them
+// authenticates with the partner.
+func lowersWhy(from, to policy.Policy, runs string) string {
+	what := lowered(from, to)
+	if what == "" {
 		return ""
 	}
-	return fmt.Sprintf("; it lowers %s, because no setting that keeps them authenticates with this partner (%s) both ways: every valid one was tried",
-		strings.Join(what, " and "), runs)
+	return fmt.Sprintf("; it lowers %s, because no setting that keeps them authenticates with this partner (%s) both ways: every valid one was tried", what, runs)
 }
 
 func (ev *evaluator) pairFor(gp policy.Policy, partner policy.Settings) [2]outcome.Outcome {
