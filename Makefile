@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     := bin/xmppneg
 
-.PHONY: all build run test deps vet unit repeat bench fuzz report clean
+.PHONY: all build run test deps vet unit interop repeat bench fuzz report clean
 
 # Real servers the interop tests negotiate with (Debian packages).
 DEPS_PKGS := prosody lua-unbound ejabberd jabberd2
@@ -21,6 +21,13 @@ vet:
 
 unit:
 	$(GO) test -race -count=1 ./...
+
+# The real-server suites whole, in a build without the race detector
+# (under it, go test runs a quarter of each): every negotiation with
+# Prosody, ejabberd and jabberd2; the HTML report in report/interop.
+INTEROP_SUITES := interop-prosody interop-ejabberd interop-jabberd2
+interop: build
+	./$(BIN) run $(INTEROP_SUITES) -o html --out report/interop
 
 # The lync2013 suite 50 times over must end the same way every time.
 repeat: build
@@ -42,7 +49,7 @@ deps:
 	apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $(DEPS_PKGS) >/dev/null
 
-test: deps vet unit repeat
+test: deps vet unit interop repeat
 
 # Negotiations against the bare TLS handshake of the same run (medians of
 # 5, ratios by cmd/benchratio), then the suite-sized benchmarks.
@@ -58,6 +65,10 @@ fuzz:
 	$(GO) test ./scenarios -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sim -run '^$$' -fuzz '^FuzzReadElement$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./policy/lyncpartner -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/serverconf -run '^$$' -fuzz '^FuzzProsody$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/serverconf -run '^$$' -fuzz '^FuzzEjabberd$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/serverconf -run '^$$' -fuzz '^FuzzJabberd2$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy/serverconf -run '^$$' -fuzz '^FuzzLuaShape$$' -fuzztime $(FUZZTIME)
 
 # The pairwise suite as an HTML report in report/.
 report: build

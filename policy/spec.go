@@ -69,10 +69,10 @@ func (s *Settings) SetRefusalPoint(name string) error {
 
 // SpecKeys lists the keys ParseSpec accepts, besides the behaviour
 // knobs (BehaviourKeys).
-const SpecKeys = "profile, tls, sasl, dialback, cert, strict, secret"
+const SpecKeys = "profile, config, tls, sasl, dialback, cert, strict, secret"
 
 // SpecKeysHelp lists the main keys ParseSpec accepts with their values.
-var SpecKeysHelp = "profile (see 'xmppneg profiles'), tls, sasl (Required|Optional|NotSupported), dialback (true|false), cert (" +
+var SpecKeysHelp = "profile (see 'xmppneg profiles'), config (FILE or FILE#HOST: a Prosody, ejabberd or jabberd2 configuration file, see 'xmppneg explain'), tls, sasl (Required|Optional|NotSupported), dialback (true|false), cert (" +
 	strings.ReplaceAll(certs.AcceptedStates, ", ", "|") + "), strict (true|false: refuse=handshake,refuse_server=handshake or refuse=sasl,refuse_server=none), secret, and the behaviour knobs of 'xmppneg profiles'"
 
 // ParseSpec reads settings written as comma-separated key=value pairs,
@@ -108,7 +108,21 @@ func ParseSpecFrom(base Settings, spec string) (Settings, error) {
 			return s, fmt.Errorf("key %q given twice", key)
 		}
 		seen[key] = true
+		if key == "config" {
+			if seen["profile"] {
+				return s, fmt.Errorf("profile and config both say where to start from: give one")
+			}
+			c, err := ReadConfig(val)
+			if err != nil {
+				return s, fmt.Errorf("config: %w", err)
+			}
+			s = c
+			continue
+		}
 		if key == "profile" {
+			if seen["config"] {
+				return s, fmt.Errorf("profile and config both say where to start from: give one")
+			}
 			p, err := LookupProfile(val)
 			if err != nil {
 				return s, fmt.Errorf("profile: %w", err)
@@ -128,6 +142,26 @@ func ParseSpecFrom(base Settings, spec string) (Settings, error) {
 		return s, fmt.Errorf("tls_max %d.%d is below tls_min %d.%d: give both, such as tls_min=1.0,tls_max=%d.%d", hi/10, hi%10, lo/10, lo%10, hi/10, hi%10)
 	}
 	return s, nil
+}
+
+// ConfigReader reads what one host of a server's configuration file
+// amounts to: ref is "FILE" or "FILE#HOST".
+type ConfigReader func(ref string) (Settings, error)
+
+var configReader ConfigReader
+
+// RegisterConfigReader makes ParseSpec accept config=FILE[#HOST]. The
+// readers live in package serverconf, which registers itself: policy
+// cannot import it (it builds on policy).
+func RegisterConfigReader(r ConfigReader) { configReader = r }
+
+// ReadConfig returns the settings of the configuration ref names,
+// "FILE" or "FILE#HOST", through the registered reader.
+func ReadConfig(ref string) (Settings, error) {
+	if configReader == nil {
+		return Settings{}, fmt.Errorf("no reader of configuration files in this program (import xmppneg/policy/serverconf)")
+	}
+	return configReader(ref)
 }
 
 // Set sets the setting named key from its textual value.

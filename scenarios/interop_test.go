@@ -30,8 +30,20 @@ func testInterop(t *testing.T, server string, never ...outcome.Method) {
 		t.Fatalf("%v", err)
 	}
 	s := load(t, "interop-"+server)
-	rep := execute(t, []*Suite{s}, Options{})
-	assert.Len(t, rep.Negotiations, len(s.Cases))
+	opt := Options{}
+	want := len(s.Cases)
+	if raceEnabled {
+		// Under the race detector a negotiation costs several times the
+		// CPU and a sweep of thousands takes minutes: every fourth one
+		// runs here, as races in the runner's real-server paths show in
+		// any of them, and make test runs whole suites in a build
+		// without the detector (make interop).
+		opt.Shard, opt.Shards = 1, 4
+		want = len(Select(s.Cases, opt))
+		t.Logf("race detector: %d of the suite's %d negotiations (make interop runs them all)", want, len(s.Cases))
+	}
+	rep := execute(t, []*Suite{s}, opt)
+	assert.Len(t, rep.Negotiations, want)
 	methods := map[string]int{}
 	for _, n := range rep.Negotiations {
 		if !n.Pass {
@@ -52,5 +64,35 @@ func testInterop(t *testing.T, server string, never ...outcome.Method) {
 		} else {
 			assert.Positive(t, methods[id], "no negotiation with %s ended with %s", server, id)
 		}
+	}
+}
+
+// The schedule runs every negotiation exactly once per repetition; a
+// real server setting's negotiations are split into slots of at most
+// slotSize, each of one setting, the largest first.
+func TestScheduleSlotsRealServers(t *testing.T) {
+	s := load(t, "interop-prosody")
+	for _, repeat := range []int{1, 3} {
+		own, real := schedule(s.Cases, repeat)
+		assert.Empty(t, own)
+		seen := map[item]int{}
+		for k, j := range real {
+			assert.LessOrEqual(t, len(j.items), slotSize, j.slot)
+			if k > 0 {
+				assert.LessOrEqual(t, len(j.items), len(real[k-1].items), "largest first")
+			}
+			e, _ := s.Cases[j.items[0].i].real()
+			for _, it := range j.items {
+				seen[it]++
+				other, _ := s.Cases[it.i].real()
+				assert.Equal(t, settingKey(e.Server), settingKey(other.Server), "one setting per slot")
+			}
+		}
+		assert.Len(t, seen, len(s.Cases)*repeat)
+		for it, n := range seen {
+			assert.Equal(t, 1, n, "%v", it)
+		}
+		// A setting of 154 negotiations (×3) is split.
+		assert.Greater(t, len(real), len(realserver.Kinds()[0].Sweep())+9, "repeat %d", repeat)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"xmppneg/certs"
 	"xmppneg/policy"
 	"xmppneg/policy/outcome"
+	"xmppneg/policy/serverconf"
 	"xmppneg/sim"
 	"xmppneg/sim/realserver"
 )
@@ -359,7 +360,7 @@ func (l *loader) endpoints(v *yaml.Node) error {
 	return nil
 }
 
-var endpointKeys = append([]string{"domain", "profile", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes", "server"}, policy.KnobKeys()...)
+var endpointKeys = append([]string{"domain", "profile", "tls", "sasl", "dialback", "cert", "strict", "secret", "listed", "silent_at", "faults", "timeout", "max_element_bytes", "server", "config"}, policy.KnobKeys()...)
 
 func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 	if n.Kind == yaml.ScalarNode {
@@ -382,9 +383,29 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		}
 	}
 	e := Endpoint{Settings: policy.DefaultSettings()}
-	// A profile is applied first, wherever it stands; the other keys
-	// override it (as in a spec).
+	// A profile (or a server's configuration file) is applied first,
+	// wherever it stands; the other keys override it (as in a spec).
+	var configHost string
 	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == "config" {
+			v := n.Content[i+1]
+			for j := 0; j+1 < len(n.Content); j += 2 {
+				if n.Content[j].Value == "profile" {
+					return e, l.errf(v, "config: profile and config both say where to start from: give one")
+				}
+			}
+			// A relative path is the scenario file's neighbour.
+			ref := v.Value
+			if file, _ := serverconf.ParseRef(ref); file != "" && !filepath.IsAbs(file) {
+				ref = filepath.Join(filepath.Dir(l.file), ref)
+			}
+			_, h, err := serverconf.Resolve(ref, serverconf.Options{})
+			if err != nil {
+				return e, l.errf(v, "config: %v", err)
+			}
+			e.Settings = h.Settings
+			configHost = h.Name
+		}
 		if n.Content[i].Value == "profile" {
 			v := n.Content[i+1]
 			p, err := policy.LookupProfile(v.Value)
@@ -418,7 +439,7 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		switch k {
 		case "domain":
 			e.Domain = val
-		case "profile":
+		case "profile", "config":
 			// applied above
 		case "listed":
 			b, err := policy.ParseBool(val)
@@ -451,6 +472,9 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		}
 		return nil
 	})
+	if err == nil && e.Domain == "" && configHost != "" && configHost != "*" {
+		e.Domain = configHost
+	}
 	if err == nil && e.Domain == "" {
 		err = l.errf(n, "%s needs a domain", what)
 	}

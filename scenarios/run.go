@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,11 +69,15 @@ func (n *Negotiation) Status() string {
 
 // Options tune a run.
 type Options struct {
-	Jobs   int            // workers; 0 means the number of CPUs
-	Filter *regexp.Regexp // only cases whose id matches
-	Shard  int            // 1-based shard to run, with Shards
-	Shards int
-	Repeat int // run every case this many times; 0 means once
+	Jobs int // workers; 0 means the number of CPUs
+	// RealJobs is how many real server settings are negotiated with at
+	// once (0: DefaultRealJobs). Those negotiations mostly wait for the
+	// servers, so more of them run at once than there are CPUs.
+	RealJobs int
+	Filter   *regexp.Regexp // only cases whose id matches
+	Shard    int            // 1-based shard to run, with Shards
+	Shards   int
+	Repeat   int // run every case this many times; 0 means once
 	// Progress, when set, is called after each negotiation with the
 	// count done and the total.
 	Progress func(done, total int)
@@ -165,37 +170,51 @@ func Run(ctx context.Context, cases []*Case, opt Options) []*Negotiation {
 			next++
 		}
 	}
-	reals := newRealServers(cases, repeat)
+	ownJobs, realJobs := schedule(cases, repeat)
+	reals := newRealServers(cases, realJobs)
 	defer reals.close()
-	stopped := stopClock(ctx)
-	work := make(chan job)
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := newPool(reals)
-			p.stoppedAt = stopped
-			defer p.close()
-			for j := range work {
-				for _, it := range j {
-					if ctx.Err() != nil {
-						break
-					}
-					record(it.i, it.rep, p.run(ctx, cases[it.i]))
-				}
-			}
-		}()
+	reals.startAhead()
+	realWorkers := opt.RealJobs
+	if realWorkers <= 0 {
+		realWorkers = DefaultRealJobs()
 	}
-feed:
-	for _, j := range schedule(cases, repeat) {
-		select {
-		case work <- j:
-		case <-ctx.Done():
-			break feed
+	own, real := make(chan job), make(chan job)
+	var wg sync.WaitGroup
+	stopped := stopClock(ctx)
+	work := func(jobs <-chan job) {
+		defer wg.Done()
+		p := newPool(reals)
+		p.stoppedAt = stopped
+		defer p.close()
+		for j := range jobs {
+			for _, it := range j.items {
+				if ctx.Err() != nil {
+					break
+				}
+				record(it.i, it.rep, p.run(ctx, cases[it.i], j.slot))
+			}
 		}
 	}
-	close(work)
+	for range workers {
+		wg.Add(1)
+		go work(own)
+	}
+	for range realWorkers {
+		wg.Add(1)
+		go work(real)
+	}
+	feed := func(to chan<- job, jobs []job) {
+		defer close(to)
+		for _, j := range jobs {
+			select {
+			case to <- j:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	go feed(real, realJobs)
+	feed(own, ownJobs)
 	wg.Wait()
 	var ran []*Negotiation
 	for _, n := range out {
@@ -221,52 +240,90 @@ func (n *Negotiation) dropTranscripts() {
 }
 
 // job is what one worker runs in a row: one negotiation between the
-// harness's endpoints, or every negotiation (every repetition) with one
-// real server setting, so that its server starts once, serves them one
-// at a time and stops, while other workers run other settings.
-type job []item
+// harness's endpoints, or the negotiations of one real server slot, so
+// that its server starts once, serves them one at a time and stops,
+// while other workers run other slots.
+type job struct {
+	items []item
+	slot  string // the real server slot, or "" for the harness's own
+}
 
 type item struct{ i, rep int }
 
-// schedule orders the work: repetition by repetition, each real server
-// setting's negotiations together where its first one is declared.
-func schedule(cases []*Case, repeat int) []job {
-	var jobs []job
-	placed := map[string]bool{}
+// DefaultRealJobs is how many real server slots a run negotiates with at
+// once by default: twice the CPUs, since those negotiations mostly wait
+// for the servers; as many as the CPUs under the race detector, where the
+// harness's side of each costs several times the CPU and a starved
+// negotiation would wait out its deadline.
+func DefaultRealJobs() int {
+	if raceEnabled {
+		return runtime.NumCPU()
+	}
+	return 2 * runtime.NumCPU()
+}
+
+// slotSize is the most negotiations one real server slot runs. A
+// setting with more (all repetitions counted) is split into slots of
+// about equal size, each with a server of its own, which run at once:
+// one setting of 154 negotiations, 17 of which wait out a deadline, took
+// longer than everything else of its suite.
+const slotSize = 60
+
+// schedule orders the work: the negotiations between the harness's own
+// endpoints repetition by repetition, and apart from them each real
+// server setting's negotiations (every repetition) in slots of at most
+// slotSize, the largest first, so that the longest does not start last.
+func schedule(cases []*Case, repeat int) (own, real []job) {
+	byKey := map[string]int{} // setting key → index in groups
+	var groups [][]item
+	var keys []string
 	for rep := 0; rep < repeat; rep++ {
 		for i, c := range cases {
-			e, real := c.real()
-			if !real {
-				jobs = append(jobs, job{{i, rep}})
+			e, ok := c.real()
+			if !ok {
+				own = append(own, job{items: []item{{i, rep}}})
 				continue
 			}
 			key := settingKey(e.Server)
-			if placed[key] {
-				continue
+			k, seen := byKey[key]
+			if !seen {
+				k = len(groups)
+				byKey[key] = k
+				groups = append(groups, nil)
+				keys = append(keys, key)
 			}
-			placed[key] = true
-			var group job
-			for r := 0; r < repeat; r++ {
-				for k, other := range cases {
-					if oe, ok := other.real(); ok && settingKey(oe.Server) == key {
-						group = append(group, item{k, r})
-					}
-				}
-			}
-			jobs = append(jobs, group)
+			groups[k] = append(groups[k], item{i, rep})
 		}
 	}
-	return jobs
+	for k, g := range groups {
+		parts := (len(g) + slotSize - 1) / slotSize
+		for p := range parts {
+			// Every parts-th item: each slot gets its share of every
+			// repetition and of every kind of partner.
+			var items []item
+			for i := p; i < len(g); i += parts {
+				items = append(items, g[i])
+			}
+			real = append(real, job{items: items, slot: fmt.Sprintf("%s#%d", keys[k], p+1)})
+		}
+	}
+	slices.SortStableFunc(real, func(a, b job) int { return len(b.items) - len(a.items) })
+	return own, real
 }
 
 // RunCase starts the endpoints of c, runs the negotiation and checks it
 // against the expectation.
 func RunCase(ctx context.Context, c *Case) *Negotiation {
-	reals := newRealServers([]*Case{c}, 1)
+	_, real := schedule([]*Case{c}, 1)
+	reals := newRealServers([]*Case{c}, real)
 	defer reals.close()
 	p := newPool(reals)
 	defer p.close()
-	return p.run(ctx, c)
+	slot := ""
+	if len(real) > 0 {
+		slot = real[0].slot
+	}
+	return p.run(ctx, c, slot)
 }
 
 // pool keeps the endpoints a worker has started, on a network of the
@@ -316,18 +373,37 @@ func endpointConfig(e Endpoint, n *sim.Network) sim.Config {
 		Timeout: e.Timeout, Faults: e.Faults, RecordReads: e.RecordReads, Limits: sim.Limits{MaxElementBytes: e.MaxElementBytes}}
 }
 
-// run runs c and checks the result.
-func (p *pool) run(ctx context.Context, c *Case) *Negotiation {
+// run runs c, in the real server slot given for a case with a real
+// server, and checks the result.
+func (p *pool) run(ctx context.Context, c *Case, slot string) *Negotiation {
 	n := &Negotiation{Case: c}
 	n.expect()
 	var err error
 	var srv realserver.Server
 	if _, ok := c.real(); ok {
+		// The engine playing the server's profile meets the same partner
+		// meanwhile: it needs nothing of the real server, and when both
+		// wait out a deadline they wait together. Not under the race
+		// detector, where CPU, not waiting, is what a sweep is short of.
+		var emu *sim.Result
+		var emuErr error
+		emulated := make(chan struct{})
+		emulate := func() {
+			defer close(emulated)
+			emu, emuErr = p.runOwn(ctx, emulation(c))
+		}
+		if !raceEnabled {
+			go emulate()
+		}
 		var release func()
-		n.Result, srv, release, err = p.reals.run(ctx, c)
+		n.Result, srv, release, err = p.reals.run(ctx, c, slot)
+		if raceEnabled {
+			emulate()
+		}
+		<-emulated
 		defer release()
 		if err == nil {
-			n.Emulated, err = p.runOwn(ctx, emulation(c))
+			n.Emulated, err = emu, emuErr
 		}
 	} else {
 		n.Result, err = p.runOwn(ctx, c)

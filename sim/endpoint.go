@@ -349,6 +349,7 @@ func (e *Endpoint) acceptLoop(ln net.Listener, directTLS bool) {
 			e.logf("accepting on %s again", ln.Addr())
 			backoff = 0
 		}
+		c = quickAck(c)
 		source := remoteIP(c)
 		refusal := ""
 		select {
@@ -533,6 +534,7 @@ func (e *Endpoint) dial(ctx context.Context, domain string, tr *trace, name stri
 			continue
 		}
 		a.Result = "connected"
+		raw = quickAck(raw)
 		e.attempt(tr, name, a)
 		l := e.cfg.Net.track(raw.LocalAddr().String(), tr, name)
 		stop := arm(ctx, raw, deadline)

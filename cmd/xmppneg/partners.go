@@ -31,7 +31,8 @@ func init() {
 		example: "xmppneg partners scenarios/examples/partners.ps1 --profiles scenarios/examples/partners-servers.yaml\n" +
 			"xmppneg partners partners.csv --partner jabber.example=prosody-0.12 --gateway cert=no-client-auth -o html --out report/\n" +
 			"xmppneg partners partners.json -o json | jq '.partners[] | select(.fix) | .fix.cmdlet'\n" +
-			"xmppneg partners partners.csv --probe --pki pki --from harness.example --listen 0.0.0.0:5269",
+			"xmppneg partners partners.csv --probe --pki pki --from harness.example --listen 0.0.0.0:5269\n" +
+			"xmppneg partners domains.txt --profiles partners-servers.yaml --gateway config=/etc/prosody/prosody.cfg.lua#example.org",
 		setup: setupPartners,
 	})
 }
@@ -81,7 +82,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 	profiles := fs.String("profiles", "", "YAML `file` of \"partner.domain: profile-or-spec\" lines: what each partner runs")
 	var declared stringsFlag
 	fs.Var(&declared, "partner", "DOMAIN=PROFILE or DOMAIN=SPEC: what one partner runs (repeatable; overrides --profiles)")
-	gateway := fs.String("gateway", "", "the gateway's certificate, secret and behaviour knobs, as a spec over profile lync2013-gateway (each entry's TLS, SASL and dialback replace the spec's)")
+	gateway := fs.String("gateway", "", "the gateway's certificate, secret and behaviour knobs, as a spec over profile lync2013-gateway (each entry's TLS, SASL and dialback replace the spec's); or config=FILE#HOST: your own Prosody, ejabberd or jabberd2 server as its configuration file says (FILE is then a list of partner domains, and fixes are lines of your file)")
 	gatewayDomain := fs.String("gateway-domain", "contoso.test", "the gateway's XMPP domain")
 	out := outputFlag(fs, "text", "json", "junit", "html")
 	outDir := fs.String("out", "", "`directory` for the report file and one transcript per negotiation")
@@ -121,6 +122,23 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 				e.errorf("%s goes with --probe", strings.Join(stray, ", "))
 				return exitUsage
 			}
+		}
+		if strings.HasPrefix(strings.TrimSpace(*gateway), "config=") {
+			var probeFn func(context.Context, []string) (map[string]*partners.Probed, error)
+			if *doProbe {
+				res, ok := lf.dns(e)
+				if !ok {
+					return exitUsage
+				}
+				if err := sim.CheckDomain(*from); err != nil {
+					e.errorf("--from: %v", err)
+					return exitUsage
+				}
+				probeFn = func(ctx context.Context, domains []string) (map[string]*partners.Probed, error) {
+					return probePartners(ctx, e, lf, res, *from, *listen, *timeout, *jobs, domains)
+				}
+			}
+			return ownPartners(e, args[0], *gateway, *profiles, declared, *out, *verbose, *timeout, *jobs, probeFn)
 		}
 		data, err := os.ReadFile(args[0])
 		if err != nil {

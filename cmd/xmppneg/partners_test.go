@@ -123,6 +123,38 @@ func TestPartnersTranscriptsAreThere(t *testing.T) {
 	assert.Contains(t, out, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
 }
 
+// Your own server's partners follow the same rules: a partner nobody
+// declared or probed gets no line of the file (it used to get the line
+// that worked with the most candidate servers), and fails the list.
+func TestOwnServerNoLineOnGuesswork(t *testing.T) {
+	list := writeFile(t, "domains.txt", "unknown.example\n")
+	code, out, stderr := runCLI("partners", list, "--gateway", "config="+examples+"prosody/prosody-no-dialback.cfg.lua#example.org", "-o", "json")
+	assert.Equal(t, exitFail, code, stderr)
+	var rep struct {
+		Partners []struct {
+			Status   string `json:"status"`
+			Fix      any    `json:"fix"`
+			Blockers []struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"blockers"`
+		} `json:"partners"`
+		Summary struct {
+			OK      bool `json:"ok"`
+			Failing int  `json:"failing"`
+		} `json:"summary"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), out)
+	require.Len(t, rep.Partners, 1)
+	assert.Equal(t, "unknown", rep.Partners[0].Status)
+	assert.Nil(t, rep.Partners[0].Fix)
+	require.NotEmpty(t, rep.Partners[0].Blockers)
+	assert.Equal(t, "unknown-partner", rep.Partners[0].Blockers[0].Code)
+	assert.Contains(t, rep.Partners[0].Blockers[0].Message, "--probe")
+	assert.False(t, rep.Summary.OK)
+	assert.Equal(t, 1, rep.Summary.Failing)
+}
+
 func TestPartnersBadInput(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.ps1")

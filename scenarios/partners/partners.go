@@ -486,11 +486,17 @@ func (ev *evaluator) key(domain string, gw, partner policy.Settings, dir Directi
 // partnerSettings is what the partner's server runs: declared, or
 // learned by its probe; ok is false when neither says.
 func (ev *evaluator) partnerSettings(p *Partner) (Declared, bool) {
-	if d, ok := ev.opt.Declared[strings.ToLower(p.Entry.Domain)]; ok {
+	return ev.declared(p.Entry.Domain)
+}
+
+// declared is what the server of domain runs: declared, or learned by
+// its probe (Options.Probed); ok is false when neither says.
+func (ev *evaluator) declared(domain string) (Declared, bool) {
+	if d, ok := ev.opt.Declared[strings.ToLower(domain)]; ok {
 		return d, true
 	}
-	if p.Probed != nil && p.Probed.Learned != nil {
-		return Declared{Label: "probed: " + p.Probed.Label(), Settings: p.Probed.Learned.Settings}, true
+	if pr := ev.opt.Probed[strings.ToLower(domain)]; pr != nil && pr.Learned != nil {
+		return Declared{Label: "probed: " + pr.Label(), Settings: pr.Learned.Settings}, true
 	}
 	return Declared{}, false
 }

@@ -1,11 +1,15 @@
 package realserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,97 +42,149 @@ func (s EjabberdSettings) Policy() policy.Settings {
 	return p
 }
 
-// Ejabberd is a running private ejabberd instance: a plain erl node with
-// no distribution and no epmd, whose Erlang shell on standard input
-// makes it send stanzas.
+// Ejabberd is a running private ejabberd: a plain erl node with no
+// distribution and no epmd, whose Erlang shell on standard input makes it
+// send stanzas. One process may serve several settings, each as a
+// virtual host of its own domain (s2s_use_starttls and the modules are
+// per-host options in ejabberd): starting ejabberd costs seconds of CPU,
+// a virtual host nothing.
 type Ejabberd struct {
-	domain   string
-	settings EjabberdSettings
-	dir      string
-	port     int
-	proc     *process
-	mu       sync.Mutex
-	stdin    io.WriteCloser
+	hosts  []EjabberdHost
+	dir    string
+	port   int
+	proc   *process
+	notify *notifySocket
+	mu     sync.Mutex
+	stdin  io.WriteCloser
+
+	refs     int // hosts whose negotiations still need the process (Host)
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// EjabberdHost is one virtual host of an ejabberd process.
+type EjabberdHost struct {
+	Domain   string
+	Settings EjabberdSettings
 }
 
 // StartEjabberd starts ejabberd for domain with settings s, trusting the
 // CA of pki, resolving every other domain through the loopdns responder
 // at dnsAddr and talking s2s only to *.test domains.
 func StartEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr string) (*Ejabberd, error) {
+	return StartEjabberdHosts([]EjabberdHost{{domain, s}}, pki, dnsAddr)
+}
+
+// StartEjabberdHosts starts one ejabberd serving every host. It returns
+// once ejabberd has told systemd's notification socket that it is ready
+// and its own shell says that its routing tables and every host's
+// certificate are loaded, or an error with its log. A port taken before
+// ejabberd could bind it is tried again on another.
+func StartEjabberdHosts(hosts []EjabberdHost, pki *certs.PKI, dnsAddr string) (*Ejabberd, error) {
 	if err := Require("ejabberd"); err != nil {
 		return nil, err
 	}
-	x, err := startEjabberd(domain, s, pki, dnsAddr)
-	var slow *slowStart
-	if errors.As(err, &slow) {
-		// Once in a while (a few starts in thousands, on 2 busy cores)
-		// the Erlang shell never takes its input: a second start has
-		// always come up. A server that fails otherwise is not retried.
-		x, err = startEjabberd(domain, s, pki, dnsAddr)
+	if len(hosts) == 0 {
+		return nil, errors.New("realserver: ejabberd needs a host")
 	}
-	return x, err
+	hosts = slices.Clone(hosts)
+	seen := map[string]bool{}
+	for i := range hosts {
+		h := &hosts[i]
+		if seen[h.Domain] {
+			return nil, fmt.Errorf("realserver: ejabberd host %s given twice", h.Domain)
+		}
+		seen[h.Domain] = true
+		if h.Settings.Cert == "" {
+			h.Settings.Cert = certs.Valid
+		}
+		switch h.Settings.StartTLS {
+		case "false", "optional", "required":
+		default:
+			return nil, fmt.Errorf("realserver: s2s_use_starttls %q: accepted values are false, optional, required", h.Settings.StartTLS)
+		}
+		if h.Settings.Cert == certs.WrongName && len(hosts) > 1 {
+			// Without a certificate for its name, a host presents the
+			// process's default one: another host's.
+			return nil, fmt.Errorf("realserver: ejabberd host %s has a certificate for another name and cannot share a process", h.Domain)
+		}
+	}
+	host, port, ok := strings.Cut(dnsAddr, ":")
+	if !ok || host != "127.0.0.1" {
+		return nil, fmt.Errorf("realserver: DNS address %q is not 127.0.0.1:PORT", dnsAddr)
+	}
+	return startRetrying(func() (*Ejabberd, error) {
+		x, err := startEjabberd(hosts, pki, port)
+		var slow *slowStart
+		if errors.As(err, &slow) {
+			// Once in a while (a few starts in thousands, on 2 busy
+			// cores) the Erlang shell never takes its input: a second
+			// start has always come up. A server that fails otherwise is
+			// not retried.
+			x, err = startEjabberd(hosts, pki, port)
+		}
+		return x, err
+	})
 }
 
 // slowStart is a start that came to no answer within its budget.
 type slowStart struct{ err error }
 
 func (e *slowStart) Error() string { return e.err.Error() }
+func (e *slowStart) Unwrap() error { return e.err }
 
-func startEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr string) (_ *Ejabberd, err error) {
-	if s.Cert == "" {
-		s.Cert = certs.Valid
-	}
-	switch s.StartTLS {
-	case "false", "optional", "required":
-	default:
-		return nil, fmt.Errorf("realserver: s2s_use_starttls %q: accepted values are false, optional, required", s.StartTLS)
-	}
+func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string) (x *Ejabberd, err error) {
 	dir, err := os.MkdirTemp("", "xmppneg-ejabberd-")
 	if err != nil {
 		return nil, err
 	}
-	defer removeOnError(dir, &err)
-	x := &Ejabberd{domain: domain, settings: s, dir: dir}
+	x = &Ejabberd{hosts: hosts, dir: dir}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("ejabberd %s: %w\n%s", x.hosts[0].Domain, err, x.Log()) // the log, before Stop removes it
+			x.stop()
+		}
+	}()
 	certDir := filepath.Join(dir, "certs")
-	// Without a certificate (cert=missing) only the CA it trusts.
-	var withCert []string
-	if s.Cert != certs.Missing {
-		withCert = []string{domain}
+	if err := pki.WritePEM(certDir, certs.Valid); err != nil { // the CA it trusts
+		return x, err
 	}
-	if err := pki.WritePEM(certDir, s.Cert, withCert...); err != nil {
-		return nil, err
-	}
-	if s.Cert != certs.Missing {
+	for _, h := range hosts {
+		if h.Settings.Cert == certs.Missing {
+			continue // no certificate: a real setting
+		}
+		if err := pki.WritePEM(certDir, h.Settings.Cert, h.Domain); err != nil {
+			return x, err
+		}
 		// ejabberd wants certificate, key and chain in one file.
 		var bundle []byte
-		for _, f := range []string{domain + ".crt", domain + ".key", "ca.pem"} {
+		for _, f := range []string{h.Domain + ".crt", h.Domain + ".key", "ca.pem"} {
 			b, err := os.ReadFile(filepath.Join(certDir, f))
 			if err != nil {
-				return nil, err
+				return x, err
 			}
 			bundle = append(bundle, b...)
 		}
-		if err := os.WriteFile(filepath.Join(certDir, domain+".pem"), bundle, 0o600); err != nil {
-			return nil, err
+		if err := os.WriteFile(filepath.Join(certDir, h.Domain+".pem"), bundle, 0o600); err != nil {
+			return x, err
 		}
 	}
-	if x.port, err = freePort(); err != nil {
-		return nil, err
+	if x.port, err = allocPort(); err != nil {
+		return x, err
 	}
-	host, port, ok := strings.Cut(dnsAddr, ":")
-	if !ok || host != "127.0.0.1" {
-		return nil, fmt.Errorf("realserver: DNS address %q is not 127.0.0.1:PORT", dnsAddr)
+	inetrc := fmt.Sprintf("{resolv_conf, \"\"}.\n{nameserver, {127,0,0,1}, %s}.\n{timeout, 1000}.\n{retry, 2}.\n{lookup, [file, dns]}.\n{host, {127,0,0,1}, [\"localhost\"]}.\n", dnsPort)
+	if err := os.WriteFile(filepath.Join(dir, "inetrc"), []byte(inetrc), 0o600); err != nil {
+		return x, err
 	}
-	inetrc := fmt.Sprintf("{resolv_conf, \"\"}.\n{nameserver, {127,0,0,1}, %s}.\n{timeout, 1000}.\n{retry, 2}.\n{lookup, [file, dns]}.\n{host, {127,0,0,1}, [\"localhost\"]}.\n", port)
-	if err := os.WriteFile(filepath.Join(dir, "inetrc"), []byte(inetrc), 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(ejabberdConfig(dir, domain, x.port, s)), 0o644); err != nil {
-		return nil, err
+	if err := os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(ejabberdConfig(dir, x.port, hosts)), 0o600); err != nil {
+		return x, err
 	}
 	spool := filepath.Join(dir, "spool")
-	if err := os.MkdirAll(spool, 0o755); err != nil {
-		return nil, err
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return x, err
+	}
+	if x.notify, err = listenNotify(filepath.Join(dir, "notify.sock")); err != nil {
+		return x, err
 	}
 	libs, _ := filepath.Glob("/usr/lib/*/ejabberd-*")
 	env := []string{
@@ -137,51 +193,71 @@ func startEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr st
 		"EJABBERD_LOG_PATH=" + filepath.Join(dir, "ejabberd.log"),
 		"ERL_LIBS=" + filepath.Dir(libs[0]),
 		"ERL_CRASH_DUMP_BYTES=0",
+		// ejabberd speaks systemd's notification protocol: READY=1
+		// once it has started.
+		"NOTIFY_SOCKET=" + x.notify.path,
 	}
-	x.proc, x.stdin, err = startShell(spool, env, "erl", "+K", "true", "-mnesia", "dir", `"`+spool+`"`, "-s", "ejabberd")
+	signals := []signal{
+		{name: "ready", re: regexp.MustCompile(`^sd_notify: READY=1`)},
+		{name: "shell ready", re: regexp.MustCompile(`^` + readyMark + `$`)},
+		{name: "shell not ready", re: regexp.MustCompile(`^xmppneg-not-ready$`), fatal: true},
+		{name: "start failed", re: regexp.MustCompile(`initialization was aborted|failed_to_start_child|Kernel pid terminated`), fatal: true},
+	}
+	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return x, err
 	}
-	// Budgets are generous: on 2 busy cores (a sweep starting several
-	// servers while negotiating with others) a start took up to 12 s here.
-	// The log is read before Stop removes it.
-	if err := waitListening(x.proc, x.Addr(), 30*time.Second); err != nil {
-		err = fmt.Errorf("ejabberd %s: %v\n%s", domain, err, x.Log())
-		x.Stop()
-		return nil, err
+	// Schedulers that do not spin while idle: a busy-waiting VM took a
+	// core's worth of CPU from the negotiations of a sweep.
+	x.proc, err = startProcess(spool, "stdout.log", env, r, signals, "erl", "+K", "true",
+		"+sbwt", "none", "+sbwtdcpu", "none", "+sbwtdio", "none",
+		"-mnesia", "dir", `"`+spool+`"`, "-s", "ejabberd")
+	r.Close()
+	if err != nil {
+		w.Close()
+		return x, err
 	}
-	// With a certificate for another name, ejabberd has none for its
-	// domain and uses its default one: that is waited for instead.
-	if err := x.waitReady(30*time.Second, s.Cert != certs.WrongName); err != nil {
-		var slow *slowStart
-		err = fmt.Errorf("ejabberd %s: %w\n%s", domain, err, x.Log())
-		if errors.As(err, &slow) {
-			err = &slowStart{err}
-		}
-		x.Stop()
-		return nil, err
+	x.stdin = w
+	go x.notify.feed(x.proc.out)
+	if err := x.proc.await("ejabberd", startBudget, "ready"); err != nil {
+		return x, err
 	}
+	if err := x.waitReady(startBudget); err != nil {
+		return x, err
+	}
+	x.proc.settle()
 	return x, nil
 }
 
-func ejabberdConfig(dir, domain string, port int, s EjabberdSettings) string {
-	dialback := ""
-	if s.Dialback {
-		dialback = "  mod_s2s_dialback: {}\n"
-	}
-	certfiles := fmt.Sprintf("%q", filepath.Join(dir, "certs", domain+".pem"))
-	if s.Cert == certs.Missing {
-		certfiles = ""
+func ejabberdConfig(dir string, port int, hosts []EjabberdHost) string {
+	var names, certfiles []string
+	var perHost strings.Builder
+	for _, h := range hosts {
+		names = append(names, strconv.Quote(h.Domain))
+		if h.Settings.Cert != certs.Missing {
+			certfiles = append(certfiles, strconv.Quote(filepath.Join(dir, "certs", h.Domain+".pem")))
+		}
+		dialback := ""
+		if h.Settings.Dialback {
+			dialback = "      mod_s2s_dialback: {}\n"
+		}
+		fmt.Fprintf(&perHost, `  %q:
+    s2s_use_starttls: %s
+    modules:
+      mod_admin_extra: {}
+      mod_disco: {}
+      mod_ping: {}
+      mod_version: {}
+%s`, h.Domain, h.Settings.StartTLS, dialback)
 	}
 	return fmt.Sprintf(`# Generated by xmppneg for a private test instance.
-hosts: [%[1]q]
+hosts: [%[1]s]
 loglevel: info
 log_rotate_count: 0
 hide_sensitive_log_data: false
 certfiles: [%[2]s]
 ca_file: %[3]q
 acme: {auto: false}
-s2s_use_starttls: %[4]s
 s2s_access: s2s
 s2s_dns_timeout: 2
 s2s_dns_retries: 1
@@ -189,7 +265,7 @@ outgoing_s2s_timeout: 5
 s2s_max_retry_delay: 1
 negotiation_timeout: 30
 listen:
-  - {port: %[5]d, ip: "127.0.0.1", module: ejabberd_s2s_in, max_stanza_size: 524288}
+  - {port: %[4]d, ip: "127.0.0.1", module: ejabberd_s2s_in, max_stanza_size: 524288}
 acl:
   local: {user_regexp: ""}
   harness_servers: {server_regexp: "\\.test$"}
@@ -197,96 +273,61 @@ access_rules:
   local: {allow: local}
   # s2s only with the harness's .test domains: nothing else is ever dialled.
   s2s: {allow: harness_servers}
-modules:
-  mod_admin_extra: {}
-  mod_disco: {}
-  mod_ping: {}
-  mod_version: {}
-%[6]s`, domain, certfiles, filepath.Join(dir, "certs", "ca.pem"), s.StartTLS, port, dialback)
+# Each host's own s2s settings.
+host_config:
+%[5]s`, strings.Join(names, ", "), strings.Join(certfiles, ", "), filepath.Join(dir, "certs", "ca.pem"), port, perHost.String())
 }
 
 // readyMark is what ejabberd's shell prints once it is ready (waitReady).
 const readyMark = "xmppneg-ready"
 
 // waitReady waits until ejabberd can open s2s streams as it will for
-// the negotiations. Its s2s port accepts connections before it can: a
-// message sent too early is dropped with {aborted,{no_exists,[route,...]}}
-// or {aborted,{no_exists,[s2s,...]}} (its routing tables are not there
-// yet), and a stream opened too early presents no client certificate
-// (ejabberd_pkix has not loaded it yet), so that EXTERNAL is not offered
-// to it: all three seen here right after start. Its own shell is asked to
-// say when the tables and the certificate are there.
-//
-// cert says whether the certificate for its domain is waited for, or
-// (for a certificate that names another domain) its default one.
-func (x *Ejabberd) waitReady(within time.Duration, cert bool) error {
-	certCheck := "catch ejabberd_pkix:get_certfile()"
-	switch {
-	case x.settings.Cert == certs.Missing:
-		certCheck = "{ok, none}" // it has none to wait for
-	case cert:
-		certCheck = fmt.Sprintf("catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)", x.domain)
+// the negotiations. Even after READY=1 it could not at first, on a busy
+// machine: a message sent too early is dropped with
+// {aborted,{no_exists,[route,...]}} or {aborted,{no_exists,[s2s,...]}}
+// (its routing tables are not there yet), and a stream opened too early
+// presents no client certificate (ejabberd_pkix has not loaded it yet),
+// so that EXTERNAL is not offered to it: all three seen here right after
+// its port opened. Its own shell is asked to say when the tables and
+// every host's certificate are there, and says so on its output.
+func (x *Ejabberd) waitReady(within time.Duration) error {
+	var checks []string
+	for _, h := range x.hosts {
+		switch h.Settings.Cert {
+		case certs.Missing:
+			// None to wait for.
+		case certs.WrongName:
+			// No certificate for its name: it uses its default one.
+			checks = append(checks, "catch ejabberd_pkix:get_certfile()")
+		default:
+			checks = append(checks, fmt.Sprintf("catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)", h.Domain))
+		}
 	}
 	x.mu.Lock()
-	_, err := fmt.Fprintf(x.stdin, "(fun W(0) -> io:format(\"xmppneg-not-ready~n\"); W(N) -> "+
-		"case {[route, s2s] -- mnesia:system_info(tables), %s} of "+
-		"{[], {ok, _}} -> io:format(\"%s~n\"); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
-		certCheck, readyMark, within/(20*time.Millisecond))
+	_, err := fmt.Fprintf(x.stdin, "(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
+		"case {[route, s2s] -- mnesia:system_info(tables), [C || C <- [%s], element(1, C) =/= ok]} of "+
+		"{[], []} -> io:format(\"~n%s~n\"); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
+		strings.Join(checks, ", "), readyMark, within/(20*time.Millisecond))
 	x.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("writing to its shell: %w", err)
 	}
-	deadline := time.Now().Add(within + time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		out, _ := os.ReadFile(filepath.Join(x.dir, "spool", "stdout.log"))
-		switch {
-		case strings.Contains(string(out), readyMark+"\n"):
-			return nil
-		case strings.Contains(string(out), "xmppneg-not-ready"):
-			return fmt.Errorf("its routing tables or its certificate were not ready within %s", within)
-		case time.Now().After(deadline):
-			return &slowStart{fmt.Errorf("its shell did not answer within %s", within)}
-		}
-		select {
-		case <-x.proc.done:
-			return fmt.Errorf("exited while starting (%v): %s", x.proc.err, criticalLines(x.Log()))
-		case <-tick.C:
-		}
+	err = x.proc.await("ejabberd's shell", within+time.Second, "shell ready")
+	var se *startError
+	if errors.As(err, &se) && strings.Contains(se.what, "did not say") {
+		return &slowStart{err}
 	}
-}
-
-// criticalLines picks out of ejabberd's log the lines that say why it
-// stopped: its errors and critical messages.
-func criticalLines(log string) string {
-	var out []string
-	for _, l := range strings.Split(log, "\n") {
-		if (strings.Contains(l, "[critical]") || strings.Contains(l, "[error]") || strings.Contains(l, "[warning] Invalid certificate")) && !strings.Contains(l, "> ") {
-			out = append(out, strings.TrimSpace(l))
-		}
+	if err != nil && strings.Contains(err.Error(), "not-ready") {
+		return fmt.Errorf("its routing tables or its certificates were not ready within %s", within)
 	}
-	return strings.Join(out, "; ")
-}
-
-// startShell starts a process whose standard input stays open for
-// commands.
-func startShell(dir string, env []string, name string, args ...string) (*process, io.WriteCloser, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, nil, err
-	}
-	p, err := startProcessStdin(dir, "stdout.log", env, r, name, args...)
-	r.Close()
-	if err != nil {
-		w.Close()
-		return nil, nil, err
-	}
-	return p, w, nil
+	return err
 }
 
 // Addr returns ejabberd's s2s address.
 func (x *Ejabberd) Addr() string { return fmt.Sprintf("127.0.0.1:%d", x.port) }
+
+// Domain implements Server: the first host's domain.
+func (x *Ejabberd) Domain() string { return x.hosts[0].Domain }
 
 // Log returns ejabberd's log so far.
 func (x *Ejabberd) Log() string {
@@ -295,25 +336,84 @@ func (x *Ejabberd) Log() string {
 	return string(b) + string(o)
 }
 
-// Send makes ejabberd send a chat message from its domain to jid, which
-// opens its s2s stream to jid's domain.
-func (x *Ejabberd) Send(jid string) error {
+// Send makes ejabberd send a chat message from its (first) domain to
+// jid, which opens its s2s stream to jid's domain.
+func (x *Ejabberd) Send(jid string) error { return x.send(x.hosts[0].Domain, jid) }
+
+func (x *Ejabberd) send(from, jid string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	_, err := fmt.Fprintf(x.stdin, "mod_admin_extra:send_message(<<\"chat\">>, <<\"admin@%s\">>, <<\"%s\">>, <<\"\">>, <<\"xmppneg\">>).\n", x.domain, jid)
+	_, err := fmt.Fprintf(x.stdin, "mod_admin_extra:send_message(<<\"chat\">>, <<\"admin@%s\">>, <<\"%s\">>, <<\"\">>, <<\"xmppneg\">>).\n", from, jid)
 	return err
+}
+
+// Trigger makes ejabberd open its stream to domain by sending a message.
+func (x *Ejabberd) Trigger(_ context.Context, domain string) error {
+	return x.Send("someone@" + domain)
 }
 
 // Stop stops ejabberd (SIGTERM, then SIGKILL after 3 s) and removes its
 // directory.
 func (x *Ejabberd) Stop() error {
-	var err error
-	if x.stdin != nil {
-		x.stdin.Close()
+	x.stop()
+	return x.stopErr
+}
+
+func (x *Ejabberd) stop() {
+	x.stopOnce.Do(func() {
+		if x.stdin != nil {
+			x.stdin.Close()
+		}
+		if x.proc != nil {
+			x.stopErr = x.proc.stop(3 * time.Second)
+		}
+		if x.notify != nil {
+			x.notify.close()
+		}
+		os.RemoveAll(x.dir)
+	})
+}
+
+// Hosts returns one Server per host, in the order they were given: each
+// negotiates as its own domain, and the process stops once every one of
+// them has been stopped.
+func (x *Ejabberd) Hosts() []Server {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := make([]Server, len(x.hosts))
+	for i, h := range x.hosts {
+		out[i] = &ejabberdHost{x: x, domain: h.Domain}
 	}
-	if x.proc != nil {
-		err = x.proc.stop(3 * time.Second)
+	x.refs += len(out)
+	return out
+}
+
+// ejabberdHost is one host of a shared ejabberd process.
+type ejabberdHost struct {
+	x       *Ejabberd
+	domain  string
+	stopped sync.Once
+}
+
+func (h *ejabberdHost) Domain() string { return h.domain }
+func (h *ejabberdHost) Addr() string   { return h.x.Addr() }
+func (h *ejabberdHost) Log() string    { return h.x.Log() }
+
+func (h *ejabberdHost) Trigger(_ context.Context, domain string) error {
+	return h.x.send(h.domain, "someone@"+domain)
+}
+
+// Stop releases the host; the last one stops the process.
+func (h *ejabberdHost) Stop() error {
+	last := false
+	h.stopped.Do(func() {
+		h.x.mu.Lock()
+		h.x.refs--
+		last = h.x.refs == 0
+		h.x.mu.Unlock()
+	})
+	if last {
+		return h.x.Stop()
 	}
-	os.RemoveAll(x.dir)
-	return err
+	return nil
 }

@@ -94,9 +94,10 @@ type Jabberd2 struct {
 
 // StartJabberd2 starts jabberd2 for domain with settings s, resolving
 // every other domain through the DNS responder at dnsAddr. It returns
-// once the s2s port accepts connections and the session manager serves
-// the domain.
-func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr string) (_ *Jabberd2, err error) {
+// once its router says that s2s is its default route and that the domain
+// is served, and s2s that it listens; a port taken before jabberd2 could
+// bind it is tried again on another.
+func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr string) (*Jabberd2, error) {
 	if err := Require("jabberd2"); err != nil {
 		return nil, err
 	}
@@ -107,72 +108,84 @@ func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr st
 	if err != nil {
 		return nil, fmt.Errorf("realserver: DNS address %q: %w", dnsAddr, err)
 	}
+	return startRetrying(func() (*Jabberd2, error) { return startJabberd2(domain, s, pki, dnsPort) })
+}
+
+func startJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsPort string) (j *Jabberd2, err error) {
 	dir, err := os.MkdirTemp("", "xmppneg-jabberd2-")
 	if err != nil {
 		return nil, err
 	}
-	defer removeOnError(dir, &err)
-	j := &Jabberd2{domain: domain, dir: dir, settings: s, componentSecret: randomHex(16)}
-	if j.port, err = freePort(); err != nil {
-		return nil, err
+	j = &Jabberd2{domain: domain, dir: dir, settings: s, componentSecret: randomHex(16)}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("jabberd2 %s: %w\n%s", domain, err, j.Log()) // the log, before Stop removes it
+			j.Stop()
+		}
+	}()
+	if j.port, err = allocPort(); err != nil {
+		return j, err
 	}
-	if j.routerPort, err = freePort(); err != nil {
-		return nil, err
+	if j.routerPort, err = allocPort(); err != nil {
+		return j, err
 	}
 	pem := ""
 	if s.PEMFile && s.Cert != certs.Missing {
 		// jabberd2 wants the certificate and its key in one PEM file.
 		certDir := filepath.Join(dir, "certs")
 		if err := pki.WritePEM(certDir, s.Cert, domain); err != nil {
-			return nil, err
+			return j, err
 		}
 		var bundle []byte
 		for _, f := range []string{domain + ".crt", domain + ".key"} {
 			b, err := os.ReadFile(filepath.Join(certDir, f))
 			if err != nil {
-				return nil, err
+				return j, err
 			}
 			bundle = append(bundle, b...)
 		}
 		pem = filepath.Join(certDir, domain+".pem")
 		if err := os.WriteFile(pem, bundle, 0o600); err != nil {
-			return nil, err
+			return j, err
 		}
 	}
 	for name, content := range j.configs(pem, randomHex(16)) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
-			return nil, err
+			return j, err
 		}
 	}
-	if j.router, err = startProcess(dir, "router.out", nil, "/usr/sbin/jabberd2-router", "-c", filepath.Join(dir, "router.xml")); err != nil {
-		return nil, err
+	listening := func(port int) *regexp.Regexp {
+		return regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("[127.0.0.1, port=%d] listening", port)))
 	}
-	if err := waitListening(j.router, fmt.Sprintf("127.0.0.1:%d", j.routerPort), 15*time.Second); err != nil {
-		err = fmt.Errorf("jabberd2 router: %v\n%s", err, j.Log()) // the log, before Stop removes it
-		j.Stop()
-		return nil, err
+	routerSignals := []signal{
+		{name: "router port", re: listening(j.routerPort)},
+		{name: "s2s route", re: regexp.MustCompile(regexp.QuoteMeta("[s2s] set as default route"))},
+		{name: "domain online", re: regexp.MustCompile(regexp.QuoteMeta("[" + domain + "] online"))},
+	}
+	if j.router, err = startProcess(dir, "router.out", nil, nil, routerSignals, "/usr/sbin/jabberd2-router", "-c", filepath.Join(dir, "router.xml")); err != nil {
+		return j, err
+	}
+	if err := j.router.await("jabberd2's router", startBudget, "router port"); err != nil {
+		return j, err
 	}
 	// libudns reads its name servers and port from the environment.
 	env := []string{"NSCACHEIP=127.0.0.1", "RES_OPTIONS=port:" + dnsPort}
-	if j.s2s, err = startProcess(dir, "s2s.out", env, "/usr/sbin/jabberd2-s2s", "-c", filepath.Join(dir, "s2s.xml")); err != nil {
-		j.Stop()
-		return nil, err
+	if j.s2s, err = startProcess(dir, "s2s.out", env, nil, []signal{{name: "s2s port", re: listening(j.port)}}, "/usr/sbin/jabberd2-s2s", "-c", filepath.Join(dir, "s2s.xml")); err != nil {
+		return j, err
 	}
-	if err := waitListening(j.s2s, j.Addr(), 15*time.Second); err != nil {
-		err = fmt.Errorf("jabberd2 s2s: %v\n%s", err, j.Log()) // the log, before Stop removes it
-		j.Stop()
-		return nil, err
+	if err := j.s2s.await("jabberd2's s2s", startBudget, "s2s port"); err != nil {
+		return j, err
 	}
 	if j.comp, err = dialComponent(j.routerPort, domain, j.componentSecret); err != nil {
-		err = fmt.Errorf("jabberd2 %s: %v\n%s", domain, err, j.Log()) // the log, before Stop removes it
-		j.Stop()
-		return nil, err
+		return j, err
 	}
-	if err := j.waitOnline(15 * time.Second); err != nil {
-		err = fmt.Errorf("jabberd2 %s: %v\n%s", domain, err, j.Log()) // the log, before Stop removes it
-		j.Stop()
-		return nil, err
+	// Stanzas are routed once the router serves the domain and has s2s
+	// as its default route.
+	if err := j.router.await("jabberd2's router", startBudget, "s2s route", "domain online"); err != nil {
+		return j, err
 	}
+	j.router.settle()
+	j.s2s.settle()
 	return j, nil
 }
 
@@ -180,28 +193,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// waitOnline waits until the router says the domain is served and s2s is
-// its default route: stanzas are routed from then on.
-func (j *Jabberd2) waitOnline(within time.Duration) error {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		b, _ := os.ReadFile(filepath.Join(j.dir, "router.log"))
-		if strings.Contains(string(b), "["+j.domain+"] online") && strings.Contains(string(b), "[s2s] set as default route") {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the router did not route %s and s2s within %s", j.domain, within)
-		}
-		select {
-		case <-j.s2s.done:
-			return fmt.Errorf("s2s exited: %v", j.s2s.err)
-		case <-tick.C:
-		}
-	}
 }
 
 // configs renders router.xml, router-users.xml, sm.xml and s2s.xml.
@@ -220,7 +211,7 @@ func (j *Jabberd2) configs(pemfile, dialbackSecret string) map[string]string {
 		"router.xml": fmt.Sprintf(`<router>
   <id>router</id>
   <pidfile>%[1]s/router.pid</pidfile>
-  <log type='file'><file>%[1]s/router.log</file></log>
+  <log type='stdout'/>
   <local>
     <ip>127.0.0.1</ip><port>%[2]d</port>
     <users>%[1]s/router-users.xml</users>
@@ -236,7 +227,7 @@ func (j *Jabberd2) configs(pemfile, dialbackSecret string) map[string]string {
   <id>s2s</id>
   <pidfile>%[1]s/s2s.pid</pidfile>
   <router><ip>127.0.0.1</ip><port>%[2]d</port><user>jabberd</user><pass>%[3]s</pass>%[4]s</router>
-  <log type='file'><file>%[1]s/s2s.log</file></log>
+  <log type='stdout'/>
   <local>
     <ip>127.0.0.1</ip><port>%[5]d</port>
     <secret>%[6]s</secret>
@@ -260,7 +251,7 @@ func (j *Jabberd2) Addr() string { return fmt.Sprintf("127.0.0.1:%d", j.port) }
 // Log returns what jabberd2's three components have logged so far.
 func (j *Jabberd2) Log() string {
 	var b strings.Builder
-	for _, f := range []string{"router.log", "s2s.log", "router.out", "s2s.out"} {
+	for _, f := range []string{"router.out", "s2s.out"} {
 		if c, err := os.ReadFile(filepath.Join(j.dir, f)); err == nil && len(c) > 0 {
 			fmt.Fprintf(&b, "--- %s\n%s", f, c)
 		}

@@ -52,6 +52,49 @@ type Kind struct {
 	// Sweep is every combination of knobs the interop suites run.
 	Sweep func() []Setting
 	parse func(map[string]string) (Setting, error)
+	// share, for a kind whose one process can serve several settings as
+	// hosts of their own, says which settings can go together: those
+	// with the same non-empty key; startShared starts them.
+	share       func(Setting) string
+	startShared func(settings []Setting, domains []string, pki *certs.PKI, dnsAddr string) ([]Server, error)
+}
+
+// ShareKey returns the process s may share with other settings: settings
+// whose keys are equal and not empty can be started together by
+// StartShared, one process serving each as a host of its own domain.
+func ShareKey(s Setting) string {
+	k, err := LookupKind(s.Kind())
+	if err != nil || k.share == nil {
+		return ""
+	}
+	if key := k.share(s); key != "" {
+		return k.Name + " " + key
+	}
+	return ""
+}
+
+// StartShared starts one process of their kind serving settings[i] as
+// domains[i]; the settings must have the same ShareKey. The process
+// stops once every Server returned has been stopped.
+func StartShared(settings []Setting, domains []string, pki *certs.PKI, dnsAddr string) ([]Server, error) {
+	if len(settings) == 0 || len(settings) != len(domains) {
+		return nil, fmt.Errorf("realserver: %d settings for %d domains", len(settings), len(domains))
+	}
+	key := ShareKey(settings[0])
+	for _, s := range settings[1:] {
+		if ShareKey(s) != key || key == "" {
+			return nil, fmt.Errorf("realserver: %s and %s cannot share a process", settings[0], s)
+		}
+	}
+	if len(settings) == 1 {
+		srv, err := settings[0].Start(domains[0], pki, dnsAddr)
+		if err != nil {
+			return nil, err
+		}
+		return []Server{srv}, nil
+	}
+	k, _ := LookupKind(settings[0].Kind())
+	return k.startShared(settings, domains, pki, dnsAddr)
 }
 
 // Key is one knob of a real server.
@@ -201,6 +244,23 @@ func init() {
 		}
 		return s, nil
 	}
+	ejabberdKind.share = func(s Setting) string {
+		if s.(EjabberdSettings).Cert == certs.WrongName {
+			return "" // it would present another host's certificate
+		}
+		return "hosts"
+	}
+	ejabberdKind.startShared = func(settings []Setting, domains []string, pki *certs.PKI, dnsAddr string) ([]Server, error) {
+		hosts := make([]EjabberdHost, len(settings))
+		for i, s := range settings {
+			hosts[i] = EjabberdHost{Domain: domains[i], Settings: s.(EjabberdSettings)}
+		}
+		x, err := StartEjabberdHosts(hosts, pki, dnsAddr)
+		if err != nil {
+			return nil, err
+		}
+		return x.Hosts(), nil
+	}
 	ejabberdKind.parse = func(m map[string]string) (Setting, error) {
 		var s EjabberdSettings
 		var err error
@@ -294,12 +354,4 @@ func (p *Prosody) Trigger(ctx context.Context, domain string) error {
 		p.domain, p.domain, "someone@"+domain)
 	_, err := p.Shell(ctx, cmd)
 	return err
-}
-
-// Domain implements Server.
-func (x *Ejabberd) Domain() string { return x.domain }
-
-// Trigger makes ejabberd open its stream to domain by sending a message.
-func (x *Ejabberd) Trigger(_ context.Context, domain string) error {
-	return x.Send("someone@" + domain)
 }

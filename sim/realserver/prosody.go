@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -59,25 +60,39 @@ type Prosody struct {
 
 // StartProsody starts Prosody for domain with settings s, trusting the CA
 // of pki and resolving every other domain through the DNS responder at
-// dnsAddr (a loopdns server). It returns once Prosody accepts s2s
-// connections, or an error with its log.
-func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr string) (_ *Prosody, err error) {
+// dnsAddr (a loopdns server). It returns once Prosody says that it
+// listens for s2s and on its admin socket, or an error with its log; a
+// port taken before Prosody could bind it is tried again on another.
+func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr string) (*Prosody, error) {
 	if err := Require("prosody"); err != nil {
 		return nil, err
 	}
+	if s.Cert == "" {
+		s.Cert = certs.Valid
+	}
+	_, dnsPort, err := net.SplitHostPort(dnsAddr)
+	if err != nil {
+		return nil, fmt.Errorf("realserver: DNS address %q: %w", dnsAddr, err)
+	}
+	return startRetrying(func() (*Prosody, error) { return startProsody(domain, s, pki, dnsPort) })
+}
+
+func startProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsPort string) (p *Prosody, err error) {
 	dir, err := os.MkdirTemp("", "xmppneg-prosody-")
 	if err != nil {
 		return nil, err
 	}
-	defer removeOnError(dir, &err)
-	p := &Prosody{domain: domain, settings: s, dir: dir}
-	for _, d := range []string{"run", "data", "certs"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return nil, err
+	p = &Prosody{domain: domain, settings: s, dir: dir}
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("prosody %s: %w\n%s", domain, err, p.Log()) // the log, before Stop removes it
+			p.Stop()
 		}
-	}
-	if s.Cert == "" {
-		s.Cert = certs.Valid
+	}()
+	for _, d := range []string{"run", "data", "certs"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return p, err
+		}
 	}
 	// Without a certificate (cert=missing, a real setting) only the CA
 	// it trusts is written, and the host has no ssl.
@@ -86,49 +101,46 @@ func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr stri
 		withCert = []string{domain}
 	}
 	if err := pki.WritePEM(filepath.Join(dir, "certs"), s.Cert, withCert...); err != nil {
-		return nil, err
+		return p, err
 	}
-	if p.port, err = freePort(); err != nil {
-		return nil, err
+	if p.port, err = allocPort(); err != nil {
+		return p, err
 	}
 	if s.DirectTLS {
-		if p.direct, err = freePort(); err != nil {
-			return nil, err
+		if p.direct, err = allocPort(); err != nil {
+			return p, err
 		}
-	}
-	_, dnsPort, err := net.SplitHostPort(dnsAddr)
-	if err != nil {
-		return nil, fmt.Errorf("realserver: DNS address %q: %w", dnsAddr, err)
 	}
 	cfg := filepath.Join(dir, "prosody.cfg.lua")
-	if err := os.WriteFile(cfg, []byte(prosodyConfig(dir, domain, p.port, p.direct, dnsPort, s)), 0o644); err != nil {
-		return nil, err
+	if err := os.WriteFile(cfg, []byte(prosodyConfig(dir, domain, p.port, p.direct, dnsPort, s)), 0o600); err != nil {
+		return p, err
 	}
-	p.proc, err = startProcess(dir, "stdout.log", nil, "prosody", "-F", "--config", cfg)
-	if err != nil {
-		return nil, err
+	signals := []signal{
+		{name: "s2s port", re: regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("Activated service 's2s' on [127.0.0.1]:%d", p.port)))},
+		// The admin socket says nothing when it works, but its server
+		// socket is created, and logged, before the s2s port.
+		{name: "admin socket", re: regexp.MustCompile(regexp.QuoteMeta("(" + filepath.Join(dir, "run/prosody.sock") + ", 0) created"))},
+		{name: "admin socket error", re: regexp.MustCompile(`Unable to (bind|listen on) admin socket`), fatal: true},
 	}
-	if err := waitListening(p.proc, p.Addr(), 15*time.Second); err != nil {
-		err = fmt.Errorf("prosody %s: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
-		p.Stop()
-		return nil, err
-	}
+	wait := []string{"s2s port", "admin socket"}
 	if p.direct != 0 {
-		// The direct TLS port is opened apart from the STARTTLS one.
-		if err := waitListening(p.proc, p.DirectAddr(), 15*time.Second); err != nil {
-			err = fmt.Errorf("prosody %s direct TLS port: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
-			p.Stop()
-			return nil, err
-		}
+		signals = append(signals, signal{name: "direct TLS port", re: regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("Activated service 's2s_direct_tls' on [127.0.0.1]:%d", p.direct)))})
+		wait = append(wait, "direct TLS port")
 	}
-	// The admin socket may come up after the s2s port.
-	if err := waitListeningOn(p.proc, "unix", filepath.Join(dir, "run/prosody.sock"), 15*time.Second); err != nil {
-		err = fmt.Errorf("prosody %s admin socket: %v\n%s", domain, err, p.Log()) // the log, before Stop removes it
-		p.Stop()
-		return nil, err
+	if p.proc, err = startProcess(dir, "stdout.log", nil, nil, signals, "prosody", "-F", "--config", cfg); err != nil {
+		return p, err
 	}
+	if err := p.proc.await("prosody", startBudget, wait...); err != nil {
+		return p, err
+	}
+	p.proc.settle()
 	return p, nil
 }
+
+// startBudget is how long a server may take to say it is ready. Generous:
+// on 2 busy cores (a sweep starting several servers while negotiating
+// with others) an ejabberd start took up to 12 s here.
+const startBudget = 30 * time.Second
 
 func prosodyConfig(dir, domain string, port, direct int, dnsPort string, s ProsodySettings) string {
 	mods := []string{"tls", "saslauth", "disco", "ping", "admin_shell", "admin_socket"}
@@ -145,7 +157,7 @@ func prosodyConfig(dir, domain string, port, direct int, dnsPort string, s Proso
 	}
 	hostSSL := fmt.Sprintf("\tssl = { certificate = %q; key = %q }\n", filepath.Join(dir, "certs", domain+".crt"), filepath.Join(dir, "certs", domain+".key"))
 	if s.Cert == certs.Missing {
-		hostSSL = "\t-- no certificate (cert=missing): no TLS\n"
+		hostSSL = "\t-- no certificate (cert=missing): no TLS of its own\n"
 	}
 	return fmt.Sprintf(`-- Generated by xmppneg for a private test instance.
 run_as_root = true
@@ -153,7 +165,7 @@ pidfile = %[1]q
 data_path = %[2]q
 certificates = %[3]q
 admin_socket = %[4]q
-log = { { levels = { min = "debug" }, to = "file", filename = %[5]q } }
+log = { { levels = { min = "debug" }, to = "console" } }
 interfaces = { "127.0.0.1" }
 local_interfaces = { "127.0.0.1" }
 s2s_interfaces = { "127.0.0.1" }
@@ -174,7 +186,7 @@ ssl = { cafile = %[11]q; capath = false }
 unbound = { resolvconf = false; hoststxt = false; forward = "127.0.0.1@%[12]s"; options = { ["local-zone:"] = "test. transparent" } }
 VirtualHost %[13]q
 %[17]s`, filepath.Join(dir, "run/prosody.pid"), filepath.Join(dir, "data"), filepath.Join(dir, "certs"),
-		filepath.Join(dir, "run/prosody.sock"), filepath.Join(dir, "prosody.log"), port, q(mods), q(disabled),
+		filepath.Join(dir, "run/prosody.sock"), "", port, q(mods), q(disabled),
 		s.RequireEncryption, s.SecureAuth, filepath.Join(dir, "certs/ca.pem"), dnsPort, domain,
 		filepath.Join(dir, "certs", domain+".crt"), filepath.Join(dir, "certs", domain+".key"), directPorts, hostSSL)
 }
@@ -192,9 +204,8 @@ func (p *Prosody) DirectAddr() string {
 
 // Log returns Prosody's log so far.
 func (p *Prosody) Log() string {
-	b, _ := os.ReadFile(filepath.Join(p.dir, "prosody.log"))
-	o, _ := os.ReadFile(filepath.Join(p.dir, "stdout.log"))
-	return string(b) + string(o)
+	b, _ := os.ReadFile(filepath.Join(p.dir, "stdout.log"))
+	return string(b)
 }
 
 // Stop stops Prosody (SIGTERM, then SIGKILL after 3 s) and removes its

@@ -15,13 +15,10 @@ package realserver
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // ErrNotInstalled is wrapped by the errors of servers that are missing.
@@ -59,108 +56,4 @@ func Require(server string) error {
 		return fmt.Errorf("%s: %w: run 'make deps' as root, or: apt-get install -y %s", server, ErrNotInstalled, strings.Join(missing, " "))
 	}
 	return nil
-}
-
-// removeOnError removes dir when *err is set on return: a start that
-// fails leaves no temporary directory behind (a start that succeeds
-// leaves it to Stop).
-func removeOnError(dir string, err *error) {
-	if *err != nil {
-		os.RemoveAll(dir)
-	}
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// process is a running server process.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
-}
-
-func startProcess(dir, logName string, env []string, name string, args ...string) (*process, error) {
-	return startProcessStdin(dir, logName, env, nil, name, args...)
-}
-
-func startProcessStdin(dir, logName string, env []string, stdin *os.File, name string, args ...string) (*process, error) {
-	cmd := exec.Command(name, args...)
-	if stdin != nil {
-		cmd.Stdin = stdin
-	}
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	out, err := os.Create(filepath.Join(dir, logName))
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so that a stop reaches its children too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		out.Close()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// stop sends SIGTERM, then SIGKILL after grace.
-func (p *process) stop(grace time.Duration) error {
-	select {
-	case <-p.done:
-		return nil
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	t := time.NewTimer(grace)
-	defer t.Stop()
-	select {
-	case <-p.done:
-		return nil
-	case <-t.C:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-	return fmt.Errorf("did not stop within %s of SIGTERM; killed", grace)
-}
-
-// waitListening waits until addr accepts TCP connections, the process
-// exits, or the deadline passes.
-func waitListening(p *process, addr string, within time.Duration) error {
-	return waitListeningOn(p, "tcp", addr, within)
-}
-
-func waitListeningOn(p *process, network, addr string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		c, err := net.DialTimeout(network, addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("exited before listening on %s: %v", addr, p.err)
-		case <-tick.C:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not listening on %s after %s", addr, within)
-		}
-	}
 }
