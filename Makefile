@@ -66,6 +66,7 @@ bench-interop:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzParseSpec$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzSettingsRoundTrip$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./scenarios -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./sim -run '^$$' -fuzz '^FuzzReadElement$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./policy/lyncpartner -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)

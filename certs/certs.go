@@ -599,20 +599,51 @@ type Chain struct {
 	Names    []string `json:"names"`     // DNS names of the leaf
 	NamesFor bool     `json:"names_for"` // whether they cover the XMPP domain (RFC 6125 DNS-ID)
 	Sent     int      `json:"sent"`      // certificates in the chain as sent
-	// Trust says who vouches for it: "the harness CA", "the system
-	// roots", or why nobody does.
+	// Trust says who vouches for it: "issued by the harness CA
+	// (trusted)", "issued by the system roots (trusted)", or why nobody
+	// does. It is judged apart from the validity period: an expired
+	// certificate from a trusted CA is trusted and expired, not
+	// "trusted by nobody".
 	Trust    string    `json:"trust"`
 	Trusted  bool      `json:"trusted"`
 	Complete bool      `json:"complete"` // false when an intermediate was not sent
 	NotAfter time.Time `json:"not_after"`
 	DaysLeft int       `json:"days_left"`
-	Purposes string    `json:"purposes"`
+	// Validity says where now stands in the validity period: "valid
+	// for 364 more days", "expired 1 day ago", "not valid until …".
+	Validity    string `json:"validity"`
+	Expired     bool   `json:"expired"`
+	NotYetValid bool   `json:"not_yet_valid"`
+	SelfSigned  bool   `json:"self_signed"`
+	Purposes    string `json:"purposes"`
 	// ClientAuth says whether the certificate may authenticate a TLS
 	// client, as the server's own outbound connections need.
 	ClientAuth bool `json:"client_auth"`
 	// Problem is what the harness's check finds wrong for serverAuth and
 	// the domain, or "" when nothing.
 	Problem string `json:"problem,omitempty"`
+}
+
+// ago says how long ago a span was, in days when it is a day or more:
+// "1 day ago", "3 hours ago".
+func ago(d time.Duration) string { return span(d) + " ago" }
+
+// span is a duration as a person counts it: "364 days", "1 day", "5
+// hours", "a few minutes".
+func span(d time.Duration) string {
+	switch days := int(d.Hours() / 24); {
+	case days == 1:
+		return "1 day"
+	case days > 1:
+		return fmt.Sprintf("%d days", days)
+	}
+	switch hours := int(d.Hours()); {
+	case hours == 1:
+		return "1 hour"
+	case hours > 1:
+		return fmt.Sprintf("%d hours", hours)
+	}
+	return "a few minutes"
 }
 
 // Analyze describes chain as presented for domain at now: roots are the
@@ -631,24 +662,37 @@ func Analyze(chain []*x509.Certificate, roots, system, hints *x509.CertPool, dom
 	for _, x := range chain[1:] {
 		inter.AddCert(x)
 	}
+	// Trust is judged within the leaf's validity period, so that an
+	// expired certificate from a trusted CA is not called untrusted.
+	during := now
+	switch {
+	case now.After(leaf.NotAfter):
+		c.Expired, during = true, leaf.NotAfter.Add(-time.Second)
+		c.Validity = "expired " + ago(now.Sub(leaf.NotAfter))
+	case now.Before(leaf.NotBefore):
+		c.NotYetValid, during = true, leaf.NotBefore.Add(time.Second)
+		c.Validity = fmt.Sprintf("not valid until %s (in %s)", leaf.NotBefore.UTC().Format(time.RFC3339), span(leaf.NotBefore.Sub(now)))
+	default:
+		c.Validity = fmt.Sprintf("valid for %s more", span(leaf.NotAfter.Sub(now)))
+	}
 	verifies := func(pool *x509.CertPool, more *x509.CertPool) bool {
 		if pool == nil {
 			return false
 		}
-		_, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: more, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: more, CurrentTime: during, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
 		return err == nil
 	}
 	switch {
 	case verifies(roots, inter):
-		c.Trusted, c.Trust = true, "the harness CA"
+		c.Trusted, c.Trust = true, "issued by the harness CA (trusted)"
 	case verifies(system, inter):
-		c.Trusted, c.Trust = true, "the system roots"
+		c.Trusted, c.Trust = true, "issued by a CA of the system roots (trusted)"
 	case verifies(roots, hints) || verifies(system, hints):
-		c.Complete, c.Trust = false, "nobody as sent: an intermediate is missing from the chain"
+		c.Complete, c.Trust = false, "trusted by nobody as sent: an intermediate is missing from the chain"
 	case leaf.Issuer.String() == leaf.Subject.String():
-		c.Trust = "nobody: self-signed"
+		c.Trust, c.SelfSigned = "self-signed (trusted by nobody)", true
 	default:
-		c.Trust = "nobody: issued by " + leaf.Issuer.CommonName + ", not a trusted CA"
+		c.Trust = "issued by " + leaf.Issuer.CommonName + ", a CA nobody here trusts"
 	}
 	if roots == nil {
 		roots = x509.NewCertPool()

@@ -86,3 +86,37 @@ func TestParseState(t *testing.T) {
 	_, err := ParseState("rotten")
 	assert.ErrorContains(t, err, "accepted values are valid, missing")
 }
+
+// Trust is judged apart from validity: an expired certificate issued by
+// the harness CA is trusted, and expired; one from a CA nobody trusts is
+// not trusted whatever its dates.
+func TestAnalyzeSeparatesTrustFromValidity(t *testing.T) {
+	pki, err := New()
+	require.NoError(t, err)
+	analyze := func(st State) Chain {
+		c, err := pki.Certificate("a.test", st)
+		require.NoError(t, err)
+		return Analyze([]*x509.Certificate{c.Leaf}, pki.Roots(), nil, pki.Hints(), "a.test", time.Now())
+	}
+	exp := analyze(Expired)
+	assert.True(t, exp.Trusted)
+	assert.Equal(t, "issued by the harness CA (trusted)", exp.Trust)
+	assert.True(t, exp.Expired)
+	assert.Equal(t, "expired 1 day ago", exp.Validity)
+	assert.Contains(t, exp.Problem, "certificate expired")
+
+	soon := analyze(NotYetValid)
+	assert.True(t, soon.Trusted)
+	assert.True(t, soon.NotYetValid)
+	assert.Regexp(t, `^not valid until \S+ \(in (a few minutes|\d+ hours?|1 day)\)$`, soon.Validity)
+
+	ok := analyze(Valid)
+	assert.True(t, ok.Trusted)
+	assert.False(t, ok.Expired || ok.NotYetValid)
+	assert.Regexp(t, `^valid for 36[45] days more$`, ok.Validity)
+
+	rogue := analyze(Untrusted)
+	assert.False(t, rogue.Trusted)
+	assert.Equal(t, "issued by xmppneg untrusted CA, a CA nobody here trusts", rogue.Trust)
+	assert.Equal(t, "self-signed (trusted by nobody)", analyze(SelfSigned).Trust)
+}

@@ -315,6 +315,12 @@ func lookupKnob(key string) (knob, bool) {
 	return knob{}, false
 }
 
+// knobText is the text of value v of the knob key.
+func knobText(key string, v uint8) string {
+	k, _ := lookupKnob(key)
+	return k.values[v]
+}
+
 // BehaviourKeys lists the spec keys of the behaviour knobs with their
 // values, the first being the harness's own.
 func BehaviourKeys() []string {

@@ -116,6 +116,7 @@ func Merge(shards []*ShardReport) (*Report, error) {
 	}
 	// Every shard must hold exactly the negotiations that shard selects.
 	records := map[string]NegotiationJSON{}
+	shardOf := map[string]*ShardReport{}
 	rep := &Report{Suites: suites, Repeat: 1}
 	for i := 1; i <= total; i++ {
 		s := byIndex[i]
@@ -133,6 +134,7 @@ func Merge(shards []*ShardReport) (*Report, error) {
 				return nil, fmt.Errorf("%s (shard %d/%d) holds %s twice", s.Path, i, total, r.ID)
 			}
 			records[r.ID] = r
+			shardOf[r.ID] = s
 			delete(want, r.ID)
 		}
 		if len(want) > 0 {
@@ -148,12 +150,50 @@ func Merge(shards []*ShardReport) (*Report, error) {
 	}
 	cases := Select(all, opt)
 	for _, c := range cases {
-		rep.Negotiations = append(rep.Negotiations, negotiationFrom(c, records[c.ID]))
+		n := negotiationFrom(c, records[c.ID])
+		// A transcript path in a shard's report is relative to the
+		// shard's directory: the merged report names the file itself,
+		// or nothing when it is not there.
+		if n.Transcript != "" {
+			n.Transcript = filepath.Join(filepath.Dir(shardOf[c.ID].Path), n.Transcript)
+			if st, err := os.Stat(n.Transcript); err != nil || !st.Mode().IsRegular() {
+				n.Transcript = ""
+			}
+		}
+		rep.Negotiations = append(rep.Negotiations, n)
 	}
 	rep.Selected = len(cases)
 	rep.Filter = first.Summary.Filter
 	rep.compareRows(all, cases)
 	return rep, nil
+}
+
+// CopyTranscripts copies the shards' transcript files that rep links to
+// into dir/transcripts and links to the copies, so that the merged
+// report in dir links only to files beside it. With dir empty the links
+// stay the shards' own files.
+func CopyTranscripts(rep *Report, dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "transcripts"), 0o755); err != nil {
+		return err
+	}
+	for _, n := range rep.Negotiations {
+		if n.Transcript == "" {
+			continue
+		}
+		data, err := os.ReadFile(n.Transcript)
+		if err != nil {
+			return err
+		}
+		rel := TranscriptFile(n.Case)
+		if err := os.WriteFile(filepath.Join(dir, rel), data, 0o644); err != nil {
+			return err
+		}
+		n.Transcript = rel
+	}
+	return nil
 }
 
 // negotiationFrom rebuilds a negotiation from its JSON record: what the

@@ -24,8 +24,10 @@ type Report struct {
 	Repeat int
 	// Selected is how many cases the filter and shard left to run.
 	Selected int
-	// Interrupted is set when the run was stopped before its end.
+	// Interrupted is set when the run was stopped before its end, and
+	// NotRun lists the selected cases that never started.
 	Interrupted bool
+	NotRun      []*Case
 	// InlineTranscripts puts every transcript in the JSON report itself
 	// (for a handful of negotiations; runs write transcript files).
 	InlineTranscripts bool

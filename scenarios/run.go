@@ -92,6 +92,27 @@ type Options struct {
 	KeepTranscripts bool
 }
 
+// SetDefaultTimeout gives every endpoint of cases whose scenario sets no
+// timeout (timeout: in the file) the deadline d instead of
+// sim.DefaultTimeout.
+func SetDefaultTimeout(cases []*Case, d time.Duration) {
+	for _, c := range cases {
+		for _, e := range append([]*Endpoint{&c.Initiator, &c.Receiver}, ptrs(c.Others)...) {
+			if e.Timeout == 0 {
+				e.Timeout = d
+			}
+		}
+	}
+}
+
+func ptrs(es []Endpoint) []*Endpoint {
+	out := make([]*Endpoint, len(es))
+	for i := range es {
+		out[i] = &es[i]
+	}
+	return out
+}
+
 // Select applies the filter and the shard to cases, keeping their order.
 func Select(cases []*Case, opt Options) []*Case {
 	var out []*Case
@@ -159,9 +180,11 @@ func Run(ctx context.Context, cases []*Case, opt Options) []*Negotiation {
 	}
 	own, real := make(chan job), make(chan job)
 	var wg sync.WaitGroup
+	stopped := stopClock(ctx)
 	work := func(jobs <-chan job) {
 		defer wg.Done()
 		p := newPool(reals)
+		p.stoppedAt = stopped
 		defer p.close()
 		for j := range jobs {
 			for _, it := range j.items {
@@ -312,6 +335,8 @@ type pool struct {
 	net   *sim.Network
 	eps   map[string]*sim.Endpoint
 	reals *realServers
+	// stoppedAt is when the run was interrupted (zero: not, or not known).
+	stoppedAt func() time.Time
 }
 
 func newPool(reals *realServers) *pool {
@@ -383,9 +408,17 @@ func (p *pool) run(ctx context.Context, c *Case, slot string) *Negotiation {
 	} else {
 		n.Result, err = p.runOwn(ctx, c)
 	}
+	var stopped time.Time
+	if p.stoppedAt != nil {
+		stopped = p.stoppedAt()
+	}
 	switch {
-	case ctx.Err() != nil && (n.Result == nil || !n.Result.Outcome.OK()):
+	case ctx.Err() != nil && cutShort(n.Result, stopped):
 		n.Cancelled, n.Why = true, "cancelled: the run was interrupted"
+		if n.Result != nil {
+			n.Result.Outcome = cancelled(n.Result, stopped)
+			n.Result.Recovered = nil
+		}
 		return n
 	case err != nil:
 		n.Why = fmt.Sprintf("%s: %v", c.Source, err)
@@ -396,6 +429,59 @@ func (p *pool) run(ctx context.Context, c *Case, slot string) *Negotiation {
 		n.ServerLog = tail(srv.Log(), 400)
 	}
 	return n
+}
+
+// stopClock returns a function that says when ctx ended: the zero time
+// until it does.
+func stopClock(ctx context.Context) func() time.Time {
+	var mu sync.Mutex
+	var at time.Time
+	context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		at = time.Now()
+	})
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return at
+	}
+}
+
+// cutShort reports whether the interruption at stopped is what ended r:
+// no result, or a failure that came after it (the deadline the
+// interruption sets off, the connection it closes). A failure that came
+// before it happened, and is kept.
+func cutShort(r *sim.Result, stopped time.Time) bool {
+	if r == nil {
+		return true
+	}
+	if r.Outcome.OK() {
+		return false
+	}
+	f := r.Outcome.Failure
+	if f == nil || f.Condition == outcome.CancelledByCaller || stopped.IsZero() {
+		return true
+	}
+	failedAt := r.At.Add(time.Duration(f.Elapsed) * time.Microsecond)
+	return !failedAt.Before(stopped)
+}
+
+// cancelled is the outcome of r, cut short by the interruption at
+// stopped: the step it was in, and nothing more.
+func cancelled(r *sim.Result, stopped time.Time) outcome.Outcome {
+	f := outcome.Failure{Condition: outcome.CancelledByCaller, Message: "the run was interrupted before this negotiation ended"}
+	if g := r.Outcome.Failure; g != nil {
+		f.During, f.Conn = g.Step, g.Conn
+		if g.Step == outcome.StepTimeout || g.Condition == outcome.CancelledByCaller {
+			f.During = g.During
+		}
+	}
+	if !stopped.IsZero() && !r.At.IsZero() {
+		f.Message = fmt.Sprintf("the run was interrupted %.1f ms into this negotiation, before it ended", float64(stopped.Sub(r.At).Microseconds())/1000)
+		f.Elapsed = stopped.Sub(r.At).Microseconds()
+	}
+	return outcome.Failed(f)
 }
 
 // runOwn runs c between endpoints of the harness. The address book is
@@ -584,6 +670,17 @@ func Execute(ctx context.Context, suites []*Suite, opt Options) (*Report, error)
 	ran := Run(ctx, cases, opt)
 	rep := &Report{Suites: suites, Negotiations: ran, Duration: time.Since(start), Repeat: max(opt.Repeat, 1),
 		Selected: len(cases), Interrupted: ctx.Err() != nil}
+	if len(ran) < len(cases) {
+		started := map[*Case]bool{}
+		for _, n := range ran {
+			started[n.Case] = true
+		}
+		for _, c := range cases {
+			if !started[c] {
+				rep.NotRun = append(rep.NotRun, c)
+			}
+		}
+	}
 	if opt.Shards > 1 {
 		rep.Shard, rep.Shards = opt.Shard, opt.Shards
 	}

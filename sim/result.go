@@ -60,7 +60,12 @@ type Result struct {
 	// Recovered lists failures that a later step made good, such as a
 	// SASL EXTERNAL refusal followed by successful dialback.
 	Recovered []outcome.Failure
-	TLS       *TLSInfo
+	// Authenticated is, in the initiator's view, the method it
+	// authenticated with, whatever came next: a negotiation whose ping
+	// then went unanswered failed (Outcome), but its authentication
+	// happened and is kept here.
+	Authenticated outcome.Method
+	TLS           *TLSInfo
 	// Offers lists the features the receiver offered on each stream of
 	// the main connection, as the initiator read them.
 	Offers     []Offer
@@ -81,6 +86,31 @@ type Result struct {
 	Role string
 	// At is when the negotiation started.
 	At time.Time
+	// VerifyAnswered is set, for a verify connection a server outside
+	// the harness opened to an endpoint (Role "authoritative"), when it
+	// asked, had its answers (Notes say which) and ended: what a
+	// verify connection is for. Its Outcome is then neither a method
+	// nor a failure.
+	VerifyAnswered bool
+	// Scan is set for a connection that was the probe's TLS version
+	// scan (ScanALPN), not a negotiation.
+	Scan *ScanSeen
+}
+
+// ScanSeen is a TLS version scan as the scanned endpoint saw it.
+type ScanSeen struct {
+	Version  string `json:"version"`  // "TLS 1.1"
+	From     string `json:"from"`     // the scanner's address
+	Accepted bool   `json:"accepted"` // the handshake completed
+}
+
+// String is one line: "TLS 1.1 scan from 127.0.0.1:40000, refused".
+func (s *ScanSeen) String() string {
+	state := "refused"
+	if s.Accepted {
+		state = "accepted"
+	}
+	return fmt.Sprintf("%s scan from %s, %s", s.Version, s.From, state)
 }
 
 // Attempt is one target a connection tried and what happened there.
@@ -108,9 +138,55 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		Attempts   []Attempt         `json:"attempts,omitempty"`
 		Notes      []string          `json:"notes,omitempty"`
 		Role       string            `json:"role,omitempty"`
+		Auth       string            `json:"authenticated,omitempty"`
 		Transcript []Entry           `json:"transcript"`
-	}{r.Initiator, r.Receiver, r.Outcome.ID(), r.Outcome.Failure, r.Outcome.String(), nonNil(r.Recovered), r.TLS,
-		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), r.Resolution, r.Attempts, r.Notes, r.Role, nonNil(r.Transcript)})
+	}{r.Initiator, r.Receiver, r.outcomeID(), r.Outcome.Failure, r.outcomeText(), nonNil(r.Recovered), r.TLS,
+		nonNil(r.Offers), nonNil(r.StreamIDs), durationMS(r.Duration), r.Resolution, r.Attempts, r.Notes, r.Role, authID(r.Authenticated), nonNil(r.Transcript)})
+}
+
+// authID is the id of the method authenticated with, "" when none.
+func authID(m outcome.Method) string {
+	if m == 0 {
+		return ""
+	}
+	return m.String()
+}
+
+// AuthenticatedThenFailed reports whether the initiator authenticated
+// and what it did next failed (its ping unanswered, say).
+func (r *Result) AuthenticatedThenFailed() bool {
+	return r.Authenticated != 0 && !r.Outcome.OK()
+}
+
+// outcomeID is the outcome's id, or "verify-answered" for a verify
+// connection that did its job.
+func (r *Result) outcomeID() string {
+	if r.VerifyAnswered {
+		return "verify-answered"
+	}
+	return r.Outcome.ID()
+}
+
+func (r *Result) outcomeText() string {
+	if r.VerifyAnswered {
+		return "verify connection: " + r.verifyAnswers()
+	}
+	return r.Outcome.String()
+}
+
+// verifyAnswers says what a verify connection was answered, from the
+// notes the authoritative end made.
+func (r *Result) verifyAnswers() string {
+	var answers []string
+	for _, n := range r.Notes {
+		if strings.HasPrefix(n, "answered ") {
+			answers = append(answers, n)
+		}
+	}
+	if len(answers) == 0 {
+		return "ended without asking anything"
+	}
+	return strings.Join(answers, "; ")
 }
 
 func nonNil[T any](s []T) []T {
@@ -124,6 +200,12 @@ func durationMS(d time.Duration) float64 { return float64(d.Microseconds()) / 10
 
 // Explain is a one-line account of the result for a person.
 func (r *Result) Explain() string {
+	if r.VerifyAnswered {
+		return fmt.Sprintf("%s: verify connection: %s (its dialback check, as designed)", r.Route(), r.verifyAnswers())
+	}
+	if r.AuthenticatedThenFailed() {
+		return fmt.Sprintf("%s: authenticated with %s, then %s", r.Route(), r.Authenticated.Name(), r.Outcome.Explain())
+	}
 	s := fmt.Sprintf("%s: %s", r.Route(), r.Outcome.Explain())
 	if r.Outcome.OK() {
 		for _, f := range r.Recovered {

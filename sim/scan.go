@@ -28,6 +28,12 @@ type VersionScan struct {
 	Features string `json:"-"`
 }
 
+// ScanALPN is offered, after xmpp-server, by every ClientHello of a TLS
+// version scan: an endpoint of the harness (xmppneg serve) tells the
+// probe's one-version handshakes from negotiations by it and logs them
+// as the scans they are. Servers pick xmpp-server or ignore ALPN.
+const ScanALPN = "x-xmppneg-tls-version-scan"
+
 // scanLimit bounds what a scan reads before TLS: a stream header and
 // its features are a few hundred bytes.
 const scanLimit = 64 << 10
@@ -59,10 +65,8 @@ func ScanTLS(ctx context.Context, addr, domain, from string, directTLS bool, ver
 			return s
 		}
 	}
-	cfg := &tls.Config{ServerName: domain, InsecureSkipVerify: true, MinVersion: version, MaxVersion: version}
-	if directTLS {
-		cfg.NextProtos = []string{alpnXMPPServer}
-	}
+	cfg := &tls.Config{ServerName: domain, InsecureSkipVerify: true, MinVersion: version, MaxVersion: version,
+		NextProtos: []string{alpnXMPPServer, ScanALPN}}
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		s.Error = err.Error()

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -204,6 +205,7 @@ func (c *xconn) handshake(tc *tls.Conn) error {
 	if err := tc.Handshake(); err != nil {
 		return c.handshakeFailed(err)
 	}
+	c.handshaken = true
 	c.secured(tc)
 	// Said once, by the end that asked to resume: the main connection
 	// never does, a verify connection does when it has been here before.
@@ -228,6 +230,15 @@ func (c *xconn) serverTLS() *tls.Config {
 	// so that the failure says which; crypto/tls then refuses with the
 	// protocol_version alert, as it would anyway.
 	cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(hello.SupportedProtos, ScanALPN) {
+			// The probe's scan offers one version, the highest listed
+			// (below 1.3 the list is inferred from it).
+			for _, v := range hello.SupportedVersions {
+				if v >= tls.VersionTLS10 && v <= tls.VersionTLS13 {
+					c.scanVersion = max(c.scanVersion, v)
+				}
+			}
+		}
 		for _, v := range hello.SupportedVersions {
 			if v >= lo && v <= hi {
 				return nil, nil

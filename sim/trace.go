@@ -32,6 +32,7 @@ type trace struct {
 	failures   []outcome.Failure
 	method     outcome.Method // set by the initiator once a stanza made the round trip
 	recvMethod outcome.Method // set by the receiver when it accepted the peer
+	authMethod outcome.Method // set by the initiator once authenticated, before the round trip
 	tls        *TLSInfo
 	streamIDs  []string
 	offers     []Offer
@@ -66,6 +67,13 @@ func (t *trace) keptNotes() []string {
 		notes = append(notes, fmt.Sprintf("(%d more notes not kept)", t.notesCut))
 	}
 	return notes
+}
+
+// failed reports whether any failure was recorded.
+func (t *trace) failed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.failures) > 0
 }
 
 func (t *trace) hideVerifyFailures() {
@@ -179,6 +187,15 @@ func (t *trace) setTLS(info *TLSInfo) {
 	t.tls = info
 }
 
+// authenticated records the method the initiator authenticated with,
+// whatever the stanza sent next comes to: a success that happened is
+// kept.
+func (t *trace) authenticated(m outcome.Method) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.authMethod = m
+}
+
 func (t *trace) succeed(by outcome.Side, m outcome.Method) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -212,6 +229,8 @@ func (t *trace) result(side outcome.Side, initiator, receiver string) *Result {
 	m := t.method
 	if side != outcome.Initiator {
 		m = t.recvMethod
+	} else {
+		r.Authenticated = t.authMethod
 	}
 	failures := t.failures
 	if t.hideVerify {

@@ -72,6 +72,11 @@ type xconn struct {
 	// versionErr is the recorded failure of a handshake in which the
 	// peer offered no TLS version this end speaks.
 	versionErr error
+	// scanVersion is set when the peer's ClientHello says it is the
+	// probe's TLS version scan (ScanALPN): the one version it offered.
+	scanVersion uint16
+	// handshaken is set once a TLS handshake on the connection completed.
+	handshaken bool
 	labelMe    string // "initiator a.test", for transcripts
 	labelOf    string
 }
@@ -386,6 +391,17 @@ func (c *xconn) abort(err error) error {
 	case errors.Is(err, errStreamClosed):
 		c.closeStream()
 		return c.peerFailed(outcome.ConnectionClosed, "the %s closed its stream during %s without an error", c.them, c.step)
+	case isTimeout(err) && time.Now().Before(c.deadline):
+		// The deadline has not passed: the negotiation was stopped (the
+		// run interrupted, the endpoint closed), which arm does by
+		// moving the deadline into the past. Not a timeout of the peer.
+		rerr := c.record(outcome.Failure{Condition: outcome.CancelledByCaller, By: c.me, During: c.onConn(c.step),
+			Message: fmt.Sprintf("stopped during %s, before its deadline: the run was interrupted or the endpoint closed", c.step)})
+		_ = c.raw.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		if c.headerSent {
+			_ = c.send(closeTag)
+		}
+		return rerr
 	case isTimeout(err):
 		msg := fmt.Sprintf("no answer from the %s within %s while in step %s", c.them, c.ep.timeout, c.step)
 		rerr := c.record(outcome.Failure{Step: outcome.StepTimeout, Condition: outcome.ConnectionTimeout, By: c.me, During: c.onConn(c.step), Message: msg})

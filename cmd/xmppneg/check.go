@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,6 +49,16 @@ func setupCheck(fs *flag.FlagSet, e *env) func([]string) int {
 			{"sasl", "SaslNegotiation", *sasl, *saslN, func(v string) (err error) { p.SASL, err = policy.ParseLevel(v); return }},
 			{"dialback", "SupportDialbackNegotiation", *db, *dbN, func(v string) (err error) { p.Dialback, err = policy.ParseBool(v); return }},
 		}
+		for _, f := range flags {
+			for _, v := range []struct{ name, val string }{{f.name, f.val}, {f.alias, f.aval}} {
+				if strings.HasPrefix(v.val, "-") {
+					// "--dialback $true --tls Required" in bash: the flag
+					// took the next flag as its value.
+					e.errorf("--%s has no value (it took %q, the next flag): %s", v.name, v.val, posixDollarHint)
+					return exitUsage
+				}
+			}
+		}
 		switch {
 		case len(args) > 1:
 			e.errorf("unexpected argument %q", args[1])
@@ -64,6 +75,10 @@ func setupCheck(fs *flag.FlagSet, e *env) func([]string) int {
 				}
 			}
 			if p, err = lyncpartner.ParseCmdlet(args[0]); err != nil {
+				if errors.Is(err, lyncpartner.ErrNoValue) {
+					e.errorf("%v: %s", err, posixDollarHint)
+					return exitUsage
+				}
 				e.errorf("%v", err)
 				return exitUsage
 			}
@@ -81,6 +96,7 @@ func setupCheck(fs *flag.FlagSet, e *env) func([]string) int {
 					e.errorf("--%s (or --%s) is required (see 'xmppneg check --help')", f.name, f.alias)
 					return exitUsage
 				}
+
 				if err = f.set(val); err != nil {
 					e.errorf("--%s: %v", f.name, err)
 					return exitUsage
@@ -103,6 +119,11 @@ func setupCheck(fs *flag.FlagSet, e *env) func([]string) int {
 		return exitOK
 	}
 }
+
+// posixDollarHint says why a parameter given $true has no value when the
+// line was typed into bash, zsh or sh, and what to type instead.
+const posixDollarHint = "in a POSIX shell (bash, zsh, sh) $true and $false are shell variables that expand to nothing; " +
+	"quote them ('$true', '$false'), or write true and false"
 
 func printVerdict(e *env, v policy.Verdict) {
 	w := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,7 +34,7 @@ func init() {
 	register(&command{
 		name:    "serve",
 		summary: "Run a harness endpoint that live servers connect to, printing each inbound negotiation, until interrupted.",
-		usage:   "--domain D --listen HOST:PORT [--policy SPEC] [--pki DIR] [--dns-listen ADDR] [--resolver HOST:PORT] [--peer DOMAIN=HOST:PORT ...] [--secret-file FILE] [--max-conns N] [--max-per-source N] [--transcript]",
+		usage:   "--domain D --listen HOST:PORT [--direct-tls-listen HOST:PORT] [--policy SPEC] [--pki DIR] [--dns-listen ADDR] [--resolver HOST:PORT] [--peer DOMAIN=HOST:PORT ...] [--secret-file FILE] [--max-conns N] [--max-per-source N] [--transcript]",
 		example: "xmppneg serve --domain harness.test --listen 127.0.0.1:15270 --policy 'tls=Required' --pki pki \\\n    --dns-listen 127.0.0.1:5353 --peer prosody.test=127.0.0.1:5269",
 		setup:   setupServe,
 	})
@@ -49,6 +50,8 @@ type liveFlags struct {
 	// Limits and log of serve's endpoint (zero: the defaults).
 	maxConns, perSource int
 	logf                func(format string, args ...any)
+	// directListen is serve's --direct-tls-listen.
+	directListen string
 }
 
 // loopback reports whether addr (HOST:PORT) is a loopback address.
@@ -152,8 +155,21 @@ func (f *liveFlags) start(domain, listen string, network *sim.Network, timeout t
 		}
 		network.Register(d, addr)
 	}
-	ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: network, PKI: pki, Listen: listen, Unlisted: true, RecordReads: true, Timeout: timeout,
-		MaxConns: f.maxConns, MaxConnsPerSource: f.perSource, Logf: f.logf})
+	if f.directListen != "" {
+		s.DirectTLS = true
+	}
+	if s.DirectTLS && f.base == nil {
+		// serve: direct TLS was asked for; say why it cannot be had
+		// rather than listen without it.
+		switch {
+		case s.TLS == policy.NotSupported:
+			return nil, nil, fmt.Errorf("direct_tls=true needs TLS: the policy has tls=NotSupported")
+		case s.Cert == certs.Missing:
+			return nil, nil, fmt.Errorf("direct_tls=true needs a certificate: the policy has cert=missing")
+		}
+	}
+	ep, err := sim.NewEndpoint(sim.Config{Domain: domain, Settings: s, Net: network, PKI: pki, Listen: listen, DirectListen: f.directListen,
+		Unlisted: true, RecordReads: true, Timeout: timeout, MaxConns: f.maxConns, MaxConnsPerSource: f.perSource, Logf: f.logf})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -171,6 +187,11 @@ func (f *liveFlags) start(domain, listen string, network *sim.Network, timeout t
 			dns.Close()
 			return nil, nil, err
 		}
+		if d := ep.DirectAddr(); d != "" {
+			host, port, _ := net.SplitHostPort(d)
+			p, _ := strconv.Atoi(port)
+			dns.SetSRV(resolve.ServiceDirectTLS, domain, loopdns.SRV{Target: host, Port: uint16(p)})
+		}
 	}
 	return ep, dns, nil
 }
@@ -183,7 +204,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 	listen := fs.String("listen", "127.0.0.1:0", "loopback address where the harness listens, as authoritative server and for the server's own streams")
 	transcript := fs.Bool("transcript", false, "print the XML transcripts")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation and each TLS handshake")
-	jobs := fs.Int("j", 4, "domains probed at once (with --domains)")
+	jobs := fs.Int("j", 4, "probe `N` domains at once (with --domains)")
 	out := outputFlag(fs, "text", "json", "junit", "html")
 	lf := defineLiveFlags(fs)
 	return func(args []string) int {
@@ -219,26 +240,12 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 				return exitUsage
 			}
 		}
-		n := sim.NewNetwork()
-		res.Timeout = *timeout
-		n.UseDNS(res)
-		ps := probe.Settings()
-		lf.base = &ps
-		ep, dns, err := lf.start(*from, *listen, n, *timeout)
+		env, stopEnv, err := lf.probeEnv(res, *from, *listen, *timeout)
 		if err != nil {
 			e.errorf("%v", err)
 			return exitUsage
 		}
-		defer ep.Close()
-		if dns != nil {
-			defer dns.Close()
-		}
-		_, pki, _ := lf.settings()
-		env := probe.NewEnv(ep, n)
-		env.Resolver, env.PKI, env.Timeout = res, pki, *timeout
-		if sys, err := x509.SystemCertPool(); err == nil {
-			env.System = sys
-		}
+		defer stopEnv()
 		fs.Visit(func(f *flag.Flag) { env.Given["--"+f.Name] = true })
 		ctx, stop := interruptible()
 		defer stop()
@@ -291,6 +298,34 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		return code
 	}
+}
+
+// probeEnv starts the harness endpoint a probe negotiates from, as
+// domain from on listen, finding servers through res, and returns the
+// probe environment and the function that stops it.
+func (f *liveFlags) probeEnv(res *resolve.Resolver, from, listen string, timeout time.Duration) (*probe.Env, func(), error) {
+	n := sim.NewNetwork()
+	res.Timeout = timeout
+	n.UseDNS(res)
+	ps := probe.Settings()
+	f.base = &ps
+	ep, dns, err := f.start(from, listen, n, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := func() {
+		ep.Close()
+		if dns != nil {
+			dns.Close()
+		}
+	}
+	_, pki, _ := f.settings()
+	env := probe.NewEnv(ep, n)
+	env.Resolver, env.PKI, env.Timeout = res, pki, timeout
+	if sys, err := x509.SystemCertPool(); err == nil {
+		env.System = sys
+	}
+	return env, stop, nil
 }
 
 // readDomains reads a --domains file: a partner list in a format
@@ -350,6 +385,7 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 	transcript := fs.Bool("transcript", false, "print the XML transcript of each negotiation")
 	maxConns := fs.Int("max-conns", sim.DefaultMaxConns, "inbound connections served at once; more are refused with <resource-constraint/>")
 	perSource := fs.Int("max-per-source", sim.DefaultMaxConnsPerSource, "inbound connections served at once from one IP address")
+	directListen := fs.String("direct-tls-listen", "", "also listen for direct TLS (XEP-0368) on this address, HOST:PORT, published as _xmpps-server with --dns-listen (implies direct_tls=true; with direct_tls=true alone, a free port on --listen's host)")
 	lf := defineLiveFlags(fs)
 	return func(args []string) int {
 		if !noArgs(e, args) {
@@ -367,12 +403,16 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--max-conns and --max-per-source must be at least 1")
 			return exitUsage
 		}
-		lf.maxConns, lf.perSource = *maxConns, *perSource
+		lf.maxConns, lf.perSource, lf.directListen = *maxConns, *perSource, *directListen
 		lf.logf = e.errorf
 		res, ok := lf.dns(e)
 		if !ok {
 			return exitUsage
 		}
+		// Listening for SIGINT before anything is printed: a signal that
+		// comes as soon as "serving" shows stops serve, never the process.
+		ctx, stop := interruptible()
+		defer stop()
 		// Servers that connect are found again (for dialback, for the
 		// answers) as --peer says, or through DNS as real servers are.
 		n := sim.NewNetwork()
@@ -385,14 +425,18 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 		results := make(chan *sim.Result, 16)
 		ep.OnInbound(func(r *sim.Result) { results <- r })
 		fmt.Fprintf(e.stdout, "serving %s on %s (%s); interrupt to stop\n", *domain, ep.Addr(), ep.Settings())
+		if d := ep.DirectAddr(); d != "" {
+			fmt.Fprintf(e.stdout, "direct TLS (XEP-0368) on %s\n", d)
+		}
 		if !loopback(ep.Addr()) {
 			e.errorf("warning: %s is not a loopback address: servers on the network can connect (at most %d at once, %d from one address)", ep.Addr(), *maxConns, *perSource)
 		}
 		if dns != nil {
 			fmt.Fprintf(e.stdout, "DNS: SRV _xmpp-server._tcp.%s on udp %s\n", *domain, dns.Addr())
+			if ep.DirectAddr() != "" {
+				fmt.Fprintf(e.stdout, "DNS: SRV _xmpps-server._tcp.%s on udp %s\n", *domain, dns.Addr())
+			}
 		}
-		ctx, stop := interruptible()
-		defer stop()
 		for {
 			select {
 			case r := <-results:
@@ -420,7 +464,9 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 				if dns != nil {
 					dns.Close()
 				}
-				return exitOK
+				// Interrupted is how serve ends: 130, as documented and
+				// as shells report a SIGINT.
+				return exitInterrupted
 			}
 		}
 	}

@@ -63,7 +63,7 @@ func TestProbeReportsOffersCertificateAndMethod(t *testing.T) {
 	assert.Contains(t, out, "offered after TLS: SASL EXTERNAL, dialback")
 	assert.Contains(t, out, "certificate:         CN=server.test, issued by CN=xmppneg test CA")
 	assert.Contains(t, out, "names:               server.test (the XMPP domain: covered)")
-	assert.Contains(t, out, "chain:               1 sent, complete; trusted by the harness CA")
+	assert.Contains(t, out, "chain:               1 sent, complete; issued by the harness CA (trusted); valid for 364 days more")
 	assert.Contains(t, out, "purposes:            serverAuth and clientAuth only")
 	assert.Contains(t, out, "authenticated with SASL over TLS")
 	assert.Contains(t, out, "diagnosis: federation works with SASL over TLS.")
@@ -75,6 +75,29 @@ func TestProbeReportsOffersCertificateAndMethod(t *testing.T) {
 	assert.Equal(t, exitFail, code)
 	assert.Contains(t, out, "diagnosis: the two sides disagree about TLS (receiver requires TLS but initiator does not support it (TLS NotSupported)): set TLS to Optional on the side that requires it")
 
+}
+
+// A server whose certificate expired works with the probe, which goes on
+// past it to see what the server does next: the verdict is what the
+// partners that matter would do with it. Trust and validity are said
+// apart.
+func TestProbeJudgesTheCertificateAsPartnersWould(t *testing.T) {
+	harnessAddr := freeAddr(t)
+	srv := startServer(t, "old.test", "cert=expired", "harness.test="+harnessAddr)
+	code, out, stderr := runCLI("probe", "--domain", "old.test", "--addr", srv.Addr(), "--listen", harnessAddr)
+	assert.Equal(t, exitFail, code, "the default partner refuses it: %s\n%s", out, stderr)
+	assert.Contains(t, out, "chain:               1 sent, complete; issued by the harness CA (trusted); expired 1 day ago")
+	assert.Contains(t, out, "harness.test → old.test: authenticated with SASL over TLS")
+	assert.NotContains(t, out, "diagnosis: federation works")
+	assert.Contains(t, out, "diagnosis: the certificate of old.test is expired (expired 1 day ago): harness.test authenticated with SASL over TLS only because the probe is lenient (strict=false")
+	assert.Contains(t, out, "The default partner (profile xmppneg, which checks certificates as strict servers do) fails: partner → old.test failed at tls-handshake (bad-certificate by initiator)")
+	assert.Regexp(t, `(?m)^  lync2013-gateway +failed at tls-handshake \(bad-certificate by initiator\) +failed at tls-handshake \(bad-certificate by receiver\)$`, out)
+	assert.Regexp(t, `(?m)^  prosody-0\.12-secure +failed at stream \(not-authorized by initiator\)`, out)
+	assert.Regexp(t, `(?m)^  certificate: +expired \(expired 1 day ago\)$`, out)
+
+	code, out, _ = runCLI("probe", "--domain", "old.test", "--addr", srv.Addr(), "--listen", harnessAddr, "-o", "junit")
+	assert.Equal(t, exitFail, code)
+	assert.Contains(t, out, `failures="1"`)
 }
 
 // A server whose certificate has no clientAuth EKU works with the
@@ -167,8 +190,9 @@ func TestServePrintsInboundNegotiationsUntilInterrupted(t *testing.T) {
 	defer peer.Close()
 	r := peer.Initiate(context.Background(), "harness.test")
 	require.False(t, r.Outcome.OK())
-	waitFor(t, &out, regexp.MustCompile(`peer\.test → harness\.test: FAILED`))
-	assert.Contains(t, out.String(), "receiver requires TLS but initiator does not support it")
+	// The lines of one result are written one after the other: wait for
+	// the one that says why.
+	waitFor(t, &out, regexp.MustCompile(`(?s)peer\.test → harness\.test: FAILED.*receiver requires TLS but initiator does not support it`))
 
 	// The partner of 2026 authenticates with serve's default settings.
 	r = le.Initiate(context.Background(), "harness.test")
@@ -178,11 +202,62 @@ func TestServePrintsInboundNegotiationsUntilInterrupted(t *testing.T) {
 	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
 	select {
 	case code := <-done:
-		assert.Equal(t, exitOK, code)
+		assert.Equal(t, exitInterrupted, code, "130 on SIGINT, as documented")
 	case <-time.After(5 * time.Second):
 		t.Fatal("serve did not stop on SIGINT")
 	}
 	assert.Contains(t, out.String(), "stopping")
+}
+
+// serve with direct_tls=true listens for direct TLS where
+// --direct-tls-listen says and publishes _xmpps-server on --dns-listen:
+// the probe finds and uses it. The probe's TLS version scans show in
+// serve's log as one line each, not as failed negotiations.
+func TestServeDirectTLSAndScans(t *testing.T) {
+	dnsAddr := freeUDPAddr(t)
+	direct, harnessAddr := freeAddr(t), freeAddr(t)
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"serve", "--domain", "served.test", "--listen", "127.0.0.1:0", "--direct-tls-listen", direct,
+			"--dns-listen", dnsAddr, "--peer", "harness.test=" + harnessAddr}, &out, &errb)
+	}()
+	waitFor(t, &out, regexp.MustCompile(`DNS: SRV _xmpps-server\._tcp\.served\.test on udp `))
+	assert.Contains(t, out.String(), "direct TLS (XEP-0368) on "+direct)
+
+	code, pout, perr := runCLI("probe", "--domain", "served.test", "--resolver", dnsAddr, "--listen", harnessAddr)
+	assert.Equal(t, exitOK, code, "%s\n%s", pout, perr)
+	assert.Contains(t, pout, "SRV _xmpps-server._tcp.served.test. → 0 0 "+strings.TrimPrefix(direct, "127.0.0.1:")+" 127.0.0.1.")
+	assert.Contains(t, pout, "(direct TLS), from _xmpps-server._tcp SRV")
+	assert.Contains(t, pout, "tried "+direct+" (_xmpps-server._tcp SRV): connected")
+
+	waitFor(t, &out, regexp.MustCompile(`harness\.test → served\.test: authenticated`))
+	log := out.String()
+	assert.Regexp(t, `(?m)^TLS 1\.1 scan from 127\.0\.0\.1:\d+, refused$`, log, "a scan on the direct TLS port")
+	assert.Regexp(t, `(?m)^TLS 1\.0 scan from 127\.0\.0\.1:\d+ \(harness\.test\), refused$`, log, "a scan after STARTTLS")
+	assert.Regexp(t, `(?m)^TLS 1\.3 scan from .*, accepted$`, log)
+	assert.NotContains(t, log, "FAILED", "no scan is logged as a failed negotiation")
+
+	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
+	select {
+	case code := <-done:
+		assert.Equal(t, exitInterrupted, code)
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not stop on SIGINT")
+	}
+
+	code, _, stderr := runCLI("serve", "--domain", "x.test", "--listen", "127.0.0.1:0", "--policy", "direct_tls=true,cert=missing")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "direct_tls=true needs a certificate")
+}
+
+// freeUDPAddr is a loopback UDP address nobody uses, for a DNS server.
+func freeUDPAddr(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer c.Close()
+	return c.LocalAddr().String()
 }
 
 // A probe that times out says after how long it gave up: the --timeout
@@ -249,14 +324,16 @@ func TestProbeManyDomains(t *testing.T) {
 	list := filepath.Join(t.TempDir(), "domains.txt")
 	require.NoError(t, os.WriteFile(list, []byte("# partners\ngood.test\nexpired.test\nplain.test\n"), 0o644))
 	code, out, stderr := runCLI("probe", "--domains", list, "--resolver", d.Addr(), "--listen", harnessAddr, "-j", "3")
-	assert.Equal(t, exitOK, code, "%s\n%s", out, stderr)
-	assert.Regexp(t, `good\.test\s+works\s+TLS 1\.3, 1\.2\s+valid; expires`, out)
-	assert.Regexp(t, `expired\.test\s+works\s+TLS 1\.3, 1\.2\s+certificate expired`, out, "the probe goes on past it (strict=false) and says so")
+	assert.Equal(t, exitFail, code, "an expired certificate fails the default partner: %s\n%s", out, stderr)
+	assert.Regexp(t, `good\.test\s+works\s+TLS 1\.3, 1\.2\s+valid: issued by the harness CA \(trusted\); valid for 36[45] days more`, out)
+	assert.Regexp(t, `expired\.test\s+fails\s+TLS 1\.3, 1\.2\s+expired: issued by the harness CA \(trusted\); expired 1 day ago\s+SASL over TLS\s+the certificate of expired\.test is expired`, out,
+		"the probe goes on past it (strict=false), and judges it as the default partner would")
 	assert.Regexp(t, `plain\.test\s+works\s+none\s+`, out)
 	assert.Contains(t, out, "3 domains in ")
+	assert.Contains(t, out, "2 work, 1 fail, 0 unreachable")
 
 	code, out, _ = runCLI("probe", "--domains", list, "--resolver", d.Addr(), "--listen", harnessAddr, "-o", "json")
-	assert.Equal(t, exitOK, code)
+	assert.Equal(t, exitFail, code)
 	var doc struct {
 		Probes []struct {
 			Domain string `json:"domain"`
@@ -291,7 +368,7 @@ func TestServerCommandThenProbe(t *testing.T) {
 	assert.Contains(t, out, "diagnosis: federation works with SASL over TLS.")
 
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
-	assert.Equal(t, exitOK, waitExit(t, cmd, 15*time.Second), stderr.String())
+	assert.Equal(t, exitInterrupted, waitExit(t, cmd, 15*time.Second), "130 on SIGINT, as documented: %s", stderr.String())
 }
 
 // A secret file that could be guessed or is not there stops serve before
@@ -346,7 +423,7 @@ func TestServeStopsFastWithManyOpenConnections(t *testing.T) {
 	require.NoError(t, syscall.Kill(syscall.Getpid(), syscall.SIGINT))
 	select {
 	case code := <-done:
-		assert.Equal(t, exitOK, code)
+		assert.Equal(t, exitInterrupted, code, "130 on SIGINT, as documented")
 	case <-time.After(5 * time.Second):
 		t.Fatal("serve did not stop on SIGINT")
 	}

@@ -88,6 +88,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "version", "--version", "-version":
+		for _, a := range args[1:] {
+			if a == "-h" || a == "-help" || a == "--help" || a == "--h" {
+				fmt.Fprintf(stdout, "Usage: xmppneg version\n\n%s\n\nExample:\n  xmppneg version\n  xmppneg --version\n", versionSummary)
+				return exitOK
+			}
+		}
+		if args[0] == "version" && len(args) > 1 {
+			e.errorf("version takes no arguments (see 'xmppneg version --help')")
+			return exitUsage
+		}
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
 	case "help", "-h", "-help", "--help":
@@ -114,6 +124,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	return runCommand(c, args[1:], e)
 }
+
+// versionSummary says what the version command prints.
+const versionSummary = "Print the version and the revision it was built from (also --version)."
 
 // versionString is the module version and the VCS revision the binary
 // was built from, as the Go toolchain recorded them.
@@ -175,6 +188,13 @@ func runCommand(c *command, args []string, e *env) int {
 	fs.Usage = func() {}
 	fs.SetOutput(io.Discard)
 	if err := checkFlagNames(fs, args); err != nil {
+		var nv *noValueError
+		if errors.As(err, &nv) && c.cmdletTail {
+			// A command that reads the cmdlet's words: $true typed into
+			// a POSIX shell vanished.
+			e.errorf("%v: %s", err, posixDollarHint)
+			return exitUsage
+		}
 		e.errorf("%v (see 'xmppneg %s --help')", err, c.name)
 		return exitUsage
 	}
@@ -187,11 +207,11 @@ func runCommand(c *command, args []string, e *env) int {
 }
 
 // printFlags lists the flags as the usage lines and the README write
-// them, --name VALUE.
+// them: --name VALUE, and -o, -v, -j for the one-letter ones.
 func printFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {
 		name, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
+		line := "  " + flagName(f.Name)
 		if name != "" {
 			line += " " + strings.ToUpper(name)
 		}
@@ -201,6 +221,15 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintln(w)
 	})
+}
+
+// flagName is how help, usage lines and errors write a flag: -o, but
+// --out.
+func flagName(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // checkFlagNames finds the first flag in args that the command does not
@@ -219,18 +248,26 @@ func checkFlagNames(fs *flag.FlagSet, args []string) error {
 		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		f := fs.Lookup(name)
 		if f == nil {
-			msg := fmt.Sprintf("unknown flag --%s", name)
+			msg := fmt.Sprintf("unknown flag %s", flagName(name))
 			if near := policy.Closest(name, names); near != "" {
-				msg += fmt.Sprintf("; did you mean --%s?", near)
+				msg += fmt.Sprintf("; did you mean %s?", flagName(near))
 			}
 			return errors.New(msg)
 		}
 		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !hasValue && !(ok && b.IsBoolFlag()) {
+			if i+1 == len(args) {
+				return &noValueError{name}
+			}
 			i++ // its value
 		}
 	}
 	return nil
 }
+
+// noValueError is a flag given last, without its value.
+type noValueError struct{ name string }
+
+func (e *noValueError) Error() string { return flagName(e.name) + " has no value" }
 
 // parseInterspersed parses flags wherever they stand among the
 // positional arguments, as in "xmppneg run pairwise -o html"; after "--"
@@ -269,7 +306,7 @@ func usage(w io.Writer) {
 	for _, c := range cs {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "  %-10s %s\n", "version", "Print the version and the revision it was built from (also --version).")
+	fmt.Fprintf(w, "  %-10s %s\n", "version", versionSummary)
 	fmt.Fprintln(w, "\nRun 'xmppneg COMMAND --help' for a command's flags and an example.")
 }
 

@@ -101,6 +101,30 @@ func TestCheckInTheCmdletsWords(t *testing.T) {
 	}
 }
 
+// A line pasted into bash loses $true: the shell expands it to
+// nothing. check names the parameter left without a value and says why.
+func TestCheckSaysWhichParameterLostItsDollarValue(t *testing.T) {
+	for _, args := range [][]string{
+		// New-CsXmppAllowedPartner ... -SupportDialbackNegotiation $true, as bash passes it
+		{"check", "New-CsXmppAllowedPartner", "-Identity", "a.example", "-TlsNegotiation", "Required", "-SupportDialbackNegotiation"},
+		{"check", "New-CsXmppAllowedPartner", "-Identity", "a.example", "-SupportDialbackNegotiation", "-TlsNegotiation", "Required"},
+		{"check", "New-CsXmppAllowedPartner -Identity a.example -SupportDialbackNegotiation"},
+	} {
+		code, _, stderr := runCLI(args...)
+		assert.Equal(t, exitUsage, code, args)
+		assert.Contains(t, stderr, "-SupportDialbackNegotiation has no value: in a POSIX shell (bash, zsh, sh) $true and $false are shell variables that expand to nothing; quote them ('$true', '$false')", args)
+	}
+	for name, args := range map[string][]string{
+		"dialback":                   {"check", "--tls", "Required", "--sasl", "Optional", "--dialback"},
+		"SupportDialbackNegotiation": {"check", "--SupportDialbackNegotiation", "--TlsNegotiation", "Required", "--SaslNegotiation", "Optional"},
+	} {
+		code, _, stderr := runCLI(args...)
+		assert.Equal(t, exitUsage, code, args)
+		assert.Contains(t, stderr, "--"+name+" has no value", args)
+		assert.Contains(t, stderr, "$true and $false are shell variables that expand to nothing", args)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -160,19 +184,27 @@ func TestMatrixFormats(t *testing.T) {
 	assert.True(t, strings.HasPrefix(got.Tables[1].Rows[6].ID, "M7"))
 }
 
-// Help shows flags as the usage lines and the README write them.
-func TestHelpShowsDoubleDashFlags(t *testing.T) {
+// Help shows flags as the usage lines and the README write them:
+// --name, and -o, -v, -j for the one-letter ones.
+func TestHelpShowsFlagsAsTheUsageLinesWriteThem(t *testing.T) {
 	for _, c := range commands {
 		_, out, _ := runCLI(c.name, "--help")
-		flags := regexp.MustCompile(`(?m)^  (-+)\w`).FindAllStringSubmatch(out, -1)
+		flags := regexp.MustCompile(`(?m)^  (-+)(\w+)`).FindAllStringSubmatch(out, -1)
 		require.NotEmpty(t, flags, c.name)
 		for _, f := range flags {
-			assert.Equal(t, "--", f[1], "%s --help:\n%s", c.name, out)
+			want := "--"
+			if len(f[2]) == 1 {
+				want = "-"
+			}
+			assert.Equal(t, want, f[1], "%s --help:\n%s", c.name, out)
 		}
 	}
 	_, out, _ := runCLI("run", "--help")
 	assert.Contains(t, out, "  --run REGEXP\n")
-	assert.Contains(t, out, "  --o FORMAT\n      output format: table, json, jsonl, junit, html (default table)")
+	assert.Contains(t, out, "  -o FORMAT\n      output format: table, json, jsonl, junit, html (default table)")
+	assert.Contains(t, out, "  -v\n")
+	assert.Contains(t, out, "  -j N\n")
+	assert.NotContains(t, out, "  --o ")
 }
 
 // Empty lists are [] in JSON, never null.

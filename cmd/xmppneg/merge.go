@@ -57,6 +57,12 @@ func setupMerge(fs *flag.FlagSet, e *env) func([]string) int {
 			w = f
 			defer fmt.Fprintf(e.stdout, "wrote %s: %d shards, %s\n", f.Name(), len(shards), scenarios.Counted(len(rep.Negotiations), "negotiation"))
 		}
+		// The merged report links only to transcripts that exist: copied
+		// next to it with --out, else the shards' own files.
+		if err := scenarios.CopyTranscripts(rep, *outDir); err != nil {
+			e.errorf("copying the shards' transcripts: %v", err)
+			return exitFail
+		}
 		style := e.style(*verbose)
 		if *outDir != "" {
 			style.Color = false

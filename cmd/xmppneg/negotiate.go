@@ -153,6 +153,20 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 // and why it failed, what was recovered from, TLS, what the oracle said
 // of it (when it said something), and the transcript.
 func printResult(e *env, r *sim.Result, oracle string, transcript bool) {
+	if r.Scan != nil {
+		// The probe trying one TLS version: not a negotiation.
+		fmt.Fprintln(e.stdout, r.Scan)
+		return
+	}
+	if r.VerifyAnswered {
+		// A dialback verify connection doing its job: one line.
+		fmt.Fprintf(e.stdout, "%s\n", r.Explain())
+		if transcript {
+			fmt.Fprint(e.stdout, indent(r.TranscriptText()), "\n")
+		}
+		fmt.Fprintln(e.stdout)
+		return
+	}
 	if o := r.Outcome; o.OK() {
 		fmt.Fprintf(e.stdout, "%s: %s\n", r.Route(), e.paint("green", "authenticated with "+o.Method.Name()+" ("+o.Method.String()+")"))
 	} else {

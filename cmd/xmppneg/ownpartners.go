@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,7 +17,10 @@ import (
 // ownPartners is 'partners --gateway config=FILE#HOST': the operator's
 // own server, as its file configures it, against a list of partner
 // domains; a fix is a line of the file.
-func ownPartners(e *env, list, gateway, profilesFile string, declaredFlags []string, out string, verbose bool, timeout time.Duration, jobs int) int {
+//
+// probe, when --probe was given, probes the domains nobody declared.
+func ownPartners(e *env, list, gateway, profilesFile string, declaredFlags []string, out string, verbose bool, timeout time.Duration, jobs int,
+	probe func(ctx context.Context, domains []string) (map[string]*partners.Probed, error)) int {
 	if out == "html" {
 		e.errorf("-o html is for Lync partner lists; with --gateway config=… use text, json or junit")
 		return exitUsage
@@ -91,7 +95,20 @@ func ownPartners(e *env, list, gateway, profilesFile string, declaredFlags []str
 	_ = c
 	ctx, stop := interruptible()
 	defer stop()
-	rep, err := partners.EvaluateOwn(ctx, domains, own, partners.Options{Declared: decl, Timeout: timeout, Jobs: jobs})
+	var probed map[string]*partners.Probed
+	if probe != nil {
+		var todo []string
+		for _, d := range domains {
+			if _, ok := decl[strings.ToLower(d)]; !ok {
+				todo = append(todo, d)
+			}
+		}
+		if probed, err = probe(ctx, todo); err != nil {
+			e.errorf("%v", err)
+			return exitUsage
+		}
+	}
+	rep, err := partners.EvaluateOwn(ctx, domains, own, partners.Options{Declared: decl, Probed: probed, Timeout: timeout, Jobs: jobs})
 	if ctx.Err() != nil {
 		e.errorf("interrupted: nothing to report")
 		return exitInterrupted
@@ -114,7 +131,9 @@ func ownPartners(e *env, list, gateway, profilesFile string, declaredFlags []str
 		return exitFail
 	}
 	e.stdout.Write(buf.Bytes())
-	if rep.Summary.Fails > 0 {
+	// The one rule of partners: any that FAILS, is unreachable or
+	// unknown fails the list.
+	if !rep.Summary.OK {
 		return exitFail
 	}
 	return exitOK

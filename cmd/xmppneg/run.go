@@ -28,7 +28,7 @@ func init() {
 	register(&command{
 		name:    "run",
 		summary: "Run scenario suites (shipped: " + strings.Join(scenarios.Suites(), ", ") + ") or scenario files, observed against expected.",
-		usage:   "SUITE|FILE... [-o table|json|jsonl|junit|html] [--out DIR] [-j N] [--run REGEXP] [--shard I/N] [--repeat N] [-v]",
+		usage:   "SUITE|FILE... [-o table|json|jsonl|junit|html] [--out DIR] [-j N] [--run REGEXP] [--shard I/N] [--repeat N] [--timeout D] [-v]",
 		example: "xmppneg run failures\nxmppneg run pairwise -o html --out report/\nxmppneg run lync2013 --run 'M7/' -v\n" +
 			"xmppneg run interop-prosody -o junit --out ci-report/\nxmppneg run my-partners.yaml -o jsonl | jq -c 'select(.pass == false)'",
 		setup: setupRun,
@@ -44,7 +44,7 @@ type runFlags struct {
 
 func defineRunFlags(fs *flag.FlagSet) runFlags {
 	return runFlags{
-		jobs:   fs.Int("j", runtime.NumCPU(), "negotiations run at once"),
+		jobs:   fs.Int("j", runtime.NumCPU(), "run `N` negotiations at once"),
 		repeat: fs.Int("repeat", 1, "run every negotiation N times and report any that ends differently (flake hunting)"),
 		out:    fs.String("out", "", "`directory` for the report file and one transcript per negotiation"),
 	}
@@ -196,6 +196,29 @@ func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
 		case !rep.Passed() || len(rep.Rows) == 0:
 			code = exitFail
 		}
+		if *rf.out != "" {
+			// The report in its format goes to the directory, as with run;
+			// the console still shows the verdict.
+			file := filepath.Join(*rf.out, "report."+reportExt(*out))
+			f, err := os.Create(file)
+			if err == nil {
+				if *out == "json" {
+					err = scenarios.WriteJSON(f, rep)
+				} else {
+					writeVerifyText(f, rep, scenarios.Style{}, *rf.out)
+				}
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				e.errorf("--out: %v", err)
+				return exitFail
+			}
+			fmt.Fprintf(e.stdout, "wrote %s and %s in %s\n", file, scenarios.Counted(len(rep.Negotiations), "transcript"), filepath.Join(*rf.out, "transcripts"))
+			writeVerifyText(e.stdout, rep, e.style(false), *rf.out)
+			return code
+		}
 		if *out == "json" {
 			if err := scenarios.WriteJSON(e.stdout, rep); err != nil {
 				e.errorf("%v", err)
@@ -203,34 +226,40 @@ func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
 			}
 			return code
 		}
-		s := rep.Summary()
-		if rep.Interrupted {
-			scenarios.WriteSummary(e.stdout, rep, e.style(false))
-			return code
-		}
-		fmt.Fprintln(e.stdout, e.paint("bold", fmt.Sprintf("Lync Server 2013 full matrix, verified with %d real negotiations (each row against all 18 partner settings, both directions)", s.Runs)))
-		fmt.Fprintln(e.stdout)
-		scenarios.WriteRows(e.stdout, rep)
-		fmt.Fprintf(e.stdout, "\nOracle: %d of %d negotiations as predicted.\n", s.Passed, s.Negotiations)
-		for _, n := range rep.Negotiations {
-			if !n.Pass {
-				fmt.Fprintf(e.stdout, "  %s: %s\n", n.Case.ID, n.Why)
-			}
-		}
-		if s.Repeat > 1 {
-			fmt.Fprintf(e.stdout, "Repeated %d times: %d negotiations ended differently between runs.\n", s.Repeat, s.Unstable)
-		}
-		if *rf.out != "" {
-			fmt.Fprintf(e.stdout, "Transcripts: %s\n", filepath.Join(*rf.out, "transcripts"))
-		}
-		summary := fmt.Sprintf("%d of %d rows agree with the full matrix (%s in %.2f s)",
-			s.RowsAgree, s.Rows, scenarios.Counted(s.Runs, "negotiation"), rep.Duration.Seconds())
-		if code == exitOK {
-			fmt.Fprintln(e.stdout, e.paint("green", "OK: "+summary))
-		} else {
-			fmt.Fprintln(e.stdout, e.paint("red", "FAILED: "+summary))
-		}
+		writeVerifyText(e.stdout, rep, e.style(false), "")
 		return code
+	}
+}
+
+// writeVerifyText is verify's text report: the rows against the
+// documented matrix, the oracle's count, and the verdict.
+func writeVerifyText(w io.Writer, rep *scenarios.Report, st scenarios.Style, outDir string) {
+	s := rep.Summary()
+	if rep.Interrupted {
+		scenarios.WriteSummary(w, rep, st)
+		return
+	}
+	fmt.Fprintln(w, st.Paint("bold", fmt.Sprintf("Lync Server 2013 full matrix, verified with %d real negotiations (each row against all 18 partner settings, both directions)", s.Runs)))
+	fmt.Fprintln(w)
+	scenarios.WriteRows(w, rep)
+	fmt.Fprintf(w, "\nOracle: %d of %d negotiations as predicted.\n", s.Passed, s.Negotiations)
+	for _, n := range rep.Negotiations {
+		if !n.Pass {
+			fmt.Fprintf(w, "  %s: %s\n", n.Case.ID, n.Why)
+		}
+	}
+	if s.Repeat > 1 {
+		fmt.Fprintf(w, "Repeated %d times: %d negotiations ended differently between runs.\n", s.Repeat, s.Unstable)
+	}
+	if outDir != "" {
+		fmt.Fprintf(w, "Transcripts: %s\n", filepath.Join(outDir, "transcripts"))
+	}
+	summary := fmt.Sprintf("%d of %d rows agree with the full matrix (%s in %.2f s)",
+		s.RowsAgree, s.Rows, scenarios.Counted(s.Runs, "negotiation"), rep.Duration.Seconds())
+	if rep.Passed() && len(rep.Rows) > 0 {
+		fmt.Fprintln(w, st.Paint("green", "OK: "+summary))
+	} else {
+		fmt.Fprintln(w, st.Paint("red", "FAILED: "+summary))
 	}
 }
 
@@ -240,7 +269,12 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 	filter := fs.String("run", "", "only negotiations whose id matches this `regexp`")
 	shard := fs.String("shard", "", "`I/N`: run only the I-th of N interleaved parts (for parallel CI jobs)")
 	verbose := fs.Bool("v", false, "list every negotiation with its failure and its transcript (the transcript file's path with --out)")
+	timeout := fs.Duration("timeout", 0, "deadline of each negotiation of an endpoint whose scenario sets none with timeout: (default 5s)")
 	return func(args []string) int {
+		if *timeout < 0 {
+			e.errorf("--timeout must be positive")
+			return exitUsage
+		}
 		if len(args) == 0 {
 			e.errorf("name at least one suite (%s) or scenario file", strings.Join(scenarios.Suites(), ", "))
 			return exitUsage
@@ -287,7 +321,15 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 		for _, s := range suites {
 			all = append(all, s.Cases...)
 		}
-		if len(scenarios.Select(all, opt)) == 0 {
+		if *timeout > 0 {
+			scenarios.SetDefaultTimeout(all, *timeout)
+		}
+		unsharded := opt
+		unsharded.Shard, unsharded.Shards = 0, 0
+		// More shards than negotiations leaves some shards empty: an
+		// empty report, which merge takes with the others. Only a
+		// filter that selects nothing at all is a mistake.
+		if len(scenarios.Select(all, unsharded)) == 0 {
 			var by []string
 			if *filter != "" {
 				by = append(by, fmt.Sprintf("--run %q", *filter))

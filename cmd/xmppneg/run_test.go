@@ -320,6 +320,127 @@ func TestVersion(t *testing.T) {
 	}
 }
 
+func TestVersionHelp(t *testing.T) {
+	code, out, _ := runCLI("version", "--help")
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, out, "Usage: xmppneg version")
+	assert.NotRegexp(t, `^xmppneg \S+ .*go1`, out, "help, not the version")
+}
+
+// verify --out writes its report, as run --out does, and still shows
+// the verdict.
+func TestVerifyOutWritesItsReport(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := runCLI("verify", "--out", dir)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, out, "wrote "+filepath.Join(dir, "report.txt"))
+	assert.Contains(t, out, "OK: 18 of 18 rows agree")
+	report, err := os.ReadFile(filepath.Join(dir, "report.txt"))
+	require.NoError(t, err)
+	assert.Contains(t, string(report), "OK: 18 of 18 rows agree with the full matrix (648 negotiations")
+	assert.NotContains(t, string(report), "\x1b[")
+
+	dir = t.TempDir()
+	code, _, stderr = runCLI("verify", "-o", "json", "--out", dir)
+	require.Equal(t, exitOK, code, stderr)
+	var rep struct {
+		OK bool `json:"ok"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &rep))
+	assert.True(t, rep.OK)
+}
+
+// run --timeout is the deadline of endpoints whose scenario sets none.
+func TestRunTimeout(t *testing.T) {
+	f := writeFile(t, "silent.yaml", `suite: silent
+scenarios:
+  - name: a receiver that says nothing after the header
+    initiator: {domain: a.test}
+    receiver: {domain: b.test, faults: [silent-at=starttls]}
+    expect: fail
+`)
+	start := time.Now()
+	code, out, stderr := runCLI("run", f, "--timeout", "300ms", "-v")
+	require.Equal(t, exitOK, code, "%s\n%s", out, stderr)
+	assert.Contains(t, out, "within 300ms")
+	assert.Less(t, time.Since(start), 3*time.Second)
+}
+
+// More shards than negotiations: the empty shard writes an empty
+// report (not a usage error), merge takes it with the others, and the
+// merged HTML links only to transcripts that exist beside it.
+func TestEmptyShardThenMergeWithTranscripts(t *testing.T) {
+	dir := t.TempDir()
+	var outs []string
+	empties := 0
+	for i := 1; i <= 2; i++ {
+		// One negotiation, two shards: one of them is empty.
+		out := filepath.Join(dir, fmt.Sprintf("shard%d", i))
+		code, stdout, stderr := runCLI("run", "failures", "--run", "secret", "--shard", fmt.Sprintf("%d/2", i), "-o", "json", "--out", out)
+		require.Equal(t, exitOK, code, "shard %d: %s%s", i, stdout, stderr)
+		outs = append(outs, out)
+		var rep struct {
+			Negotiations []any `json:"negotiations"`
+			OK           bool  `json:"ok"`
+		}
+		data, err := os.ReadFile(filepath.Join(out, "report.json"))
+		require.NoError(t, err)
+		require.NoError(t, json.Unmarshal(data, &rep))
+		assert.True(t, rep.OK)
+		if len(rep.Negotiations) == 0 {
+			empties++
+		}
+	}
+	require.Equal(t, 1, empties)
+
+	merged := filepath.Join(dir, "merged")
+	code, out, stderr := runCLI(append([]string{"merge", "-o", "html", "--out", merged}, outs...)...)
+	require.Equal(t, exitOK, code, "%s%s", out, stderr)
+	page, err := os.ReadFile(filepath.Join(merged, "report.html"))
+	require.NoError(t, err)
+	links := regexp.MustCompile(`href="([^"#]+)"`).FindAllStringSubmatch(string(page), -1)
+	require.NotEmpty(t, links)
+	for _, l := range links {
+		_, err := os.Stat(filepath.Join(merged, l[1]))
+		assert.NoError(t, err, "the merged report links to %s", l[1])
+	}
+}
+
+// An interrupted run's JUnit counts what never ran as skipped:
+// tests= is the whole run, not what had ended.
+func TestInterruptedRunJUnitSkipsWhatNeverRan(t *testing.T) {
+	dir := t.TempDir()
+	cmd, _, stderr := subprocess(t, "run", "pairwise", "-o", "junit", "--out", dir, "-j", "2")
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if files, _ := filepath.Glob(filepath.Join(dir, "transcripts", "*.txt")); len(files) > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no transcript was written: %s", stderr)
+		<-tick.C
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	assert.Equal(t, exitInterrupted, waitExit(t, cmd, 10*time.Second), stderr.String())
+	data, err := os.ReadFile(filepath.Join(dir, "report.xml"))
+	require.NoError(t, err)
+	var doc struct {
+		Suites []struct {
+			Tests    int `xml:"tests,attr"`
+			Failures int `xml:"failures,attr"`
+			Skipped  int `xml:"skipped,attr"`
+		} `xml:"testsuite"`
+	}
+	require.NoError(t, xml.Unmarshal(data, &doc))
+	require.Len(t, doc.Suites, 1)
+	assert.Equal(t, suiteSize(t, "pairwise"), doc.Suites[0].Tests)
+	assert.Zero(t, doc.Suites[0].Failures)
+	assert.Greater(t, doc.Suites[0].Skipped, 0)
+}
+
 // suiteSize is how many negotiations a shipped suite declares.
 func suiteSize(t *testing.T, name string) int {
 	t.Helper()

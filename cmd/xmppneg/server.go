@@ -66,6 +66,10 @@ func setupServer(fs *flag.FlagSet, e *env) func([]string) int {
 		if *domain == "" {
 			*domain = kind.Name + ".test"
 		}
+		// From here on SIGINT stops the server, never the process with the
+		// server left running.
+		ctx, stop := interruptible()
+		defer stop()
 		if err := realserver.Require(kind.Name); err != nil {
 			e.errorf("%v", err)
 			return exitFail
@@ -108,14 +112,12 @@ func setupServer(fs *flag.FlagSet, e *env) func([]string) int {
 		fmt.Fprintf(e.stdout, "certificates: %s (its CA signs the server's and %s's)\n", *pkiDir, hDomain)
 		fmt.Fprintf(e.stdout, "probe it:  xmppneg probe --domain %s --resolver %s --pki %s --from %s --listen 127.0.0.1:%s\n", *domain, dns.Addr(), *pkiDir, hDomain, harnessPort)
 		fmt.Fprintf(e.stdout, "interrupt (Ctrl-C) to stop it\n")
-		ctx, stop := interruptible()
-		defer stop()
 		<-ctx.Done()
 		fmt.Fprintf(e.stdout, "stopping %s\n", *domain)
 		if err := srv.Stop(); err != nil {
 			e.errorf("stopping %s: %v", kind.Name, err)
 			return exitFail
 		}
-		return exitOK
+		return exitInterrupted
 	}
 }

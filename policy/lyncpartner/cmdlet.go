@@ -16,6 +16,11 @@ var cmdletParams = []string{"Identity", "Domain", "AdditionalDomains", "PartnerT
 
 var cmdletSwitches = []string{"Confirm", "Force", "InMemory", "WhatIf", "Verbose", "ErrorAction", "WarningAction"}
 
+// ErrNoValue is the error of a parameter given without a value. Pasted
+// into a POSIX shell, -SupportDialbackNegotiation $true loses its value:
+// the shell expands $true, a variable it does not have, to nothing.
+var ErrNoValue = errors.New("has no value")
+
 // IsCmdlet reports whether s starts with New-CsXmppAllowedPartner or
 // Set-CsXmppAllowedPartner.
 func IsCmdlet(s string) bool { return cmdletLine.MatchString(s) }
@@ -40,6 +45,10 @@ func ParseCmdlet(line string) (policy.Policy, error) {
 		var perr *Error
 		if errors.As(err, &perr) {
 			err = perr.Err
+			if perr.Property != "" {
+				// The one thing a single line must say: which parameter.
+				err = fmt.Errorf("-%s %w", perr.Property, perr.Err)
+			}
 		}
 		return policy.Policy{}, err
 	}
@@ -194,7 +203,7 @@ func cmdletArgs(words []string, line int, notes *[]Note, file string) ([]prop, e
 		}
 		if !inline {
 			if i+1 >= len(words) || (strings.HasPrefix(words[i+1], "-") && len(words[i+1]) > 1 && !isNumber(words[i+1])) {
-				return nil, &Error{File: file, Line: line, Property: full, Err: fmt.Errorf("has no value")}
+				return nil, &Error{File: file, Line: line, Property: full, Err: ErrNoValue}
 			}
 			i++
 			value = words[i]

@@ -310,6 +310,13 @@ type Failure struct {
 // "failed at starttls (unsupported-feature by initiator)". Fields left
 // unset in an expectation are left out.
 func (f Failure) String() string {
+	if f.Condition == CancelledByCaller {
+		// Not a failure of the negotiation: the run around it stopped.
+		if f.During != 0 {
+			return "cancelled during " + f.During.String()
+		}
+		return "cancelled"
+	}
 	s := "failed"
 	if f.Step != 0 {
 		s += " at " + f.Step.String()
@@ -333,6 +340,9 @@ func (f Failure) String() string {
 // Explain is the sentence a person reads:
 // "starttls failed (unsupported-feature, raised by initiator): why".
 func (f Failure) Explain() string {
+	if f.Condition == CancelledByCaller {
+		return f.String() + ": " + f.Message
+	}
 	if f.Step == StepTimeout {
 		return fmt.Sprintf("timeout during %s (raised by %s): %s", f.During, f.By, f.Message)
 	}

@@ -78,23 +78,42 @@ func ParseDeclaredFile(file string, data []byte) (map[string]Declared, error) {
 	return out, nil
 }
 
-// WriteTranscripts writes the transcript of every negotiation of r
-// into dir/transcripts, one file each, and records the paths, relative
-// to dir, in the report.
+// WriteTranscripts writes the transcript of every negotiation the
+// report shows (each partner's own, its fix's, its candidates', its
+// blockers') into dir/transcripts, one file each, and records the
+// paths, relative to dir, in the report. Each file holds both
+// connections (the main one and the verify connection), inside TLS
+// included.
 func WriteTranscripts(dir string, r *Report) error {
 	td := filepath.Join(dir, "transcripts")
 	if err := os.MkdirAll(td, 0o755); err != nil {
 		return err
 	}
 	for _, p := range r.Partners {
-		for _, n := range p.Negotiations {
-			name := strings.ToLower(p.Entry.Domain) + "__" + string(n.Direction) + ".txt"
-			head := fmt.Sprintf("%s %s\n%s\n\n", p.Entry.Domain, n.Direction, n.Explanation)
-			if err := os.WriteFile(filepath.Join(td, name), []byte(head+n.Transcript+"\n"), 0o644); err != nil {
+		for _, n := range p.Shown() {
+			if n.Transcript == "" {
+				continue
+			}
+			name := strings.ToLower(p.Entry.Domain) + "__" + strings.ReplaceAll(n.Label, "/", "__") + ".txt"
+			head := fmt.Sprintf("%s %s\n%s\n\n", p.Entry.Domain, n.Label, n.Explanation)
+			if err := os.WriteFile(filepath.Join(td, name), []byte(head+n.Transcript), 0o644); err != nil {
 				return err
 			}
 			n.TranscriptFile = "transcripts/" + name
 		}
 	}
 	return nil
+}
+
+// Transcripts counts the transcripts WriteTranscripts wrote.
+func (r *Report) Transcripts() int {
+	n := 0
+	for _, p := range r.Partners {
+		for _, x := range p.Shown() {
+			if x.TranscriptFile != "" {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -55,7 +55,10 @@ type OwnPartner struct {
 	// candidate servers both directions authenticate.
 	Candidates string    `json:"candidates,omitempty"`
 	Blockers   []Finding `json:"blockers"`
-	Fix        *OwnFix   `json:"fix"`
+	// Notes say what is worth knowing and is no blocker: a stronger
+	// method a line of the file gets, what a probe learned.
+	Notes []Finding `json:"notes"`
+	Fix   *OwnFix   `json:"fix"`
 }
 
 // OwnFix is a change shown by negotiation to make the partnership work,
@@ -92,10 +95,16 @@ func EvaluateOwn(ctx context.Context, domains []string, own Own, opt Options) (*
 	}
 	var subs []subject
 	for _, d := range domains {
-		s := subject{p: &OwnPartner{Domain: d, Negotiations: []*Negotiation{}, Blockers: []Finding{}}}
+		s := subject{p: &OwnPartner{Domain: d, Negotiations: []*Negotiation{}, Blockers: []Finding{}, Notes: []Finding{}}}
+		pr := opt.Probed[strings.ToLower(d)]
 		if dec, ok := ev.declared(d); ok {
 			s.p.Runs, s.declared = dec.Label, true
 			s.partner = []Candidate{{Name: dec.Label, Settings: dec.Settings}}
+			if pr != nil && pr.Learned != nil {
+				s.p.Notes = append(s.p.Notes, pr.notes()...)
+			}
+		} else if pr != nil {
+			s.p.Runs = "probed: not reached"
 		} else {
 			s.p.Runs = "unknown"
 			s.partner = Candidates()
@@ -135,30 +144,28 @@ func EvaluateOwn(ctx context.Context, domains []string, own Own, opt Options) (*
 	}
 	for _, s := range subs {
 		p := s.p
+		if !s.declared && len(s.partner) == 0 {
+			// Probed, and not reached.
+			p.Status = Unreachable
+			p.Blockers = append(p.Blockers, Finding{Code: "unreachable", Message: opt.Probed[strings.ToLower(p.Domain)].unreachable()})
+			rep.Partners = append(rep.Partners, p)
+			rep.Summary.Unreachable++
+			continue
+		}
 		if !s.declared {
-			n := func(ch *OwnChange) int {
-				count := 0
-				for _, c := range s.partner {
-					if o := ev.pair("", gwFor(p.Domain, ch, false), c.Settings); o[0].OK() && o[1].OK() {
-						count++
-					}
+			// Nobody declared or probed it: nothing was seen to fail, and
+			// no line of the file is proposed on a guess.
+			count := 0
+			for _, c := range s.partner {
+				if o := ev.pair("", gwFor(p.Domain, nil, false), c.Settings); o[0].OK() && o[1].OK() {
+					count++
 				}
-				return count
 			}
-			now := n(nil)
 			p.Status = Unknown
-			p.Candidates = fmt.Sprintf("%d of %d", now, len(s.partner))
-			best, bestN := -1, now
-			for i := range own.Changes {
-				if k := n(&own.Changes[i]); k > bestN {
-					best, bestN = i, k
-				}
-			}
-			if best >= 0 {
-				ch := own.Changes[best]
-				p.Fix = &OwnFix{Where: "config", Line: ch.Line, Knobs: ch.Knobs, Works: fmt.Sprintf("%d of %d", bestN, len(s.partner)),
-					Why: fmt.Sprintf("with this line the server works both ways with %d of %d candidate servers (now %d)", bestN, len(s.partner), now)}
-			}
+			p.Candidates = fmt.Sprintf("%d of %d", count, len(s.partner))
+			p.Blockers = append(p.Blockers, Finding{Code: "unknown-partner",
+				Message: fmt.Sprintf("what %s runs is neither declared nor probed, so nothing was seen to fail and no change is proposed; your server works both ways with %d of %d candidate servers. "+
+					"Learn it: xmppneg partners FILE --probe, or declare it: --partner %s=PROFILE|SPEC or --profiles FILE", p.Domain, count, len(s.partner), strings.ToLower(p.Domain))})
 			rep.Partners = append(rep.Partners, p)
 			rep.Summary.Unknown++
 			continue
@@ -189,33 +196,69 @@ func EvaluateOwn(ctx context.Context, domains []string, own Own, opt Options) (*
 				p.Blockers = append(p.Blockers, f)
 			}
 		}
-		best, bestScore := -1, score
-		for i := range own.Changes {
-			o := ev.pair(p.Domain, gwFor(p.Domain, &own.Changes[i], false), partner)
-			if sc := scoreOf(o); better(sc, bestScore) {
-				best, bestScore = i, sc
+		// The line that gets the strongest methods, among those that
+		// lower neither TLS nor SASL; only when none works, one that does,
+		// saying so.
+		pick := func(keep bool) int {
+			best, bestScore := -1, score
+			for i := range own.Changes {
+				if keep && len(lowers(gw.Policy, gwFor(p.Domain, &own.Changes[i], false).Policy)) > 0 {
+					continue
+				}
+				o := ev.pair(p.Domain, gwFor(p.Domain, &own.Changes[i], false), partner)
+				if sc := scoreOf(o); better(sc, bestScore) {
+					best, bestScore = i, sc
+				}
 			}
+			return best
 		}
-		switch {
-		case best >= 0:
+		best := pick(true)
+		if best >= 0 && score[0] > 0 {
+			// It works: a line that gets a stronger method is a note, not
+			// a fix.
 			ch := own.Changes[best]
 			o := ev.pair(p.Domain, gwFor(p.Domain, &ch, false), partner)
-			p.Fix = &OwnFix{Where: "config", Line: ch.Line, Knobs: ch.Knobs, Outcomes: o[:],
+			p.Notes = append(p.Notes, Finding{Code: "stronger-method", Message: fmt.Sprintf("%s gets %s (now %s): not proposed as a fix, nothing fails; verified by negotiation",
+				ch.Line, describeOwn(o), describeOwn(now))})
+			best = -1
+		}
+		configFix := func(i int) *OwnFix {
+			ch := own.Changes[i]
+			o := ev.pair(p.Domain, gwFor(p.Domain, &ch, false), partner)
+			f := &OwnFix{Where: "config", Line: ch.Line, Knobs: ch.Knobs, Outcomes: o[:],
 				Why: fmt.Sprintf("with this line the partnership authenticates with %s (verified by negotiation)", describeOwn(o))}
-		case score[0] == 0 && gw.Cert != certs.Valid:
-			if o := ev.pair(p.Domain, gwFor(p.Domain, nil, true), partner); o[0].OK() && o[1].OK() {
-				p.Fix = &OwnFix{Where: "certificate", Outcomes: o[:], Why: fmt.Sprintf("replace your certificate (%s) with a valid one: then %s", gw.Cert, describeOwn(o))}
+			if l := lowered(gw.Policy, gwFor(p.Domain, &ch, false).Policy); l != "" {
+				f.Why += fmt.Sprintf("; it lowers %s, because no line that keeps them, and no certificate, makes this partner (%s) authenticate", l, p.Runs)
 			}
-		case score[0] == 0 && partner.Cert != certs.Valid:
-			if o := ev.pair(p.Domain, gw, withValidCert(partner)); o[0].OK() && o[1].OK() {
-				p.Fix = &OwnFix{Where: "certificate", Outcomes: o[:], Why: fmt.Sprintf("the partner must replace its certificate (%s) with one you trust, for its domain: then %s", partner.Cert, describeOwn(o))}
+			return f
+		}
+		if score[0] == 0 {
+			// A line that keeps TLS and SASL, else a certificate, and
+			// only then a line that lowers them.
+			if best >= 0 {
+				p.Fix = configFix(best)
+			}
+			if p.Fix == nil && gw.Cert != certs.Valid {
+				if o := ev.pair(p.Domain, gwFor(p.Domain, nil, true), partner); o[0].OK() && o[1].OK() {
+					p.Fix = &OwnFix{Where: "certificate", Outcomes: o[:], Why: fmt.Sprintf("replace your certificate (%s) with a valid one: then %s", gw.Cert, describeOwn(o))}
+				}
+			}
+			if p.Fix == nil && partner.Cert != certs.Valid {
+				if o := ev.pair(p.Domain, gw, withValidCert(partner)); o[0].OK() && o[1].OK() {
+					p.Fix = &OwnFix{Where: "certificate", Outcomes: o[:], Why: fmt.Sprintf("the partner must replace its certificate (%s) with one you trust, for its domain: then %s", partner.Cert, describeOwn(o))}
+				}
+			}
+			if p.Fix == nil {
+				if i := pick(false); i >= 0 {
+					p.Fix = configFix(i)
+				}
 			}
 		}
 		switch {
 		case score[0] == 0:
 			p.Status = Fails
 			rep.Summary.Fails++
-		case p.Fix != nil:
+		case len(p.Notes) > 0 && p.Notes[len(p.Notes)-1].Code == "stronger-method":
 			p.Status = Weaker
 			rep.Summary.Weaker++
 		default:
@@ -228,7 +271,11 @@ func EvaluateOwn(ctx context.Context, domains []string, own Own, opt Options) (*
 		if p.Fix != nil {
 			rep.Summary.Fixes++
 		}
+		if p.Status.Failing() {
+			rep.Summary.Failing++
+		}
 	}
+	rep.Summary.OK = rep.Summary.Failing == 0
 	rep.Summary.Partners = len(rep.Partners)
 	rep.Summary.Negotiations = len(ev.memo)
 	rep.Duration = time.Since(start)
@@ -311,6 +358,12 @@ func WriteOwnText(w io.Writer, r *OwnReport, st Style) {
 				fmt.Fprintf(w, "    [%s] %s\n", b.Code, printable.String(b.Message))
 			}
 		}
+		if len(p.Notes) > 0 {
+			fmt.Fprintln(w, "  notes:")
+			for _, b := range p.Notes {
+				fmt.Fprintf(w, "    [%s] %s\n", b.Code, printable.String(b.Message))
+			}
+		}
 		if p.Fix == nil && p.Status == Fails {
 			fmt.Fprintln(w, "  no one-line change of your file makes it work (each was negotiated); see the blockers")
 		}
@@ -323,8 +376,8 @@ func WriteOwnText(w io.Writer, r *OwnReport, st Style) {
 		}
 	}
 	s := r.Summary
-	fmt.Fprintf(w, "\nSummary: %d works, %d weaker, %d fails, %d unknown; %d fixes; %d negotiations in %.1f s\n",
-		s.Works, s.Weaker, s.Fails, s.Unknown, s.Fixes, s.Negotiations, r.Duration.Seconds())
+	fmt.Fprintf(w, "\nSummary: %d works, %d weaker, %d fails, %d unreachable, %d unknown; %d fixes; %d negotiations in %.1f s\n",
+		s.Works, s.Weaker, s.Fails, s.Unreachable, s.Unknown, s.Fixes, s.Negotiations, r.Duration.Seconds())
 }
 
 func ownOutcome(o outcome.Outcome) string {
@@ -339,23 +392,31 @@ func ownOutcome(o outcome.Outcome) string {
 
 // WriteOwnJUnit writes a test case per partner and direction.
 func WriteOwnJUnit(w io.Writer, r *OwnReport) error {
+	// One case per partner, a failure for each whose verdict fails the
+	// list, as the exit code and the summary count them.
 	s := &junit.Suite{Name: "partners " + r.Gateway, Time: junit.Seconds(r.Duration)}
 	for _, p := range r.Partners {
-		if len(p.Negotiations) == 0 {
-			s.Add(junit.Case{Classname: "partners." + p.Domain, Name: "candidates", Time: "0", Skipped: &junit.Skipped{Message: "not declared: works with " + p.Candidates + " candidates"}})
-			continue
-		}
+		c := junit.Case{Classname: "partners", Name: p.Domain, Time: "0"}
+		var out []string
 		for _, n := range p.Negotiations {
-			c := junit.Case{Classname: "partners." + p.Domain, Name: string(n.Direction), Time: "0", SystemOut: n.Explanation}
-			if !n.Outcome.OK() {
-				msg := n.Outcome.String()
-				if p.Fix != nil && p.Fix.Line != "" {
-					msg += "; fix: " + p.Fix.Line
-				}
-				c.Failure = &junit.Failure{Message: msg, Text: n.Explanation}
-			}
-			s.Add(c)
+			out = append(out, string(n.Direction)+": "+n.Explanation)
 		}
+		c.SystemOut = strings.Join(out, "\n")
+		if p.Status.Failing() {
+			var text []string
+			for _, b := range p.Blockers {
+				text = append(text, "["+b.Code+"] "+b.Message)
+			}
+			if p.Fix != nil {
+				text = append(text, "fix: "+strings.TrimSpace(p.Fix.Line+" "+p.Fix.Why))
+			}
+			msg := string(p.Status)
+			if len(p.Negotiations) == 2 {
+				msg += fmt.Sprintf(": you initiate %s; the partner initiates %s", p.Negotiations[0].Outcome, p.Negotiations[1].Outcome)
+			}
+			c.Failure = &junit.Failure{Message: msg, Type: string(p.Status), Text: strings.Join(text, "\n")}
+		}
+		s.Add(c)
 	}
 	return junit.Write(w, s)
 }

@@ -5,6 +5,12 @@
 // Set-CsXmppAllowedPartner line that a real negotiation has shown to
 // work. Every answer comes from negotiations run through the scenarios
 // runner; the documented matrix is only quoted.
+//
+// Advice is only as good as what was observed: a change is proposed only
+// for a failure seen with a partner whose server was declared or probed,
+// it never lowers TLS or SASL unless nothing else authenticates (and
+// then says so), and for a partner nobody declared or probed the report
+// says what is not known and how to learn it.
 package partners
 
 import (
@@ -55,6 +61,13 @@ type Options struct {
 	// Jobs is how many negotiations run at once (default 4 per CPU: a
 	// negotiation that waits for a deadline holds a worker).
 	Jobs int
+	// Probed are the partners' servers as probes found them, by domain
+	// (see LearnFromProbe): a partner that was reached is judged with
+	// the settings learned, one that was not is unreachable.
+	Probed map[string]*Probed
+	// Transcripts keeps the transcript of every negotiation the report
+	// shows, for --out and -v.
+	Transcripts bool
 }
 
 // Declared is what a partner is known to run.
@@ -93,11 +106,16 @@ type Status string
 
 // The verdicts.
 const (
-	Works   Status = "works"   // both directions, with the strongest method any gateway setting gets
-	Weaker  Status = "weaker"  // both directions, but another gateway setting gets a stronger method
-	Fails   Status = "fails"   // at least one direction does not authenticate
-	Unknown Status = "unknown" // nothing declared: see the candidates
+	Works       Status = "works"       // both directions, with the strongest method any gateway setting gets
+	Weaker      Status = "weaker"      // both directions, but another gateway setting gets a stronger method
+	Fails       Status = "fails"       // at least one direction does not authenticate
+	Unknown     Status = "unknown"     // nothing declared or probed: see the candidates
+	Unreachable Status = "unreachable" // probed, and not reached
 )
+
+// Failing reports whether a verdict fails the list: FAILS, unreachable
+// and unknown do (the exit code, JUnit and the JSON summary agree).
+func (s Status) Failing() bool { return s == Fails || s == Unknown || s == Unreachable }
 
 // Report is the evaluation of a partner list.
 type Report struct {
@@ -111,15 +129,20 @@ type Report struct {
 	Duration time.Duration      `json:"-"`
 }
 
-// Summary counts the verdicts.
+// Summary counts the verdicts. OK is false when any partner fails, is
+// unreachable or unknown: then the exit code is 1 and JUnit counts as
+// many failures.
 type Summary struct {
-	Partners     int `json:"partners"`
-	Works        int `json:"works"`
-	Weaker       int `json:"weaker"`
-	Fails        int `json:"fails"`
-	Unknown      int `json:"unknown"`
-	Fixes        int `json:"fixes"`
-	Negotiations int `json:"negotiations"` // run, each distinct one once
+	OK           bool `json:"ok"`
+	Partners     int  `json:"partners"`
+	Works        int  `json:"works"`
+	Weaker       int  `json:"weaker"`
+	Fails        int  `json:"fails"`
+	Unreachable  int  `json:"unreachable"`
+	Unknown      int  `json:"unknown"`
+	Failing      int  `json:"failing"` // fails + unreachable + unknown
+	Fixes        int  `json:"fixes"`
+	Negotiations int  `json:"negotiations"` // run, each distinct one once
 }
 
 // Partner is one entry's evaluation.
@@ -129,8 +152,12 @@ type Partner struct {
 	Valid    bool              `json:"valid"`
 	Warnings []Finding         `json:"warnings"`
 	// Runs is what the partner was declared to run ("profile
-	// prosody-0.12", a spec), or "unknown".
-	Runs         string         `json:"partner_profile"`
+	// prosody-0.12", a spec), what a probe found ("probed: …"), or
+	// "unknown".
+	Runs string `json:"partner_profile"`
+	// Probed is what the probe of the partner's server found, when it
+	// was probed.
+	Probed       *Probed        `json:"probed,omitempty"`
 	Status       Status         `json:"status"`
 	Negotiations []*Negotiation `json:"negotiations"`
 	// Candidates, for an undeclared partner: how the entry fares with
@@ -138,7 +165,28 @@ type Partner struct {
 	Candidates         []*CandidateResult `json:"candidates,omitempty"`
 	CandidatesBothWays int                `json:"-"`
 	Blockers           []Finding          `json:"blockers"`
-	Fix                *Fix               `json:"fix"`
+	// Notes say what is worth knowing and is no blocker: a stronger
+	// method another setting gets, what is not known and how to learn
+	// it.
+	Notes []Finding `json:"notes"`
+	Fix   *Fix      `json:"fix"`
+}
+
+// Shown lists every negotiation the report shows for p: its own, the
+// fix's, the candidates', the blockers'; each has its transcript when
+// Options.Transcripts is set.
+func (p *Partner) Shown() []*Negotiation {
+	out := append([]*Negotiation{}, p.Negotiations...)
+	for _, c := range p.Candidates {
+		out = append(out, c.Negotiations...)
+	}
+	for _, f := range append(append([]Finding{}, p.Blockers...), p.Notes...) {
+		out = append(out, f.Negotiations...)
+	}
+	if p.Fix != nil {
+		out = append(out, p.Fix.Negotiations...)
+	}
+	return out
 }
 
 // Finding is a warning or a blocker: a stable code and what it means.
@@ -147,10 +195,16 @@ type Finding struct {
 	Message string `json:"message"`
 	// Korean is the source document's own words, for a warning it gives.
 	Korean string `json:"-"`
+	// Negotiations are those that show it, when it rests on some.
+	Negotiations []*Negotiation `json:"-"`
 }
 
 // Negotiation is one real negotiation of the partnership.
 type Negotiation struct {
+	// Label says which of the partner's negotiations it is: its
+	// direction, or what it tried ("fix/gateway-initiates",
+	// "candidate-prosody-0.12/partner-initiates").
+	Label       string            `json:"-"`
 	Direction   Direction         `json:"direction"`
 	Outcome     outcome.Outcome   `json:"outcome"`
 	Explanation string            `json:"explanation"`
@@ -163,8 +217,9 @@ type Negotiation struct {
 
 // CandidateResult is how an entry fares with one candidate server.
 type CandidateResult struct {
-	Name     string            `json:"name"`
-	Outcomes []outcome.Outcome `json:"outcomes"` // gateway-initiates, partner-initiates
+	Name         string            `json:"name"`
+	Outcomes     []outcome.Outcome `json:"outcomes"` // gateway-initiates, partner-initiates
+	Negotiations []*Negotiation    `json:"-"`
 }
 
 // BothWays reports whether both directions authenticate.
@@ -184,7 +239,12 @@ type Fix struct {
 	Outcomes []outcome.Outcome `json:"outcomes"`
 	Works    string            `json:"works,omitempty"`
 	Changes  []string          `json:"changes"` // the parameters that change
-	Why      string            `json:"why"`
+	// Lowers names the parameters the fix lowers (TLS or SASL, from
+	// Required or Optional): only when no setting that keeps them
+	// authenticates with the partner.
+	Lowers       []string       `json:"lowers"`
+	Why          string         `json:"why"`
+	Negotiations []*Negotiation `json:"-"`
 }
 
 // strength ranks a method: SASL over TLS > TLS Dialback > TCP Dialback
@@ -264,6 +324,21 @@ func changes(from, to policy.Policy) []string {
 	return out
 }
 
+// lowers lists the parameters that to lowers, TLS or SASL, from
+// Required or from Optional: what weakens the partnership should the
+// partner change.
+func lowers(from, to policy.Policy) []string {
+	out := []string{}
+	rank := func(l policy.Level) int { return 2 - int(l) } // Required 2, Optional 1, NotSupported 0
+	if rank(to.TLS) < rank(from.TLS) {
+		out = append(out, "TlsNegotiation")
+	}
+	if rank(to.SASL) < rank(from.SASL) {
+		out = append(out, "SaslNegotiation")
+	}
+	return out
+}
+
 // Evaluate runs the negotiations that answer for each entry and builds
 // the report. ctx cancels it.
 func Evaluate(ctx context.Context, entries []lyncpartner.Entry, notes []lyncpartner.Note, opt Options) (*Report, error) {
@@ -287,7 +362,7 @@ func Evaluate(ctx context.Context, entries []lyncpartner.Entry, notes []lyncpart
 		rep.Notes = []lyncpartner.Note{}
 	}
 	for _, e := range entries {
-		p := &Partner{Entry: e, Warnings: []Finding{}, Blockers: []Finding{}, Negotiations: []*Negotiation{}}
+		p := &Partner{Entry: e, Warnings: []Finding{}, Blockers: []Finding{}, Notes: []Finding{}, Negotiations: []*Negotiation{}}
 		v, err := policy.Validate(e.Policy)
 		if err != nil {
 			return nil, err
@@ -296,29 +371,31 @@ func Evaluate(ctx context.Context, entries []lyncpartner.Entry, notes []lyncpart
 		for _, w := range append(v.Warnings, v.Errors...) {
 			p.Warnings = append(p.Warnings, Finding{Code: w.Code, Message: w.Message, Korean: w.Korean})
 		}
+		p.Probed = opt.Probed[strings.ToLower(e.Domain)]
 		rep.Partners = append(rep.Partners, p)
 	}
 	// Phase one: every partnership as it is, and for undeclared
 	// partners the entry against every candidate.
 	for _, p := range rep.Partners {
-		if d, ok := ev.declared(p.Entry.Domain); ok {
+		if d, ok := ev.partnerSettings(p); ok {
 			p.Runs = d.Label
-			for _, dir := range Directions {
-				ev.want(ev.key(p.Entry.Domain, ev.gateway(p.Entry.Policy), d.Settings, dir))
-			}
+			ev.wantPair(p.Entry.Domain, ev.gateway(p.Entry.Policy), d.Settings)
+			continue
+		}
+		if p.Probed != nil {
+			p.Runs = "probed: not reached"
 			continue
 		}
 		p.Runs = "unknown"
 		for _, c := range Candidates() {
-			for _, dir := range Directions {
-				ev.want(ev.key("", ev.gateway(p.Entry.Policy), c.Settings, dir))
-			}
+			ev.wantPair("", ev.gateway(p.Entry.Policy), c.Settings)
 		}
 	}
 	if err := ev.run(ctx); err != nil {
 		return nil, err
 	}
-	// Phase two: the search for fixes, and what each certificate does.
+	// Phase two: the search for fixes, and what each certificate does,
+	// for partners whose server is known.
 	for _, p := range rep.Partners {
 		ev.wantSearch(p)
 	}
@@ -344,16 +421,25 @@ func Evaluate(ctx context.Context, entries []lyncpartner.Entry, notes []lyncpart
 			rep.Summary.Fails++
 		case Unknown:
 			rep.Summary.Unknown++
+		case Unreachable:
+			rep.Summary.Unreachable++
+		}
+		if p.Status.Failing() {
+			rep.Summary.Failing++
 		}
 		if p.Fix != nil {
 			rep.Summary.Fixes++
 		}
 	}
 	rep.Summary.Partners = len(rep.Partners)
+	rep.Summary.OK = rep.Summary.Failing == 0
 	rep.Summary.Negotiations = len(ev.memo)
 	rep.Duration = time.Since(start)
 	return rep, nil
 }
+
+// OK reports whether every partner works: the exit code is 0 only then.
+func (r *Report) OK() bool { return r.Summary.OK }
 
 // describeGateway is the gateway's settings besides each entry's
 // policy, as a spec reads them.
@@ -397,9 +483,22 @@ func (ev *evaluator) key(domain string, gw, partner policy.Settings, dir Directi
 	return runKey{domain: domain, gateway: gw, partner: partner, direction: dir}
 }
 
+// partnerSettings is what the partner's server runs: declared, or
+// learned by its probe; ok is false when neither says.
+func (ev *evaluator) partnerSettings(p *Partner) (Declared, bool) {
+	return ev.declared(p.Entry.Domain)
+}
+
+// declared is what the server of domain runs: declared, or learned by
+// its probe (Options.Probed); ok is false when neither says.
 func (ev *evaluator) declared(domain string) (Declared, bool) {
-	d, ok := ev.opt.Declared[strings.ToLower(domain)]
-	return d, ok
+	if d, ok := ev.opt.Declared[strings.ToLower(domain)]; ok {
+		return d, true
+	}
+	if pr := ev.opt.Probed[strings.ToLower(domain)]; pr != nil && pr.Learned != nil {
+		return Declared{Label: "probed: " + pr.Label(), Settings: pr.Learned.Settings}, true
+	}
+	return Declared{}, false
 }
 
 // gateway is the gateway's settings for an entry with policy p.
@@ -434,7 +533,7 @@ func (ev *evaluator) run(ctx context.Context) error {
 	for i, k := range ev.pending {
 		cases[i] = ev.caseFor(k)
 	}
-	ns := scenarios.Run(ctx, cases, scenarios.Options{Jobs: ev.opt.Jobs})
+	ns := scenarios.Run(ctx, cases, scenarios.Options{Jobs: ev.opt.Jobs, KeepTranscripts: ev.opt.Transcripts})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -446,7 +545,9 @@ func (ev *evaluator) run(ctx context.Context) error {
 		} else {
 			r.explain = n.Result.Explain()
 			r.recovered = n.Result.Recovered
-			r.transcript = n.Result.TranscriptText()
+			if ev.opt.Transcripts {
+				r.transcript = scenarios.TranscriptText(n)
+			}
 		}
 		ev.memo[k.String()] = r
 	}
@@ -466,7 +567,7 @@ func (ev *evaluator) caseFor(k runKey) *scenarios.Case {
 	gw := scenarios.Endpoint{Domain: ev.opt.GatewayDomain, Settings: k.gateway, Timeout: ev.opt.Timeout}
 	pt := scenarios.Endpoint{Domain: partnerDomain, Settings: k.partner, Timeout: 2 * ev.opt.Timeout}
 	c := &scenarios.Case{ID: "partners/" + partnerDomain + "/" + string(k.direction), Suite: "partners",
-		Name: partnerDomain + " " + string(k.direction), Source: "partners",
+		Name: fmt.Sprintf("%s %s (gateway %s, partner %s)", partnerDomain, k.direction, k.gateway, k.partner), Source: "partners",
 		Expect: scenarios.Expect{Oracle: scenarios.Unchecked}}
 	if k.direction == GatewayInitiates {
 		c.Initiator, c.Receiver = gw, pt
@@ -474,13 +575,6 @@ func (ev *evaluator) caseFor(k runKey) *scenarios.Case {
 		c.Initiator, c.Receiver = pt, gw
 	}
 	return c
-}
-
-// partnerSettings is what the partner runs in p's phase-one
-// negotiations; ok is false for an undeclared partner.
-func (ev *evaluator) partnerSettings(p *Partner) (policy.Settings, bool) {
-	d, ok := ev.declared(p.Entry.Domain)
-	return d.Settings, ok
 }
 
 // pair is the outcomes both ways of one configuration.
@@ -491,32 +585,48 @@ func (ev *evaluator) pair(domain string, gw, partner policy.Settings) [2]outcome
 	}
 }
 
+// shown is the two negotiations of one configuration as the report shows
+// them, labelled.
+func (ev *evaluator) shown(label, domain string, gw, partner policy.Settings) []*Negotiation {
+	var out []*Negotiation
+	for _, dir := range Directions {
+		r := ev.get(ev.key(domain, gw, partner, dir))
+		l := string(dir)
+		if label != "" {
+			l = label + "/" + l
+		}
+		out = append(out, &Negotiation{Label: l, Direction: dir, Outcome: r.out, Explanation: r.explain,
+			Recovered: nonNil(r.recovered), Transcript: r.transcript})
+	}
+	return out
+}
+
 // withValidCert returns s with a valid certificate.
 func withValidCert(s policy.Settings) policy.Settings {
 	s.Cert = certs.Valid
 	return s
 }
 
-// wantSearch asks for the negotiations that find a fix: every gateway
-// setting against the partner (or every candidate), and the same with
-// valid certificates where a certificate is not.
+// wantSearch asks, for a partner whose server is known, for the
+// negotiations that find a fix: every gateway setting against the
+// partner, and the same with valid certificates where a certificate is
+// not. A partner nobody declared or probed gets no search: nothing was
+// seen to fail.
 func (ev *evaluator) wantSearch(p *Partner) {
-	partner, declared := ev.partnerSettings(p)
+	d, known := ev.partnerSettings(p)
+	if !known {
+		return
+	}
+	partner := d.Settings
 	for _, gp := range policy.All() {
 		gw := ev.gateway(gp)
-		if declared {
-			ev.wantPair("", gw, partner)
-			if gw.Cert != certs.Valid {
-				ev.wantPair("", withValidCert(gw), partner)
-			}
-			if partner.Cert != certs.Valid {
-				ev.wantPair("", gw, withValidCert(partner))
-				ev.wantPair("", withValidCert(gw), withValidCert(partner))
-			}
-			continue
+		ev.wantPair("", gw, partner)
+		if gw.Cert != certs.Valid {
+			ev.wantPair("", withValidCert(gw), partner)
 		}
-		for _, c := range Candidates() {
-			ev.wantPair("", gw, c.Settings)
+		if partner.Cert != certs.Valid {
+			ev.wantPair("", gw, withValidCert(partner))
+			ev.wantPair("", withValidCert(gw), withValidCert(partner))
 		}
 	}
 }
@@ -527,14 +637,15 @@ func (ev *evaluator) wantPair(domain string, gw, partner policy.Settings) {
 	}
 }
 
-// wantPartnerSide asks, for a declared partner that no gateway setting
+// wantPartnerSide asks, for a known partner that no gateway setting
 // makes work, how the partner's own 18 settings fare with the entry.
 func (ev *evaluator) wantPartnerSide(p *Partner) {
-	partner, declared := ev.partnerSettings(p)
-	if !declared {
+	d, known := ev.partnerSettings(p)
+	if !known {
 		return
 	}
-	if _, ok := ev.bestGateway(p, partner, ev.gateway(p.Entry.Policy).Cert, partner.Cert); ok {
+	partner := d.Settings
+	if _, ok := ev.bestGateway(p, partner, ev.gateway(p.Entry.Policy).Cert, partner.Cert, false); ok {
 		return
 	}
 	for _, pp := range policy.All() {
@@ -546,13 +657,17 @@ func (ev *evaluator) wantPartnerSide(p *Partner) {
 
 // bestGateway finds the gateway setting that works both ways with the
 // strongest methods and, among those, the fewest changed parameters,
-// with the certificates given.
-func (ev *evaluator) bestGateway(p *Partner, partner policy.Settings, gwCert, partnerCert certs.State) (policy.Policy, bool) {
+// with the certificates given. With keep, only settings that lower
+// neither TLS nor SASL from Required are tried.
+func (ev *evaluator) bestGateway(p *Partner, partner policy.Settings, gwCert, partnerCert certs.State, keep bool) (policy.Policy, bool) {
 	partner.Cert = partnerCert
 	var best policy.Policy
 	var bestScore [2]int
 	bestChanges := 4
 	for _, gp := range fixable() {
+		if keep && len(lowers(p.Entry.Policy, gp)) > 0 {
+			continue
+		}
 		gw := ev.gateway(gp)
 		gw.Cert = gwCert
 		o := ev.pair("", gw, partner)
@@ -570,48 +685,113 @@ func (ev *evaluator) bestGateway(p *Partner, partner policy.Settings, gwCert, pa
 
 // judge reads the negotiations into p's verdict, blockers and fix.
 func (ev *evaluator) judge(p *Partner) {
-	partner, declared := ev.partnerSettings(p)
-	gw := ev.gateway(p.Entry.Policy)
-	if !declared {
+	d, known := ev.partnerSettings(p)
+	switch {
+	case !known && p.Probed != nil:
+		ev.judgeUnreachable(p)
+		return
+	case !known:
 		ev.judgeUnknown(p)
 		return
 	}
-	for _, dir := range Directions {
-		r := ev.get(ev.key(p.Entry.Domain, gw, partner, dir))
-		p.Negotiations = append(p.Negotiations, &Negotiation{Direction: dir, Outcome: r.out, Explanation: r.explain,
-			Recovered: nonNil(r.recovered), Transcript: r.transcript})
-	}
+	partner := d.Settings
+	gw := ev.gateway(p.Entry.Policy)
+	p.Negotiations = ev.shown("", p.Entry.Domain, gw, partner)
 	now := [2]outcome.Outcome{p.Negotiations[0].Outcome, p.Negotiations[1].Outcome}
 	score := pairScore(now[0], now[1])
 	p.Blockers = ev.blockers(p, gw, partner, now)
+	if p.Probed != nil {
+		p.Notes = append(p.Notes, p.Probed.notes()...)
+	}
 
-	best, ok := ev.bestGateway(p, partner, gw.Cert, partner.Cert)
-	switch {
-	case ok && better(scoreOf(ev.pairFor(best, partner)), score):
-		o := ev.pairFor(best, partner)
-		p.Fix = &Fix{Where: "gateway", Cmdlet: lyncpartner.Cmdlet(p.Entry.Identity, p.Entry.Policy, best), Settings: best,
-			Outcomes: o[:], Changes: changes(p.Entry.Policy, best),
-			Why: fmt.Sprintf("with %s the partnership authenticates with %s", best.Partner(), describePair(o))}
-	case !ok:
-		p.Fix = ev.elsewhere(p, gw, partner)
-	}
-	switch {
-	case score[0] == 0:
-		p.Status = Fails
-	case p.Fix != nil:
-		p.Status = Weaker
-	default:
+	if score[0] > 0 {
+		// It works: no fix. Another setting that gets a stronger method
+		// without lowering anything is worth knowing.
 		p.Status = Works
+		if best, ok := ev.bestGateway(p, partner, gw.Cert, partner.Cert, true); ok {
+			if o := ev.pairFor(best, partner); better(scoreOf(o), score) {
+				p.Status = Weaker
+				p.Notes = append(p.Notes, Finding{Code: "stronger-method", Negotiations: ev.shown("stronger", "", ev.gateway(best), partner),
+					Message: fmt.Sprintf("%s gets %s (now %s): not proposed as a fix, nothing fails; %s",
+						lyncpartner.Cmdlet(p.Entry.Identity, p.Entry.Policy, best), describePair(o), describePair(now), "verified by negotiation")})
+			}
+		}
+		return
 	}
+	// It fails. The fix keeps TLS and SASL at least where the entry has
+	// them, on the gateway's side or by a certificate; only when nothing
+	// that keeps them works does it lower them, and says so.
+	p.Status = Fails
+	lowering := ev.gatewayFix(p, gw, partner, false)
+	if keep := ev.gatewayFix(p, gw, partner, true); keep != nil {
+		p.Fix = keep
+	} else if cert := ev.certificateFix(p, gw, partner, true); cert != nil {
+		p.Fix = cert
+		if lowering != nil {
+			p.Fix.Why += fmt.Sprintf("; keeping the certificates, %s works too (%s) but lowers %s",
+				lowering.Cmdlet, describePair([2]outcome.Outcome{lowering.Outcomes[0], lowering.Outcomes[1]}), lowered(p.Entry.Policy, lowering.Settings))
+		}
+	} else if lowering != nil {
+		p.Fix = lowering
+	} else if cert := ev.certificateFix(p, gw, partner, false); cert != nil {
+		p.Fix = cert
+	} else {
+		p.Fix = ev.partnerFix(p, gw, partner)
+	}
+}
+
+// gatewayFix is the Set-CsXmppAllowedPartner change that makes the
+// partnership authenticate both ways, with the certificates as they
+// are; with keep, one that lowers neither TLS nor SASL from Required.
+// nil when none does.
+func (ev *evaluator) gatewayFix(p *Partner, gw, partner policy.Settings, keep bool) *Fix {
+	best, ok := ev.bestGateway(p, partner, gw.Cert, partner.Cert, keep)
+	if !ok {
+		return nil
+	}
+	o := ev.pairFor(best, partner)
+	f := &Fix{Where: "gateway", Cmdlet: lyncpartner.Cmdlet(p.Entry.Identity, p.Entry.Policy, best), Settings: best,
+		Outcomes: o[:], Changes: changes(p.Entry.Policy, best), Lowers: lowers(p.Entry.Policy, best),
+		Why:          fmt.Sprintf("with %s the partnership authenticates with %s", best.Partner(), describePair(o)),
+		Negotiations: ev.shown("fix", "", ev.gateway(best), partner)}
+	f.Why += lowersWhy(p.Entry.Policy, best, p.Runs)
+	return f
+}
+
+// lowered says what to lowers of from: "-SaslNegotiation from Required
+// to Optional", or "".
+func lowered(from, to policy.Policy) string {
+	var what []string
+	for _, l := range lowers(from, to) {
+		a, b := from.TLS, to.TLS
+		if l == "SaslNegotiation" {
+			a, b = from.SASL, to.SASL
+		}
+		what = append(what, fmt.Sprintf("-%s from %s to %s", l, a, b))
+	}
+	return strings.Join(what, " and ")
+}
+
+// lowersWhy says why a fix lowers TLS or SASL: nothing that keeps them
+// authenticates with the partner.
+func lowersWhy(from, to policy.Policy, runs string) string {
+	what := lowered(from, to)
+	if what == "" {
+		return ""
+	}
+	return fmt.Sprintf("; it lowers %s, because no setting that keeps them authenticates with this partner (%s) both ways: every valid one was tried", what, runs)
 }
 
 func (ev *evaluator) pairFor(gp policy.Policy, partner policy.Settings) [2]outcome.Outcome {
 	return ev.pair("", ev.gateway(gp), partner)
 }
 
-// elsewhere is the fix when no gateway setting helps: a certificate, or
-// the partner's own settings, each shown to work by a negotiation.
-func (ev *evaluator) elsewhere(p *Partner, gw, partner policy.Settings) *Fix {
+// certificateFix is the certificate to replace (and the gateway setting
+// to go with it, if any) when no gateway setting alone helps, shown to
+// work by a negotiation; with keep, without lowering TLS or SASL from
+// Required. nil when no certificate is invalid, or replacing one does
+// not help.
+func (ev *evaluator) certificateFix(p *Partner, gw, partner policy.Settings, keep bool) *Fix {
 	type try struct {
 		gwCert, ptCert certs.State
 		what           string
@@ -627,7 +807,7 @@ func (ev *evaluator) elsewhere(p *Partner, gw, partner policy.Settings) *Fix {
 		tries = append(tries, try{certs.Valid, certs.Valid, fmt.Sprintf("both certificates must be replaced (the gateway's is %s, the partner's %s)", gw.Cert, partner.Cert)})
 	}
 	for _, t := range tries {
-		best, ok := ev.bestGateway(p, partner, t.gwCert, t.ptCert)
+		best, ok := ev.bestGateway(p, partner, t.gwCert, t.ptCert, keep)
 		if !ok {
 			continue
 		}
@@ -636,16 +816,22 @@ func (ev *evaluator) elsewhere(p *Partner, gw, partner policy.Settings) *Fix {
 		pt := partner
 		pt.Cert = t.ptCert
 		o := ev.pair("", g, pt)
-		f := &Fix{Where: "certificate", Settings: best, Outcomes: o[:], Changes: changes(p.Entry.Policy, best)}
+		f := &Fix{Where: "certificate", Settings: best, Outcomes: o[:], Changes: changes(p.Entry.Policy, best),
+			Lowers: lowers(p.Entry.Policy, best), Negotiations: ev.shown("fix", "", g, pt)}
 		f.Why = t.what
 		if len(f.Changes) > 0 {
 			f.Cmdlet = lyncpartner.Cmdlet(p.Entry.Identity, p.Entry.Policy, best)
 			f.Why += ", and set " + best.Partner()
 		}
-		f.Why += fmt.Sprintf(": then the partnership authenticates with %s", describePair(o))
+		f.Why += fmt.Sprintf(": then the partnership authenticates with %s", describePair(o)) + lowersWhy(p.Entry.Policy, best, p.Runs)
 		return f
 	}
-	// The partner's own settings, with the entry as it is.
+	return nil
+}
+
+// partnerFix is what the partner's server must change, with the entry as
+// it is, when nothing on the gateway's side helps. nil when nothing does.
+func (ev *evaluator) partnerFix(p *Partner, gw, partner policy.Settings) *Fix {
 	var bestP policy.Policy
 	var bestScore [2]int
 	for _, pp := range policy.All() {
@@ -656,64 +842,44 @@ func (ev *evaluator) elsewhere(p *Partner, gw, partner policy.Settings) *Fix {
 			bestP, bestScore = pp, sc
 		}
 	}
-	if bestScore[0] > 0 {
-		s := partner
-		s.Policy = bestP
-		o := ev.pair("", gw, s)
-		return &Fix{Where: "partner", Settings: p.Entry.Policy, Outcomes: o[:], Changes: []string{},
-			Why: fmt.Sprintf("no gateway setting works with this partner; the partner's server must negotiate as tls=%s,sasl=%s,dialback=%t (%s): then the partnership authenticates with %s",
-				bestP.TLS, bestP.SASL, bestP.Dialback, bestP.Partner(), describePair(o))}
+	if bestScore[0] == 0 {
+		return nil
 	}
-	return nil
+	s := partner
+	s.Policy = bestP
+	o := ev.pair("", gw, s)
+	return &Fix{Where: "partner", Settings: p.Entry.Policy, Outcomes: o[:], Changes: []string{}, Lowers: []string{},
+		Negotiations: ev.shown("fix", "", gw, s),
+		Why: fmt.Sprintf("no gateway setting works with this partner; the partner's server must negotiate as tls=%s,sasl=%s,dialback=%t (%s): then the partnership authenticates with %s",
+			bestP.TLS, bestP.SASL, bestP.Dialback, bestP.Partner(), describePair(o))}
 }
 
-// judgeUnknown rates an entry against every candidate and looks for the
-// gateway setting that works with the most.
+// judgeUnknown says what is known of an entry whose partner nobody
+// declared or probed: how it fares with every candidate server, and how
+// to learn what the partner runs. No change is proposed: nothing was
+// seen to fail.
 func (ev *evaluator) judgeUnknown(p *Partner) {
 	p.Status = Unknown
-	count := func(gp policy.Policy) (n, sum int) {
-		for _, c := range Candidates() {
-			o := ev.pair("", ev.gateway(gp), c.Settings)
-			if sc := pairScore(o[0], o[1]); sc[0] > 0 {
-				n++
-				sum += sc[0]
-			}
-		}
-		return n, sum
-	}
 	for _, c := range Candidates() {
-		o := ev.pair("", ev.gateway(p.Entry.Policy), c.Settings)
-		p.Candidates = append(p.Candidates, &CandidateResult{Name: c.Name, Outcomes: o[:]})
-	}
-	n0, s0 := count(p.Entry.Policy)
-	p.CandidatesBothWays = n0
-	bestN, bestS, bestC := n0, s0, 0
-	var best *policy.Policy
-	for _, gp := range fixable() {
-		n, s := count(gp)
-		c := len(changes(p.Entry.Policy, gp))
-		if n > bestN || n == bestN && s > bestS || best != nil && n == bestN && s == bestS && (c < bestC || c == bestC && preferred(gp, *best)) {
-			gp := gp
-			best, bestN, bestS, bestC = &gp, n, s, c
+		gw := ev.gateway(p.Entry.Policy)
+		o := ev.pair("", gw, c.Settings)
+		cr := &CandidateResult{Name: c.Name, Outcomes: o[:], Negotiations: ev.shown("candidate-"+c.Name, "", gw, c.Settings)}
+		p.Candidates = append(p.Candidates, cr)
+		if cr.BothWays() {
+			p.CandidatesBothWays++
 		}
 	}
-	total := len(Candidates())
-	if n0 < total {
-		var failing []string
-		for _, c := range p.Candidates {
-			if !c.BothWays() {
-				failing = append(failing, c.Name)
-			}
-		}
-		p.Blockers = append(p.Blockers, Finding{Code: "unknown-partner",
-			Message: fmt.Sprintf("what the partner runs is not declared; the entry works both ways with %d of %d candidate servers, not with %s", n0, total, strings.Join(failing, ", "))})
-	}
-	if best != nil {
-		p.Fix = &Fix{Where: "gateway", Cmdlet: lyncpartner.Cmdlet(p.Entry.Identity, p.Entry.Policy, *best), Settings: *best,
-			Outcomes: []outcome.Outcome{}, Changes: changes(p.Entry.Policy, *best),
-			Works: fmt.Sprintf("%d of %d", bestN, total),
-			Why:   fmt.Sprintf("with %s the entry works both ways with %d of %d candidate servers (now %d)", best.Partner(), bestN, total, n0)}
-	}
+	p.Blockers = append(p.Blockers, Finding{Code: "unknown-partner",
+		Message: fmt.Sprintf("what %s runs is neither declared nor probed, so nothing was seen to fail and no change is proposed; the entry works both ways with %d of %d candidate servers. "+
+			"Learn it: xmppneg partners FILE --probe (reaches the partner's server through DNS), or declare it: --partner %s=PROFILE|SPEC or --profiles FILE",
+			p.Entry.Domain, p.CandidatesBothWays, len(p.Candidates), strings.ToLower(p.Entry.Domain))})
+}
+
+// judgeUnreachable is the verdict on a partner whose probe reached
+// nothing: the DNS answers and the attempts say why.
+func (ev *evaluator) judgeUnreachable(p *Partner) {
+	p.Status = Unreachable
+	p.Blockers = append(p.Blockers, Finding{Code: "unreachable", Message: p.Probed.unreachable()})
 }
 
 // blockers lists everything that stands in the way, not only the first:
@@ -728,16 +894,18 @@ func (ev *evaluator) blockers(p *Partner, gw, partner policy.Settings, now [2]ou
 	score := scoreOf(now)
 	if gw.Cert != certs.Valid {
 		if o := ev.pair("", withValidCert(gw), partner); better(scoreOf(o), score) {
-			out = append(out, Finding{Code: "gateway-certificate", Message: fmt.Sprintf("the gateway's certificate (%s) holds it back: with a valid one, %s", gw.Cert, describePair(o))})
+			out = append(out, Finding{Code: "gateway-certificate", Negotiations: ev.shown("valid-gateway-certificate", "", withValidCert(gw), partner),
+				Message: fmt.Sprintf("the gateway's certificate (%s) holds it back: with a valid one, %s", gw.Cert, describePair(o))})
 		}
 	}
 	if partner.Cert != certs.Valid {
 		if o := ev.pair("", gw, withValidCert(partner)); better(scoreOf(o), score) {
-			out = append(out, Finding{Code: "partner-certificate", Message: fmt.Sprintf("the partner's certificate (%s) holds it back: with a valid one, %s", partner.Cert, describePair(o))})
+			out = append(out, Finding{Code: "partner-certificate", Negotiations: ev.shown("valid-partner-certificate", "", gw, withValidCert(partner)),
+				Message: fmt.Sprintf("the partner's certificate (%s) holds it back: with a valid one, %s", partner.Cert, describePair(o))})
 		}
 	}
 	seen := map[string]bool{}
-	add := func(prefix string, o [2]outcome.Outcome) {
+	add := func(prefix string, o [2]outcome.Outcome, shown []*Negotiation) {
 		for i, x := range o {
 			if x.OK() || x.Failure == nil {
 				continue
@@ -748,12 +916,16 @@ func (ev *evaluator) blockers(p *Partner, gw, partner policy.Settings, now [2]ou
 			}
 			seen[f.Code+f.Message] = true
 			f.Message = prefix + f.Message
+			if shown != nil {
+				f.Negotiations = shown[i : i+1]
+			}
 			out = append(out, f)
 		}
 	}
-	add("", now)
+	add("", now, nil)
 	if gw.Cert != certs.Valid || partner.Cert != certs.Valid {
-		add("once the certificates are valid, still: ", ev.pair("", withValidCert(gw), withValidCert(partner)))
+		add("once the certificates are valid, still: ", ev.pair("", withValidCert(gw), withValidCert(partner)),
+			ev.shown("valid-certificates", "", withValidCert(gw), withValidCert(partner)))
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package partners
 import (
 	"encoding/json"
 	"fmt"
-	"html/template"
 	"io"
 	"strings"
 
@@ -127,7 +126,10 @@ var labels = map[Lang]map[string]string{
 	English: {
 		"title": "XMPP partners of", "partner": "partner", "row": "row", "settings": "settings", "runs": "runs",
 		"verdict": "verdict", "gw": "gateway initiates", "pt": "partner initiates", "fix": "fix",
-		"works": "works", "weaker": "weaker", "fails": "FAILS", "unknown": "unknown",
+		"works": "works", "weaker": "weaker", "fails": "FAILS", "unknown": "unknown", "unreachable": "unreachable",
+		"notes": "notes", "probed": "probed", "copy": "copy",
+		"fix-gateway": "change the partner entry", "fix-certificate": "replace a certificate", "fix-partner": "the partner's server must change",
+		"en-note": "",
 		"warning": "warning", "invalid": "invalid configuration", "blockers": "blockers", "details": "Details",
 		"candidates": "candidates", "with": "works both ways with", "notwith": "not with", "of": "of", "none": "—",
 		"verified": "verified by negotiation", "negotiations": "negotiations", "summary": "Summary",
@@ -136,7 +138,10 @@ var labels = map[Lang]map[string]string{
 	Korean: {
 		"title": "XMPP 페더레이션 파트너:", "partner": "파트너", "row": "행", "settings": "협상 설정", "runs": "서버",
 		"verdict": "판정", "gw": "게이트웨이 → 파트너", "pt": "파트너 → 게이트웨이", "fix": "수정",
-		"works": "작동", "weaker": "약한 방법", "fails": "실패", "unknown": "알 수 없음",
+		"works": "작동", "weaker": "약한 방법", "fails": "실패", "unknown": "알 수 없음", "unreachable": "연결 불가",
+		"notes": "참고", "probed": "탐색함", "copy": "복사",
+		"fix-gateway": "파트너 항목 변경", "fix-certificate": "인증서 교체", "fix-partner": "파트너 서버 변경 필요",
+		"en-note": "표시된 설명, 장애 요인, 수정 내용은 협상과 진단이 기록한 영어 원문입니다 (번역하지 않음).",
 		"warning": "경고", "invalid": "유효하지 않은 구성", "blockers": "장애 요인", "details": "세부 정보",
 		"candidates": "후보", "with": "양방향 작동", "notwith": "작동 안 함", "of": "/", "none": "—",
 		"verified": "협상으로 확인됨", "negotiations": "협상", "summary": "요약",
@@ -177,12 +182,12 @@ func (s Style) paint(color, text string) string {
 // Verdict is the one word that says how a partner fares.
 func (p *Partner) Verdict(l Lang) string {
 	if p.Status == Unknown {
-		return fmt.Sprintf("%d %s %d %s", p.CandidatesBothWays, l.label("of"), len(p.Candidates), l.label("candidates"))
+		return fmt.Sprintf("%s (%d %s %d %s)", l.label("unknown"), p.CandidatesBothWays, l.label("of"), len(p.Candidates), l.label("candidates"))
 	}
 	return l.label(string(p.Status))
 }
 
-var verdictColor = map[Status]string{Works: "green", Weaker: "yellow", Fails: "red", Unknown: "yellow"}
+var verdictColor = map[Status]string{Works: "green", Weaker: "yellow", Fails: "red", Unknown: "red", Unreachable: "red"}
 
 func (s Style) verdict(p *Partner) string { return s.paint(verdictColor[p.Status], p.Verdict(s.Lang)) }
 
@@ -214,6 +219,15 @@ func writeTable(w io.Writer, rows [][]cell, st Style) {
 	}
 }
 
+// short is an outcome in a table cell, in the report's language: the
+// method's name (the document's, in both), or where it failed.
+func (l Lang) short(o outcome.Outcome) string {
+	if l == Korean && !o.OK() && o.Failure != nil {
+		return "실패: " + o.Failure.Step.String()
+	}
+	return short(o)
+}
+
 // short is an outcome in a table cell.
 func short(o outcome.Outcome) string {
 	if o.OK() {
@@ -237,7 +251,11 @@ func (s Style) settings(p policy.Policy) string {
 // that fail, could do better, or run something unknown.
 func WriteText(w io.Writer, r *Report, st Style) {
 	l := st.Lang
-	fmt.Fprintf(w, "%s %s\n\n", l.label("title"), r.Gateway)
+	fmt.Fprintf(w, "%s %s\n", l.label("title"), r.Gateway)
+	if l == Korean {
+		fmt.Fprintf(w, "(%s)\n", l.label("en-note"))
+	}
+	fmt.Fprintln(w)
 	rows := [][]cell{{{text: l.label("partner")}, {text: l.label("row")}, {text: l.label("settings")}, {text: l.label("runs")},
 		{text: l.label("verdict")}, {text: l.label("gw")}, {text: l.label("pt")}, {text: l.label("fix")}}}
 	for _, p := range r.Partners {
@@ -271,9 +289,15 @@ func WriteText(w io.Writer, r *Report, st Style) {
 		}
 		writeDetails(w, p, st)
 	}
-	fmt.Fprintf(w, "\n%s: %d %s, %d %s, %d %s, %d %s; %d %s; %d %s in %.1f s\n", l.label("summary"),
+	fmt.Fprintf(w, "\n%s in %.1f s\n", summaryLine(r, l), r.Duration.Seconds())
+}
+
+// summaryLine counts the verdicts, the fixes and the negotiations.
+func summaryLine(r *Report, l Lang) string {
+	return fmt.Sprintf("%s: %d %s, %d %s, %d %s, %d %s, %d %s; %d %s; %d %s", l.label("summary"),
 		r.Summary.Works, l.label("works"), r.Summary.Weaker, l.label("weaker"), r.Summary.Fails, strings.ToLower(l.label("fails")),
-		r.Summary.Unknown, l.label("unknown"), r.Summary.Fixes, l.label("fixes"), r.Summary.Negotiations, l.label("negotiations"), r.Duration.Seconds())
+		r.Summary.Unreachable, l.label("unreachable"), r.Summary.Unknown, l.label("unknown"), r.Summary.Fixes, l.label("fixes"),
+		r.Summary.Negotiations, l.label("negotiations"))
 }
 
 func writeDetails(w io.Writer, p *Partner, st Style) {
@@ -318,9 +342,24 @@ func writeDetails(w io.Writer, p *Partner, st Style) {
 			fmt.Fprintf(w, "    [%s] %s\n", b.Code, b.Message)
 		}
 	}
+	if len(p.Notes) > 0 {
+		fmt.Fprintf(w, "  %s:\n", l.label("notes"))
+		for _, b := range p.Notes {
+			fmt.Fprintf(w, "    [%s] %s\n", b.Code, b.Message)
+		}
+	}
 	if p.Fix != nil {
-		fmt.Fprintf(w, "  %s (%s): %s\n", l.label("fix"), p.Fix.Where, p.Fix.Cmdlet)
+		what := p.Fix.Cmdlet
+		if what == "" {
+			what = l.label("fix-" + p.Fix.Where)
+		}
+		fmt.Fprintf(w, "  %s (%s): %s\n", l.label("fix"), p.Fix.Where, what)
 		fmt.Fprintf(w, "    %s (%s)\n", p.Fix.Why, l.label("verified"))
+		for _, n := range p.Fix.Negotiations {
+			if n.TranscriptFile != "" {
+				fmt.Fprintf(w, "    %s: %s\n", l.label("transcript"), n.TranscriptFile)
+			}
+		}
 	}
 }
 
@@ -332,92 +371,45 @@ func indent(s, prefix string) string {
 	return strings.Join(lines, "\n")
 }
 
-// WriteJUnit writes one test case per partner and direction (for an
-// undeclared partner, one for the entry): a failure is a direction that
-// does not authenticate, with its explanation and the fix.
+// WriteJUnit writes one test case per partner: a failure when its
+// verdict fails the list (FAILS, unreachable, unknown), so that the
+// failures JUnit counts are the partners the summary counts as failing
+// and the exit code says the same. Each case's output is what each
+// direction came to, with the transcripts' paths.
 func WriteJUnit(w io.Writer, r *Report) error {
 	ts := &junit.Suite{Name: "partners", Time: junit.Seconds(r.Duration)}
-	fixText := func(p *Partner) string {
-		if p.Fix == nil {
-			return "no fix found"
-		}
-		return strings.TrimSpace(p.Fix.Cmdlet + " " + p.Fix.Why)
-	}
 	for _, p := range r.Partners {
-		if p.Status == Unknown {
-			tc := junit.Case{Classname: "partners", Name: p.Entry.Domain, Time: "0"}
-			if len(p.Blockers) > 0 {
-				tc.Failure = &junit.Failure{Message: p.Blockers[0].Message, Text: fixText(p)}
-			}
-			ts.Add(tc)
-			continue
-		}
+		tc := junit.Case{Classname: "partners", Name: p.Entry.Domain, Time: "0"}
+		var out []string
 		for _, n := range p.Negotiations {
-			tc := junit.Case{Classname: "partners", Name: p.Entry.Domain + "/" + string(n.Direction), Time: "0"}
-			if !n.Outcome.OK() {
-				tc.Failure = &junit.Failure{Message: n.Explanation, Text: fixText(p)}
-				tc.SystemOut = n.Transcript
+			line := fmt.Sprintf("%s: %s", n.Direction, n.Explanation)
+			if n.TranscriptFile != "" {
+				line += "\ntranscript: " + n.TranscriptFile
 			}
-			ts.Add(tc)
+			out = append(out, line)
 		}
+		tc.SystemOut = strings.Join(out, "\n")
+		if p.Status.Failing() {
+			var msg []string
+			switch {
+			case len(p.Negotiations) == 2:
+				msg = append(msg, fmt.Sprintf("%s: gateway initiates %s; partner initiates %s", p.Verdict(English), p.Negotiations[0].Outcome, p.Negotiations[1].Outcome))
+			default:
+				msg = append(msg, p.Verdict(English))
+			}
+			var text []string
+			for _, b := range p.Blockers {
+				text = append(text, "["+b.Code+"] "+b.Message)
+			}
+			switch {
+			case p.Fix != nil:
+				text = append(text, strings.TrimSpace("fix: "+p.Fix.Cmdlet+" "+p.Fix.Why))
+			case p.Status == Fails:
+				text = append(text, "no fix found")
+			}
+			tc.Failure = &junit.Failure{Message: strings.Join(msg, " "), Type: string(p.Status), Text: strings.Join(text, "\n")}
+		}
+		ts.Add(tc)
 	}
 	return junit.Write(w, ts)
-}
-
-var htmlPage = template.Must(template.New("partners").Parse(`<!DOCTYPE html>
-<html lang="{{.Lang}}"><head><meta charset="utf-8"><title>{{.L.title}} {{.R.Gateway}}</title>
-<style>
-body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}.works{background:#d9f2d9}.weaker{background:#fff2c6}.fails{background:#f8d0d0}.unknown{background:#e8e8f8}
-code{font-size:12px}ul{margin:0;padding-left:1.2em}
-</style></head><body>
-<h1>{{.L.title}} {{.R.Gateway}}</h1>
-<table><tr><th>{{.L.partner}}</th><th>{{.L.row}}</th><th>{{.L.settings}}</th><th>{{.L.runs}}</th><th>{{.L.verdict}}</th><th>{{.L.gw}}</th><th>{{.L.pt}}</th><th>{{.L.blockers}}</th><th>{{.L.fix}}</th></tr>
-{{range .Rows}}<tr class="{{.Status}}"><td><b>{{.Domain}}</b></td><td>{{.Row}}</td><td>{{.Settings}}</td><td>{{.Runs}}</td><td>{{.Verdict}}</td>
-<td>{{range .Dirs}}{{if .Link}}<a href="{{.Link}}" title="{{.Title}}">{{.Text}}</a>{{else}}<span title="{{.Title}}">{{.Text}}</span>{{end}}{{end}}</td>
-<td>{{range .Back}}{{if .Link}}<a href="{{.Link}}" title="{{.Title}}">{{.Text}}</a>{{else}}<span title="{{.Title}}">{{.Text}}</span>{{end}}{{end}}</td>
-<td><ul>{{range .Blockers}}<li title="{{.Code}}">{{.Message}}</li>{{end}}</ul></td>
-<td>{{if .Cmdlet}}<code>{{.Cmdlet}}</code><br>{{end}}{{.Why}}</td></tr>
-{{end}}</table>
-<p>{{.Summary}}</p>
-</body></html>
-`))
-
-// WriteHTML writes the report as one page a person reads at a glance: a
-// row per partner coloured by its verdict, each negotiation linking to
-// its transcript (when transcripts were written), the blockers and the
-// fix.
-func WriteHTML(w io.Writer, r *Report, l Lang) error {
-	type cell struct{ Text, Title, Link string }
-	type row struct {
-		Status, Domain, Row, Settings, Runs, Verdict, Cmdlet, Why string
-		Dirs, Back                                                []cell
-		Blockers                                                  []Finding
-	}
-	st := Style{Lang: l}
-	var rows []row
-	for _, p := range r.Partners {
-		rw := row{Status: string(p.Status), Domain: p.Entry.Domain, Row: p.Row, Settings: st.settings(p.Entry.Policy), Runs: p.Runs,
-			Verdict: p.Verdict(l), Blockers: p.Blockers}
-		if !p.Valid {
-			rw.Row += " (" + l.label("invalid") + ")"
-		}
-		for i, n := range p.Negotiations {
-			c := cell{Text: short(n.Outcome), Title: n.Explanation, Link: n.TranscriptFile}
-			if i == 0 {
-				rw.Dirs = append(rw.Dirs, c)
-			} else {
-				rw.Back = append(rw.Back, c)
-			}
-		}
-		if p.Fix != nil {
-			rw.Cmdlet, rw.Why = p.Fix.Cmdlet, p.Fix.Why
-		}
-		rows = append(rows, rw)
-	}
-	sum := fmt.Sprintf("%s: %d %s, %d %s, %d %s, %d %s; %d %s",
-		l.label("summary"), r.Summary.Works, l.label("works"), r.Summary.Weaker, l.label("weaker"), r.Summary.Fails, strings.ToLower(l.label("fails")),
-		r.Summary.Unknown, l.label("unknown"), r.Summary.Negotiations, l.label("negotiations"))
-	return htmlPage.Execute(w, map[string]any{"Lang": string(l), "L": labels[l], "R": r, "Rows": rows, "Summary": sum})
 }

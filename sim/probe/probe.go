@@ -82,7 +82,20 @@ type Report struct {
 	Negotiation *sim.Result     `json:"negotiation"`
 	// Inbound are the connections the server opened back to the harness
 	// during the probe: its verify connection, its own stream.
-	Inbound   []*sim.Result `json:"inbound"`
+	Inbound []*sim.Result `json:"inbound"`
+	// Reply is, when the harness authenticated and what it sent then
+	// went unanswered, what became of the server's reply: a finding of
+	// its own, the authentication being kept in Negotiation.
+	Reply string `json:"reply,omitempty"`
+	// Learned is the server's settings as derived from what was
+	// observed, nil when nothing was reached; Partners what each shipped
+	// profile comes to with it, by the oracle.
+	Learned  *Learned      `json:"learned"`
+	Partners []PartnerView `json:"partners"`
+	// Lenient is set when the harness authenticated only because it
+	// goes on past an invalid certificate (strict=false): the default
+	// partner refuses it.
+	Lenient   bool          `json:"lenient"`
 	Diagnosis []string      `json:"diagnosis"`
 	Findings  []string      `json:"findings"`
 	Duration  time.Duration `json:"-"`
@@ -166,6 +179,12 @@ func (env *Env) Probe(ctx context.Context, domain, addr string) *Report {
 	rep.Inbound = env.takeInbound(domain)
 	if rep.Inbound == nil {
 		rep.Inbound = []*sim.Result{}
+	}
+	rep.Reply = replyPath(rep, env)
+	rep.Partners = []PartnerView{}
+	if rep.Learned = learn(rep, env.Harness.Settings()); rep.Learned != nil {
+		rep.Partners = partnerViews(rep.Learned.Settings)
+		rep.Lenient = lenient(rep)
 	}
 	rep.Diagnosis = diagnose(rep, env)
 	rep.Findings = findings(rep)
@@ -272,7 +291,12 @@ func diagnose(rep *Report, env *Env) []string {
 		return out
 	}
 	r := rep.Negotiation
-	if r.Outcome.OK() {
+	if rep.Lenient {
+		say("%s", lenientDiagnosis(rep))
+	}
+	if r.AuthenticatedThenFailed() {
+		say("%s → %s authenticates with %s, but %s's replies do not reach the harness: %s.", rep.Harness, rep.Domain, r.Authenticated.Name(), rep.Domain, rep.Reply)
+	} else if r.Outcome.OK() && !rep.Lenient {
 		s := fmt.Sprintf("federation works with %s", r.Outcome.Method.Name())
 		if len(r.Recovered) > 0 {
 			s += fmt.Sprintf(", after %s failed (%s)", r.Recovered[0].Step, r.Recovered[0].Message)
@@ -314,6 +338,55 @@ func diagnose(rep *Report, env *Env) []string {
 			advise(env, "--dns-listen", "it must find the harness's domain: run with --dns-listen and point the server's resolver at it, or publish the harness's SRV record"))
 	}
 	return out
+}
+
+// lenientDiagnosis says that the harness got through only because it is
+// lenient, and what the partners that matter do with the certificate.
+func lenientDiagnosis(rep *Report) string {
+	l := rep.Learned
+	var refuse, accept []string
+	var def PartnerView
+	for _, v := range rep.Partners {
+		if v.Profile == DefaultPartner {
+			def = v
+		}
+		if v.Works() {
+			accept = append(accept, v.Profile)
+		} else {
+			refuse = append(refuse, v.Profile)
+		}
+	}
+	s := fmt.Sprintf("the certificate of %s is %s (%s): %s authenticated with %s only because the probe is lenient (strict=false: it refuses an invalid certificate only at SASL, to see what the server does next). "+
+		"The default partner (profile %s, which checks certificates as strict servers do) fails: partner → %s %s, %s → partner %s.",
+		rep.Domain, l.Cert, l.CertWhy, rep.Harness, rep.Negotiation.Outcome.Method.Name(), DefaultPartner, rep.Domain, def.ToServer, rep.Domain, def.FromServer)
+	if len(refuse) > 0 {
+		s += " Fails with: " + strings.Join(refuse, ", ") + "."
+	}
+	if len(accept) > 0 {
+		s += " Works with: " + strings.Join(accept, ", ") + "."
+	}
+	return s + " Replace the certificate."
+}
+
+// replyPath says what became of the server's answer to the harness's
+// ping when the harness authenticated and the answer did not come: ""
+// otherwise.
+func replyPath(rep *Report, env *Env) string {
+	r := rep.Negotiation
+	if r == nil || !r.AuthenticatedThenFailed() {
+		return ""
+	}
+	f := r.Outcome.Failure
+	switch {
+	case f == nil:
+		return "the negotiation ended after authentication"
+	case f.Step == outcome.StepTimeout:
+		return fmt.Sprintf("%s's answer to the harness's ping never came within %s, neither on this stream nor over a stream of its own to %s",
+			rep.Domain, env.Timeout, rep.Harness)
+	case f.Condition == outcome.PingError:
+		return fmt.Sprintf("%s answered the harness's ping with an error", rep.Domain)
+	}
+	return fmt.Sprintf("after authentication, %s", f.Explain())
 }
 
 // advise returns the advice, unless its option was given.

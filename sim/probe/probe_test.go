@@ -16,6 +16,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 	"xmppneg/scenarios"
 	"xmppneg/sim"
 	"xmppneg/sim/loopdns"
@@ -110,6 +111,105 @@ func TestProbeSeesTheVerifyBack(t *testing.T) {
 	assert.Contains(t, all, "a.test connected back at ")
 	assert.Contains(t, all, "the harness had no certificate, so it could offer no STARTTLS")
 	assert.NotContains(t, all, "--dns-listen", "the harness was found: no advice about DNS")
+	// Without a certificate the harness is offered no EXTERNAL: that is
+	// not seen, not taken for SASL NotSupported.
+	require.NotNil(t, r.Learned)
+	assert.Contains(t, strings.Join(r.Learned.Unknown, "\n"), "the harness showed no certificate, so whether EXTERNAL is offered was not seen")
+}
+
+// A dialback verify connection that asks, gets its answer and ends has
+// done its job: it is not a failure, in the report or the diagnosis.
+func TestVerifyConnectionDoingItsJobIsNoFailure(t *testing.T) {
+	l := newLab(t, "")
+	l.server("db.test", "sasl=NotSupported")
+	r := l.env.Probe(context.Background(), "db.test", "")
+	assert.Equal(t, "works", r.Verdict(), r.Diagnosis)
+	var verify *sim.Result
+	for _, in := range r.Inbound {
+		if in.Role == "authoritative" {
+			verify = in
+		}
+	}
+	require.NotNil(t, verify, "db.test verified the harness's dialback key with it")
+	assert.True(t, verify.VerifyAnswered)
+	assert.Nil(t, verify.Outcome.Failure)
+	assert.Contains(t, verify.Explain(), "db.test → harness.test: verify connection: answered db.test's db:verify for stream ")
+	assert.Contains(t, verify.Explain(), "valid")
+	var b strings.Builder
+	WriteText(&b, r, false)
+	assert.NotContains(t, b.String(), "undefined-condition")
+	assert.NotContains(t, b.String(), "without authentication and without an error")
+	assert.NotContains(t, strings.Join(r.Diagnosis, "\n"), "failed")
+}
+
+// The harness authenticates (<success/> received) and the server's
+// answer to the ping must come over a stream of its own, which never
+// comes: the server cannot find the harness. The success is kept, and
+// the reply path is a finding of its own, with its diagnosis.
+func TestProbeKeepsTheSuccessWhenTheReplyNeverComes(t *testing.T) {
+	l := newLab(t, "")
+	// A server that answers over a stream of its own and finds nobody:
+	// no DNS, no address book.
+	s, err := policy.ParseSpec("answer_pings=own-stream")
+	require.NoError(t, err)
+	lost, err := sim.NewEndpoint(sim.Config{Domain: "lost.test", Settings: s, Net: sim.NewNetwork(), Unlisted: true, Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	require.NoError(t, lost.Start())
+	t.Cleanup(func() { lost.Close() })
+	require.NoError(t, l.dns.Set("lost.test", lost.Addr()))
+
+	r := l.env.Probe(context.Background(), "lost.test", "")
+	assert.Equal(t, outcome.SASLOverTLS, r.Negotiation.Authenticated, "the success is kept")
+	assert.Equal(t, "fails", r.Verdict(), "its replies cannot reach the harness")
+	require.NotNil(t, r.Reply)
+	var b strings.Builder
+	WriteText(&b, r, false)
+	text := b.String()
+	assert.Contains(t, text, "  harness.test → lost.test: authenticated with SASL over TLS\n")
+	assert.Contains(t, text, "  reply path: lost.test's answer to the harness's ping never came within 2s, neither on this stream nor over a stream of its own to harness.test\n")
+	assert.NotContains(t, text, "timeout during stream")
+	all := strings.Join(r.Diagnosis, "\n")
+	assert.Contains(t, all, "harness.test → lost.test authenticates with SASL over TLS, but lost.test's replies do not reach the harness")
+	assert.Contains(t, all, "lost.test never connected back to the harness within 2s")
+	assert.Equal(t, "SASL over TLS, no reply", r.Method())
+}
+
+// From what it observed, the probe derives the server's settings as a
+// partner sees them: the Lync triple, the certificate's state, the TLS
+// versions, and the closest profile with its evidence.
+func TestProbeLearnsTheServersSettings(t *testing.T) {
+	l := newLab(t, "")
+	for spec, want := range map[string]struct {
+		row  string
+		cert certs.State
+		spec string
+	}{
+		"tls=Required,sasl=NotSupported":                 {"M13", certs.Valid, "tls=Required,sasl=NotSupported,dialback=true,cert=valid"},
+		"cert=self-signed":                               {"M9", certs.SelfSigned, "tls=Optional,sasl=Optional,dialback=true,cert=self-signed"},
+		"tls_min=1.0,tls_max=1.1":                        {"M9", certs.Valid, "tls_min=1.0,tls_max=1.1"},
+		"tls=NotSupported,sasl=NotSupported":             {"M17", certs.Missing, "tls=NotSupported,sasl=NotSupported,dialback=true,cert=missing"},
+		"cert=srv-name-only,tls=Required,dialback=false": {"M8", certs.SRVNameOnly, "tls=Required,sasl=Optional,dialback=false,cert=srv-name-only"},
+	} {
+		domain := strings.NewReplacer("=", "-", ",", "-", ".", "", "_", "-").Replace(spec) + ".test"
+		l.server(domain, spec)
+		r := l.env.Probe(context.Background(), domain, "")
+		require.NotNil(t, r.Learned, spec)
+		row, _ := policy.Full.Lookup(r.Learned.Settings.Policy)
+		assert.Equal(t, want.row, row.ID, spec)
+		assert.Equal(t, want.cert, r.Learned.Cert, spec)
+		assert.Contains(t, r.Learned.Spec, want.spec, spec)
+		assert.NotEmpty(t, r.Learned.Profile, spec)
+		assert.NotEmpty(t, r.Learned.Evidence, spec)
+		assert.Len(t, r.Partners, len(policy.Profiles()), spec)
+	}
+	// No TLS version in common: EXTERNAL was never seen, and the
+	// report says so rather than guess.
+	r := l.env.Probe(context.Background(), "tls-min-10-tls-max-11.test", "")
+	assert.Contains(t, strings.Join(r.Learned.Unknown, "\n"), "whether EXTERNAL is offered was not seen")
+
+	r = l.env.Probe(context.Background(), "nowhere.test", "")
+	assert.Nil(t, r.Learned, "nothing reached, nothing learned")
+	assert.Equal(t, "unreachable", r.Verdict())
 }
 
 func TestProbeNamesWhatIsWrongWithTheServer(t *testing.T) {

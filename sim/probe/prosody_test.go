@@ -42,6 +42,10 @@ func TestProbeRealProsody(t *testing.T) {
 	assert.Equal(t, "required", r.Targets[0].StartTLS)
 	assert.Equal(t, "works", r.Verdict(), r.Diagnosis)
 	require.NotEmpty(t, r.Inbound, "Prosody answers the ping over a stream of its own")
+	require.NotNil(t, r.Learned)
+	assert.Equal(t, "prosody-0.12", r.Learned.Profile, "%+v", r.Learned)
+	assert.Equal(t, certs.Valid, r.Learned.Cert)
+	assert.Equal(t, "tls=Required,sasl=Optional,dialback=true", r.Learned.Settings.Policy.String())
 
 	// Without a certificate the harness cannot offer Prosody the TLS it
 	// requires on its connection back: the diagnosis says so.

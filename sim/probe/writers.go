@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"xmppneg/certs"
 	"xmppneg/scenarios/junit"
 	"xmppneg/sim/resolve"
 )
@@ -16,7 +17,7 @@ import (
 // Verdict is one word for a report: "works", "fails" or "unreachable".
 func (r *Report) Verdict() string {
 	switch {
-	case r.Negotiation != nil && r.Negotiation.Outcome.OK():
+	case r.Negotiation != nil && r.Negotiation.Outcome.OK() && !r.Lenient:
 		return "works"
 	case r.reachable():
 		return "fails"
@@ -41,6 +42,9 @@ func (r *Report) Method() string {
 	if o := r.Negotiation.Outcome; o.OK() {
 		return o.Method.Name()
 	}
+	if r.Negotiation.AuthenticatedThenFailed() {
+		return r.Negotiation.Authenticated.Name() + ", no reply"
+	}
 	return r.Negotiation.Outcome.String()
 }
 
@@ -63,10 +67,10 @@ func (r *Report) Certificate() string {
 	for _, t := range r.Targets {
 		if c := t.Chain; c != nil {
 			v := "valid"
-			if c.Problem != "" {
-				v = c.Problem
+			if r.Learned != nil && r.Learned.Cert != certs.Valid {
+				v = string(r.Learned.Cert)
 			}
-			return fmt.Sprintf("%s; expires %s (%d days)", v, c.NotAfter.UTC().Format("2006-01-02"), c.DaysLeft)
+			return fmt.Sprintf("%s: %s; %s", v, c.Trust, c.Validity)
 		}
 	}
 	return ""
@@ -117,8 +121,8 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 		if c := t.Chain; c != nil {
 			fmt.Fprintf(tw, "  certificate:\t%s, issued by %s\n", c.Subject, c.Issuer)
 			fmt.Fprintf(tw, "  names:\t%s (the XMPP domain: %s)\n", strings.Join(c.Names, ", "), map[bool]string{true: "covered", false: "NOT covered"}[c.NamesFor])
-			fmt.Fprintf(tw, "  chain:\t%d sent, %s; trusted by %s\n", c.Sent, map[bool]string{true: "complete", false: "INCOMPLETE"}[c.Complete], c.Trust)
-			fmt.Fprintf(tw, "  expires:\t%s (%d days)\n", c.NotAfter.UTC().Format(time.RFC3339), c.DaysLeft)
+			fmt.Fprintf(tw, "  chain:\t%d sent, %s; %s; %s\n", c.Sent, map[bool]string{true: "complete", false: "INCOMPLETE"}[c.Complete], c.Trust, c.Validity)
+			fmt.Fprintf(tw, "  expires:\t%s (%s)\n", c.NotAfter.UTC().Format(time.RFC3339), c.Validity)
 			fmt.Fprintf(tw, "  purposes:\t%s\n", c.Purposes)
 			if c.Problem != "" {
 				fmt.Fprintf(tw, "  problem:\t%s\n", c.Problem)
@@ -138,7 +142,14 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 			}
 			fmt.Fprintf(w, "  offered %s: %s\n", when, o.Features)
 		}
-		fmt.Fprintf(w, "  %s\n", n.Explain())
+		if n.AuthenticatedThenFailed() {
+			// The authentication happened; what became of the reply is
+			// a finding of its own.
+			fmt.Fprintf(w, "  %s: authenticated with %s\n", n.Route(), n.Authenticated.Name())
+			fmt.Fprintf(w, "  reply path: %s\n", r.Reply)
+		} else {
+			fmt.Fprintf(w, "  %s\n", n.Explain())
+		}
 		if transcript {
 			fmt.Fprintf(w, "%s\n", indent(n.TranscriptText(), "    "))
 		}
@@ -155,6 +166,9 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 			}
 		}
 	}
+	if l := r.Learned; l != nil {
+		writeLearned(w, r, l)
+	}
 	fmt.Fprintln(w)
 	for _, d := range r.Diagnosis {
 		fmt.Fprintf(w, "diagnosis: %s\n", d)
@@ -162,6 +176,46 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 	for _, f := range r.Findings {
 		fmt.Fprintf(w, "finding: %s\n", f)
 	}
+}
+
+// writeLearned writes the server's settings as derived, the closest
+// profile with its evidence, what is not known, and what each shipped
+// profile comes to with the server.
+func writeLearned(w io.Writer, r *Report, l *Learned) {
+	fmt.Fprintf(w, "\n%s as a partner sees it (derived from the above):\n", r.Domain)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  settings:\t%s (%s)\n", l.Settings.Policy.Partner(), l.Row)
+	fmt.Fprintf(tw, "  certificate:\t%s (%s)\n", l.Cert, l.CertWhy)
+	closest := l.Profile
+	if len(l.AsClose) > 0 {
+		closest += " (as close: " + strings.Join(l.AsClose, ", ") + ")"
+	}
+	fmt.Fprintf(tw, "  closest profile:\t%s\n", closest)
+	for _, e := range l.Evidence {
+		fmt.Fprintf(tw, "    as it:\t%s\n", e)
+	}
+	for _, e := range l.Against {
+		fmt.Fprintf(tw, "    unlike it:\t%s\n", e)
+	}
+	fmt.Fprintf(tw, "  as a spec:\t%s\n", l.Spec)
+	for _, u := range l.Unknown {
+		fmt.Fprintf(tw, "  not known:\t%s\n", u)
+	}
+	tw.Flush()
+	if len(r.Partners) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nwhat each shipped profile comes to with %s (the oracle, from the settings above):\n", r.Domain)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  profile\tpartner → %s\t%s → partner\n", r.Domain, r.Domain)
+	for _, v := range r.Partners {
+		name := v.Profile
+		if name == DefaultPartner {
+			name += " (default)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", name, v.ToServer, v.FromServer)
+	}
+	tw.Flush()
 }
 
 func indent(s, prefix string) string {

@@ -146,7 +146,13 @@ func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string) (x *Eja
 		}
 	}()
 	certDir := filepath.Join(dir, "certs")
+	if err := pki.WritePEM(certDir, certs.Valid); err != nil { // the CA it trusts
+		return x, err
+	}
 	for _, h := range hosts {
+		if h.Settings.Cert == certs.Missing {
+			continue // no certificate: a real setting
+		}
 		if err := pki.WritePEM(certDir, h.Settings.Cert, h.Domain); err != nil {
 			return x, err
 		}
@@ -228,7 +234,9 @@ func ejabberdConfig(dir string, port int, hosts []EjabberdHost) string {
 	var perHost strings.Builder
 	for _, h := range hosts {
 		names = append(names, strconv.Quote(h.Domain))
-		certfiles = append(certfiles, strconv.Quote(filepath.Join(dir, "certs", h.Domain+".pem")))
+		if h.Settings.Cert != certs.Missing {
+			certfiles = append(certfiles, strconv.Quote(filepath.Join(dir, "certs", h.Domain+".pem")))
+		}
 		dialback := ""
 		if h.Settings.Dialback {
 			dialback = "      mod_s2s_dialback: {}\n"
@@ -287,10 +295,13 @@ const readyMark = "xmppneg-ready"
 func (x *Ejabberd) waitReady(within time.Duration) error {
 	var checks []string
 	for _, h := range x.hosts {
-		if h.Settings.Cert == certs.WrongName {
+		switch h.Settings.Cert {
+		case certs.Missing:
+			// None to wait for.
+		case certs.WrongName:
 			// No certificate for its name: it uses its default one.
 			checks = append(checks, "catch ejabberd_pkix:get_certfile()")
-		} else {
+		default:
 			checks = append(checks, fmt.Sprintf("catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)", h.Domain))
 		}
 	}
