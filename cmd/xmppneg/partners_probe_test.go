@@ -26,6 +26,9 @@ import (
 // probe learned; the one not reached is unreachable, with the DNS
 // answers.
 func TestPartnersProbeLearnsThePartners(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a real Prosody: go test -short runs no real server (go test and make test do)")
+	}
 	if err := realserver.Require("prosody"); err != nil {
 		t.Fatalf("%v", err)
 	}
