@@ -41,6 +41,10 @@ func unlisted(c *Config) { c.Unlisted = true }
 func TestInitiatorFollowsSRVTargets(t *testing.T) {
 	w, d := dnsWorld(t)
 	b := w.endpoint("b.test", "", unlisted)
+	// Every listener is made before the dead port is freed: a later one
+	// could be given that very port (seen: a.test's, "this server is
+	// a.test, not b.test").
+	a := w.endpoint("a.test", "")
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	deadPort := port(t, dead.Addr().String())
@@ -50,7 +54,6 @@ func TestInitiatorFollowsSRVTargets(t *testing.T) {
 	d.SetSRV(resolve.ServiceStartTLS, "b.test",
 		loopdns.SRV{Target: "xmpp2.b.test", Port: port(t, b.Addr()), Priority: 20},
 		loopdns.SRV{Target: "xmpp1.b.test", Port: deadPort, Priority: 10})
-	a := w.endpoint("a.test", "")
 	require.NoError(t, d.Set("a.test", a.Addr())) // for b's dialback and its answer to the ping
 	r := negotiate(t, a, b)
 	assert.True(t, r.Outcome.OK(), r.Explain())
