@@ -79,9 +79,18 @@ func parseCmdlets(file string, data []byte) ([]Entry, []Note, error) {
 	for i := 0; i < len(lines); i++ {
 		n := i + 1
 		line := strings.TrimRight(lines[i], "\r")
-		for strings.HasSuffix(strings.TrimRight(line, " \t"), "`") && i+1 < len(lines) {
-			line = strings.TrimSuffix(strings.TrimRight(line, " \t"), "`") + " " + strings.TrimRight(lines[i+1], "\r")
-			i++
+		if continued(line) && i+1 < len(lines) {
+			// Joined with a builder: adding each continuation line to
+			// the line would copy it again for every line (quadratic).
+			var b strings.Builder
+			for continued(line) && i+1 < len(lines) {
+				b.WriteString(strings.TrimSuffix(strings.TrimRight(line, " \t"), "`"))
+				b.WriteByte(' ')
+				line = strings.TrimRight(lines[i+1], "\r")
+				i++
+			}
+			b.WriteString(line)
+			line = b.String()
 		}
 		words, err := splitWords(line)
 		if err != nil {
@@ -145,6 +154,10 @@ func parseCmdlets(file string, data []byte) ([]Entry, []Note, error) {
 	}
 	return entries, notes, nil
 }
+
+// continued reports whether line ends with a backtick: the command goes
+// on on the next line.
+func continued(line string) bool { return strings.HasSuffix(strings.TrimRight(line, " \t"), "`") }
 
 // props are e's properties as a cmdlet line would give them.
 func (e Entry) props() []prop {
@@ -348,13 +361,22 @@ func splitWords(line string) ([]string, error) {
 // next) into one.
 func joinLists(words []string) []string {
 	var out []string
+	var cur []string // the words of the last output word, joined once
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, strings.Join(cur, ""))
+			cur = cur[:0]
+		}
+	}
 	for _, w := range words {
-		if n := len(out); n > 0 && (strings.HasSuffix(out[n-1], ",") || strings.HasPrefix(w, ",")) {
-			out[n-1] += w
+		if n := len(cur); n > 0 && (strings.HasSuffix(cur[n-1], ",") || strings.HasPrefix(w, ",")) {
+			cur = append(cur, w)
 			continue
 		}
-		out = append(out, w)
+		flush()
+		cur = append(cur, w)
 	}
+	flush()
 	return out
 }
 

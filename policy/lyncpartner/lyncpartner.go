@@ -222,6 +222,7 @@ type prop struct {
 	line        int
 	list        []string // for AdditionalDomains when the format has lists
 	isList      bool
+	wrapped     []string // Format-List: the value's continuation lines, while reading
 }
 
 // properties of an entry, by their names in the cmdlets' output.
