@@ -3,9 +3,11 @@ package lyncpartner
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"xmppneg/policy"
+	"xmppneg/policy/printable"
 )
 
 // cmdletParams are the parameters of New-/Set-CsXmppAllowedPartner that
@@ -425,9 +427,33 @@ func NewCmdlet(e Entry) string {
 	return b.String()
 }
 
+// psQuotes are the characters PowerShell's tokenizer takes for a single
+// quote: each ends a single-quoted string, and two of them stand for
+// one (ASCII ', and U+2018 to U+201B as Word and Outlook type them).
+const psQuotes = "'\u2018\u2019\u201a\u201b"
+
+// bare matches what PowerShell reads as one plain word: a domain name.
+var bare = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
+
+// quoteIfNeeded writes s as a PowerShell argument that an administrator
+// can paste: a domain name as it is, anything else single-quoted with
+// every quote character doubled, so that nothing in s ends the string
+// and starts a command. Control and format characters (a newline ends
+// a pasted command where quotes do not hold it) are written as visible
+// escapes: such a value is never a real partner's, and is shown, not
+// reproduced.
 func quoteIfNeeded(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t'\"`$#,;{}()@") {
+	if bare.MatchString(s) {
 		return s
 	}
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	var b strings.Builder
+	b.WriteByte('\'')
+	for _, r := range printable.String(s) {
+		if strings.ContainsRune(psQuotes, r) {
+			b.WriteRune(r)
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('\'')
+	return b.String()
 }
