@@ -541,7 +541,20 @@ func (e *Endpoint) dial(ctx context.Context, domain string, tr *trace, name stri
 	if len(tried) == 0 {
 		return nil, nil, fail(outcome.RemoteConnectionFailed, "cannot connect to %s: its only targets are direct TLS, which this end does not use", what)
 	}
-	return nil, nil, fail(cond, "cannot connect to %s at %s", what, strings.Join(tried, "; "))
+	return nil, nil, fail(cond, "cannot connect to %s at %s", what, triedText(tried))
+}
+
+// maxTriedShown bounds the addresses a connection failure names: every
+// attempt is in the transcript, and a log line stays short.
+const maxTriedShown = 4
+
+// triedText is the addresses tried and what each said, the first
+// maxTriedShown of them.
+func triedText(tried []string) string {
+	if len(tried) <= maxTriedShown {
+		return strings.Join(tried, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more addresses", strings.Join(tried[:maxTriedShown], "; "), len(tried)-maxTriedShown)
 }
 
 // attempt records one connection attempt of the main connection.

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -100,4 +101,30 @@ func TestDirectTLSTargets(t *testing.T) {
 	assert.True(t, r.Outcome.OK(), r.Explain())
 	assert.Contains(t, r.Attempts[0].Result, "skipped: direct TLS, which this end does not use")
 	assert.False(t, r.Offers[0].TLS, "STARTTLS on the other target")
+}
+
+// A hostile DNS: 16 SRV targets, 40 A records behind each, nothing
+// listening. One db:result to us made the receiver try every address
+// (~3,970 with 248 records each) and log them all on one line. At most
+// resolve.MaxAddrs are tried, and the failure names a few.
+func TestHostileDNSCostsSixteenAttempts(t *testing.T) {
+	w, d := dnsWorld(t)
+	a := w.endpoint("a.test", "")
+	var recs []loopdns.SRV
+	for i := range resolve.MaxTargets {
+		host := fmt.Sprintf("t%d.evil.test", i)
+		recs = append(recs, loopdns.SRV{Target: host, Port: 9, Priority: uint16(i)})
+		var ips []net.IP
+		for j := range 40 {
+			ips = append(ips, net.IPv4(127, byte(100+i), 0, byte(1+j)))
+		}
+		require.NoError(t, d.SetHost(host, ips...))
+	}
+	d.SetSRV(resolve.ServiceStartTLS, "evil.test", recs...)
+	r := a.Initiate(context.Background(), "evil.test")
+	require.NotNil(t, r.Outcome.Failure)
+	assert.Len(t, r.Attempts, resolve.MaxAddrs)
+	assert.Equal(t, 40-resolve.MaxAddrs, r.Resolution.DroppedAddrs)
+	assert.Contains(t, r.Outcome.Failure.Message, fmt.Sprintf("and %d more addresses", resolve.MaxAddrs-4))
+	assert.Less(t, len(r.Outcome.Failure.Message), 1024, "the failure's line stays short")
 }

@@ -127,6 +127,10 @@ func (t *Target) Accepted() []string {
 	return out
 }
 
+// MaxScans bounds the addresses of one probe scanned at once (each scan
+// is one connection at a time, a TLS version after another).
+const MaxScans = 4
+
 var scanVersions = []uint16{tls.VersionTLS13, tls.VersionTLS12, tls.VersionTLS11, tls.VersionTLS10}
 
 // Probe examines domain. addr, when set, is where to find it (no DNS).
@@ -143,26 +147,28 @@ func (env *Env) Probe(ctx context.Context, domain, addr string) *Report {
 		res, err := env.Resolver.Lookup(ctx, domain)
 		rep.Resolution = res
 		if err == nil {
-			for _, t := range res.Targets {
-				ips, aerr := env.Resolver.Addrs(ctx, res, t.Host)
-				if aerr != nil {
-					targets = append(targets, &Target{Target: t, Error: aerr.Error()})
+			// At most resolve.MaxAddrs addresses, each once.
+			for _, a := range env.Resolver.Addresses(ctx, res) {
+				if a.Err != nil {
+					targets = append(targets, &Target{Target: a.Target, Error: a.Err.Error()})
 					continue
 				}
-				for _, ip := range ips {
-					targets = append(targets, &Target{Target: t, Addr: net.JoinHostPort(ip.String(), strconv.Itoa(t.Port))})
-				}
+				targets = append(targets, &Target{Target: a.Target, Addr: a.Addr})
 			}
 		}
 	}
+	// MaxScans at once: each holds a socket for up to four handshakes.
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, MaxScans)
 	for _, t := range targets {
 		if t.Addr == "" {
 			continue
 		}
 		wg.Add(1)
+		sem <- struct{}{}
 		go func(t *Target) {
 			defer wg.Done()
+			defer func() { <-sem }()
 			env.scan(ctx, domain, t)
 		}(t)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -277,4 +278,27 @@ func TestEveryFailureHasAdvice(t *testing.T) {
 		assert.True(t, specific, "%s: %s", n.Case.ID, text)
 		assert.Contains(t, text, f.Message, n.Case.ID)
 	}
+}
+
+// A domain whose DNS lists 16 targets of 40 addresses each: the probe
+// scans at most resolve.MaxAddrs of them (it opened ~3,970 sockets at
+// once with 248 each), and says how many it left.
+func TestProbeScansBoundedAddresses(t *testing.T) {
+	l := newLab(t, "")
+	var recs []loopdns.SRV
+	for i := range resolve.MaxTargets {
+		host := fmt.Sprintf("t%d.evil.test", i)
+		recs = append(recs, loopdns.SRV{Target: host, Port: 9, Priority: uint16(i)})
+		var ips []net.IP
+		for j := range 40 {
+			ips = append(ips, net.IPv4(127, byte(100+i), 0, byte(1+j)))
+		}
+		require.NoError(t, l.dns.SetHost(host, ips...))
+	}
+	l.dns.SetSRV(resolve.ServiceStartTLS, "evil.test", recs...)
+	r := l.env.Probe(context.Background(), "evil.test", "")
+	assert.Len(t, r.Targets, resolve.MaxAddrs)
+	var b strings.Builder
+	WriteText(&b, r, false)
+	assert.Contains(t, b.String(), fmt.Sprintf("%d more addresses not tried (at most %d in all are, each once)", 40-resolve.MaxAddrs, resolve.MaxAddrs))
 }
