@@ -21,8 +21,8 @@ type Server struct {
 	conn net.PacketConn
 
 	mu      sync.Mutex
-	records map[string]target // by fully qualified domain, lower case
-	srvRecs map[string][]SRV  // by owner name (_xmpp-server._tcp.DOMAIN.), set with SetSRV
+	records map[string]target   // by fully qualified domain, lower case
+	srvRecs map[string][]SRV    // by owner name (_xmpp-server._tcp.DOMAIN.), set with SetSRV
 	hosts   map[string][]net.IP // A records set with SetHost
 	queries []string
 }
