@@ -401,7 +401,7 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 	listen := fs.String("listen", "", "address to listen on, HOST:PORT (required); anything but a loopback address accepts connections from the network")
 	transcript := fs.Bool("transcript", false, "print the XML transcript of each negotiation")
 	maxConns := fs.Int("max-conns", sim.DefaultMaxConns, "inbound connections served at once; more are refused with <resource-constraint/>")
-	perSource := fs.Int("max-per-source", sim.DefaultMaxConnsPerSource, "inbound connections served at once from one IP address")
+	perSource := fs.Int("max-per-source", sim.DefaultMaxConnsPerSource, "inbound connections served at once from one IPv4 address or one IPv6 /64")
 	directListen := fs.String("direct-tls-listen", "", "also listen for direct TLS (XEP-0368) on this address, HOST:PORT, published as _xmpps-server with --dns-listen (implies direct_tls=true; with direct_tls=true alone, a free port on --listen's host)")
 	lf := defineLiveFlags(fs)
 	return func(args []string) int {
