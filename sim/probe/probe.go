@@ -233,6 +233,9 @@ func (env *Env) scan(ctx context.Context, domain string, t *Target) {
 	}
 }
 
+// pct escapes the % of a text that goes into a format.
+func pct(s string) string { return strings.ReplaceAll(s, "%", "%%") }
+
 // findings are what will break federation elsewhere, though not with
 // the harness, each with its fix.
 func findings(rep *Report) []string {
@@ -319,25 +322,51 @@ func diagnose(rep *Report, env *Env) []string {
 			out = append(out, failureAdvice(f, rep, env))
 		}
 	}
-	// What the server did on its own connections back.
+	// What the server did on its own connections back: one line for
+	// each thing it did, however many times (a server that floods the
+	// harness with connections makes one line, counted).
+	type back struct {
+		text        string // with %[1]s where the time goes
+		first, last time.Time
+		n           int
+	}
+	var backs []*back
+	byText := map[string]*back{}
 	for _, in := range rep.Inbound {
 		what := "a stream of its own to " + rep.Harness + ", to verify dialback or to answer"
 		if in.Role == outcome.Authoritative.String() {
 			what = "its dialback verify connection"
 		}
-		at := in.At.Format("15:04:05")
+		var text string
 		switch f := in.Outcome.Failure; {
 		case f != nil && env.Harness.Settings().Cert == certs.Missing && (f.Condition == outcome.PolicyViolation || f.Condition == outcome.EncryptionRequired ||
 			f.Condition == outcome.ConnectionClosed || f.Step == outcome.StepStartTLS || f.Step == outcome.StepStream):
-			say("%s connected back at %s (%s) and gave up: %s. It requires TLS there, and the harness had no certificate, so it could offer no STARTTLS: "+
-				"probe with a certificate the server trusts (--cert valid, with --pki of the CA it trusts).", rep.Domain, at, what, f.Message)
+			text = fmt.Sprintf("%s connected back %%[1]s (%s) and gave up: %s. It requires TLS there, and the harness had no certificate, so it could offer no STARTTLS: "+
+				"probe with a certificate the server trusts (--cert valid, with --pki of the CA it trusts).", rep.Domain, what, pct(f.Message))
 		case f != nil:
-			say("%s connected back at %s (%s): %s", rep.Domain, at, what, f.Message)
+			text = fmt.Sprintf("%s connected back %%[1]s (%s): %s", rep.Domain, what, pct(f.Message))
 		case len(in.Notes) > 0:
-			say("%s connected back at %s (%s): the harness %s", rep.Domain, at, what, strings.Join(in.Notes, "; "))
+			text = fmt.Sprintf("%s connected back %%[1]s (%s): the harness %s", rep.Domain, what, pct(strings.Join(in.Notes, "; ")))
 		case in.Outcome.OK():
-			say("%s connected back at %s (%s) and authenticated with %s", rep.Domain, at, what, in.Outcome.Method.Name())
+			text = fmt.Sprintf("%s connected back %%[1]s (%s) and authenticated with %s", rep.Domain, what, in.Outcome.Method.Name())
+		default:
+			continue
 		}
+		b, ok := byText[text]
+		if !ok {
+			b = &back{text: text, first: in.At}
+			byText[text] = b
+			backs = append(backs, b)
+		}
+		b.n++
+		b.last = in.At
+	}
+	for _, b := range backs {
+		at := "at " + b.first.Format("15:04:05")
+		if b.n > 1 {
+			at = fmt.Sprintf("%d times, from %s to %s, each time", b.n, b.first.Format("15:04:05"), b.last.Format("15:04:05"))
+		}
+		say("%s", fmt.Sprintf(b.text, at))
 	}
 	if f := r.Outcome.Failure; f != nil && len(rep.Inbound) == 0 && (f.Step == outcome.StepDialback || f.Step == outcome.StepTimeout) {
 		say("%s never connected back to the harness within %s: %s", rep.Domain, deadline,

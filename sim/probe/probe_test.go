@@ -302,3 +302,21 @@ func TestProbeScansBoundedAddresses(t *testing.T) {
 	WriteText(&b, r, false)
 	assert.Contains(t, b.String(), fmt.Sprintf("%d more addresses not tried (at most %d in all are, each once)", 40-resolve.MaxAddrs, resolve.MaxAddrs))
 }
+
+// A server that floods the harness with connections back makes one
+// diagnosis line, counted, not one line each.
+func TestConnectionsBackAreAggregated(t *testing.T) {
+	l := newLab(t, "")
+	rep := &Report{Domain: "flood.test", Harness: "harness.test", Targets: []*Target{},
+		Negotiation: &sim.Result{Outcome: outcome.Succeeded(outcome.SASLOverTLS)}}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 3000 {
+		rep.Inbound = append(rep.Inbound, &sim.Result{At: start.Add(time.Duration(i) * time.Millisecond),
+			Outcome: outcome.Failed(outcome.Failure{Step: outcome.StepStream, Condition: outcome.ConnectionClosed, Message: "closed before its stream header, 100% silent"})})
+	}
+	rep.Inbound = append(rep.Inbound, &sim.Result{At: start, Outcome: outcome.Succeeded(outcome.SASLOverTLS)})
+	got := diagnose(rep, l.env)
+	require.Len(t, got, 3, got)
+	assert.Equal(t, "flood.test connected back 3000 times, from 03:04:05 to 03:04:07, each time (a stream of its own to harness.test, to verify dialback or to answer): closed before its stream header, 100% silent", got[1])
+	assert.Contains(t, got[2], "flood.test connected back at 03:04:05 (a stream of its own")
+}
