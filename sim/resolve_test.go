@@ -2,10 +2,13 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -127,4 +130,28 @@ func TestHostileDNSCostsSixteenAttempts(t *testing.T) {
 	assert.Equal(t, 40-resolve.MaxAddrs, r.Resolution.DroppedAddrs)
 	assert.Contains(t, r.Outcome.Failure.Message, fmt.Sprintf("and %d more addresses", resolve.MaxAddrs-4))
 	assert.Less(t, len(r.Outcome.Failure.Message), 1024, "the failure's line stays short")
+}
+
+// A server that accepts and says nothing: the TLS version scan says it
+// timed out, not that the version was refused or STARTTLS not offered.
+func TestScanSaysTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c) // until the scan hangs up
+	}()
+	s := ScanTLS(context.Background(), ln.Addr().String(), "silent.test", "a.test", false, tls.VersionTLS13, 200*time.Millisecond)
+	assert.True(t, s.Connected)
+	assert.True(t, s.TimedOut, s.Error)
+	assert.Contains(t, s.Error, "timed out")
+	ln.Close()
+	<-done
 }

@@ -107,8 +107,8 @@ type Target struct {
 	Addr      string `json:"addr"`
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
-	// StartTLS is "required", "offered" or "not offered" (STARTTLS
-	// targets), "direct TLS" otherwise.
+	// StartTLS is "required", "offered", "not offered" or "timed out"
+	// (STARTTLS targets), "direct TLS" otherwise.
 	StartTLS string            `json:"starttls"`
 	Features string            `json:"features_before_tls,omitempty"`
 	Versions []sim.VersionScan `json:"tls_versions"`
@@ -225,6 +225,9 @@ func (env *Env) scan(ctx context.Context, domain string, t *Target) {
 		t.StartTLS = "required"
 	case strings.Contains(t.Features, "starttls"):
 		t.StartTLS = "offered"
+	case t.Reachable && t.Features == "" && first.TimedOut:
+		// Nothing came before the deadline: that is not "no STARTTLS".
+		t.StartTLS = "timed out"
 	case t.Reachable:
 		t.StartTLS = "not offered"
 	}

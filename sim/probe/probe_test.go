@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -319,4 +320,38 @@ func TestConnectionsBackAreAggregated(t *testing.T) {
 	require.Len(t, got, 3, got)
 	assert.Equal(t, "flood.test connected back 3000 times, from 03:04:05 to 03:04:07, each time (a stream of its own to harness.test, to verify dialback or to answer): closed before its stream header, 100% silent", got[1])
 	assert.Contains(t, got[2], "flood.test connected back at 03:04:05 (a stream of its own")
+}
+
+// A target that accepts and says nothing: its scan says "timed out",
+// not "refused" nor "STARTTLS not offered", and nothing is learned
+// from it.
+func TestSilentTargetTimesOut(t *testing.T) {
+	l := newLab(t, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	l.env.Timeout = 150 * time.Millisecond
+	tg := &Target{Target: resolve.Target{Host: "127.0.0.1", Via: "--addr"}, Addr: ln.Addr().String()}
+	l.env.scan(context.Background(), "silent.test", tg)
+	assert.Equal(t, "timed out", tg.StartTLS)
+	rep := &Report{Domain: "silent.test", Targets: []*Target{tg}}
+	var b strings.Builder
+	WriteText(&b, rep, false)
+	assert.Contains(t, b.String(), "TLS 1.3 timed out, TLS 1.2 timed out")
+	assert.NotContains(t, b.String(), "refused")
+	assert.Empty(t, observe(rep).starttls, "nothing learned from a silent target")
 }

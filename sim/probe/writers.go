@@ -112,7 +112,10 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 		var vs []string
 		for _, v := range t.Versions {
 			state := "accepted"
-			if !v.Accepted {
+			switch {
+			case v.TimedOut:
+				state = "timed out"
+			case !v.Accepted:
 				state = "refused"
 			}
 			vs = append(vs, v.Version+" "+state)
