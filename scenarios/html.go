@@ -205,7 +205,7 @@ func WriteHTML(w io.Writer, r *Report) error {
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 	"linkTo": LinkTo,
-	"names": func(ms outcome.MethodSet) string { return ms.Names() },
+	"names":  func(ms outcome.MethodSet) string { return ms.Names() },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>
