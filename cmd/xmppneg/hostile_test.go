@@ -166,6 +166,10 @@ func TestDomainFlagsAreChecked(t *testing.T) {
 	_, err := os.Stat(out)
 	assert.True(t, os.IsNotExist(err), "nothing written")
 
+	code, _, stderr = runCLI("partners", examples+"partners.ps1", "--partner", "../evil=prosody-0.12")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--partner: invalid domain "../evil"`)
+
 	code, _, stderr = runCLI("partners", examples+"partners.ps1", "--gateway-domain", "contoso test")
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, stderr, `--gateway-domain: invalid domain "contoso test"`)
