@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"go/parser"
+	"go/token"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -204,4 +206,123 @@ func TestDocsKnobsAreTheRealOnes(t *testing.T) {
 		states = append(states, certs.State(v[1]))
 	}
 	assert.Equal(t, certs.States, states, "docs/concepts.md: the certificate states")
+}
+
+// Every file, package and Go name docs/architecture.md mentions (in
+// backquotes) exists: a checklist that names a function a refactoring
+// removed fails here, so the checklists stay true of the code.
+func TestArchitectureNamesExist(t *testing.T) {
+	data, err := os.ReadFile("../docs/architecture.md")
+	require.NoError(t, err)
+	words := map[string]bool{}
+	word := regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
+	err = filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "bin" || d.Name() == "report") {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".go") {
+			src, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, w := range word.FindAllString(string(src), -1) {
+				words[w] = true
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	makefile, err := os.ReadFile("../Makefile")
+	require.NoError(t, err)
+	for _, w := range word.FindAllString(string(makefile), -1) {
+		words[w] = true
+	}
+	path := regexp.MustCompile(`^[a-z0-9_./-]+/[a-z0-9_.-]*$|^[a-z0-9_-]+\.(go|yaml|txt|md)$`)
+	ident := regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*\.)?([A-Za-z_][A-Za-z0-9_]*)$`)
+	checked := 0
+	for _, m := range regexp.MustCompile("`([^`\n]+)`").FindAllStringSubmatch(string(data), -1) {
+		tok := m[1]
+		switch {
+		case strings.Contains(strings.ToLower(tok), "xxx"):
+			// A pattern for a new name: interop-xxx.yaml, serveXxx.
+		case strings.HasPrefix(tok, "mellium.im/"), strings.HasPrefix(tok, "xmpp."), strings.HasPrefix(tok, "tls."):
+			// Names of the libraries used, not of this module.
+		case path.MatchString(tok) && strings.Contains(tok, "/"):
+			_, err := os.Stat(filepath.Join("..", tok))
+			assert.NoError(t, err, "docs/architecture.md names %s, which does not exist", tok)
+			checked++
+		case ident.MatchString(tok) && strings.ContainsAny(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"):
+			// A Go name (it has a capital: startTLSChoice, Endpoint.Initiate);
+			// lower-case words are spec values and YAML keys.
+			name := ident.FindStringSubmatch(tok)[2]
+			assert.True(t, words[name], "docs/architecture.md names %s, which no Go file has", tok)
+			checked++
+		}
+	}
+	assert.Greater(t, checked, 50, "names found in docs/architecture.md")
+}
+
+// The layers drawn in docs/architecture.md are the imports: every
+// package of the module is in the drawing, and imports only packages of
+// rows below its own.
+func TestArchitectureLayersAreTheImports(t *testing.T) {
+	data, err := os.ReadFile("../docs/architecture.md")
+	require.NoError(t, err)
+	block := regexp.MustCompile("(?s)<!-- layers:[^\n]*\n```\n(.*?)```").FindStringSubmatch(string(data))
+	require.NotNil(t, block, "docs/architecture.md: the drawing of the layers")
+	row := map[string]int{}
+	for i, line := range strings.Split(strings.TrimRight(block[1], "\n"), "\n") {
+		names, _, _ := strings.Cut(line, "  ")
+		for _, name := range strings.Split(names, " · ") {
+			row["xmppneg/"+strings.TrimSpace(name)] = i
+		}
+	}
+	imports := map[string]map[string]bool{} // package: the module's packages it imports
+	fset := token.NewFileSet()
+	err = filepath.WalkDir("..", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != ".." || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel("..", filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		pkg := "xmppneg/" + filepath.ToSlash(rel)
+		if imports[pkg] == nil {
+			imports[pkg] = map[string]bool{}
+		}
+		for _, imp := range f.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); strings.HasPrefix(p, "xmppneg/") {
+				imports[pkg][p] = true
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.Contains(t, imports, "xmppneg/sim")
+	for pkg, imps := range imports {
+		r, ok := row[pkg]
+		if !assert.True(t, ok, "docs/architecture.md: %s is not in the drawing of the layers", pkg) {
+			continue
+		}
+		for imp := range imps {
+			assert.Greater(t, row[imp], r, "docs/architecture.md: %s imports %s, which is not in a row below it", pkg, imp)
+		}
+	}
+	for pkg := range row {
+		assert.Contains(t, imports, pkg, "docs/architecture.md draws %s, which is no package", pkg)
+	}
 }
