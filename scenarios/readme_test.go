@@ -326,3 +326,15 @@ func TestArchitectureLayersAreTheImports(t *testing.T) {
 		assert.Contains(t, imports, pkg, "docs/architecture.md draws %s, which is no package", pkg)
 	}
 }
+
+// The scenario file docs/suites.md shows is one the loader takes, every
+// key and value of it.
+func TestDocsScenarioExampleLoads(t *testing.T) {
+	data, err := os.ReadFile("../docs/suites.md")
+	require.NoError(t, err)
+	m := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindStringSubmatch(string(data))
+	require.NotNil(t, m, "docs/suites.md: the example scenario file")
+	s, err := Parse("docs/suites.md", []byte(m[1]))
+	require.NoError(t, err)
+	assert.NotEmpty(t, s.Cases)
+}
