@@ -16,6 +16,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/sim"
 )
 
 // docFiles are the pages whose stated facts are checked: the README,
@@ -337,4 +338,84 @@ func TestDocsScenarioExampleLoads(t *testing.T) {
 	s, err := Parse("docs/suites.md", []byte(m[1]))
 	require.NoError(t, err)
 	assert.NotEmpty(t, s.Cases)
+}
+
+// Every link between the README and the pages of docs/ leads somewhere:
+// the file exists, and so does the heading its #anchor names (as GitHub
+// makes anchors of headings).
+func TestDocsLinksResolve(t *testing.T) {
+	pages := docFiles(t)
+	slug := func(heading string) string {
+		var b strings.Builder
+		for _, r := range strings.ToLower(strings.TrimSpace(heading)) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127:
+				b.WriteRune(r)
+			}
+		}
+		return b.String()
+	}
+	anchors := map[string]map[string]bool{}
+	for file, doc := range pages {
+		anchors[file] = map[string]bool{}
+		for _, h := range regexp.MustCompile(`(?m)^#+ (.*)$`).FindAllStringSubmatch(doc, -1) {
+			anchors[file][slug(h[1])] = true
+		}
+	}
+	checked := 0
+	for file, doc := range pages {
+		for _, m := range regexp.MustCompile(`\]\(([^)\s]+)\)`).FindAllStringSubmatch(doc, -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			path, anchor, _ := strings.Cut(target, "#")
+			dest := file
+			if path != "" {
+				dest = filepath.ToSlash(filepath.Clean(filepath.Join(filepath.Dir(file), path)))
+			}
+			checked++
+			if _, ok := pages[dest]; !ok {
+				_, err := os.Stat(filepath.Join("..", dest))
+				assert.NoError(t, err, "%s links to %s, which does not exist", file, target)
+				continue
+			}
+			if anchor != "" {
+				assert.True(t, anchors[dest][anchor], "%s links to %s: %s has no such heading", file, target, dest)
+			}
+		}
+	}
+	assert.Greater(t, checked, 30, "links found")
+}
+
+// The faults and downgrades docs/hostile-peers.md lists are the ones
+// ParseFaults and ParseDowngrade take, all of them.
+func TestDocsFaultsAreTheRealOnes(t *testing.T) {
+	data, err := os.ReadFile("../docs/hostile-peers.md")
+	require.NoError(t, err)
+	doc := string(data)
+	table := regexp.MustCompile(`(?s)\| side \| faults \|\n\|[-|]+\|\n(.*?)\n\n`).FindStringSubmatch(doc)
+	require.NotNil(t, table, "docs/hostile-peers.md: the faults table")
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile("`([a-z-]+)(?:=STEP)?`").FindAllStringSubmatch(table[1], -1) {
+		listed[m[1]] = true
+	}
+	names, _, _ := strings.Cut(sim.FaultNames(), " (STEP")
+	for _, f := range strings.Split(names, ", ") {
+		f, _, _ = strings.Cut(f, "=")
+		assert.True(t, listed[f], "docs/hostile-peers.md: fault %s is not in the table", f)
+		delete(listed, f)
+	}
+	for _, step := range []string{"stream", "starttls", "sasl", "dialback", "dialback-verify"} {
+		delete(listed, step) // the steps of silent-at and close-at
+	}
+	for f := range listed {
+		_, err := sim.ParseFaults(f)
+		assert.NoError(t, err, "docs/hostile-peers.md lists %s, which is no fault", f)
+	}
+	for _, d := range sim.Downgrades {
+		assert.Contains(t, doc, "`"+string(d)+"`", "docs/hostile-peers.md: the downgrade %s", d)
+	}
 }
