@@ -17,6 +17,7 @@ import (
 	"xmppneg/certs"
 	"xmppneg/policy"
 	"xmppneg/sim"
+	"xmppneg/sim/realserver"
 )
 
 // docFiles are the pages whose stated facts are checked: the README,
@@ -418,4 +419,83 @@ func TestDocsFaultsAreTheRealOnes(t *testing.T) {
 	for _, d := range sim.Downgrades {
 		assert.Contains(t, doc, "`"+string(d)+"`", "docs/hostile-peers.md: the downgrade %s", d)
 	}
+}
+
+// The "always" rows of docs/real-servers.md's mapping from server
+// options to settings are what every setting the interop sweeps run
+// comes to (realserver.Kind.Sweep, Setting.Policy): each knob a row
+// names has that value in all of them, and each knob that has one
+// value other than its zero value in all of them is named.
+func TestDocsRealServerKnobsAreTheProfiles(t *testing.T) {
+	data, err := os.ReadFile("../docs/real-servers.md")
+	require.NoError(t, err)
+	doc := string(data)
+	tokens := func(row string) map[string]string {
+		out := map[string]string{}
+		for _, m := range regexp.MustCompile("`([a-z_]+)=([A-Za-z0-9.-]+)`").FindAllStringSubmatch(row, -1) {
+			out[m[1]] = m[2]
+		}
+		return out
+	}
+	anyRow := regexp.MustCompile("(?m)^\\| any \\| (.*)$").FindStringSubmatch(doc)
+	require.NotNil(t, anyRow, "docs/real-servers.md: the 'any' row")
+	for _, k := range realserver.Kinds() {
+		row := regexp.MustCompile("(?mi)^\\| " + regexp.QuoteMeta(k.Name) + ", always \\| (.*)$").FindStringSubmatch(doc)
+		if !assert.NotNil(t, row, "docs/real-servers.md has no '%s, always' row", k.Name) {
+			continue
+		}
+		stated := tokens(row[1])
+		for key, v := range tokens(anyRow[1]) {
+			stated[key] = v
+		}
+		values := map[string]map[string]bool{} // key: the values the swept settings have
+		for _, s := range k.Sweep() {
+			p := s.Policy()
+			add := func(key, v string) {
+				if values[key] == nil {
+					values[key] = map[string]bool{}
+				}
+				values[key][v] = true
+			}
+			add("sasl", p.SASL.String())
+			for _, kv := range p.Behaviour.Knobs() {
+				add(kv.Key, kv.Value)
+			}
+		}
+		for key, v := range stated {
+			assert.Equal(t, map[string]bool{v: true}, values[key], "docs/real-servers.md: %s always has %s=%s", k.Name, key, v)
+		}
+		for key, vs := range values {
+			if len(vs) != 1 || key == "sasl" {
+				continue
+			}
+			for v := range vs {
+				if v != policy.KnobValues(key)[0] {
+					assert.Equal(t, v, stated[key], "docs/real-servers.md: '%s, always' does not say %s=%s", k.Name, key, v)
+				}
+			}
+		}
+	}
+}
+
+// Every negotiation id the docs give as the witness of a behaviour is a
+// negotiation of the shipped suites, so that 'xmppneg run SUITE --run ID
+// -v' shows it.
+func TestDocsNegotiationIDsExist(t *testing.T) {
+	ids := map[string]bool{}
+	for _, name := range Suites() {
+		s, err := Load(name)
+		require.NoError(t, err, name)
+		for _, c := range s.Cases {
+			ids[c.ID] = true
+		}
+	}
+	checked := 0
+	for file, doc := range docFiles(t) {
+		for _, m := range regexp.MustCompile("`((?:"+strings.Join(Suites(), "|")+")/[^`\\s…]+)`").FindAllStringSubmatch(doc, -1) {
+			checked++
+			assert.True(t, ids[m[1]], "%s: %s is no negotiation of the shipped suites", file, m[1])
+		}
+	}
+	assert.Greater(t, checked, 20, "negotiation ids found")
 }
