@@ -1,6 +1,7 @@
 package scenarios
 
 import (
+	"fmt"
 	"go/parser"
 	"go/token"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 	"xmppneg/sim"
 	"xmppneg/sim/realserver"
 )
@@ -498,4 +500,45 @@ func TestDocsNegotiationIDsExist(t *testing.T) {
 		}
 	}
 	assert.Greater(t, checked, 20, "negotiation ids found")
+}
+
+// The methods, steps and sides docs/concepts.md lists are policy/outcome's,
+// in its order, and every condition it names is a known one.
+func TestDocsOutcomesAreTheRealOnes(t *testing.T) {
+	data, err := os.ReadFile("../docs/concepts.md")
+	require.NoError(t, err)
+	doc := string(data)
+	bullet := func(prefix string) []string {
+		m := regexp.MustCompile(`(?s)\n- ` + regexp.QuoteMeta(prefix) + `(.*?)(?:\n- |\n\n)`).FindStringSubmatch(doc)
+		require.NotNil(t, m, "docs/concepts.md: the bullet %q", prefix)
+		var out []string
+		for _, w := range regexp.MustCompile("`([a-z-]+)`").FindAllStringSubmatch(m[1], -1) {
+			out = append(out, w[1])
+		}
+		return out
+	}
+	ids := func(xs []fmt.Stringer) []string {
+		var out []string
+		for _, x := range xs {
+			out = append(out, x.String())
+		}
+		return out
+	}
+	var methods, steps, sides []fmt.Stringer
+	for _, m := range outcome.Methods {
+		methods = append(methods, m)
+	}
+	for _, s := range outcome.Steps {
+		steps = append(steps, s)
+	}
+	for _, s := range outcome.Sides {
+		sides = append(sides, s)
+	}
+	assert.Equal(t, ids(methods), bullet("Methods, strongest first:"), "docs/concepts.md: the methods")
+	assert.Equal(t, ids(steps), slices.DeleteFunc(bullet("Failure steps, in protocol order:"), func(w string) bool { return w == "during" }), "docs/concepts.md: the steps")
+	assert.Equal(t, ids(sides), bullet("Sides that raise a failure:"), "docs/concepts.md: the sides")
+	for _, c := range bullet("Conditions:") {
+		_, err := outcome.ParseCondition(c)
+		assert.NoError(t, err, "docs/concepts.md: condition %s", c)
+	}
 }
