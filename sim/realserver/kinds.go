@@ -245,7 +245,8 @@ func init() {
 		return s, nil
 	}
 	ejabberdKind.share = func(s Setting) string {
-		if s.(EjabberdSettings).Cert == certs.WrongName {
+		es, ok := s.(EjabberdSettings)
+		if !ok || es.Cert == certs.WrongName {
 			return "" // it would present another host's certificate
 		}
 		return "hosts"
