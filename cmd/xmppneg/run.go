@@ -44,7 +44,7 @@ type runFlags struct {
 
 func defineRunFlags(fs *flag.FlagSet) runFlags {
 	return runFlags{
-		jobs:   fs.Int("j", runtime.NumCPU(), "run `N` negotiations at once"),
+		jobs:   fs.Int("j", runtime.NumCPU(), "run `N` negotiations at once (default: one per CPU)"),
 		repeat: fs.Int("repeat", 1, "run every negotiation N times and report any that ends differently (flake hunting)"),
 		out:    fs.String("out", "", "`directory` for the report file and one transcript per negotiation"),
 	}
