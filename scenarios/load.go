@@ -15,6 +15,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/domain"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/serverconf"
 	"xmppneg/sim"
@@ -438,6 +439,11 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		}
 		switch k {
 		case "domain":
+			// Checked here, where the name enters: it becomes file
+			// names (certificates, a real server's configuration).
+			if err := domain.Check(val); err != nil {
+				return l.errf(v, "domain: %v", err)
+			}
 			e.Domain = val
 		case "profile", "config":
 			// applied above
@@ -473,6 +479,9 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		return nil
 	})
 	if err == nil && e.Domain == "" && configHost != "" && configHost != "*" {
+		if cerr := domain.Check(configHost); cerr != nil {
+			err = l.errf(n, "%s: the host of its configuration: %v", what, cerr)
+		}
 		e.Domain = configHost
 	}
 	if err == nil && e.Domain == "" {
@@ -513,6 +522,11 @@ func (l *loader) realEndpoint(n *yaml.Node, what string) (Endpoint, error) {
 		case err != nil:
 			return err
 		case k == "domain":
+			// Checked before anything is written: a real server's
+			// certificate and key are files named after it.
+			if err := domain.Check(val); err != nil {
+				return l.errf(v, "domain: %v", err)
+			}
 			e.Domain = val
 		case k != "server":
 			knobs[k] = val

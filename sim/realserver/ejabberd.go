@@ -16,6 +16,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/domain"
 )
 
 // EjabberdSettings are the s2s knobs of ejabberd that matter here.
@@ -81,6 +82,11 @@ func StartEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr st
 // certificate are loaded, or an error with its log. A port taken before
 // ejabberd could bind it is tried again on another.
 func StartEjabberdHosts(hosts []EjabberdHost, pki *certs.PKI, dnsAddr string) (*Ejabberd, error) {
+	for _, h := range hosts {
+		if err := checkDomain(h.Domain); err != nil {
+			return nil, err
+		}
+	}
 	if err := Require("ejabberd"); err != nil {
 		return nil, err
 	}
@@ -169,7 +175,11 @@ func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string, config 
 			}
 			bundle = append(bundle, b...)
 		}
-		if err := os.WriteFile(filepath.Join(certDir, h.Domain+".pem"), bundle, 0o600); err != nil {
+		name, err := domain.FileName(h.Domain, ".pem")
+		if err != nil {
+			return x, err
+		}
+		if err := os.WriteFile(filepath.Join(certDir, name), bundle, 0o600); err != nil {
 			return x, err
 		}
 	}

@@ -64,6 +64,9 @@ type Prosody struct {
 // listens for s2s and on its admin socket, or an error with its log; a
 // port taken before Prosody could bind it is tried again on another.
 func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr string) (*Prosody, error) {
+	if err := checkDomain(domain); err != nil {
+		return nil, err
+	}
 	if err := Require("prosody"); err != nil {
 		return nil, err
 	}
