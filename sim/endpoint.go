@@ -14,10 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/domain"
 	"xmppneg/policy/outcome"
 )
 
@@ -207,16 +206,8 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 var processSecret = sync.OnceValue(func() string { return rand.Text() + rand.Text() })
 
 // CheckDomain reports whether d is usable as a server's domain: a JID
-// domainpart (RFC 7622).
-func CheckDomain(d string) error {
-	if _, err := jid.New("", d, ""); err != nil {
-		return fmt.Errorf("invalid domain %q: %w", d, err)
-	}
-	if strings.Contains(d, "..") || strings.HasPrefix(d, ".") {
-		return fmt.Errorf("invalid domain %q: empty label", d)
-	}
-	return nil
-}
+// domainpart (RFC 7622) that is a DNS name (see package domain).
+func CheckDomain(d string) error { return domain.Check(d) }
 
 // Domain returns the endpoint's domain.
 func (e *Endpoint) Domain() string { return e.cfg.Domain }
