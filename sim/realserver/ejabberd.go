@@ -326,8 +326,14 @@ func (x *Ejabberd) waitReady(within time.Duration) error {
 			checks = append(checks, fmt.Sprintf("catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)", h.Domain))
 		}
 	}
+	// The code of the s2s streams and of the XMPP codec is loaded before
+	// ready is said: Erlang loads a module at its first call, and a
+	// first stream that loaded a few hundred of them took more than the
+	// sweeps' 1 s deadline on a busy machine.
+	preload := "[code:ensure_loaded(M) || A <- [xmpp, fast_tls, fast_xml, stringprep], {ok, Ms} <- [application:get_key(A, modules)], M <- Ms], " +
+		"[code:ensure_loaded(M) || M <- [ejabberd_s2s, ejabberd_s2s_in, ejabberd_s2s_out, xmpp_stream_in, xmpp_stream_out, xmpp_stream_pkix, mod_s2s_dialback, ejabberd_router, ejabberd_local, mod_ping, mod_admin_extra]], "
 	x.mu.Lock()
-	_, err := fmt.Fprintf(x.stdin, "(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
+	_, err := fmt.Fprintf(x.stdin, preload+"(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
 		"case {[route, s2s] -- mnesia:system_info(tables), [C || C <- [%s], element(1, C) =/= ok]} of "+
 		"{[], []} -> io:format(\"~n%s~n\"); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
 		strings.Join(checks, ", "), readyMark, within/(20*time.Millisecond))
