@@ -328,7 +328,9 @@ func TestArchitectureLayersAreTheImports(t *testing.T) {
 			continue
 		}
 		for imp := range imps {
-			assert.Greater(t, row[imp], r, "docs/architecture.md: %s imports %s, which is not in a row below it", pkg, imp)
+			if below, drawn := row[imp]; drawn { // one not drawn is reported as such
+				assert.Greater(t, below, r, "docs/architecture.md: %s imports %s, which is not in a row below it", pkg, imp)
+			}
 		}
 	}
 	for pkg := range row {
