@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"xmppneg/policy"
 	"xmppneg/policy/domain"
 	"xmppneg/policy/outcome"
+	"xmppneg/policy/safefile"
 	"xmppneg/policy/serverconf"
 	"xmppneg/sim"
 	"xmppneg/sim/realserver"
@@ -174,13 +174,30 @@ type Suite struct {
 	Sweeps      []Sweep `json:"sweeps"`
 }
 
+// MaxSuiteBytes is the default limit on a scenario file's size: the YAML
+// decoder holds about 47 times a file's size before anything is
+// checked, so a file of 16 MiB costs under 1 GiB (run --max-input
+// raises it).
+const MaxSuiteBytes = 16 << 20
+
+// MaxReportBytes bounds a shard's JSON report read by merge, and
+// MaxTranscriptFile a transcript file it copies (one negotiation's
+// transcript keeps its first and last 128 KiB).
+const (
+	MaxReportBytes    = 256 << 20
+	MaxTranscriptFile = 4 << 20
+)
+
 // Load returns the shipped suite of that name, or reads the file at that
-// path.
-func Load(nameOrPath string) (*Suite, error) {
+// path, which must be a regular file of at most MaxSuiteBytes.
+func Load(nameOrPath string) (*Suite, error) { return LoadLimited(nameOrPath, MaxSuiteBytes) }
+
+// LoadLimited is Load with another size limit.
+func LoadLimited(nameOrPath string, limit int64) (*Suite, error) {
 	if b, err := shipped.ReadFile(nameOrPath + ".yaml"); err == nil {
 		return Parse(nameOrPath+".yaml", b)
 	}
-	b, err := os.ReadFile(nameOrPath)
+	b, err := safefile.Read(nameOrPath, limit, "--max-input")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !strings.ContainsAny(nameOrPath, "/.") {
 			return nil, fmt.Errorf("no suite %q: shipped suites are %s, or give a path to a YAML file", nameOrPath, strings.Join(Suites(), ", "))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"xmppneg/policy"
 	"xmppneg/policy/lyncpartner"
 	"xmppneg/policy/printable"
+	"xmppneg/policy/safefile"
 	"xmppneg/policy/serverconf"
 	"xmppneg/scenarios/partners"
 	"xmppneg/scenarios/rollout"
@@ -283,7 +283,7 @@ func listSubjects(e *env, before, after, gwSpec string, declared map[string]part
 		return nil, exitUsage
 	}
 	read := func(path string) ([]lyncpartner.Entry, error) {
-		data, err := os.ReadFile(path)
+		data, err := safefile.Read(path, lyncpartner.MaxListBytes, "")
 		if err != nil {
 			return nil, err
 		}

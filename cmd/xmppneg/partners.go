@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"xmppneg/policy"
 	"xmppneg/policy/lyncpartner"
+	"xmppneg/policy/safefile"
 	"xmppneg/scenarios/partners"
 	"xmppneg/sim"
 	"xmppneg/sim/probe"
@@ -84,6 +84,8 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 	fs.Var(&declared, "partner", "DOMAIN=PROFILE or DOMAIN=SPEC: what one partner runs (repeatable; overrides --profiles)")
 	gateway := fs.String("gateway", "", "the gateway's certificate, secret and behaviour knobs, as a spec over profile lync2013-gateway (each entry's TLS, SASL and dialback replace the spec's); or config=FILE#HOST: your own Prosody, ejabberd or jabberd2 server as its configuration file says (FILE is then a list of partner domains, and fixes are lines of your file)")
 	gatewayDomain := fs.String("gateway-domain", "contoso.test", "the gateway's XMPP domain")
+	maxInput := sizeFlag(lyncpartner.MaxListBytes)
+	fs.Var(&maxInput, "max-input", "the largest partner list read, such as 64MiB or 128MiB")
 	out := outputFlag(fs, "text", "json", "junit", "html")
 	outDir := fs.String("out", "", "`directory` for the report file and one transcript per negotiation")
 	lang := fs.String("lang", "en", "language of the text and HTML labels: en, or ko (the Korean document's terms)")
@@ -108,6 +110,12 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		if *timeout <= 0 || *jobs < 1 {
 			e.errorf("--timeout must be positive and -j at least 1")
+			return exitUsage
+		}
+		// Not a domain, the gateway's endpoint cannot start and every
+		// partner would "FAIL" for it.
+		if err := sim.CheckDomain(*gatewayDomain); err != nil {
+			e.errorf("--gateway-domain: %v", err)
 			return exitUsage
 		}
 		if !*doProbe {
@@ -140,7 +148,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 			}
 			return ownPartners(e, args[0], *gateway, *profiles, declared, *out, *verbose, *timeout, *jobs, probeFn)
 		}
-		data, err := os.ReadFile(args[0])
+		data, err := safefile.Read(args[0], int64(maxInput), "--max-input")
 		if err != nil {
 			e.errorf("%v", err)
 			return exitUsage
@@ -254,7 +262,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		if *outDir != "" {
 			file := filepath.Join(*outDir, "partners."+reportExt(*out))
-			if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+			if err := safefile.Write(file, buf.Bytes(), 0o644); err != nil {
 				e.errorf("--out: %v", err)
 				return exitFail
 			}

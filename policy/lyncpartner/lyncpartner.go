@@ -118,6 +118,11 @@ const (
 	FormatCmd  Format = "cmdlets"     // New-/Set-CsXmppAllowedPartner lines
 )
 
+// MaxListBytes is the default limit on a partner list's size: a large
+// gateway's 50,000 partners in Format-List take about 22 MB (partners
+// --max-input raises it).
+const MaxListBytes = 64 << 20
+
 var cmdletLine = regexp.MustCompile(`(?i)^\s*(New|Set)-CsXmppAllowedPartner\b`)
 
 // Detect says which format data is in.

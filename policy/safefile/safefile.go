@@ -70,11 +70,17 @@ func (f *File) Commit() error {
 // Discard removes what was written, if it was not committed.
 func (f *File) Discard() { _ = f.Cleanup() }
 
-// Dir makes parent/name a directory for our files and returns its path:
+// Dir makes parent/name a directory for our files and returns its path
+// (parent is made if needed):
 // created with mode, or one that exists, is a directory (not a link to
 // one) and belongs to this user. Anything else there is refused: a link
 // someone placed would send the files elsewhere.
 func Dir(parent, name string, mode fs.FileMode) (string, error) {
+	// parent is the user's to choose (--out): made if needed, and
+	// taken as it is.
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return "", fmt.Errorf("creating %s: %w", parent, err)
+	}
 	dir := filepath.Join(parent, name)
 	err := os.Mkdir(dir, mode)
 	if err == nil || !errors.Is(err, fs.ErrExist) {

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"xmppneg/certs"
 	"xmppneg/policy"
@@ -541,7 +542,9 @@ func (r *reader) read(name string) ([]byte, string, error) {
 	if err != nil {
 		return nil, show, err
 	}
-	f, err := os.Open(real)
+	// O_NONBLOCK: opening a FIFO would wait for a writer; it is then
+	// refused as not a regular file.
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, show, err
 	}
