@@ -348,6 +348,19 @@ func TestDocsScenarioExampleLoads(t *testing.T) {
 	s, err := Parse("docs/suites.md", []byte(m[1]))
 	require.NoError(t, err)
 	assert.NotEmpty(t, s.Cases)
+
+	// And the endpoint keys it lists are the loader's.
+	keys := regexp.MustCompile("(?s)Endpoint keys: `([^`]*)`(.*?)\\.").FindStringSubmatch(string(data))
+	require.NotNil(t, keys, "docs/suites.md: the endpoint keys")
+	listed := strings.Fields(keys[1])
+	for _, k := range endpointKeys {
+		if !slices.Contains(policy.KnobKeys(), k) {
+			assert.True(t, slices.Contains(listed, k) || strings.Contains(keys[2], "`"+k+"`"), "docs/suites.md: endpoint key %s", k)
+		}
+	}
+	for _, k := range listed {
+		assert.Contains(t, endpointKeys, k, "docs/suites.md lists endpoint key %s, which the loader does not take", k)
+	}
 }
 
 // Every link between the README and the pages of docs/ leads somewhere:
