@@ -571,3 +571,15 @@ func TestDocsOutcomesAreTheRealOnes(t *testing.T) {
 		assert.NoError(t, err, "docs/concepts.md: condition %s", c)
 	}
 }
+
+// The README stays the front door: the two quick-start commands first,
+// at most 250 lines, everything longer in docs/.
+func TestREADMEIsTheFrontDoor(t *testing.T) {
+	data, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	readme := string(data)
+	lines := strings.Count(readme, "\n")
+	assert.LessOrEqual(t, lines, 250, "README.md has %d lines: move the detail to a page of docs/ and link it", lines)
+	start := regexp.MustCompile("(?s)^# xmppneg\n\n## Quick start\n\n```sh\nmake run +#[^\n]*\nmake test +#").MatchString(readme)
+	assert.True(t, start, "README.md begins with the quick start: make run, then make test")
+}
