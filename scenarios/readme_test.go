@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"os"
@@ -582,4 +583,50 @@ func TestREADMEIsTheFrontDoor(t *testing.T) {
 	assert.LessOrEqual(t, lines, 250, "README.md has %d lines: move the detail to a page of docs/ and link it", lines)
 	start := regexp.MustCompile("(?s)^# xmppneg\n\n## Quick start\n\n```sh\nmake run +#[^\n]*\nmake test +#").MatchString(readme)
 	assert.True(t, start, "README.md begins with the quick start: make run, then make test")
+}
+
+// What docs/architecture.md says makes the comparison worth anything:
+// the engine (package sim) never asks the oracle or reads the documented
+// tables, and package policy runs nothing (no goroutine, no network).
+func TestArchitectureEngineAndOracleStayApart(t *testing.T) {
+	fset := token.NewFileSet()
+	parse := func(dir string) []*ast.File {
+		files, err := filepath.Glob(filepath.Join("..", dir, "*.go"))
+		require.NoError(t, err)
+		var out []*ast.File
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			af, err := parser.ParseFile(fset, f, nil, 0)
+			require.NoError(t, err)
+			out = append(out, af)
+		}
+		require.NotEmpty(t, out, dir)
+		return out
+	}
+	oracle := map[string]bool{"Predict": true, "Full": true, "Common": true, "Validate": true}
+	for _, f := range parse("sim") {
+		ast.Inspect(f, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "policy" && oracle[sel.Sel.Name] {
+					t.Errorf("%s: the engine uses policy.%s: an endpoint decides from its own settings and its peer only", fset.Position(sel.Pos()), sel.Sel.Name)
+				}
+			}
+			return true
+		})
+	}
+	for _, f := range parse("policy") {
+		for _, imp := range f.Imports {
+			if p, _ := strconv.Unquote(imp.Path.Value); p == "net" || strings.HasPrefix(p, "net/") || p == "os/exec" {
+				t.Errorf("%s: package policy imports %s: it predicts, it runs nothing", fset.Position(imp.Pos()), p)
+			}
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if g, ok := n.(*ast.GoStmt); ok {
+				t.Errorf("%s: package policy starts a goroutine: it predicts, it runs nothing", fset.Position(g.Pos()))
+			}
+			return true
+		})
+	}
 }
