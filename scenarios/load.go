@@ -1051,6 +1051,14 @@ func (l *loader) serverSettings(kind *realserver.Kind, n *yaml.Node) ([]sweepRow
 		settings = kind.Sweep()
 	case n.Kind == yaml.SequenceNode:
 		for _, item := range n.Content {
+			if hasKey(item, "config") {
+				fs, err := l.fileSetting(kind, item)
+				if err != nil {
+					return nil, err
+				}
+				settings = append(settings, fs)
+				continue
+			}
 			knobs := map[string]string{}
 			err := l.fields(item, "a "+kind.Name+" setting", kind.KeyNames(), func(k string, v *yaml.Node) error {
 				val, err := l.scalar(v, k)
@@ -1076,9 +1084,64 @@ func (l *loader) serverSettings(kind *realserver.Kind, n *yaml.Node) ([]sweepRow
 			return nil, l.errf(n, "settings: %s given twice", s)
 		}
 		seen[s.ID()] = true
-		out = append(out, sweepRow{id: s.ID(), title: s.String(), ep: Endpoint{Domain: kind.Name + ".test", Server: s, Settings: s.Policy()}})
+		domain := kind.Name + ".test"
+		if fs, ok := s.(realserver.FileSetting); ok && fs.Host != "*" {
+			domain = fs.Host // the file's own name for it
+		}
+		out = append(out, sweepRow{id: s.ID(), title: s.String(), ep: Endpoint{Domain: domain, Server: s, Settings: s.Policy()}})
 	}
 	return out, nil
+}
+
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// fileSetting reads a real server setting that is an operator's own
+// configuration file: {config: FILE[#HOST], cert: STATE}, the server
+// started on that very file (a relative path is the scenario file's
+// neighbour) and predicted from what the harness reads in it.
+func (l *loader) fileSetting(kind *realserver.Kind, n *yaml.Node) (realserver.FileSetting, error) {
+	var ref, cert string
+	var refNode *yaml.Node
+	err := l.fields(n, "a "+kind.Name+" configuration file", []string{"config", "cert"}, func(k string, v *yaml.Node) error {
+		val, err := l.scalar(v, k)
+		if k == "config" {
+			ref, refNode = val, v
+		} else {
+			cert = val
+		}
+		return err
+	})
+	if err != nil {
+		return realserver.FileSetting{}, err
+	}
+	if file, _ := serverconf.ParseRef(ref); file != "" && !filepath.IsAbs(file) {
+		ref = filepath.Join(filepath.Dir(l.file), ref)
+	}
+	c, h, err := serverconf.Resolve(ref, serverconf.Options{})
+	if err != nil {
+		return realserver.FileSetting{}, l.errf(refNode, "config: %v", err)
+	}
+	if string(c.Server) != kind.Name {
+		return realserver.FileSetting{}, l.errf(refNode, "config: %s is %s's configuration, not %s's", c.File, c.Server, kind.Name)
+	}
+	var st certs.State
+	if cert != "" {
+		if st, err = certs.ParseState(cert); err != nil {
+			return realserver.FileSetting{}, l.errf(n, "cert: %v", err)
+		}
+	}
+	fs, err := c.Real(h, st)
+	if err != nil {
+		return fs, l.errf(refNode, "config: %v", err)
+	}
+	return fs, nil
 }
 
 func kindNames() []string {

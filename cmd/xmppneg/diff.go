@@ -56,7 +56,7 @@ func setupDiff(fs *flag.FlagSet, e *env) func([]string) int {
 	all := fs.Bool("all", false, "list every negotiation, not only those that change")
 	out := outputFlag(fs, "text", "json", "junit")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
-	jobs := fs.Int("j", 4*runtime.NumCPU(), "negotiations run at once")
+	jobs := fs.Int("j", 4*runtime.NumCPU(), "negotiations run at once (default: 4 per CPU)")
 	return func(args []string) int {
 		if !noArgs(e, args) {
 			return exitUsage

@@ -91,7 +91,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 	lang := fs.String("lang", "en", "language of the text and HTML labels: en, or ko (the Korean document's terms)")
 	verbose := fs.Bool("v", false, "details and transcripts of every partner, not only of those that need something")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
-	jobs := fs.Int("j", 4*runtime.NumCPU(), "run `N` negotiations at once (one that waits for its deadline holds a worker), and probe N domains at once with --probe")
+	jobs := fs.Int("j", 4*runtime.NumCPU(), "run `N` negotiations at once (one that waits for its deadline holds a worker), and probe N domains at once with --probe (default: 4 per CPU)")
 	doProbe := fs.Bool("probe", false, "probe every partner whose server is not declared, as 'xmppneg probe' does, and judge it with the settings learned (unreachable when nothing answers)")
 	from := fs.String("from", "harness.test", "with --probe: the harness's domain, which the partners' servers must find (their dialback check, their answers)")
 	listen := fs.String("listen", "127.0.0.1:0", "with --probe: where the harness listens for the partners' servers' connections back")

@@ -49,7 +49,7 @@ func defineRunFlags(fs *flag.FlagSet) runFlags {
 	maxInput := sizeFlag(scenarios.MaxSuiteBytes)
 	fs.Var(&maxInput, "max-input", "the largest scenario file read, such as 16MiB or 64MiB")
 	return runFlags{
-		jobs:     fs.Int("j", runtime.NumCPU(), "run `N` negotiations at once"),
+		jobs:     fs.Int("j", runtime.NumCPU(), "run `N` negotiations at once (default: one per CPU)"),
 		repeat:   fs.Int("repeat", 1, "run every negotiation N times and report any that ends differently (flake hunting)"),
 		out:      fs.String("out", "", "`directory` for the report file and one transcript per negotiation"),
 		maxInput: &maxInput,

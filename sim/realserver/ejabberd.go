@@ -120,14 +120,14 @@ func StartEjabberdHosts(hosts []EjabberdHost, pki *certs.PKI, dnsAddr string) (*
 		return nil, fmt.Errorf("realserver: DNS address %q is not 127.0.0.1:PORT", dnsAddr)
 	}
 	return startRetrying(func() (*Ejabberd, error) {
-		x, err := startEjabberd(hosts, pki, port)
+		x, err := startEjabberd(hosts, pki, port, nil)
 		var slow *slowStart
 		if errors.As(err, &slow) {
 			// Once in a while (a few starts in thousands, on 2 busy
 			// cores) the Erlang shell never takes its input: a second
 			// start has always come up. A server that fails otherwise is
 			// not retried.
-			x, err = startEjabberd(hosts, pki, port)
+			x, err = startEjabberd(hosts, pki, port, nil)
 		}
 		return x, err
 	})
@@ -139,7 +139,11 @@ type slowStart struct{ err error }
 func (e *slowStart) Error() string { return e.err.Error() }
 func (e *slowStart) Unwrap() error { return e.err }
 
-func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string) (x *Ejabberd, err error) {
+// ejabberdConfigFunc writes the configuration of an instance in dir
+// listening on port; nil is the launcher's own, from the hosts' settings.
+type ejabberdConfigFunc func(dir string, port int) (string, error)
+
+func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string, config ejabberdConfigFunc) (x *Ejabberd, err error) {
 	dir, err := os.MkdirTemp("", "xmppneg-ejabberd-")
 	if err != nil {
 		return nil, err
@@ -186,7 +190,14 @@ func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string) (x *Eja
 	if err := os.WriteFile(filepath.Join(dir, "inetrc"), []byte(inetrc), 0o600); err != nil {
 		return x, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(ejabberdConfig(dir, x.port, hosts)), 0o600); err != nil {
+	if config == nil {
+		config = func(dir string, port int) (string, error) { return ejabberdConfig(dir, port, hosts), nil }
+	}
+	text, err := config(dir, x.port)
+	if err != nil {
+		return x, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(text), 0o600); err != nil {
 		return x, err
 	}
 	spool := filepath.Join(dir, "spool")
@@ -315,8 +326,14 @@ func (x *Ejabberd) waitReady(within time.Duration) error {
 			checks = append(checks, fmt.Sprintf("catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)", h.Domain))
 		}
 	}
+	// The code of the s2s streams and of the XMPP codec is loaded before
+	// ready is said: Erlang loads a module at its first call, and a
+	// first stream that loaded a few hundred of them took more than the
+	// sweeps' 1 s deadline on a busy machine.
+	preload := "[code:ensure_loaded(M) || A <- [xmpp, fast_tls, fast_xml, stringprep], {ok, Ms} <- [application:get_key(A, modules)], M <- Ms], " +
+		"[code:ensure_loaded(M) || M <- [ejabberd_s2s, ejabberd_s2s_in, ejabberd_s2s_out, xmpp_stream_in, xmpp_stream_out, xmpp_stream_pkix, mod_s2s_dialback, ejabberd_router, ejabberd_local, mod_ping, mod_admin_extra]], "
 	x.mu.Lock()
-	_, err := fmt.Fprintf(x.stdin, "(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
+	_, err := fmt.Fprintf(x.stdin, preload+"(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
 		"case {[route, s2s] -- mnesia:system_info(tables), [C || C <- [%s], element(1, C) =/= ok]} of "+
 		"{[], []} -> io:format(\"~n%s~n\"); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
 		strings.Join(checks, ", "), readyMark, within/(20*time.Millisecond))
