@@ -93,6 +93,8 @@ var fileCases = []struct {
 	{file: "../../scenarios/examples/jabberd2/s2s-local-ids.xml", hosts: map[string]hostWant{
 		"example.com":      {kv("pemfile", "true", "require_tls", "true", "cert", "valid"), "jabberd2-2.7", nil},
 		"chat.example.com": {kv("pemfile", "true", "require_tls", "true", "cert", "valid"), "jabberd2-2.7", nil}}},
+	{file: "../../scenarios/examples/jabberd2/s2s-no-srv-lookup.xml", fileWarnings: []string{"no-srv-lookup"}, hosts: map[string]hostWant{
+		"*": {kv("pemfile", "true", "require_tls", "false", "cert", "valid"), "jabberd2-2.7", []string{"no-external"}}}},
 	{file: "../../scenarios/examples/jabberd2/s2s-refused.xml", refused: "config_expand: Have no 'pki' defined"},
 }
 
