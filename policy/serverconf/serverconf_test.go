@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -516,5 +517,20 @@ func TestExampleInventory(t *testing.T) {
 			n++
 		}
 		assert.GreaterOrEqual(t, n, 5, dir)
+	}
+}
+
+// A configuration file that is a FIFO is refused at once: opening it to
+// read used to wait for a writer.
+func TestFIFOConfigurationIsRefused(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "prosody.cfg.lua")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	done := make(chan error, 1)
+	go func() { _, err := Load(fifo, Options{}); done <- err }()
+	select {
+	case err := <-done:
+		assert.ErrorContains(t, err, "not a regular file")
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a FIFO as a configuration hangs")
 	}
 }
