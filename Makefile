@@ -4,7 +4,9 @@ BIN     := bin/xmppneg
 
 .PHONY: all build run test deps vet unit interop repeat bench bench-interop fuzz report clean
 
-# Real servers the interop tests negotiate with (Debian packages).
+# Real servers the interop tests negotiate with (Debian packages; Prosody 13
+# and ejabberd 24, from bookworm-backports, use the system's lua5.4, Lua
+# libraries and Erlang/OTP that these bring in).
 DEPS_PKGS := prosody lua-unbound ejabberd jabberd2
 
 all: build
@@ -48,6 +50,10 @@ deps:
 	echo "deps: installing$$missing"; \
 	apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $(DEPS_PKGS) >/dev/null
+	@# Prosody 13 and ejabberd 24 from bookworm-backports, beside the
+	@# system's: downloaded with a private apt state and unpacked into
+	@# the user's cache (no root; quick when they are there).
+	@sh sim/realserver/install-backports.sh
 
 test: deps vet unit interop repeat
 

@@ -588,3 +588,20 @@ func LookupProfile(name string) (Profile, error) {
 	}
 	return Profile{}, fmt.Errorf("unknown profile %q: accepted values are %s", name, strings.Join(names, ", "))
 }
+
+// Prosody13Settings is how Prosody 13 negotiates with the given knobs,
+// mod_s2s_bidi (XEP-0288) loaded or not. Where it is written the same as
+// Prosody 0.12's, a recorded negotiation of interop-prosody-13 shows it.
+func Prosody13Settings(requireEncryption, secureAuth, dialback, bidi bool) Settings {
+	s := ProsodySettings(requireEncryption, secureAuth, dialback)
+	return s
+}
+
+// Ejabberd24Settings is how ejabberd 24.12 negotiates with
+// s2s_use_starttls and mod_s2s_dialback as given, mod_s2s_bidi loaded or
+// not. Where it is written the same as ejabberd 23.01's, a recorded
+// negotiation of interop-ejabberd-24 shows it.
+func Ejabberd24Settings(tls Level, dialback, bidi bool) Settings {
+	s := EjabberdSettings(tls, dialback)
+	return s
+}

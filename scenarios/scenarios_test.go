@@ -102,7 +102,7 @@ func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
 		{"bad limit", head + "    initiator: {domain: a.test, max_element_bytes: 3}\n", "max_element_bytes: \"3\" is not a number of bytes"},
 		{"duplicate", head + "    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: fail\n  - name: x\n    initiator: {domain: a.test}\n    receiver: {domain: b.test}\n    expect: fail\n", "bad.yaml:7: scenario \"x\" is declared twice (also at bad.yaml:3)"},
 		{"endpoint named twice", "suite: t\nendpoints:\n  lync: {domain: a.test}\n  lync: {domain: b.test}\nscenarios: []\n", "bad.yaml:4:3: endpoint \"lync\" is named twice (also at line 3)"},
-		{"unknown server", head + "    initiator: {server: openfire}\n", "bad.yaml:4:25: server: unknown server \"openfire\": accepted values are prosody, ejabberd"},
+		{"unknown server", head + "    initiator: {server: openfire}\n", "bad.yaml:4:25: server: unknown server \"openfire\": accepted values are prosody, prosody-13, ejabberd"},
 		{"knob of another server", head + "    initiator: {server: prosody, s2s_use_starttls: optional}\n", "unknown key \"s2s_use_starttls\" in initiator (a real prosody); did you mean \"s2s_direct_tls\"? (accepted: server, domain, s2s_require_encryption, s2s_secure_auth, dialback, cert, s2s_direct_tls)"},
 		{"bad knob value", head + "    initiator: {server: ejabberd, s2s_use_starttls: sometimes}\n", "s2s_use_starttls: invalid value \"sometimes\": accepted values are false, optional, required"},
 		{"two real servers", head + "    initiator: {server: prosody}\n    receiver: {server: ejabberd}\n    expect: fail\n", "two real servers; one side must be the harness's"},

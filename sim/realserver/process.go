@@ -299,3 +299,10 @@ func (n *notifySocket) close() {
 	n.conn.Close()
 	<-n.done
 }
+
+// seenLine returns the line that matched the named signal, or "".
+func (p *process) seenLine(name string) string {
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return p.out.seen[name]
+}
