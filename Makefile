@@ -26,8 +26,9 @@ unit:
 
 # The real-server suites whole, in a build without the race detector
 # (under it, go test runs a quarter of each): every negotiation with
-# Prosody, ejabberd and jabberd2; the HTML report in report/interop.
-INTEROP_SUITES := interop-prosody interop-ejabberd interop-jabberd2
+# Prosody and ejabberd of both generations, and jabberd2; the HTML report
+# in report/interop.
+INTEROP_SUITES := interop-prosody interop-ejabberd interop-jabberd2 interop-prosody-13 interop-ejabberd-24
 interop: build
 	./$(BIN) run $(INTEROP_SUITES) -o html --out report/interop
 

@@ -25,6 +25,12 @@ func TestInteropProsody(t *testing.T) { testInterop(t, "prosody") }
 
 func TestInteropEjabberd(t *testing.T) { testInterop(t, "ejabberd") }
 
+// The bookworm-backports generation, unpacked beside the system's by
+// make deps.
+func TestInteropProsody13(t *testing.T) { testInterop(t, "prosody-13") }
+
+func TestInteropEjabberd24(t *testing.T) { testInterop(t, "ejabberd-24") }
+
 // jabberd2 has no SASL EXTERNAL on s2s: a negotiation with it that ends
 // in SASL over TLS would mean the harness, not jabberd2, decided it.
 func TestInteropJabberd2(t *testing.T) { testInterop(t, "jabberd2", outcome.SASLOverTLS) }

@@ -56,11 +56,11 @@ func TestREADMECountsAreTheRealOnes(t *testing.T) {
 	for _, m := range regexp.MustCompile("`xmppneg run ([a-z0-9-]+)` \\((\\d+) scenarios").FindAllStringSubmatch(readme, -1) {
 		check(m[1]+" scenarios", num(m[2]), size[m[1]])
 	}
-	for _, m := range regexp.MustCompile("`(interop-[a-z0-9]+)` \\| \\d+ \\| a real \\w+(?: under|,) (\\d+) settings").FindAllStringSubmatch(readme, -1) {
+	for _, m := range regexp.MustCompile("`(interop-[a-z0-9]+(?:-[0-9]+)?)` \\| \\d+ \\| a real [\\w .()-]+?(?: under|,) (\\d+) settings").FindAllStringSubmatch(readme, -1) {
 		check(m[1]+" settings", num(m[2]), settings[m[1]])
 	}
 	total := 0
-	for _, m := range regexp.MustCompile("\\(`(interop-[a-z0-9]+)`\\) \\| (\\d+) knob settings \\+ (\\d+) server certificates \\| (\\d+) \\| \\*\\*(\\d+) of (\\d+)\\*\\*").FindAllStringSubmatch(readme, -1) {
+	for _, m := range regexp.MustCompile("\\(`(interop-[a-z0-9]+(?:-[0-9]+)?)`\\) \\| (\\d+) knob settings \\+ (\\d+) server certificates \\| (\\d+) \\| \\*\\*(\\d+) of (\\d+)\\*\\*").FindAllStringSubmatch(readme, -1) {
 		check(m[1]+" settings in the interop table", num(m[2])+num(m[3]), settings[m[1]])
 		check(m[1]+" negotiations in the interop table", num(m[4]), size[m[1]])
 		check(m[1]+" real = oracle = engine", num(m[6]), size[m[1]])

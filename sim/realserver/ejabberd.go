@@ -342,11 +342,21 @@ func (x *Ejabberd) waitReady(within time.Duration) error {
 			checks = append(checks, fmt.Sprintf("catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)", h.Domain))
 		}
 	}
+	preload := ""
+	if x.hosts[0].Settings.Backports {
+		// ejabberd 24.12 loads its code as it first needs it, and a
+		// negotiation taking a path for the first time (dialback verify,
+		// a refused certificate, bidi) waited for that over the 1 s
+		// deadline of the sweeps on a busy machine: 16 of 1,213 timed out
+		// here until every module of its applications was loaded before
+		// it was called ready.
+		preload = "[code:ensure_modules_loaded(Ms) || {A, _, _} <- application:loaded_applications(), {ok, Ms} <- [application:get_key(A, modules)]], "
+	}
 	x.mu.Lock()
-	_, err := fmt.Fprintf(x.stdin, "(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
+	_, err := fmt.Fprintf(x.stdin, "%s(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
 		"case {[route, s2s] -- mnesia:system_info(tables), [C || C <- [%s], element(1, C) =/= ok]} of "+
 		"{[], []} -> io:format(\"~n%s ~s~n\", [ejabberd_option:version()]); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
-		strings.Join(checks, ", "), readyMark, within/(20*time.Millisecond))
+		preload, strings.Join(checks, ", "), readyMark, within/(20*time.Millisecond))
 	x.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("writing to its shell: %w", err)
