@@ -104,14 +104,14 @@ func TestDocsCountsAreTheRealOnes(t *testing.T) {
 		each("`xmppneg run ([a-z0-9-]+)` \\((\\d+) scenarios", func(m []string) {
 			check(m[1]+" scenarios", num(m[2]), size[m[1]])
 		})
-		each("`(interop-[a-z0-9]+)` \\| \\d+ \\| a real \\w+(?: under|,) (\\d+) settings", func(m []string) {
+		each("`(interop-[a-z0-9]+(?:-[0-9]+)?)` \\| \\d+ \\| a real [\\w .()-]+?(?: under|,) (\\d+) settings", func(m []string) {
 			check(m[1]+" settings", num(m[2]), settings[m[1]])
 		})
-		each("`(interop-[a-z0-9]+)` \\| \\d+ \\| [^|\\n]*?, and (\\d+) scenarios", func(m []string) {
+		each("`(interop-[a-z0-9]+(?:-[0-9]+)?)` \\| \\d+ \\| [^|\\n]*?, and (\\d+) scenarios", func(m []string) {
 			check(m[1]+" scenarios beside the sweeps", num(m[2]), handWritten[m[1]])
 		})
 		total := 0
-		each("\\(`(interop-[a-z0-9]+)`\\) \\| (\\d+) knob settings \\+ (\\d+) server certificates \\| (\\d+) \\| \\*\\*(\\d+) of (\\d+)\\*\\*", func(m []string) {
+		each("\\(`(interop-[a-z0-9]+(?:-[0-9]+)?)`\\) \\| (\\d+) knob settings \\+ (\\d+) server certificates \\| (\\d+) \\| \\*\\*(\\d+) of (\\d+)\\*\\*", func(m []string) {
 			check(m[1]+" settings in the interop table", num(m[2])+num(m[3]), settings[m[1]])
 			check(m[1]+" negotiations in the interop table", num(m[4]), size[m[1]])
 			check(m[1]+" real = oracle = engine", num(m[6]), size[m[1]])

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -418,4 +419,20 @@ func (comp *component) close() {
 	_ = comp.send("</stream:stream>")
 	comp.conn.Close()
 	<-comp.done
+}
+
+// jabberd2Version is what jabberd2-s2s says it is in its usage text,
+// such as "(2.7.0)": it logs no version as it starts.
+var jabberd2Version = regexp.MustCompile(`jabberd server-to-server connector \(([^)]+)\)`)
+
+// Version asks the jabberd2-s2s program for its version ("jabberd2
+// 2.7.0"), or returns "" when it does not say.
+func (j *Jabberd2) Version() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "/usr/sbin/jabberd2-s2s", "-h").CombinedOutput()
+	if m := jabberd2Version.FindSubmatch(out); m != nil {
+		return "jabberd2 " + string(m[1])
+	}
+	return ""
 }
