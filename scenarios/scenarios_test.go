@@ -60,8 +60,8 @@ func TestShippedSuitesLoad(t *testing.T) {
 		"lync2013":         648,
 		"pairwise":         18 * 18 * 2 * 13 * 3,
 		"profiles":         8*8*2 + 8*8*5,
-		"interop-prosody":  interop(5, 9),
-		"interop-ejabberd": interop(6, 7),
+		"interop-prosody":  interop(5, 11),
+		"interop-ejabberd": interop(6, 9),
 		"interop-jabberd2": interop(3, 7),
 	}
 	for _, name := range Suites() {
