@@ -563,9 +563,11 @@ func EjabberdSettings(tls Level, dialback bool) Settings {
 		AnswerPings:       AnswerPingsOwnStream,
 		VersionMismatch:   VersionMismatchClose,
 		PlainDialback:     PlainDialbackClose,
-		// Without a certificate it still offers STARTTLS and answers it
-		// with <failure/> (interop-ejabberd/server-certificates with
-		// cert=missing).
+		// Without certfiles it answered <starttls/> with <failure/> in
+		// the first streams after its start, and later presented a
+		// self-signed certificate it made itself (interop runs with
+		// cert=missing): it is not long without one, and this is what
+		// it does until it has one (unpinned, see recorded_test.go).
 		NoCertTLS: NoCertTLSOfferAndRefuse,
 	}}
 	if !dialback {

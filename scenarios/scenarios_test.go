@@ -61,7 +61,7 @@ func TestShippedSuitesLoad(t *testing.T) {
 		"pairwise":         18 * 18 * 2 * 13 * 3,
 		"profiles":         8*8*2 + 8*8*5,
 		"interop-prosody":  interop(5, 11),
-		"interop-ejabberd": interop(6, 9),
+		"interop-ejabberd": interop(6, 7),
 		"interop-jabberd2": interop(3, 7),
 	}
 	for _, name := range Suites() {

@@ -670,7 +670,7 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 		if len(certfiles) == 0 {
 			cert = "missing"
 			h.Warnings = append(h.Warnings, Finding{Code: "no-certificate",
-				Message: fmt.Sprintf("no certfiles: ejabberd has no certificate for %s (unless ACME obtains one); it still offers STARTTLS and answers it with <failure/>, so partners that take the offer fail, and its dialback checks by partners that use TLS fail too", name)})
+				Message: fmt.Sprintf("no certfiles: ejabberd has no certificate for %s (unless ACME obtains one): it makes a self-signed one of its own and presents it, which partners that check certificates refuse, and until it has made it, it answers <starttls/> with <failure/> (seen; xmppneg predicts the latter)", name)})
 		} else {
 			h.Sources["cert"] = certSrc
 			h.Warnings = append(h.Warnings, Finding{Code: "certificate-assumed", Source: certSrc,
