@@ -75,6 +75,12 @@ type Behaviour struct {
 	// without an alert, as server or client, when the version is one it
 	// will not complete.
 	VersionMismatch VersionMismatch `json:"version_mismatch"`
+	// NoCertTLS is what a receiving end without a certificate does about
+	// STARTTLS: offer none, or offer it (marked required as its TLS
+	// setting says) and then fail the handshake, as Prosody 0.12 does
+	// ("no shared cipher"), or answer <starttls/> with <failure/>, as
+	// ejabberd 23.01 does.
+	NoCertTLS NoCertTLS `json:"no_cert_tls"`
 	// DirectTLS is XEP-0368: as a receiver the end also listens for
 	// connections that start with TLS (published as _xmpps-server), and
 	// as an initiator it uses such a target when it finds one.
@@ -284,6 +290,16 @@ const (
 	RequiredMarkerOmit                // jabberd2
 )
 
+// NoCertTLS is what a receiving end without a certificate does about
+// STARTTLS.
+type NoCertTLS uint8
+
+const (
+	NoCertTLSWithhold       NoCertTLS = iota // no STARTTLS offered
+	NoCertTLSOfferAndFail                    // offered, and the handshake fails with handshake_failure (Prosody 0.12)
+	NoCertTLSOfferAndRefuse                  // offered, and <starttls/> answered with <failure/> (ejabberd 23.01)
+)
+
 // VersionMismatch is what an end does when TLS versions do not work out.
 type VersionMismatch uint8
 
@@ -363,6 +379,8 @@ var knobs = []knob{
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.StreamLimits) }},
 	{"channel_binding", []string{"false", "true"}, "whether a receiver advertises XEP-0440 SASL channel-binding types (tls-exporter, tls-server-end-point) beside its mechanisms on TLS streams, as ejabberd 24.12 does",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.ChannelBinding) }},
+	{"no_cert_tls", []string{"withhold", "offer-and-fail", "offer-and-refuse"}, "what a receiver without a certificate does about STARTTLS: offer none, offer it and fail the handshake, or offer it and answer <starttls/> with <failure/>",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.NoCertTLS) }},
 }
 
 func lookupKnob(key string) (knob, bool) {
@@ -608,6 +626,11 @@ func ProsodySettings(requireEncryption, secureAuth, dialback bool) Settings {
 		// interop-prosody/db-result-on-the-plain-stream-to-a-prosody-that-requires-encryption).
 		PlainDialback:   PlainDialbackVerifyThenClose,
 		VersionMismatch: VersionMismatchAlert,
+		// Without a certificate it still offers STARTTLS and fails the
+		// handshake, "no shared cipher" in its log (Prosody started on
+		// a file whose host has none: scenarios/operators_real_test.go,
+		// and interop-prosody/server-certificates with cert=missing).
+		NoCertTLS: NoCertTLSOfferAndFail,
 	}}
 	if requireEncryption || secureAuth {
 		// Its own outbound and verify connections need TLS as well.
@@ -636,6 +659,12 @@ func EjabberdSettings(tls Level, dialback bool) Settings {
 		AnswerPings:       AnswerPingsOwnStream,
 		VersionMismatch:   VersionMismatchClose,
 		PlainDialback:     PlainDialbackClose,
+		// Without certfiles it answered <starttls/> with <failure/> in
+		// the first streams after its start, and later presented a
+		// self-signed certificate it made itself (interop runs with
+		// cert=missing): it is not long without one, and this is what
+		// it does until it has one (unpinned, see recorded_test.go).
+		NoCertTLS: NoCertTLSOfferAndRefuse,
 	}}
 	if !dialback {
 		// Without dialback to fall back to, its outbound streams verify

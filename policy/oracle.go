@@ -20,6 +20,13 @@ type Prediction struct {
 
 func hasCert(st certs.State) bool { return st != certs.Missing && st != "" }
 
+// offersTLS says whether a receiving end offers STARTTLS: when its TLS is
+// not NotSupported and it has a certificate, or, without one, when its
+// behaviour offers it anyway (and then fails the handshake).
+func offersTLS(re Settings) bool {
+	return re.TLS != NotSupported && (hasCert(re.Cert) || re.NoCertTLS != NoCertTLSWithhold)
+}
+
 // usage is the extended key usage a purpose checks for.
 func (p Purpose) usage() x509.ExtKeyUsage {
 	switch p {
@@ -129,7 +136,7 @@ func predictAuthentication(in, re Settings) Prediction {
 	}
 
 	// Before TLS: the receiver offers STARTTLS when it may and can.
-	offerTLS := re.TLS != NotSupported && hasCert(re.Cert)
+	offerTLS := offersTLS(re)
 	marked := offerTLS && re.TLS == Required && re.RequiredMarker == RequiredMarkerSend
 	secure := false
 	switch {
@@ -265,6 +272,17 @@ func predictTLS(pr *predictor, client, server Settings, handshake, after outcome
 		// below what the client completes.
 		return pr.fail(failure(handshake, outcome.ConnectionClosed, clientSide), "the %s offers TLS from 1.0 but completes only %s; the %s chose TLS %d.%d, and the %s closes the connection without an alert",
 			clientSide, client.TLSRangeText(), serverSide, shi/10, shi%10, clientSide), true
+	case !hasCert(server.Cert) && server.NoCertTLS == NoCertTLSOfferAndRefuse:
+		// It offered STARTTLS without a certificate and refuses it.
+		step := handshake
+		if step == outcome.StepTLSHandshake {
+			step = outcome.StepStartTLS
+		}
+		return pr.fail(failure(step, outcome.StartTLSFailure, serverSide), "the %s has no certificate: it offered STARTTLS and answers <starttls/> with <failure/>", serverSide), true
+	case !hasCert(server.Cert):
+		// It offered TLS without a certificate (no_cert_tls=offer-and-fail):
+		// no cipher suite can be chosen.
+		return pr.fail(failure(handshake, outcome.HandshakeFailure, serverSide), "the %s has no certificate: it offered TLS and fails the handshake (no shared cipher)", serverSide), true
 	case badServer && client.RefuseServer == ServerRefusalHandshake:
 		return pr.fail(failure(handshake, outcome.BadCertificate, clientSide), "the %s aborts TLS over the %s's %s certificate", clientSide, serverSide, server.Cert), true
 	case badClient && server.Refuse == RefuseAtHandshake && direct && nameOnly(client.Cert):
@@ -397,7 +415,7 @@ func predictVerify(pr *predictor, auth, verifier Settings) (outcome.Failure, boo
 		}
 		return outcome.Failure{}, true
 	}
-	offerTLS := auth.TLS != NotSupported && hasCert(auth.Cert)
+	offerTLS := offersTLS(auth)
 	marked := offerTLS && auth.TLS == Required && auth.RequiredMarker == RequiredMarkerSend
 	switch {
 	case offerTLS && verifier.TLS != NotSupported:

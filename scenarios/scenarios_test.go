@@ -60,12 +60,12 @@ func TestShippedSuitesLoad(t *testing.T) {
 		"lync2013":         648,
 		"pairwise":         18 * 18 * 2 * 13 * 3,
 		"profiles":         12*12*2 + 12*12*5,
-		"interop-prosody":  interop(5, 9),
+		"interop-prosody":  interop(5, 11),
 		"interop-ejabberd": interop(6, 7),
 		"interop-jabberd2": interop(3, 7),
 		// mod_s2s_bidi loaded: one setting more than their elders, and
 		// partners with XEP-0288 in either namespace, both ways.
-		"interop-prosody-13":  interop(6, 9) + 4,
+		"interop-prosody-13":  interop(6, 11) + 4,
 		"interop-ejabberd-24": interop(7, 7) + 4,
 	}
 	for _, name := range Suites() {

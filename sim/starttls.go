@@ -23,7 +23,7 @@ import (
 // and it has a certificate to present; required when TLS is Required
 // (unless its behaviour omits the marker, as jabberd2 does).
 func startTLSOffer(p policy.Settings, hasCert bool) (offer, required bool) {
-	offer = p.TLS != policy.NotSupported && hasCert
+	offer = p.TLS != policy.NotSupported && (hasCert || p.NoCertTLS != policy.NoCertTLSWithhold)
 	return offer, offer && p.TLS == policy.Required && p.RequiredMarker == policy.RequiredMarkerSend
 }
 
@@ -82,6 +82,10 @@ func (rs *receiverState) serveStartTLS() error {
 	}
 	if err := rs.stopAt(outcome.StepStartTLS); err != nil {
 		return err
+	}
+	if c.ep.cert == nil && c.ep.cfg.Settings.NoCertTLS == policy.NoCertTLSOfferAndRefuse {
+		return c.refuse(outcome.StartTLSFailure, fmt.Sprintf("the %s has no certificate: it offered STARTTLS and refuses it", c.me),
+			"<failure xmlns='"+nsTLS+"'/>", closeTag)
 	}
 	if c.ep.fault(StartTLSFailure) {
 		return c.refuse(outcome.StartTLSFailure, "the receiver offered STARTTLS and then refused it (fault starttls-failure)",
@@ -245,10 +249,21 @@ func (c *xconn) serverTLS() *tls.Config {
 				}
 			}
 		}
+		versionsMeet := false
 		for _, v := range hello.SupportedVersions {
-			if v >= lo && v <= hi {
-				return nil, nil
-			}
+			versionsMeet = versionsMeet || (v >= lo && v <= hi)
+		}
+		if versionsMeet && c.ep.cert == nil {
+			// Offered without a certificate (no_cert_tls=offer-and-fail):
+			// no cipher suite can be chosen, and the handshake_failure
+			// alert says so, as OpenSSL does ("no shared cipher").
+			c.versionErr = c.fail(outcome.HandshakeFailure, "the %s has no certificate: it offered TLS and fails the handshake (no shared cipher)", c.me)
+			_, _ = c.raw.Write(handshakeFailureAlert)
+			c.raw.Close()
+			return nil, errVersionClose
+		}
+		if versionsMeet {
+			return nil, nil
 		}
 		if c.ep.cfg.Settings.VersionMismatch == policy.VersionMismatchInternalError {
 			// crypto/tls answers an error here with internal_error.
@@ -374,6 +389,11 @@ func (c *xconn) clientTLS() *tls.Config {
 	}
 	return cfg
 }
+
+// handshakeFailureAlert is a TLS record holding a fatal handshake_failure
+// alert (RFC 8446 §6): content type 21, legacy version 3.3, length 2,
+// level fatal (2), description 40.
+var handshakeFailureAlert = []byte{21, 3, 3, 0, 2, 2, 40}
 
 // errVersionClose ends a handshake whose versions do not work out, on a
 // connection already closed without an alert (version_mismatch=close).

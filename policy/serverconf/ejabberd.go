@@ -670,7 +670,7 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 		if len(certfiles) == 0 {
 			cert = "missing"
 			h.Warnings = append(h.Warnings, Finding{Code: "no-certificate",
-				Message: fmt.Sprintf("no certfiles: ejabberd has no certificate for %s, so it offers no STARTTLS (unless ACME obtains one)", name)})
+				Message: fmt.Sprintf("no certfiles: ejabberd has no certificate for %s (unless ACME obtains one): it makes a self-signed one of its own and presents it, which partners that check certificates refuse, and until it has made it, it answers <starttls/> with <failure/> (seen; xmppneg predicts the latter)", name)})
 		} else {
 			h.Sources["cert"] = certSrc
 			h.Warnings = append(h.Warnings, Finding{Code: "certificate-assumed", Source: certSrc,

@@ -839,12 +839,11 @@ func (e *prosodyEval) config() (*Config, error) {
 			if requireEnc || secureAuth {
 				enc = ", as required: no s2s connection with it can succeed"
 			}
-			// Observed (scenarios/examples/operators-real_test.go): Prosody
-			// 0.12 started on such a file offers STARTTLS and fails the
-			// handshake; the profiles' cert=missing, which offers none,
-			// does not describe it, so the prediction is marked as such.
+			// Observed (scenarios/operators_real_test.go): Prosody 0.12
+			// started on such a file offers STARTTLS and fails the
+			// handshake (no_cert_tls=offer-and-fail in its profile).
 			h.Warnings = append(h.Warnings, Finding{Code: "no-certificate", Source: certSrc,
-				Message: fmt.Sprintf("no certificate for %s (%s): Prosody 0.12 still offers STARTTLS and fails every TLS handshake (\"no shared cipher\"), incoming and for the dialback checks of its own streams%s; the prediction (no STARTTLS offered) does not hold", name, certWhat, enc)})
+				Message: fmt.Sprintf("no certificate for %s (%s): Prosody 0.12 still offers STARTTLS and fails every TLS handshake (\"no shared cipher\"), incoming and for the dialback checks of its own streams%s", name, certWhat, enc)})
 		} else {
 			h.Warnings = append(h.Warnings, Finding{Code: "certificate-assumed", Source: certSrc,
 				Message: fmt.Sprintf("the certificate (%s) is assumed valid for %s: xmppneg does not read it; check it with 'prosodyctl check certs', and model another state with cert=STATE (cert=self-signed, cert=no-client-auth, …)", certWhat, name)})

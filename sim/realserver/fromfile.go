@@ -163,13 +163,12 @@ func prosodyFileConfig(file, dir, host string, port, direct int, dnsPort string,
 	if direct != 0 {
 		directPorts = fmt.Sprint(direct)
 	}
-	// Without a certificate of its own it gets no ssl option at all: a
-	// global ssl (even one naming only the CA) makes Prosody offer
-	// STARTTLS that then fails ("no shared cipher"), which a file without
-	// certificates does not do.
-	hostSSL, globalSSL := "", ""
+	// The CA it trusts is the harness's, with or without a certificate
+	// of its own (s2s_secure_auth checks partners' certificates either
+	// way).
+	hostSSL := ""
+	globalSSL := fmt.Sprintf("ssl = { cafile = %q; capath = false }\n", filepath.Join(dir, "certs/ca.pem"))
 	if cert != certs.Missing {
-		globalSSL = fmt.Sprintf("ssl = { cafile = %q; capath = false }\n", filepath.Join(dir, "certs/ca.pem"))
 		hostSSL = fmt.Sprintf("VirtualHost %q\n\tssl = { certificate = %q; key = %q }\n", host,
 			filepath.Join(dir, "certs", host+".crt"), filepath.Join(dir, "certs", host+".key"))
 	}
