@@ -134,6 +134,9 @@ type Case struct {
 	// certificate (policy.RefusalPoints).
 	Refuse       string `json:"refuse,omitempty"`
 	RowInitiates bool   `json:"row_initiates,omitempty"`
+	// Direction is, for two real servers meeting (federation), which one
+	// initiated: "a-to-b" or "b-to-a".
+	Direction string `json:"direction,omitempty"`
 }
 
 // real returns the endpoint of c that is a real server, if any.
