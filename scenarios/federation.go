@@ -2,8 +2,10 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"xmppneg/certs"
@@ -60,6 +62,15 @@ func Federate(ctx context.Context, p FederationPair, opt FederationOptions) ([]*
 	if err != nil {
 		return nil, nil, err
 	}
+	ns, err := judgeFederation(ctx, p, res, opt.PKI, suite, opt.Source)
+	return ns, res, err
+}
+
+// judgeFederation makes one negotiation of each direction of res: what
+// was observed, what the two profiles predict and what the engine
+// playing both came to.
+func judgeFederation(ctx context.Context, p FederationPair, res *federation.Result, pki *certs.PKI, suite, source string) ([]*Negotiation, error) {
+	a, b := res.A, res.B
 	var out []*Negotiation
 	for _, d := range res.Directions {
 		in, re := a, b
@@ -68,23 +79,23 @@ func Federate(ctx context.Context, p FederationPair, opt FederationOptions) ([]*
 		}
 		c := &Case{ID: fmt.Sprintf("%s/%s/%s", suite, p.ID(), d.Name), Suite: suite,
 			Name:   fmt.Sprintf("%s %s → %s %s", in.Setting.Kind(), in.Domain, re.Setting.Kind(), re.Domain),
-			Source: opt.Source, Direction: d.Name, Expect: Expect{Oracle: Predicted},
+			Source: source, Direction: d.Name, Expect: Expect{Oracle: Predicted},
 			Initiator: Endpoint{Domain: in.Domain, Settings: in.Setting.Policy(), Server: in.Setting},
 			Receiver:  Endpoint{Domain: re.Domain, Settings: re.Setting.Policy(), Server: re.Setting}}
 		pred := federation.Predict(c.Initiator.Settings, c.Receiver.Settings)
 		n := &Negotiation{Case: c, Prediction: &pred, Expected: pred.Outcome}
 		n.Result = &sim.Result{Initiator: in.Domain, Receiver: re.Domain, Outcome: d.Observed, Transcript: d.Transcript,
 			TLS: d.TLS, Notes: d.Notes, Duration: d.Duration, Offers: []sim.Offer{}}
-		emu, err := federation.Emulate(ctx, c.Initiator.Settings, c.Receiver.Settings, in.Domain, re.Domain, res.Timeout, opt.PKI)
+		emu, err := federation.Emulate(ctx, c.Initiator.Settings, c.Receiver.Settings, in.Domain, re.Domain, res.Timeout, pki)
 		if err != nil {
-			return nil, nil, fmt.Errorf("the engine playing both profiles: %w", err)
+			return nil, fmt.Errorf("the engine playing both profiles: %w", err)
 		}
 		n.Emulated = emu
 		n.ServerLog = strings.Join(d.Logs.Lines, "\n")
 		n.judgeFederation(d)
 		out = append(out, n)
 	}
-	return out, res, nil
+	return out, nil
 }
 
 // judgeFederation compares one direction's observation and emulation
@@ -139,4 +150,229 @@ func FederationReport(suite string, ns []*Negotiation, took time.Duration, inter
 		s.Cases = append(s.Cases, n.Case)
 	}
 	return &Report{Suites: []*Suite{s}, Negotiations: ns, Duration: took, Repeat: 1, Selected: len(ns), Interrupted: interrupted}
+}
+
+// fieldSettings are the settings of each server family the federation
+// suite makes meet: its default and those that matter in the field
+// (TLS required, no certificate, a certificate without clientAuth as
+// public CAs issue them since 2026, dialback off, secure
+// authentication). A later generation of a family (prosody-13) is
+// given the same knobs; one it does not accept is left out, and said.
+var fieldSettings = map[string][]map[string]string{
+	"prosody": {
+		{},
+		{"s2s_require_encryption": "false"},
+		{"dialback": "false"},
+		{"s2s_secure_auth": "true"},
+		{"cert": "no-client-auth"},
+	},
+	"ejabberd": {
+		{},
+		{"s2s_use_starttls": "optional"},
+		{"s2s_use_starttls": "required"},
+		{"s2s_use_starttls": "required", "dialback": "false"},
+		{"s2s_use_starttls": "optional", "cert": "no-client-auth"},
+	},
+	"jabberd2": {
+		{},
+		{"require_tls": "true"},
+		{"pemfile": "false"},
+		{"cert": "no-client-auth"},
+	},
+}
+
+// family is the server a kind is a generation of.
+func family(kind string) string {
+	for f := range fieldSettings {
+		if kind == f || strings.HasPrefix(kind, f+"-") {
+			return f
+		}
+	}
+	return ""
+}
+
+// FederationPlan is the federation suite: the servers to start (each
+// setting once, each serving a domain of its own) and the pairs of them
+// to make meet.
+type FederationPlan struct {
+	Servers []federation.Server
+	Pairs   []PlannedPair
+	Sweeps  []Sweep
+	// Skipped says which field settings a kind did not accept.
+	Skipped []string
+}
+
+// PlannedPair is one federation of the plan: A and B are domains of
+// its servers.
+type PlannedPair struct {
+	Sweep, A, B string
+}
+
+// PlanFederation plans the federation suite over kinds: for every two
+// kinds (and every kind with itself), one server in its default
+// setting meets the other in each of its field settings, each of the
+// other's field settings meets the first in its default, and the i-th
+// non-default settings of both meet; a kind meeting itself meets a
+// second server in its default setting. Both directions of each pair
+// are run, so both orders of initiation are covered.
+func PlanFederation(kinds []*realserver.Kind) (*FederationPlan, error) {
+	plan := &FederationPlan{}
+	type srv struct{ domain, id, title string }
+	settings := map[string][]srv{} // by kind: default first
+	peers := map[string]srv{}      // by kind: its second default server
+	for _, k := range kinds {
+		f := family(k.Name)
+		if f == "" {
+			plan.Skipped = append(plan.Skipped, fmt.Sprintf("%s: no field settings known for it", k.Name))
+			continue
+		}
+		for _, knobs := range fieldSettings[f] {
+			s, err := k.Parse(knobs)
+			if err != nil {
+				plan.Skipped = append(plan.Skipped, fmt.Sprintf("%s %v: %v", k.Name, knobs, err))
+				continue
+			}
+			d := hostLabel(k.Name+"-"+s.ID()) + ".test"
+			plan.Servers = append(plan.Servers, federation.Server{Setting: s, Domain: d, Group: "mesh"})
+			settings[k.Name] = append(settings[k.Name], srv{d, s.ID(), s.String()})
+		}
+		if len(settings[k.Name]) == 0 {
+			continue
+		}
+		def := plan.Servers[len(plan.Servers)-len(settings[k.Name])]
+		peer := federation.Server{Setting: def.Setting, Domain: hostLabel(k.Name+"-peer") + ".test"}
+		plan.Servers = append(plan.Servers, peer)
+		peers[k.Name] = srv{peer.Domain, "peer " + def.Setting.ID(), def.Setting.String()}
+	}
+	var names []string
+	for _, k := range kinds {
+		if len(settings[k.Name]) > 0 {
+			names = append(names, k.Name)
+		}
+	}
+	for i, x := range names {
+		for _, y := range names[i:] {
+			sw := Sweep{Suite: "federation", Name: x + " × " + y, Titles: map[string]string{},
+				PartnerTitles: map[string]string{}, PartnerShort: map[string]string{}, Federation: true, RowServer: x, PartnerServer: y}
+			xs, ys := settings[x], settings[y]
+			var pairs [][2]srv
+			if x == y {
+				for _, s := range ys {
+					pairs = append(pairs, [2]srv{peers[x], s})
+				}
+				xs = []srv{peers[x]}
+			} else {
+				for _, s := range ys {
+					pairs = append(pairs, [2]srv{xs[0], s})
+				}
+				for _, s := range xs[1:] {
+					pairs = append(pairs, [2]srv{s, ys[0]})
+				}
+				for j := 1; j < min(len(xs), len(ys)); j++ {
+					pairs = append(pairs, [2]srv{xs[j], ys[j]})
+				}
+			}
+			for _, s := range xs {
+				sw.Rows = append(sw.Rows, s.id)
+				sw.Titles[s.id] = s.title
+			}
+			for _, s := range ys {
+				sw.Partners = append(sw.Partners, s.id)
+				sw.PartnerTitles[s.id], sw.PartnerShort[s.id] = s.title, s.id
+			}
+			for _, p := range pairs {
+				plan.Pairs = append(plan.Pairs, PlannedPair{Sweep: sw.Name, A: p[0].domain, B: p[1].domain})
+			}
+			plan.Sweeps = append(plan.Sweeps, sw)
+		}
+	}
+	if len(plan.Pairs) == 0 {
+		return nil, fmt.Errorf("federation: no two real servers to make meet (kinds: %d)", len(kinds))
+	}
+	return plan, nil
+}
+
+// RunFederation starts the plan's servers once, as one mesh, and makes
+// every pair meet, jobs pairs at a time; each is called with every
+// negotiation as it ends. The report's grids are the plan's sweeps: one
+// per two kinds, rows A's settings, columns B's, each cell split by
+// direction.
+func RunFederation(ctx context.Context, plan *FederationPlan, opt federation.Options, jobs int, each func(*Negotiation)) (*Report, error) {
+	start := time.Now()
+	if opt.PKI == nil {
+		pki, err := certs.New()
+		if err != nil {
+			return nil, err
+		}
+		opt.PKI = pki
+	}
+	mesh, err := federation.StartMesh(ctx, plan.Servers, opt)
+	if err != nil {
+		return nil, err
+	}
+	defer mesh.Close()
+	byDomain := map[string]federation.Server{}
+	for _, s := range plan.Servers {
+		byDomain[s.Domain] = s
+	}
+	out := make([][]*Negotiation, len(plan.Pairs))
+	errs := make([]error, len(plan.Pairs))
+	sem := make(chan struct{}, max(jobs, 1))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, p := range plan.Pairs {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			res, err := mesh.Federate(ctx, p.A, p.B)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			a, b := byDomain[p.A], byDomain[p.B]
+			pair := FederationPair{A: a.Setting, B: b.Setting, DomainA: a.Domain, DomainB: b.Domain}
+			ns, err := judgeFederation(ctx, pair, res, mesh.PKI(), "federation", "the federation suite (scenarios.PlanFederation)")
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			for _, n := range ns {
+				n.Case.Sweep, n.Case.Row, n.Case.Partner = p.Sweep, rowID(a), rowID(b)
+				n.Case.RowInitiates = n.Case.Direction == "a-to-b"
+			}
+			out[i] = ns
+			if each != nil {
+				mu.Lock()
+				for _, n := range ns {
+					each(n)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var all []*Negotiation
+	for _, ns := range out {
+		all = append(all, ns...)
+	}
+	rep := FederationReport("federation", all, time.Since(start), ctx.Err() != nil)
+	rep.Selected = 2 * len(plan.Pairs)
+	rep.Suites[0].Sweeps = plan.Sweeps
+	return rep, nil
+}
+
+// rowID is a server's setting id in the grids; a kind's second default
+// server is its "peer".
+func rowID(s federation.Server) string {
+	if strings.HasSuffix(s.Domain, "-peer.test") {
+		return "peer " + s.Setting.ID()
+	}
+	return s.Setting.ID()
 }

@@ -165,6 +165,10 @@ type Sweep struct {
 	// Server is the real server whose settings are the rows, if any.
 	Server      string `json:"server,omitempty"`
 	CompareRows bool   `json:"compare_rows"`
+	// Federation marks a sweep of two real servers meeting: its rows are
+	// RowServer's settings, its partners PartnerServer's.
+	Federation               bool   `json:"federation,omitempty"`
+	RowServer, PartnerServer string `json:"-"`
 }
 
 // Suite is a loaded scenario file.

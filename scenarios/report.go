@@ -213,6 +213,9 @@ func Record(n *Negotiation, inline bool) NegotiationJSON {
 
 // direction names who initiated a sweep's negotiation.
 func direction(c *Case) string {
+	if c.Direction != "" {
+		return c.Direction
+	}
 	_, real := c.real()
 	switch {
 	case real && c.RowInitiates:

@@ -23,10 +23,12 @@ func init() {
 		name: "federate",
 		summary: "Make two real servers (prosody, ejabberd, jabberd2) meet on loopback, each finding the other through DNS, " +
 			"and say for each direction which method succeeded or where it failed, against what their profiles predict.",
-		usage: "A B [--a-set KNOB=VALUE ...] [--b-set KNOB=VALUE ...] [--pki DIR] [--timeout D] [--no-relay] [--transcript] [-o text|json|junit|html] [--out DIR]",
+		usage: "A B [--a-set KNOB=VALUE ...] [--b-set KNOB=VALUE ...] [--pki DIR] [--timeout D] [--no-relay] [--transcript] [-o text|json|junit|html] [--out DIR]\n" +
+			"  or: federate --matrix [KIND ...] [-j N] [--timeout D] [-o text|json|junit|html] [--out DIR]",
 		example: "xmppneg federate prosody ejabberd\n" +
 			"xmppneg federate prosody ejabberd --b-set s2s_use_starttls=required --b-set dialback=false\n" +
-			"xmppneg federate ejabberd jabberd2 --a-set cert=no-client-auth --b-set pemfile=false -o json",
+			"xmppneg federate ejabberd jabberd2 --a-set cert=no-client-auth --b-set pemfile=false -o json\n" +
+			"xmppneg federate --matrix -o html --out report/federation",
 		setup: setupFederate,
 	})
 }
@@ -69,7 +71,13 @@ func setupFederate(fs *flag.FlagSet, e *env) func([]string) int {
 	transcript := fs.Bool("transcript", false, "print each direction's transcript (main and verify connections, inside TLS included) and the servers' relevant log lines")
 	outDir := fs.String("out", "", "`directory` for the report file and one transcript file per direction")
 	out := outputFlag(fs, "text", "json", "junit", "html")
+	matrix := fs.Bool("matrix", false, "the federation suite: every two kinds given (all, by default), each in its default and its field settings, both directions")
+	jobs := fs.Int("j", 8, "with --matrix, how many pairs meet at once (they mostly wait)")
+	verbose := fs.Bool("v", false, "with --matrix, list every negotiation, not only those that disagree")
 	return func(args []string) int {
+		if *matrix {
+			return runFederationMatrix(e, args, *timeout, *jobs, *noRelay, *out, *outDir, *verbose)
+		}
 		if len(args) != 2 {
 			e.errorf("give two kinds of server, A and B: %s (see 'xmppneg federate --help')", kindNames())
 			return exitUsage
@@ -213,4 +221,81 @@ func statusWord(st scenarios.Style, n *scenarios.Negotiation) string {
 
 func indentBy(s, p string) string {
 	return p + strings.ReplaceAll(s, "\n", "\n"+p)
+}
+
+// runFederationMatrix runs the federation suite over the kinds named
+// (all the launcher knows when none are).
+func runFederationMatrix(e *env, names []string, timeout time.Duration, jobs int, noRelay bool, format, outDir string, verbose bool) int {
+	kinds := realserver.Kinds()
+	if len(names) > 0 {
+		kinds = nil
+		for _, n := range names {
+			k, err := realserver.LookupKind(n)
+			if err != nil {
+				e.errorf("%v", err)
+				return exitUsage
+			}
+			kinds = append(kinds, k)
+		}
+	}
+	if jobs < 1 || jobs > 64 {
+		e.errorf("-j must be between 1 and 64")
+		return exitUsage
+	}
+	if timeout <= 0 || timeout > 10*time.Minute {
+		e.errorf("--timeout must be positive and at most 10m")
+		return exitUsage
+	}
+	plan, err := scenarios.PlanFederation(kinds)
+	if err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	for _, s := range plan.Skipped {
+		e.errorf("left out of the matrix: %s", s)
+	}
+	ctx, stop := interruptible()
+	defer stop()
+	var writeErr error
+	rep, err := scenarios.RunFederation(ctx, plan, federation.Options{Timeout: timeout, NoRelay: noRelay}, jobs, func(n *scenarios.Negotiation) {
+		if outDir != "" && writeErr == nil {
+			writeErr = scenarios.WriteTranscript(outDir, n)
+		}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			e.errorf("interrupted: %v", err)
+			return exitInterrupted
+		}
+		e.errorf("%v", err)
+		return exitFail
+	}
+	if writeErr != nil {
+		e.errorf("--out: %v", writeErr)
+		return exitFail
+	}
+	code := exitOK
+	switch {
+	case rep.Interrupted:
+		code = exitInterrupted
+	case !rep.Passed():
+		code = exitFail
+	}
+	var buf bytes.Buffer
+	if err := writeReport(&buf, rep, format, scenarios.Style{Color: e.color, Verbose: verbose, FailuresOnly: !verbose && format == "text"}); err != nil {
+		e.errorf("%v", err)
+		return exitFail
+	}
+	if outDir != "" {
+		file := filepath.Join(outDir, "report."+reportExt(format))
+		if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+			e.errorf("--out: %v", err)
+			return exitFail
+		}
+		fmt.Fprintf(e.stdout, "wrote %s and %s in %s\n", file, scenarios.Counted(len(rep.Negotiations), "transcript"), filepath.Join(outDir, "transcripts"))
+		scenarios.WriteSummary(e.stdout, rep, e.style(false))
+		return code
+	}
+	_, _ = e.stdout.Write(buf.Bytes())
+	return code
 }

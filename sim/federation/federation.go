@@ -46,16 +46,22 @@ const DefaultTimeout = 5 * time.Second
 type Server struct {
 	Setting realserver.Setting
 	Domain  string
+	// Group, when not empty, lets servers of the same group whose
+	// settings can share a process (realserver.ShareKey: ejabberd's
+	// virtual hosts) be started as one. Servers that are to meet each
+	// other must not share one: a process routes between its own hosts
+	// without s2s.
+	Group string
 }
 
-// Options tune Run.
+// Options tune a federation.
 type Options struct {
 	// Timeout bounds each direction (DefaultTimeout when zero).
 	Timeout time.Duration
 	// NoRelay lets the servers meet directly: each direction is then
 	// classified from the logs alone.
 	NoRelay bool
-	// PKI issues both servers' certificates (a new one when nil).
+	// PKI issues every server's certificate (a new one when nil).
 	PKI *certs.PKI
 }
 
@@ -89,143 +95,251 @@ type Direction struct {
 type Result struct {
 	A, B       Server
 	Directions []Direction
-	// LogA and LogB are the servers' whole logs.
+	// LogA and LogB are the servers' whole logs, read once both
+	// directions were classified.
 	LogA, LogB string
 	// Timeout is the deadline each direction had.
 	Timeout time.Duration
 }
 
+// Mesh is a set of running real servers under one loopback DNS
+// responder and one test CA, each behind a recording relay (unless
+// NoRelay), any two of which can be made to meet.
+type Mesh struct {
+	opt     Options
+	pki     *certs.PKI
+	dns     *loopdns.Server
+	rec     *relay.Recorder
+	members map[string]*member // by domain
+	relays  []*relay.Relay
+	servers []realserver.Server
+}
+
+type member struct {
+	Server
+	srv realserver.Server
+}
+
 // Run starts a and b, makes each send a stanza to the other in turn and
-// classifies both directions. Servers and relay are stopped before it
+// classifies both directions. Servers and relays are stopped before it
 // returns. An error means the federation could not be set up (a server
-// that did not start); what the servers did is in the Result.
+// that did not start).
 func Run(ctx context.Context, a, b Server, opt Options) (*Result, error) {
 	if a.Domain == b.Domain {
 		return nil, fmt.Errorf("federation: both servers are %s; give them different domains", a.Domain)
 	}
-	for _, s := range []Server{a, b} {
+	a.Group, b.Group = "", ""
+	m, err := StartMesh(ctx, []Server{a, b}, opt)
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	return m.Federate(ctx, a.Domain, b.Domain)
+}
+
+// StartMesh starts every server (at once: a start is mostly waiting)
+// and the relays in front of them.
+func StartMesh(ctx context.Context, servers []Server, opt Options) (*Mesh, error) {
+	if opt.Timeout <= 0 {
+		opt.Timeout = DefaultTimeout
+	}
+	m := &Mesh{opt: opt, pki: opt.PKI, members: map[string]*member{}}
+	for _, s := range servers {
 		if err := sim.CheckDomain(s.Domain); err != nil {
 			return nil, fmt.Errorf("federation: %w", err)
+		}
+		if _, dup := m.members[s.Domain]; dup {
+			return nil, fmt.Errorf("federation: %s given twice", s.Domain)
 		}
 		if err := realserver.Require(s.Setting.Kind()); err != nil {
 			return nil, err
 		}
+		m.members[s.Domain] = &member{Server: s}
 	}
-	timeout := opt.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	pki := opt.PKI
-	if pki == nil {
+	if m.pki == nil {
 		var err error
-		if pki, err = certs.New(); err != nil {
+		if m.pki, err = certs.New(); err != nil {
 			return nil, err
 		}
 	}
-	dns, err := loopdns.Start("127.0.0.1:0")
-	if err != nil {
+	var err error
+	if m.dns, err = loopdns.Start("127.0.0.1:0"); err != nil {
 		return nil, err
 	}
-	defer dns.Close()
-
-	// Both start at once: a start is mostly waiting.
-	srvs := make([]realserver.Server, 2)
-	errs := make([]error, 2)
+	ok := false
+	defer func() {
+		if !ok {
+			m.Close()
+		}
+	}()
+	// Processes: one per server, or one per group of servers that can
+	// share one.
+	var procs [][]Server
+	byKey := map[string]int{}
+	for _, s := range servers {
+		key := ""
+		if s.Group != "" {
+			if k := realserver.ShareKey(s.Setting); k != "" {
+				key = s.Group + " " + k
+			}
+		}
+		if i, seen := byKey[key]; seen && key != "" {
+			procs[i] = append(procs[i], s)
+			continue
+		}
+		byKey[key] = len(procs)
+		procs = append(procs, []Server{s})
+	}
+	started := make([][]realserver.Server, len(procs))
+	errs := make([]error, len(procs))
 	var wg sync.WaitGroup
-	for i, s := range []Server{a, b} {
+	for i, group := range procs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			srvs[i], errs[i] = s.Setting.Start(s.Domain, pki, dns.Addr())
+			settings := make([]realserver.Setting, len(group))
+			domains := make([]string, len(group))
+			for j, s := range group {
+				settings[j], domains[j] = s.Setting, s.Domain
+			}
+			if len(group) == 1 {
+				srv, err := group[0].Setting.Start(group[0].Domain, m.pki, m.dns.Addr())
+				if err == nil {
+					started[i] = []realserver.Server{srv}
+				}
+				errs[i] = err
+				return
+			}
+			started[i], errs[i] = realserver.StartShared(settings, domains, m.pki, m.dns.Addr())
 		}()
 	}
 	wg.Wait()
-	defer func() {
-		for _, s := range srvs {
-			if s != nil {
-				s.Stop()
+	for i, group := range procs {
+		for j, s := range group {
+			if j < len(started[i]) {
+				m.members[s.Domain].srv = started[i][j]
+				m.servers = append(m.servers, started[i][j])
 			}
 		}
-	}()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	res := &Result{A: a, B: b, Timeout: timeout}
-
-	var rec *relay.Recorder
-	if opt.NoRelay {
-		for i, s := range []Server{a, b} {
-			if err := dns.Set(s.Domain, srvs[i].Addr()); err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		rec = relay.NewRecorder()
-		for i, s := range []Server{a, b} {
-			other := []Server{b, a}[i]
-			r, err := relay.Start(relay.Config{
-				Domain: s.Domain, Target: srvs[i].Addr(), Peer: other.Domain,
-				Cert: certOf(pki, s), PeerCert: certOf(pki, other), Roots: pki.Roots(),
-				Recorder: rec,
-			})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var peerCerts []*tls.Certificate
+	for _, s := range servers {
+		peerCerts = append(peerCerts, certOf(m.pki, s))
+	}
+	if !opt.NoRelay {
+		m.rec = relay.NewRecorder()
+	}
+	for _, s := range servers {
+		addr := m.members[s.Domain].srv.Addr()
+		if m.rec != nil {
+			r, err := relay.Start(relay.Config{Domain: s.Domain, Target: addr, Cert: certOf(m.pki, s),
+				PeerCerts: peerCerts, Roots: m.pki.Roots(), Recorder: m.rec})
 			if err != nil {
 				return nil, err
 			}
-			defer r.Close()
-			if err := dns.Set(s.Domain, r.Addr()); err != nil {
-				return nil, err
-			}
+			m.relays = append(m.relays, r)
+			addr = r.Addr()
+		}
+		if err := m.dns.Set(s.Domain, addr); err != nil {
+			return nil, err
 		}
 	}
+	ok = true
+	return m, nil
+}
 
+// Close stops the relays, the servers and the DNS responder.
+func (m *Mesh) Close() {
+	for _, r := range m.relays {
+		r.Close()
+	}
+	for _, s := range m.servers {
+		s.Stop()
+	}
+	if m.dns != nil {
+		m.dns.Close()
+	}
+}
+
+// PKI is the CA that issued the servers' certificates.
+func (m *Mesh) PKI() *certs.PKI { return m.pki }
+
+// Timeout is each direction's deadline.
+func (m *Mesh) Timeout() time.Duration { return m.opt.Timeout }
+
+// Federate makes the servers of domains a and b meet: a sends a stanza
+// to b, and once that direction is classified, b to a. Several pairs of
+// one mesh may federate at once.
+func (m *Mesh) Federate(ctx context.Context, a, b string) (*Result, error) {
+	ma, mb := m.members[a], m.members[b]
+	if ma == nil || mb == nil || a == b {
+		return nil, fmt.Errorf("federation: %s and %s are not two servers of the mesh", a, b)
+	}
+	res := &Result{A: ma.Server, B: mb.Server, Timeout: m.opt.Timeout}
 	for _, d := range []struct {
 		name     string
-		from, to int
-	}{{"a-to-b", 0, 1}, {"b-to-a", 1, 0}} {
-		from, to := []Server{a, b}[d.from], []Server{a, b}[d.to]
-		dir := Direction{Name: d.name, Initiator: from.Domain, Receiver: to.Domain, Source: "logs"}
-		if rec != nil {
-			dir.Source = "relay"
-		}
-		start := time.Now()
-		if rec != nil {
-			rec.Mark(from.Domain, to.Domain, start)
-		}
-		trigCtx, cancel := context.WithTimeout(ctx, timeout)
-		err := srvs[d.from].Trigger(trigCtx, to.Domain)
-		cancel()
-		if err != nil {
-			dir.Observed = outcome.Failed(outcome.Failure{Step: outcome.StepTCP, Condition: outcome.TriggerFailed, By: outcome.Initiator, Message: err.Error()})
-			res.Directions = append(res.Directions, dir)
-			continue
-		}
-		settled := watch(ctx, timeout, func() bool {
-			dir.Logs = judge(from, to, srvs[d.from], srvs[d.to])
-			if !dir.Logs.Settled() {
-				return false
-			}
-			// With the relay, until its recording has come to an end too.
-			return rec == nil || rec.Classify(from.Domain, to.Domain, false).Settled
-		})
-		dir.Duration = time.Since(start)
-		if rec != nil {
-			c := rec.Classify(from.Domain, to.Domain, !settled)
-			dir.Observed, dir.Transcript, dir.Notes, dir.TLS = c.Outcome, c.Transcript, c.Notes, c.TLS
-			dir.CrossCheck = crossCheck(c.Outcome, dir.Logs, settled)
-		} else {
-			dir.Observed = dir.Logs.Outcome()
-			if !settled {
-				dir.Observed = outcome.Failed(outcome.Failure{Step: outcome.StepTimeout, Condition: outcome.ConnectionTimeout,
-					Message: fmt.Sprintf("neither log said within %s that the stream authenticated or failed", timeout)})
-			}
-		}
-		res.Directions = append(res.Directions, dir)
+		from, to *member
+	}{{"a-to-b", ma, mb}, {"b-to-a", mb, ma}} {
+		res.Directions = append(res.Directions, m.direction(ctx, d.name, d.from, d.to))
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	res.LogA, res.LogB = srvs[0].Log(), srvs[1].Log()
+	res.LogA, res.LogB = ma.srv.Log(), mb.srv.Log()
 	return res, nil
+}
+
+// logGrace is how long the logs are given, once the recording has
+// settled, to say so too: a server writes its log line a moment after
+// the element that settles the stream.
+const logGrace = 2 * time.Second
+
+// direction triggers and classifies one direction.
+func (m *Mesh) direction(ctx context.Context, name string, from, to *member) Direction {
+	dir := Direction{Name: name, Initiator: from.Domain, Receiver: to.Domain, Source: "logs"}
+	if m.rec != nil {
+		dir.Source = "relay"
+	}
+	timeout := m.opt.Timeout
+	start := time.Now()
+	if m.rec != nil {
+		m.rec.Mark(from.Domain, to.Domain, start)
+	}
+	trigCtx, cancel := context.WithTimeout(ctx, timeout)
+	err := from.srv.Trigger(trigCtx, to.Domain)
+	cancel()
+	if err != nil {
+		dir.Observed = outcome.Failed(outcome.Failure{Step: outcome.StepTCP, Condition: outcome.TriggerFailed, By: outcome.Initiator, Message: err.Error()})
+		return dir
+	}
+	logs := func() bool {
+		dir.Logs = judge(from, to)
+		return dir.Logs.Settled()
+	}
+	if m.rec == nil {
+		settled := watch(ctx, timeout, logs)
+		dir.Duration = time.Since(start)
+		dir.Observed = dir.Logs.Outcome()
+		if !settled {
+			dir.Observed = outcome.Failed(outcome.Failure{Step: outcome.StepTimeout, Condition: outcome.ConnectionTimeout, By: outcome.Initiator,
+				Message: fmt.Sprintf("neither log said within %s that the stream authenticated or failed", timeout)})
+		}
+		return dir
+	}
+	settled := watch(ctx, timeout, func() bool { return m.rec.Classify(from.Domain, to.Domain, false).Settled })
+	dir.Duration = time.Since(start)
+	c := m.rec.Classify(from.Domain, to.Domain, !settled)
+	dir.Observed, dir.Transcript, dir.Notes, dir.TLS = c.Outcome, c.Transcript, c.Notes, c.TLS
+	// The logs, for the cross-check: given a moment to catch up.
+	logsSettled := watch(ctx, logGrace, logs)
+	dir.CrossCheck = crossCheck(c.Outcome, dir.Logs, settled, logsSettled)
+	return dir
 }
 
 // certOf is the certificate s presents, nil when it has none.
@@ -242,15 +356,16 @@ func certOf(pki *certs.PKI, s Server) *tls.Certificate {
 }
 
 // judge reads both servers' logs on the stream from from to to.
-func judge(from, to Server, fs, ts realserver.Server) serverlog.Verdict {
-	in := serverlog.Parse(from.Setting.Kind(), from.Domain, fs.Log())
-	re := serverlog.Parse(to.Setting.Kind(), to.Domain, ts.Log())
+func judge(from, to *member) serverlog.Verdict {
+	in := serverlog.Parse(from.Setting.Kind(), from.Domain, from.srv.Log())
+	re := serverlog.Parse(to.Setting.Kind(), to.Domain, to.srv.Log())
 	return serverlog.Judge(from.Domain, to.Domain, in, re)
 }
 
-// watchEvery is how often the logs are read while a direction is
-// watched: the servers write them as files, which tell no one.
-const watchEvery = 20 * time.Millisecond
+// watchEvery is how often the recording (or the logs) is looked at
+// while a direction is watched: the servers write their logs as files,
+// which tell no one.
+const watchEvery = 25 * time.Millisecond
 
 // watch calls done until it says true, ctx ends or within passes; it
 // reports whether done said true.
@@ -273,10 +388,12 @@ func watch(ctx context.Context, within time.Duration, done func() bool) bool {
 	}
 }
 
-// crossCheck compares the relay's classification with the logs'.
-func crossCheck(o outcome.Outcome, v serverlog.Verdict, settled bool) string {
+// crossCheck compares the relay's classification with the logs'. Logs
+// that say nothing of a stream the recording saw fail (a server that
+// waits, or one that logs nothing at its level) contradict nothing.
+func crossCheck(o outcome.Outcome, v serverlog.Verdict, settled, logsSettled bool) string {
 	switch {
-	case !settled && !v.Settled():
+	case !logsSettled && !o.OK():
 		return ""
 	case o.OK() && v.Method != 0 && o.Method != v.Method:
 		return fmt.Sprintf("the recording says %s, the logs %s", o.Method, v.Method)

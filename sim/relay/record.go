@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,7 +39,8 @@ func (r *Recorder) Mark(from, to string, at time.Time) {
 	r.marks[[2]string{from, to}] = at
 }
 
-// connRecord is one relayed connection: opened by peer to domain.
+// connRecord is one relayed connection: opened by peer to domain. The
+// peer is who its first stream header says it is (from=).
 type connRecord struct {
 	r            *Recorder
 	peer, domain string
@@ -66,8 +69,8 @@ type handshakeFailure struct {
 
 type tlsLegs struct{ peer, domain tls.ConnectionState }
 
-func (r *Recorder) open(peer, domain string) *connRecord {
-	c := &connRecord{r: r, peer: peer, domain: domain, start: time.Now(), closed: map[string]time.Time{}}
+func (r *Recorder) open(domain string) *connRecord {
+	c := &connRecord{r: r, domain: domain, start: time.Now(), closed: map[string]time.Time{}}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.conns) < maxConns {
@@ -84,6 +87,32 @@ func (c *connRecord) add(side string, inTLS bool, xml string) {
 		return
 	}
 	c.entries = append(c.entries, rawEntry{at: time.Now(), side: side, tls: inTLS, xml: printable.String(xml)})
+}
+
+var fromAttr = regexp.MustCompile(`\sfrom=['"]([^'"]{1,1000})['"]`)
+
+// identify learns the peer from what it sends before TLS: its stream
+// header's from=, or, for a pre-1.0 header that has none (jabberd2
+// without a certificate), the from= of its first db:result or
+// db:verify.
+func (c *connRecord) identify(xml string) {
+	head := xml
+	switch {
+	case strings.Contains(xml, "<stream:stream"):
+		head = xml[strings.Index(xml, "<stream:stream"):]
+	case isDialback(xml, "result") || isDialback(xml, "verify"):
+	default:
+		return
+	}
+	if i := strings.IndexByte(head, '>'); i >= 0 {
+		head = head[:i]
+	}
+	m := fromAttr.FindStringSubmatch(head)
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	if c.peer == "" && m != nil {
+		c.peer = strings.ToLower(m[1])
+	}
 }
 
 func (c *connRecord) close(side string) {

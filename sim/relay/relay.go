@@ -32,12 +32,12 @@ import (
 type Config struct {
 	// Domain is the server the relay stands for, Target its real address.
 	Domain, Target string
-	// Peer is the server that connects through the relay.
-	Peer string
 	// Cert is Domain's certificate (nil: it has none), presented to the
-	// peer; PeerCert is the peer's, presented to Domain when the peer
-	// presents it.
-	Cert, PeerCert *tls.Certificate
+	// peer that connects.
+	Cert *tls.Certificate
+	// PeerCerts are the certificates of the servers that may connect:
+	// the one a peer presents is presented onwards to Domain.
+	PeerCerts []*tls.Certificate
 	// Roots are the CAs named in the relay's certificate request: those
 	// Domain trusts, so that the peer decides on its certificate as it
 	// would facing Domain.
@@ -134,7 +134,7 @@ func (r *Relay) accept() {
 
 // serve relays one connection from the peer.
 func (r *Relay) serve(client net.Conn) {
-	rc := r.cfg.Recorder.open(r.cfg.Peer, r.cfg.Domain)
+	rc := r.cfg.Recorder.open(r.cfg.Domain)
 	server, err := net.DialTimeout("tcp", r.cfg.Target, 5*time.Second)
 	if err != nil {
 		rc.note(fmt.Sprintf("the relay could not reach %s at %s: %v", r.cfg.Domain, r.cfg.Target, err))
@@ -201,6 +201,9 @@ func (p *pipe) pump(from string) {
 			els := sp.feed(buf[:n])
 			for _, el := range els {
 				p.rc.add(from, inTLS, el)
+				if from == peerSide && !inTLS {
+					p.rc.identify(el)
+				}
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				p.rc.close(from)
@@ -304,10 +307,14 @@ func (p *pipe) doSwitch() bool {
 	peerCert = tc.ConnectionState().PeerCertificates
 	var present []tls.Certificate
 	if len(peerCert) > 0 {
-		if cfg.PeerCert != nil && peerCert[0].Equal(cfg.PeerCert.Leaf) {
-			present = []tls.Certificate{*cfg.PeerCert}
-		} else {
-			p.rc.note(fmt.Sprintf("%s presented a certificate the relay does not hold (%s); none is presented to %s", cfg.Peer, peerCert[0].Subject, cfg.Domain))
+		for _, c := range cfg.PeerCerts {
+			if c != nil && c.Leaf != nil && peerCert[0].Equal(c.Leaf) {
+				present = []tls.Certificate{*c}
+				break
+			}
+		}
+		if present == nil {
+			p.rc.note(fmt.Sprintf("the peer presented a certificate the relay does not hold (%s); none is presented to %s", peerCert[0].Subject, cfg.Domain))
 		}
 	}
 	ts := tls.Client(p.server, &tls.Config{

@@ -95,12 +95,13 @@ func negotiateRelayed(t *testing.T, pki *certs.PKI, in, re policy.Settings) (*si
 		}
 		return c
 	}
-	ra, err := Start(Config{Domain: "a.test", Target: a.Addr(), Peer: "b.test", Cert: cert("a.test", in), PeerCert: cert("b.test", re), Roots: pki.Roots(), Recorder: rec})
+	all := []*tls.Certificate{cert("a.test", in), cert("b.test", re)}
+	ra, err := Start(Config{Domain: "a.test", Target: a.Addr(), Cert: cert("a.test", in), PeerCerts: all, Roots: pki.Roots(), Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ra.Close()
-	rb, err := Start(Config{Domain: "b.test", Target: b.Addr(), Peer: "a.test", Cert: cert("b.test", re), PeerCert: cert("a.test", in), Roots: pki.Roots(), Recorder: rec})
+	rb, err := Start(Config{Domain: "b.test", Target: b.Addr(), Cert: cert("b.test", re), PeerCerts: all, Roots: pki.Roots(), Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
