@@ -65,6 +65,12 @@ func (p pin) String() string { return fmt.Sprintf("%s=%s (not %s)", p.Key, p.Val
 var unpinnable = map[string]string{
 	"ejabberd no_features=send (not close)": "ejabberd offers SASL EXTERNAL on every TLS stream: it never has nothing to offer",
 
+	"prosody unoffered_starttls=failure (not ignore)": "Prosody has a certificate in every swept setting and offers STARTTLS on every plain stream: a <starttls/> it did not offer never reaches it",
+
+	"jabberd2 dialback_off=refuse (not not-authorized)":          "jabberd2 has dialback in every setting (it cannot be left out): a db:result always finds it",
+	"jabberd2 dialback_off=refuse (not unsupported-stanza-type)": "jabberd2 has dialback in every setting (it cannot be left out): a db:result always finds it",
+	"jabberd2 unoffered_starttls=failure (not ignore)":           "with a certificate jabberd2 offers STARTTLS on every plain stream: a <starttls/> it did not offer never reaches it (without one it leaves it unanswered: pinned)",
+
 	"jabberd2 tls=NotSupported (not Optional)":                      "without a certificate (no <pemfile>) jabberd2 can offer no STARTTLS and opens pre-1.0 streams, which never ask for it: TLS NotSupported and Optional come to the same",
 	"jabberd2 answer_pings=own-stream (not auto)":                   "jabberd2's own streams to the harness authenticate in every sweep, so its answer comes whichever stream it takes",
 	"jabberd2 eku=server (not any)":                                 "jabberd2 never does SASL EXTERNAL on s2s, the only use of the EKU it would ask",

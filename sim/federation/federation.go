@@ -38,7 +38,8 @@ import (
 // launchers set Prosody's s2s_timeout and ejabberd's negotiation and
 // outgoing timeouts to 30 s, jabberd2 waits 10 s for its queue), so this
 // one governs: a direction that has neither authenticated nor failed by
-// then is a timeout raised by the side that waits (see Classify).
+// then is a timeout raised by the side that waits for the other's move
+// (see relay.Recorder.Classify).
 const DefaultTimeout = 5 * time.Second
 
 // Server is one side of a federation: a real server's setting and the
@@ -327,7 +328,7 @@ func (m *Mesh) direction(ctx context.Context, name string, from, to *member) Dir
 		dir.Duration = time.Since(start)
 		dir.Observed = dir.Logs.Outcome()
 		if !settled {
-			dir.Observed = outcome.Failed(outcome.Failure{Step: outcome.StepTimeout, Condition: outcome.ConnectionTimeout, By: outcome.Initiator,
+			dir.Observed = outcome.Failed(outcome.Failure{Step: outcome.StepTimeout, Condition: outcome.ConnectionTimeout,
 				Message: fmt.Sprintf("neither log said within %s that the stream authenticated or failed", timeout)})
 		}
 		return dir
@@ -336,8 +337,15 @@ func (m *Mesh) direction(ctx context.Context, name string, from, to *member) Dir
 	dir.Duration = time.Since(start)
 	c := m.rec.Classify(from.Domain, to.Domain, !settled)
 	dir.Observed, dir.Transcript, dir.Notes, dir.TLS = c.Outcome, c.Transcript, c.Notes, c.TLS
-	// The logs, for the cross-check: given a moment to catch up.
-	logsSettled := watch(ctx, logGrace, logs)
+	// The logs, for the cross-check: given a moment to catch up (to the
+	// method, when the recording saw one: a server may log a failed
+	// attempt before the one that succeeds).
+	logsSettled := watch(ctx, logGrace, func() bool {
+		if !logs() {
+			return false
+		}
+		return !c.Outcome.OK() || dir.Logs.Method != 0
+	})
 	dir.CrossCheck = crossCheck(c.Outcome, dir.Logs, settled, logsSettled)
 	return dir
 }
@@ -415,15 +423,21 @@ func Predict(in, re policy.Settings) policy.Prediction {
 	return policy.Predict(in, re)
 }
 
-// Emulate runs the engine with in's profile initiating to re's, with
-// the deadline of the federation's direction for the initiator and
-// twice that for the receiver, so that when both wait for something
-// that never comes the initiator's deadline ends it, as the
-// federation's watch does.
+// Emulate runs the engine with in's profile initiating to re's. The
+// federation's convention for two servers that both wait is that the
+// one waiting for the other's move is the one whose deadline ends it
+// (see relay.Recorder.Classify); the engine cannot know beforehand
+// which side that is, so the side the prediction names for a timeout
+// gets the direction's deadline and the other twice that (the
+// initiator, when the prediction is no timeout).
 func Emulate(ctx context.Context, in, re policy.Settings, inDomain, reDomain string, timeout time.Duration, pki *certs.PKI) (*sim.Result, error) {
 	in.AnswerPings, re.AnswerPings = policy.AnswerPingsAuto, policy.AnswerPingsAuto
 	if timeout <= 0 {
 		timeout = DefaultTimeout
+	}
+	inT, reT := timeout, 2*timeout
+	if f := policy.Predict(in, re).Outcome.Failure; f != nil && f.Step == outcome.StepTimeout && f.By == outcome.Receiver {
+		inT, reT = 2*timeout, timeout
 	}
 	n := sim.NewNetwork()
 	var eps []*sim.Endpoint
@@ -436,7 +450,7 @@ func Emulate(ctx context.Context, in, re policy.Settings, inDomain, reDomain str
 		domain string
 		s      policy.Settings
 		t      time.Duration
-	}{{inDomain, in, timeout}, {reDomain, re, 2 * timeout}} {
+	}{{inDomain, in, inT}, {reDomain, re, reT}} {
 		e, err := sim.NewEndpoint(sim.Config{Domain: p.domain, Settings: p.s, Net: n, Timeout: p.t, PKI: pki})
 		if err != nil {
 			return nil, err

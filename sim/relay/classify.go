@@ -32,8 +32,8 @@ type Classification struct {
 // gives the method; when none did, the first main connection gives the
 // failure, as the first failure on it that nothing made good. timedOut
 // says that the direction's deadline has passed: a connection still
-// open then failed with a timeout, raised by the initiator, whose
-// deadline the federation's stands for.
+// open then failed with a timeout, raised by the side that waits for
+// the other's move (the one that spoke last).
 func (r *Recorder) Classify(from, to string, timedOut bool) Classification {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -231,6 +231,7 @@ func (c *connRecord) failure(timedOut bool, t0 time.Time) (outcome.Failure, bool
 		return outcome.Receiver
 	}
 	var pending *outcome.Failure // a SASL failure, made good if dialback follows
+	last := ""                   // who sent the last element
 	elapsed := func(at time.Time) int64 { return at.Sub(t0).Microseconds() }
 	for _, e := range c.entries {
 		n := local(name(e.xml))
@@ -266,14 +267,33 @@ func (c *connRecord) failure(timedOut bool, t0 time.Time) (outcome.Failure, bool
 			return f, true
 		case e.side == domainSide && isDialback(e.xml, "result") && attrType(e.xml) == "error":
 			f.Step, f.Condition, f.Message = outcome.StepDialback, condition(e.xml, outcome.UndefinedCondition), "the receiver answered the dialback key with an error: "+clip(e.xml)
+			switch f.Condition {
+			case outcome.RemoteServerNotFound, outcome.RemoteServerTimeout, outcome.RemoteConnectionFailed:
+				// It could not ask the authoritative server: its verify
+				// step failed, as the engine records it.
+				f.Step = outcome.StepDialbackVerify
+			}
 			return f, true
 		case strings.HasPrefix(e.xml, "</"):
 			if pending != nil {
 				return *pending, true
 			}
+			// An end tag that answers the other side's hang-up: the
+			// relay passed the connection's end on, and the server
+			// closed its stream in turn. The hang-up came first.
+			other := domainSide
+			if e.side == domainSide {
+				other = peerSide
+			}
+			if at, ok := c.closed[other]; ok && at.Before(e.at) {
+				by := side(other)
+				return outcome.Failure{Step: step, Condition: outcome.ConnectionClosed, By: by, Conn: "main", Elapsed: elapsed(at),
+					Message: fmt.Sprintf("the %s closed the connection during %s without an error", by, step)}, true
+			}
 			f.Condition, f.Message = outcome.ConnectionClosed, fmt.Sprintf("the %s closed its stream during %s without an error", from, step)
 			return f, true
 		}
+		last = e.side
 	}
 	if pending != nil && c.ended() {
 		return *pending, true
@@ -301,8 +321,16 @@ func (c *connRecord) failure(timedOut bool, t0 time.Time) (outcome.Failure, bool
 			Message: fmt.Sprintf("the %s closed the connection during %s without an error", by, step)}, true
 	}
 	if timedOut {
-		return outcome.Failure{Step: outcome.StepTimeout, During: step, Condition: outcome.ConnectionTimeout, By: outcome.Initiator, Conn: "main",
-			Message: fmt.Sprintf("still in step %s when the federation's deadline passed", step)}, true
+		// Both servers' own deadlines are longer than the federation's:
+		// the side waiting for the other's move (the one that spoke
+		// last) is the one whose deadline would end it, as the oracle
+		// says of an end that waits.
+		by := outcome.Initiator
+		if last == domainSide {
+			by = outcome.Receiver
+		}
+		return outcome.Failure{Step: outcome.StepTimeout, During: step, Condition: outcome.ConnectionTimeout, By: by, Conn: "main",
+			Message: fmt.Sprintf("still in step %s when the federation's deadline passed, the %s waiting for the %s", step, by, map[outcome.Side]string{outcome.Initiator: "receiver", outcome.Receiver: "initiator"}[by])}, true
 	}
 	return outcome.Failure{Step: step}, false
 }

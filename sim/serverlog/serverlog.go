@@ -195,7 +195,9 @@ func parseJabberd2(domain, log string) []Event {
 		}
 		switch {
 		case m[4] == "invalid":
-			e.Failed, e.Final, e.Condition = true, true, outcome.DialbackInvalid
+			// Logged for type='invalid' and for a dialback error alike:
+			// no condition.
+			e.Failed, e.Final = true, true
 		case strings.Contains(m[5], "TLS"):
 			e.Method = outcome.TLSDialback
 		default:
