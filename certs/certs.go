@@ -23,7 +23,9 @@ import (
 	"sync"
 	"time"
 
+	"xmppneg/policy/domain"
 	"xmppneg/policy/printable"
+	"xmppneg/policy/safefile"
 )
 
 // State is the condition of the certificate an endpoint presents.
@@ -465,8 +467,21 @@ func namesHostOf(leaf *x509.Certificate, domain string) bool {
 
 // WritePEM writes ca.pem (the trusted CA) and, for each domain,
 // DOMAIN.crt and DOMAIN.key in the given state to dir, which is created
-// if needed. Keys are written with mode 0600.
+// if needed. Every domain is checked before anything is written (the
+// names become file names); each file is written to a fresh file in dir
+// and renamed into place, so that a link at its name is replaced, not
+// followed, and keys are 0600 whatever existed before.
 func (p *PKI) WritePEM(dir string, st State, domains ...string) error {
+	type pair struct{ domain, crt, key string }
+	var files []pair
+	for _, d := range domains {
+		crt, err := domain.FileName(d, ".crt")
+		if err != nil {
+			return fmt.Errorf("certs: %w", err)
+		}
+		key, _ := domain.FileName(d, ".key")
+		files = append(files, pair{d, crt, key})
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
@@ -476,32 +491,35 @@ func (p *PKI) WritePEM(dir string, st State, domains ...string) error {
 	if err := writeKey(filepath.Join(dir, "ca.key"), p.CA.Key); err != nil {
 		return err
 	}
-	for _, d := range domains {
-		c, err := p.Certificate(d, st)
+	for _, f := range files {
+		c, err := p.Certificate(f.domain, st)
 		if err != nil {
 			return err
 		}
-		if err := writePEM(filepath.Join(dir, d+".crt"), 0o644, "CERTIFICATE", c.Certificate[0]); err != nil {
+		if err := writePEM(filepath.Join(dir, f.crt), 0o644, "CERTIFICATE", c.Certificate[0]); err != nil {
 			return err
 		}
-		if err := writeKey(filepath.Join(dir, d+".key"), c.PrivateKey.(*ecdsa.PrivateKey)); err != nil {
+		if err := writeKey(filepath.Join(dir, f.key), c.PrivateKey.(*ecdsa.PrivateKey)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// KeyMode is the mode of every private key written.
+const KeyMode = 0o600
+
 func writeKey(path string, k *ecdsa.PrivateKey) error {
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
 		return fmt.Errorf("certs: encoding key: %w", err)
 	}
-	return writePEM(path, 0o600, "PRIVATE KEY", der)
+	return writePEM(path, KeyMode, "PRIVATE KEY", der)
 }
 
 func writePEM(path string, mode os.FileMode, typ string, der []byte) error {
 	b := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-	if err := os.WriteFile(path, b, mode); err != nil {
+	if err := safefile.Write(path, b, mode); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
 	return nil

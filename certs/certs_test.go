@@ -2,6 +2,8 @@ package certs
 
 import (
 	"crypto/x509"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -119,4 +121,36 @@ func TestAnalyzeSeparatesTrustFromValidity(t *testing.T) {
 	assert.False(t, rogue.Trusted)
 	assert.Equal(t, "issued by xmppneg untrusted CA, a CA nobody here trusts", rogue.Trust)
 	assert.Equal(t, "self-signed (trusted by nobody)", analyze(SelfSigned).Trust)
+}
+
+// A domain that would leave the directory is refused before anything is
+// written; a key that existed readable by everyone, or a link placed at
+// a key's name, end up a 0600 file of ours, the link's target untouched.
+func TestWritePEMKeepsToItsDirectoryAndKeysPrivate(t *testing.T) {
+	p, err := New()
+	require.NoError(t, err)
+	root := t.TempDir()
+	dir := filepath.Join(root, "certs")
+	err = p.WritePEM(dir, Valid, "a.test", "../../evil")
+	require.ErrorContains(t, err, `invalid domain "../../evil"`)
+	_, serr := os.Stat(dir)
+	assert.True(t, os.IsNotExist(serr), "nothing written, not even the directory")
+	_, serr = os.Stat(filepath.Join(root, "evil.key"))
+	assert.True(t, os.IsNotExist(serr))
+
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.test.key"), []byte("old"), 0o644))
+	victim := filepath.Join(root, "victim")
+	require.NoError(t, os.WriteFile(victim, []byte("keep"), 0o644))
+	require.NoError(t, os.Symlink(victim, filepath.Join(dir, "ca.key")))
+	require.NoError(t, p.WritePEM(dir, Valid, "a.test"))
+	for _, k := range []string{"a.test.key", "ca.key"} {
+		fi, err := os.Lstat(filepath.Join(dir, k))
+		require.NoError(t, err)
+		assert.True(t, fi.Mode().IsRegular(), k)
+		assert.Equal(t, os.FileMode(KeyMode), fi.Mode().Perm(), k)
+	}
+	got, err := os.ReadFile(victim)
+	require.NoError(t, err)
+	assert.Equal(t, "keep", string(got))
 }

@@ -8,7 +8,7 @@ import (
 // FuzzParse: a scenario file either loads or is an error naming the file;
 // nothing panics.
 func FuzzParse(f *testing.F) {
-	// pairwise is left out: its 17496 cases make every execution slow.
+	// pairwise is left out: its 25272 cases make every execution slow.
 	for _, name := range []string{"lync2013", "failures", "interop-prosody"} {
 		b, _ := shipped.ReadFile(name + ".yaml")
 		f.Add(string(b))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -15,7 +14,9 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/domain"
 	"xmppneg/policy/outcome"
+	"xmppneg/policy/safefile"
 	"xmppneg/policy/serverconf"
 	"xmppneg/sim"
 	"xmppneg/sim/realserver"
@@ -180,13 +181,30 @@ type Suite struct {
 	Sweeps      []Sweep `json:"sweeps"`
 }
 
+// MaxSuiteBytes is the default limit on a scenario file's size: the YAML
+// decoder holds about 47 times a file's size before anything is
+// checked, so a file of 16 MiB costs under 1 GiB (run --max-input
+// raises it).
+const MaxSuiteBytes = 16 << 20
+
+// MaxReportBytes bounds a shard's JSON report read by merge, and
+// MaxTranscriptFile a transcript file it copies (one negotiation's
+// transcript keeps its first and last 128 KiB).
+const (
+	MaxReportBytes    = 256 << 20
+	MaxTranscriptFile = 4 << 20
+)
+
 // Load returns the shipped suite of that name, or reads the file at that
-// path.
-func Load(nameOrPath string) (*Suite, error) {
+// path, which must be a regular file of at most MaxSuiteBytes.
+func Load(nameOrPath string) (*Suite, error) { return LoadLimited(nameOrPath, MaxSuiteBytes) }
+
+// LoadLimited is Load with another size limit.
+func LoadLimited(nameOrPath string, limit int64) (*Suite, error) {
 	if b, err := shipped.ReadFile(nameOrPath + ".yaml"); err == nil {
 		return Parse(nameOrPath+".yaml", b)
 	}
-	b, err := os.ReadFile(nameOrPath)
+	b, err := safefile.Read(nameOrPath, limit, "--max-input")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !strings.ContainsAny(nameOrPath, "/.") {
 			return nil, fmt.Errorf("no suite %q: shipped suites are %s, or give a path to a YAML file", nameOrPath, strings.Join(Suites(), ", "))
@@ -445,6 +463,11 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		}
 		switch k {
 		case "domain":
+			// Checked here, where the name enters: it becomes file
+			// names (certificates, a real server's configuration).
+			if err := domain.Check(val); err != nil {
+				return l.errf(v, "domain: %v", err)
+			}
 			e.Domain = val
 		case "profile", "config":
 			// applied above
@@ -480,6 +503,9 @@ func (l *loader) endpoint(n *yaml.Node, what string) (Endpoint, error) {
 		return nil
 	})
 	if err == nil && e.Domain == "" && configHost != "" && configHost != "*" {
+		if cerr := domain.Check(configHost); cerr != nil {
+			err = l.errf(n, "%s: the host of its configuration: %v", what, cerr)
+		}
 		e.Domain = configHost
 	}
 	if err == nil && e.Domain == "" {
@@ -520,6 +546,11 @@ func (l *loader) realEndpoint(n *yaml.Node, what string) (Endpoint, error) {
 		case err != nil:
 			return err
 		case k == "domain":
+			// Checked before anything is written: a real server's
+			// certificate and key are files named after it.
+			if err := domain.Check(val); err != nil {
+				return l.errf(v, "domain: %v", err)
+			}
 			e.Domain = val
 		case k != "server":
 			knobs[k] = val
@@ -1027,6 +1058,14 @@ func (l *loader) serverSettings(kind *realserver.Kind, n *yaml.Node) ([]sweepRow
 		settings = kind.Sweep()
 	case n.Kind == yaml.SequenceNode:
 		for _, item := range n.Content {
+			if hasKey(item, "config") {
+				fs, err := l.fileSetting(kind, item)
+				if err != nil {
+					return nil, err
+				}
+				settings = append(settings, fs)
+				continue
+			}
 			knobs := map[string]string{}
 			err := l.fields(item, "a "+kind.Name+" setting", kind.KeyNames(), func(k string, v *yaml.Node) error {
 				val, err := l.scalar(v, k)
@@ -1052,9 +1091,64 @@ func (l *loader) serverSettings(kind *realserver.Kind, n *yaml.Node) ([]sweepRow
 			return nil, l.errf(n, "settings: %s given twice", s)
 		}
 		seen[s.ID()] = true
-		out = append(out, sweepRow{id: s.ID(), title: s.String(), ep: Endpoint{Domain: kind.Name + ".test", Server: s, Settings: s.Policy()}})
+		domain := kind.Name + ".test"
+		if fs, ok := s.(realserver.FileSetting); ok {
+			domain = fs.Host // the file's own name for it
+		}
+		out = append(out, sweepRow{id: s.ID(), title: s.String(), ep: Endpoint{Domain: domain, Server: s, Settings: s.Policy()}})
 	}
 	return out, nil
+}
+
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// fileSetting reads a real server setting that is an operator's own
+// configuration file: {config: FILE[#HOST], cert: STATE}, the server
+// started on that very file (a relative path is the scenario file's
+// neighbour) and predicted from what the harness reads in it.
+func (l *loader) fileSetting(kind *realserver.Kind, n *yaml.Node) (realserver.FileSetting, error) {
+	var ref, cert string
+	var refNode *yaml.Node
+	err := l.fields(n, "a "+kind.Name+" configuration file", []string{"config", "cert"}, func(k string, v *yaml.Node) error {
+		val, err := l.scalar(v, k)
+		if k == "config" {
+			ref, refNode = val, v
+		} else {
+			cert = val
+		}
+		return err
+	})
+	if err != nil {
+		return realserver.FileSetting{}, err
+	}
+	if file, _ := serverconf.ParseRef(ref); file != "" && !filepath.IsAbs(file) {
+		ref = filepath.Join(filepath.Dir(l.file), ref)
+	}
+	c, h, err := serverconf.Resolve(ref, serverconf.Options{})
+	if err != nil {
+		return realserver.FileSetting{}, l.errf(refNode, "config: %v", err)
+	}
+	if string(c.Server) != kind.Name {
+		return realserver.FileSetting{}, l.errf(refNode, "config: %s is %s's configuration, not %s's", c.File, c.Server, kind.Name)
+	}
+	var st certs.State
+	if cert != "" {
+		if st, err = certs.ParseState(cert); err != nil {
+			return realserver.FileSetting{}, l.errf(n, "cert: %v", err)
+		}
+	}
+	fs, err := c.Real(h, st)
+	if err != nil {
+		return fs, l.errf(refNode, "config: %v", err)
+	}
+	return fs, nil
 }
 
 func kindNames() []string {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"xmppneg/policy/safefile"
 	"xmppneg/sim"
 )
 
@@ -27,7 +28,7 @@ func ReadShard(path string) (*ShardReport, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		path = filepath.Join(path, "report.json")
 	}
-	data, err := os.ReadFile(path)
+	data, err := safefile.Read(path, MaxReportBytes, "")
 	if err != nil {
 		return nil, err
 	}
@@ -176,19 +177,19 @@ func CopyTranscripts(rep *Report, dir string) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "transcripts"), 0o755); err != nil {
+	if _, err := safefile.Dir(dir, "transcripts", 0o755); err != nil {
 		return err
 	}
 	for _, n := range rep.Negotiations {
 		if n.Transcript == "" {
 			continue
 		}
-		data, err := os.ReadFile(n.Transcript)
+		data, err := safefile.Read(n.Transcript, MaxTranscriptFile, "")
 		if err != nil {
 			return err
 		}
 		rel := TranscriptFile(n.Case)
-		if err := os.WriteFile(filepath.Join(dir, rel), data, 0o644); err != nil {
+		if err := safefile.Write(filepath.Join(dir, rel), data, 0o644); err != nil {
 			return err
 		}
 		n.Transcript = rel

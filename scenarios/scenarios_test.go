@@ -110,6 +110,11 @@ func TestParseErrorsNameFileLineAndAcceptedValues(t *testing.T) {
 		{"knob of another server", head + "    initiator: {server: prosody, s2s_use_starttls: optional}\n", "unknown key \"s2s_use_starttls\" in initiator (a real prosody); did you mean \"s2s_direct_tls\"? (accepted: server, domain, s2s_require_encryption, s2s_secure_auth, dialback, cert, s2s_direct_tls)"},
 		{"bad knob value", head + "    initiator: {server: ejabberd, s2s_use_starttls: sometimes}\n", "s2s_use_starttls: invalid value \"sometimes\": accepted values are false, optional, required"},
 		{"two real servers", head + "    initiator: {server: prosody}\n    receiver: {server: ejabberd}\n    expect: fail\n", "two real servers; one side must be the harness's"},
+		// A real server's domain names its certificate and key files:
+		// refused where it is read, before anything is written.
+		{"path in a real server's domain", head + "    receiver: {server: prosody, domain: \"../../../tmp/x/evil\"}\n", `bad.yaml:4:41: domain: invalid domain "../../../tmp/x/evil": a path separator`},
+		{"path in a domain", head + "    initiator: {domain: \"a/../../b\"}\n", `bad.yaml:4:25: domain: invalid domain "a/../../b"`},
+		{"empty label", head + "    initiator: {domain: a..test}\n", `domain: invalid domain "a..test": empty label`},
 		{"settings without server", "suite: t\nsweeps:\n  - {name: s, settings: all}\n", "settings: give the server whose settings these are"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

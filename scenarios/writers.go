@@ -4,12 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"xmppneg/policy/safefile"
 	"xmppneg/scenarios/junit"
 )
 
@@ -39,10 +39,10 @@ func WriteTranscripts(dir string, ns []*Negotiation) error {
 // records its path in n.
 func WriteTranscript(dir string, n *Negotiation) error {
 	rel := TranscriptFile(n.Case)
-	if err := os.MkdirAll(filepath.Join(dir, "transcripts"), 0o755); err != nil {
+	if _, err := safefile.Dir(dir, "transcripts", 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, rel), []byte(TranscriptText(n)), 0o644); err != nil {
+	if err := safefile.Write(filepath.Join(dir, rel), []byte(TranscriptText(n)), 0o644); err != nil {
 		return err
 	}
 	n.Transcript = rel

@@ -14,10 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"mellium.im/xmpp/jid"
-
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/domain"
 	"xmppneg/policy/outcome"
 )
 
@@ -27,7 +26,7 @@ const DefaultTimeout = 5 * time.Second
 // Defaults of the limits in Config, where it leaves them zero.
 const (
 	DefaultMaxConns          = 256 // inbound connections at once
-	DefaultMaxConnsPerSource = 16  // inbound connections at once from one IP address
+	DefaultMaxConnsPerSource = 16  // inbound connections at once from one IPv4 address or IPv6 /64
 	DefaultMaxOutbound       = 64  // connections opened at once on peers' behalf
 )
 
@@ -207,16 +206,8 @@ func NewEndpoint(cfg Config) (*Endpoint, error) {
 var processSecret = sync.OnceValue(func() string { return rand.Text() + rand.Text() })
 
 // CheckDomain reports whether d is usable as a server's domain: a JID
-// domainpart (RFC 7622).
-func CheckDomain(d string) error {
-	if _, err := jid.New("", d, ""); err != nil {
-		return fmt.Errorf("invalid domain %q: %w", d, err)
-	}
-	if strings.Contains(d, "..") || strings.HasPrefix(d, ".") {
-		return fmt.Errorf("invalid domain %q: empty label", d)
-	}
-	return nil
-}
+// domainpart (RFC 7622) that is a DNS name (see package domain).
+func CheckDomain(d string) error { return domain.Check(d) }
 
 // Domain returns the endpoint's domain.
 func (e *Endpoint) Domain() string { return e.cfg.Domain }
@@ -388,12 +379,33 @@ func (e *Endpoint) logf(format string, args ...any) {
 	}
 }
 
-// remoteIP is the IP address a connection comes from.
+// remoteIP is the source a connection is counted against: its IPv4
+// address, or its IPv6 address's /64 (see sourceOf).
 func remoteIP(c net.Conn) string {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
+		return sourceOf(a.IP)
 	}
 	return c.RemoteAddr().String()
+}
+
+// SourcePrefixV6 is the IPv6 prefix length counted as one source: a
+// host is routinely given a whole /64 (SLAAC, RFC 4291 §2.5.1), so
+// counting its addresses one by one would let it take every slot from
+// 16 of its millions.
+const SourcePrefixV6 = 64
+
+// sourceOf is what connections from ip count against: the address
+// itself for IPv4 (IPv4-mapped IPv6 included), its /64 for IPv6,
+// written as a prefix ("2001:db8:1:2::/64").
+func sourceOf(ip net.IP) string {
+	if v4 := ip.To4(); v4 != nil {
+		return v4.String()
+	}
+	if ip.To16() == nil {
+		return ip.String()
+	}
+	n := net.IPNet{IP: ip.Mask(net.CIDRMask(SourcePrefixV6, 128)), Mask: net.CIDRMask(SourcePrefixV6, 128)}
+	return n.String()
 }
 
 // enter counts a connection from source, unless source has most already.
@@ -550,7 +562,20 @@ func (e *Endpoint) dial(ctx context.Context, domain string, tr *trace, name stri
 	if len(tried) == 0 {
 		return nil, nil, fail(outcome.RemoteConnectionFailed, "cannot connect to %s: its only targets are direct TLS, which this end does not use", what)
 	}
-	return nil, nil, fail(cond, "cannot connect to %s at %s", what, strings.Join(tried, "; "))
+	return nil, nil, fail(cond, "cannot connect to %s at %s", what, triedText(tried))
+}
+
+// maxTriedShown bounds the addresses a connection failure names: every
+// attempt is in the transcript, and a log line stays short.
+const maxTriedShown = 4
+
+// triedText is the addresses tried and what each said, the first
+// maxTriedShown of them.
+func triedText(tried []string) string {
+	if len(tried) <= maxTriedShown {
+		return strings.Join(tried, "; ")
+	}
+	return fmt.Sprintf("%s; and %d more addresses", strings.Join(tried[:maxTriedShown], "; "), len(tried)-maxTriedShown)
 }
 
 // attempt records one connection attempt of the main connection.

@@ -433,3 +433,31 @@ func TestHostileServerFloodsTheInitiator(t *testing.T) {
 	assert.Contains(t, r.Outcome.Failure.Message, "more than 65536 bytes without a complete element")
 	assert.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(2<<20))
 }
+
+// Connections count against their IPv4 address, or their IPv6 /64: 16
+// addresses of one /64 (a host has millions) filled the 256 slots when
+// each IPv6 address counted apart.
+func TestSourcesAreIPv4AddressesOrIPv6Slash64s(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		same bool
+	}{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", true},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
+		{"192.0.2.1", "192.0.2.2", false},
+		{"192.0.2.1", "::ffff:192.0.2.1", true},
+		{"::1", "::2", true},
+	} {
+		a, b := sourceOf(net.ParseIP(tc.a)), sourceOf(net.ParseIP(tc.b))
+		assert.Equal(t, tc.same, a == b, "%s (%s) and %s (%s)", tc.a, a, tc.b, b)
+	}
+	assert.Equal(t, "2001:db8:1:2::/64", sourceOf(net.ParseIP("2001:db8:1:2:aaaa:bbbb:cccc:dddd")))
+
+	e := &Endpoint{}
+	for i := range DefaultMaxConnsPerSource {
+		ip := net.ParseIP(fmt.Sprintf("2001:db8:1:2::%x", i+1))
+		require.True(t, e.enter(sourceOf(ip), DefaultMaxConnsPerSource))
+	}
+	assert.False(t, e.enter(sourceOf(net.ParseIP("2001:db8:1:2::beef")), DefaultMaxConnsPerSource), "a 17th address of the /64 is refused")
+	assert.True(t, e.enter(sourceOf(net.ParseIP("2001:db8:1:3::1")), DefaultMaxConnsPerSource), "another /64 is not")
+}

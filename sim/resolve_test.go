@@ -2,9 +2,13 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -100,4 +104,54 @@ func TestDirectTLSTargets(t *testing.T) {
 	assert.True(t, r.Outcome.OK(), r.Explain())
 	assert.Contains(t, r.Attempts[0].Result, "skipped: direct TLS, which this end does not use")
 	assert.False(t, r.Offers[0].TLS, "STARTTLS on the other target")
+}
+
+// A hostile DNS: 16 SRV targets, 40 A records behind each, nothing
+// listening. One db:result to us made the receiver try every address
+// (~3,970 with 248 records each) and log them all on one line. At most
+// resolve.MaxAddrs are tried, and the failure names a few.
+func TestHostileDNSCostsSixteenAttempts(t *testing.T) {
+	w, d := dnsWorld(t)
+	a := w.endpoint("a.test", "")
+	var recs []loopdns.SRV
+	for i := range resolve.MaxTargets {
+		host := fmt.Sprintf("t%d.evil.test", i)
+		recs = append(recs, loopdns.SRV{Target: host, Port: 9, Priority: uint16(i)})
+		var ips []net.IP
+		for j := range 40 {
+			ips = append(ips, net.IPv4(127, byte(100+i), 0, byte(1+j)))
+		}
+		require.NoError(t, d.SetHost(host, ips...))
+	}
+	d.SetSRV(resolve.ServiceStartTLS, "evil.test", recs...)
+	r := a.Initiate(context.Background(), "evil.test")
+	require.NotNil(t, r.Outcome.Failure)
+	assert.Len(t, r.Attempts, resolve.MaxAddrs)
+	assert.Equal(t, 40-resolve.MaxAddrs, r.Resolution.DroppedAddrs)
+	assert.Contains(t, r.Outcome.Failure.Message, fmt.Sprintf("and %d more addresses", resolve.MaxAddrs-4))
+	assert.Less(t, len(r.Outcome.Failure.Message), 1024, "the failure's line stays short")
+}
+
+// A server that accepts and says nothing: the TLS version scan says it
+// timed out, not that the version was refused or STARTTLS not offered.
+func TestScanSaysTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.Copy(io.Discard, c) // until the scan hangs up
+	}()
+	s := ScanTLS(context.Background(), ln.Addr().String(), "silent.test", "a.test", false, tls.VersionTLS13, 200*time.Millisecond)
+	assert.True(t, s.Connected)
+	assert.True(t, s.TimedOut, s.Error)
+	assert.Contains(t, s.Error, "timed out")
+	ln.Close()
+	<-done
 }

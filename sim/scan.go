@@ -22,6 +22,10 @@ type VersionScan struct {
 	// Error says why the handshake did not complete, or why TLS was not
 	// reached (no STARTTLS offered, the connection refused).
 	Error string `json:"error,omitempty"`
+	// TimedOut is set when the deadline ended the scan: the server did
+	// not refuse the version, nor say it offers no STARTTLS; it did not
+	// answer in time.
+	TimedOut bool `json:"timed_out,omitempty"`
 	// Chain is the certificates the server sent.
 	Chain []*x509.Certificate `json:"-"`
 	// Features is what the server offered before TLS (STARTTLS targets).
@@ -50,7 +54,7 @@ func ScanTLS(ctx context.Context, addr, domain, from string, directTLS bool, ver
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		s.Error = err.Error()
+		s.fail(ctx, err)
 		return s
 	}
 	defer raw.Close()
@@ -61,7 +65,7 @@ func ScanTLS(ctx context.Context, addr, domain, from string, directTLS bool, ver
 	defer stop()
 	if !directTLS {
 		if s.Features, err = startTLSForScan(raw, domain, from); err != nil {
-			s.Error = err.Error()
+			s.fail(ctx, err)
 			return s
 		}
 	}
@@ -69,7 +73,7 @@ func ScanTLS(ctx context.Context, addr, domain, from string, directTLS bool, ver
 		NextProtos: []string{alpnXMPPServer, ScanALPN}}
 	tc := tls.Client(raw, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
-		s.Error = err.Error()
+		s.fail(ctx, err)
 		if a, ok := remoteAlert(err); ok && a == alertProtocolVersion {
 			s.Error = "refused: the server does not speak " + s.Version
 		}
@@ -78,6 +82,15 @@ func ScanTLS(ctx context.Context, addr, domain, from string, directTLS bool, ver
 	cs := tc.ConnectionState()
 	s.Accepted, s.Cipher, s.Chain = true, tls.CipherSuiteName(cs.CipherSuite), cs.PeerCertificates
 	return s
+}
+
+// fail records err, saying so when it is the deadline's.
+func (s *VersionScan) fail(ctx context.Context, err error) {
+	s.Error = err.Error()
+	if isTimeout(err) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		s.TimedOut = true
+		s.Error = "timed out: " + s.Error
+	}
 }
 
 // startTLSForScan opens a stream, reads the features and asks for TLS.

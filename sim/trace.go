@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"sync"
 	"time"
@@ -320,16 +319,15 @@ func (n *Network) targets(ctx context.Context, domain string) ([]dialTarget, *re
 	if err != nil {
 		return nil, res, err
 	}
+	// At most resolve.MaxAddrs addresses in all, each once: the
+	// domain's DNS, which anyone may write, chooses them.
 	var lastErr error
-	for _, t := range res.Targets {
-		ips, err := r.Addrs(ctx, res, t.Host)
-		if err != nil {
-			lastErr = err
+	for _, a := range r.Addresses(ctx, res) {
+		if a.Err != nil {
+			lastErr = a.Err
 			continue
 		}
-		for _, ip := range ips {
-			out = append(out, dialTarget{net.JoinHostPort(ip.String(), fmt.Sprint(t.Port)), t})
-		}
+		out = append(out, dialTarget{a.Addr, a.Target})
 	}
 	if len(out) == 0 {
 		if lastErr == nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"xmppneg/policy"
 	"xmppneg/policy/lyncpartner"
 	"xmppneg/policy/printable"
+	"xmppneg/policy/safefile"
 	"xmppneg/policy/serverconf"
 	"xmppneg/scenarios/partners"
 	"xmppneg/scenarios/rollout"
@@ -56,7 +56,7 @@ func setupDiff(fs *flag.FlagSet, e *env) func([]string) int {
 	all := fs.Bool("all", false, "list every negotiation, not only those that change")
 	out := outputFlag(fs, "text", "json", "junit")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
-	jobs := fs.Int("j", 4*runtime.NumCPU(), "negotiations run at once")
+	jobs := fs.Int("j", 4*runtime.NumCPU(), "negotiations run at once (default: 4 per CPU)")
 	return func(args []string) int {
 		if !noArgs(e, args) {
 			return exitUsage
@@ -283,7 +283,7 @@ func listSubjects(e *env, before, after, gwSpec string, declared map[string]part
 		return nil, exitUsage
 	}
 	read := func(path string) ([]lyncpartner.Entry, error) {
-		data, err := os.ReadFile(path)
+		data, err := safefile.Read(path, lyncpartner.MaxListBytes, "")
 		if err != nil {
 			return nil, err
 		}

@@ -16,6 +16,7 @@ import (
 	"xmppneg/certs"
 	"xmppneg/policy"
 	"xmppneg/policy/lyncpartner"
+	"xmppneg/policy/safefile"
 	"xmppneg/sim"
 	"xmppneg/sim/loopdns"
 	"xmppneg/sim/probe"
@@ -93,8 +94,16 @@ func (f *liveFlags) settings() (policy.Settings, *certs.PKI, error) {
 		}
 	}
 	if *f.secretFile != "" {
-		if s.Secret, err = readSecret(*f.secretFile); err != nil {
+		var warning string
+		if s.Secret, warning, err = readSecret(*f.secretFile); err != nil {
 			return s, nil, fmt.Errorf("--secret-file: %w", err)
+		}
+		if warning != "" {
+			if f.logf != nil {
+				f.logf("warning: --secret-file %s", warning)
+			} else {
+				fmt.Fprintf(os.Stderr, "xmppneg: warning: --secret-file %s\n", warning)
+			}
 		}
 	}
 	if *f.pki == "" {
@@ -112,22 +121,30 @@ func (f *liveFlags) settings() (policy.Settings, *certs.PKI, error) {
 // bits written in hex.
 const minSecret = 32
 
+// MaxSecretBytes bounds a --secret-file: a secret is a line.
+const MaxSecretBytes = 4 << 10
+
 // readSecret reads a dialback secret from path: its first line, without
-// surrounding space.
-func readSecret(path string) (string, error) {
-	data, err := os.ReadFile(path)
+// surrounding space. The file must be a regular one (a FIFO would hang
+// the read) of at most MaxSecretBytes; warning is set when users other
+// than its owner can read it, who could then forge our dialback keys.
+func readSecret(path string) (secret, warning string, err error) {
+	data, err := safefile.Read(path, MaxSecretBytes, "")
 	if err != nil {
-		return "", err
+		return "", "", err
+	}
+	if others, err := safefile.OthersCanRead(path); err == nil && others {
+		warning = fmt.Sprintf("%s can be read by other users, who could forge this domain's dialback keys: chmod 600 %s", path, path)
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
-	secret := strings.TrimSpace(line)
+	secret = strings.TrimSpace(line)
 	switch {
 	case secret == "":
-		return "", fmt.Errorf("%s: the first line is empty", path)
+		return "", "", fmt.Errorf("%s: the first line is empty", path)
 	case len(secret) < minSecret:
-		return "", fmt.Errorf("%s: the secret is %d characters; use at least %d random ones (openssl rand -hex 32 > %s)", path, len(secret), minSecret, path)
+		return "", "", fmt.Errorf("%s: the secret is %d characters; use at least %d random ones (openssl rand -hex 32 > %s)", path, len(secret), minSecret, path)
 	}
-	return secret, nil
+	return secret, warning, nil
 }
 
 // dns is the resolver of --resolver, checked.
@@ -331,7 +348,7 @@ func (f *liveFlags) probeEnv(res *resolve.Resolver, from, listen string, timeout
 // readDomains reads a --domains file: a partner list in a format
 // 'xmppneg partners' reads, or one domain a line.
 func readDomains(path string) ([]string, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.Read(path, lyncpartner.MaxListBytes, "")
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +401,7 @@ func setupServe(fs *flag.FlagSet, e *env) func([]string) int {
 	listen := fs.String("listen", "", "address to listen on, HOST:PORT (required); anything but a loopback address accepts connections from the network")
 	transcript := fs.Bool("transcript", false, "print the XML transcript of each negotiation")
 	maxConns := fs.Int("max-conns", sim.DefaultMaxConns, "inbound connections served at once; more are refused with <resource-constraint/>")
-	perSource := fs.Int("max-per-source", sim.DefaultMaxConnsPerSource, "inbound connections served at once from one IP address")
+	perSource := fs.Int("max-per-source", sim.DefaultMaxConnsPerSource, "inbound connections served at once from one IPv4 address or one IPv6 /64")
 	directListen := fs.String("direct-tls-listen", "", "also listen for direct TLS (XEP-0368) on this address, HOST:PORT, published as _xmpps-server with --dns-listen (implies direct_tls=true; with direct_tls=true alone, a free port on --listen's host)")
 	lf := defineLiveFlags(fs)
 	return func(args []string) int {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"xmppneg/policy"
 	"xmppneg/sim"
 	"xmppneg/sim/loopdns"
+	"xmppneg/sim/realserver"
 	"xmppneg/sim/resolve"
 )
 
@@ -45,10 +47,9 @@ func startServer(t *testing.T, domain, spec string, peers ...string) *sim.Endpoi
 // listen on later when a server started first must know it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := realserver.FreePort()
 	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
 
 func TestProbeReportsOffersCertificateAndMethod(t *testing.T) {
@@ -332,8 +333,8 @@ func TestProbeManyDomains(t *testing.T) {
 	assert.Contains(t, out, "3 domains in ")
 	assert.Contains(t, out, "2 work, 1 fail, 0 unreachable")
 
-	code, out, _ = runCLI("probe", "--domains", list, "--resolver", d.Addr(), "--listen", harnessAddr, "-o", "json")
-	assert.Equal(t, exitFail, code)
+	code, out, stderr = runCLI("probe", "--domains", list, "--resolver", d.Addr(), "--listen", harnessAddr, "-o", "json")
+	assert.Equal(t, exitFail, code, stderr)
 	var doc struct {
 		Probes []struct {
 			Domain string `json:"domain"`

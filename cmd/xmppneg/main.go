@@ -206,7 +206,7 @@ func runCommand(c *command, args []string, e *env) int {
 	return do(append(positional, tail...))
 }
 
-// printFlags lists the flags as the usage lines and the README write
+// printFlags lists the flags as the usage lines and docs/cli.md write
 // them: --name VALUE, and -o, -v, -j for the one-letter ones.
 func printFlags(w io.Writer, fs *flag.FlagSet) {
 	fs.VisitAll(func(f *flag.Flag) {

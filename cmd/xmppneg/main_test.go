@@ -184,7 +184,7 @@ func TestMatrixFormats(t *testing.T) {
 	assert.True(t, strings.HasPrefix(got.Tables[1].Rows[6].ID, "M7"))
 }
 
-// Help shows flags as the usage lines and the README write them:
+// Help shows flags as the usage lines and docs/cli.md write them:
 // --name, and -o, -v, -j for the one-letter ones.
 func TestHelpShowsFlagsAsTheUsageLinesWriteThem(t *testing.T) {
 	for _, c := range commands {

@@ -3,9 +3,10 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 
+	"xmppneg/policy/safefile"
 	"xmppneg/scenarios"
 )
 
@@ -42,20 +43,26 @@ func setupMerge(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("%v", err)
 			return exitFail
 		}
-		w := e.stdout
+		w := io.Writer(e.stdout)
+		var report *safefile.File // nil once committed
 		if *outDir != "" {
 			if err := writable(*outDir); err != nil {
 				e.errorf("--out %s: %v", *outDir, err)
 				return exitUsage
 			}
-			f, err := os.Create(filepath.Join(*outDir, "report."+reportExt(*out)))
+			name := filepath.Join(*outDir, "report."+reportExt(*out))
+			f, err := safefile.Create(name, 0o644)
 			if err != nil {
 				e.errorf("--out: %v", err)
 				return exitUsage
 			}
-			defer f.Close()
-			w = f
-			defer fmt.Fprintf(e.stdout, "wrote %s: %d shards, %s\n", f.Name(), len(shards), scenarios.Counted(len(rep.Negotiations), "negotiation"))
+			defer f.Discard()
+			w, report = f, f
+			defer func() {
+				if report == nil {
+					fmt.Fprintf(e.stdout, "wrote %s: %d shards, %s\n", name, len(shards), scenarios.Counted(len(rep.Negotiations), "negotiation"))
+				}
+			}()
 		}
 		// The merged report links only to transcripts that exist: copied
 		// next to it with --out, else the shards' own files.
@@ -70,6 +77,13 @@ func setupMerge(fs *flag.FlagSet, e *env) func([]string) int {
 		if err := writeReport(w, rep, *out, style); err != nil {
 			e.errorf("writing the report: %v", err)
 			return exitFail
+		}
+		if report != nil {
+			if err := report.Commit(); err != nil {
+				e.errorf("--out: %v", err)
+				return exitFail
+			}
+			report = nil
 		}
 		if !rep.Passed() {
 			return exitFail

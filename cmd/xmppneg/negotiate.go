@@ -226,6 +226,14 @@ func setupCerts(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("--out and at least one --domain are required (see 'xmppneg certs --help')")
 			return exitUsage
 		}
+		for _, d := range domains {
+			// Each becomes two file names under --out: checked before
+			// anything is written.
+			if err := sim.CheckDomain(d); err != nil {
+				e.errorf("--domain: %v", err)
+				return exitUsage
+			}
+		}
 		st, err := certs.ParseState(*state)
 		if err != nil {
 			e.errorf("--state: %v", err)

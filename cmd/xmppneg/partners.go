@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"xmppneg/policy"
 	"xmppneg/policy/lyncpartner"
+	"xmppneg/policy/safefile"
 	"xmppneg/scenarios/partners"
 	"xmppneg/sim"
 	"xmppneg/sim/probe"
@@ -84,12 +84,14 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 	fs.Var(&declared, "partner", "DOMAIN=PROFILE or DOMAIN=SPEC: what one partner runs (repeatable; overrides --profiles)")
 	gateway := fs.String("gateway", "", "the gateway's certificate, secret and behaviour knobs, as a spec over profile lync2013-gateway (each entry's TLS, SASL and dialback replace the spec's); or config=FILE#HOST: your own Prosody, ejabberd or jabberd2 server as its configuration file says (FILE is then a list of partner domains, and fixes are lines of your file)")
 	gatewayDomain := fs.String("gateway-domain", "contoso.test", "the gateway's XMPP domain")
+	maxInput := sizeFlag(lyncpartner.MaxListBytes)
+	fs.Var(&maxInput, "max-input", "the largest partner list read, such as 64MiB or 128MiB")
 	out := outputFlag(fs, "text", "json", "junit", "html")
 	outDir := fs.String("out", "", "`directory` for the report file and one transcript per negotiation")
 	lang := fs.String("lang", "en", "language of the text and HTML labels: en, or ko (the Korean document's terms)")
 	verbose := fs.Bool("v", false, "details and transcripts of every partner, not only of those that need something")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
-	jobs := fs.Int("j", 4*runtime.NumCPU(), "run `N` negotiations at once (one that waits for its deadline holds a worker), and probe N domains at once with --probe")
+	jobs := fs.Int("j", 4*runtime.NumCPU(), "run `N` negotiations at once (one that waits for its deadline holds a worker), and probe N domains at once with --probe (default: 4 per CPU)")
 	doProbe := fs.Bool("probe", false, "probe every partner whose server is not declared, as 'xmppneg probe' does, and judge it with the settings learned (unreachable when nothing answers)")
 	from := fs.String("from", "harness.test", "with --probe: the harness's domain, which the partners' servers must find (their dialback check, their answers)")
 	listen := fs.String("listen", "127.0.0.1:0", "with --probe: where the harness listens for the partners' servers' connections back")
@@ -108,6 +110,12 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		if *timeout <= 0 || *jobs < 1 {
 			e.errorf("--timeout must be positive and -j at least 1")
+			return exitUsage
+		}
+		// Not a domain, the gateway's endpoint cannot start and every
+		// partner would "FAIL" for it.
+		if err := sim.CheckDomain(*gatewayDomain); err != nil {
+			e.errorf("--gateway-domain: %v", err)
 			return exitUsage
 		}
 		if !*doProbe {
@@ -140,7 +148,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 			}
 			return ownPartners(e, args[0], *gateway, *profiles, declared, *out, *verbose, *timeout, *jobs, probeFn)
 		}
-		data, err := os.ReadFile(args[0])
+		data, err := safefile.Read(args[0], int64(maxInput), "--max-input")
 		if err != nil {
 			e.errorf("%v", err)
 			return exitUsage
@@ -254,7 +262,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		if *outDir != "" {
 			file := filepath.Join(*outDir, "partners."+reportExt(*out))
-			if err := os.WriteFile(file, buf.Bytes(), 0o644); err != nil {
+			if err := safefile.Write(file, buf.Bytes(), 0o644); err != nil {
 				e.errorf("--out: %v", err)
 				return exitFail
 			}

@@ -15,6 +15,8 @@ import (
 
 const examples = "../../scenarios/examples/"
 
+// The partners example of the README and docs/partners.md says what this
+// run shows.
 func TestPartnersExampleFromTheREADME(t *testing.T) {
 	dir := t.TempDir()
 	code, out, stderr := runCLI("partners", examples+"partners.ps1", "--profiles", examples+"partners-servers.yaml",

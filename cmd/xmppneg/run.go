@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"xmppneg/policy/safefile"
 	"xmppneg/scenarios"
 )
 
@@ -37,17 +39,45 @@ func init() {
 
 // runFlags are the flags shared by verify and run.
 type runFlags struct {
-	jobs   *int
-	repeat *int
-	out    *string
+	jobs     *int
+	repeat   *int
+	out      *string
+	maxInput *sizeFlag
 }
 
 func defineRunFlags(fs *flag.FlagSet) runFlags {
+	maxInput := sizeFlag(scenarios.MaxSuiteBytes)
+	fs.Var(&maxInput, "max-input", "the largest scenario file read, such as 16MiB or 64MiB")
 	return runFlags{
-		jobs:   fs.Int("j", runtime.NumCPU(), "run `N` negotiations at once"),
-		repeat: fs.Int("repeat", 1, "run every negotiation N times and report any that ends differently (flake hunting)"),
-		out:    fs.String("out", "", "`directory` for the report file and one transcript per negotiation"),
+		jobs:     fs.Int("j", runtime.NumCPU(), "run `N` negotiations at once (default: one per CPU)"),
+		repeat:   fs.Int("repeat", 1, "run every negotiation N times and report any that ends differently (flake hunting)"),
+		out:      fs.String("out", "", "`directory` for the report file and one transcript per negotiation"),
+		maxInput: &maxInput,
 	}
+}
+
+// sizeFlag is a number of bytes, written 64MiB, 512KiB or 1048576.
+type sizeFlag int64
+
+func (s *sizeFlag) String() string { return safefile.Size(int64(*s)) }
+
+func (s *sizeFlag) Set(v string) error {
+	num, mult := strings.TrimSpace(v), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(num, u.suffix) {
+			num, mult = strings.TrimSpace(strings.TrimSuffix(num, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 1 || n > (1<<40)/mult {
+		return fmt.Errorf("%q is not a size such as 64MiB, 512KiB or 1048576", v)
+	}
+	*s = sizeFlag(n * mult)
+	return nil
 }
 
 func (f runFlags) options(e *env) (scenarios.Options, bool) {
@@ -83,10 +113,16 @@ func (f runFlags) options(e *env) (scenarios.Options, bool) {
 // and the transcripts: discovering it after thousands of negotiations
 // would throw them away.
 func writable(dir string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "transcripts"), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("cannot create it: %w", unwrapPath(err))
 	}
-	f, err := os.CreateTemp(filepath.Join(dir, "transcripts"), ".xmppneg-check-*")
+	// transcripts must be a directory of ours: a link placed there
+	// would send every transcript elsewhere.
+	td, err := safefile.Dir(dir, "transcripts", 0o755)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(td, ".xmppneg-check-*")
 	if err != nil {
 		return fmt.Errorf("cannot write there: %w", unwrapPath(err))
 	}
@@ -200,16 +236,17 @@ func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
 			// The report in its format goes to the directory, as with run;
 			// the console still shows the verdict.
 			file := filepath.Join(*rf.out, "report."+reportExt(*out))
-			f, err := os.Create(file)
+			f, err := safefile.Create(file, 0o644)
 			if err == nil {
 				if *out == "json" {
 					err = scenarios.WriteJSON(f, rep)
 				} else {
 					writeVerifyText(f, rep, scenarios.Style{}, *rf.out)
 				}
-				if cerr := f.Close(); err == nil {
-					err = cerr
+				if err == nil {
+					err = f.Commit()
 				}
+				f.Discard()
 			}
 			if err != nil {
 				e.errorf("--out: %v", err)
@@ -310,7 +347,7 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		var suites []*scenarios.Suite
 		for _, a := range args {
-			s, err := scenarios.Load(a)
+			s, err := scenarios.LoadLimited(a, int64(*rf.maxInput))
 			if err != nil {
 				e.errorf("%v", err)
 				return exitUsage
@@ -345,16 +382,20 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 			return exitUsage
 		}
 
-		w, file := e.stdout, ""
+		w, file := io.Writer(e.stdout), ""
+		var report *safefile.File
 		if *rf.out != "" {
 			file = filepath.Join(*rf.out, "report."+reportExt(*out))
-			f, err := os.Create(file)
+			// A fresh file renamed into place at the end: a link placed
+			// at report.html is replaced, never written through.
+			f, err := safefile.Create(file, 0o644)
 			if err != nil {
 				e.errorf("--out: %v", err)
 				return exitUsage
 			}
-			defer f.Close()
+			defer f.Discard()
 			w = f
+			report = f
 		}
 		var each func(*scenarios.Negotiation) error
 		if *out == "jsonl" {
@@ -376,6 +417,12 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 		if err := writeReport(w, rep, *out, style); err != nil {
 			e.errorf("writing the report: %v", err)
 			return exitFail
+		}
+		if report != nil {
+			if err := report.Commit(); err != nil {
+				e.errorf("--out: %v", err)
+				return exitFail
+			}
 		}
 		if file != "" {
 			// The report went to a file: what did not pass is still shown here.
@@ -410,11 +457,25 @@ func shardFromEnv() (index, total int, ok bool, err error) {
 		return 0, 0, false, fmt.Errorf("TEST_TOTAL_SHARDS=%q and TEST_SHARD_INDEX=%q: give a number of shards and an index from 0 below it", t, os.Getenv("TEST_SHARD_INDEX"))
 	}
 	if f := os.Getenv("TEST_SHARD_STATUS_FILE"); f != "" {
-		if err := os.WriteFile(f, nil, 0o644); err != nil {
+		if err := touch(f); err != nil {
 			return 0, 0, false, fmt.Errorf("TEST_SHARD_STATUS_FILE: %v", err)
 		}
 	}
 	return idx + 1, total, true, nil
+}
+
+// touch creates path or updates its time, as touch(1) does: the
+// convention says touch, and a file that exists keeps what it holds.
+func touch(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	now := time.Now()
+	return os.Chtimes(path, now, now)
 }
 
 func parseShard(s string) (int, int, error) {

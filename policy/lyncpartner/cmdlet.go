@@ -3,9 +3,11 @@ package lyncpartner
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"xmppneg/policy"
+	"xmppneg/policy/printable"
 )
 
 // cmdletParams are the parameters of New-/Set-CsXmppAllowedPartner that
@@ -79,9 +81,18 @@ func parseCmdlets(file string, data []byte) ([]Entry, []Note, error) {
 	for i := 0; i < len(lines); i++ {
 		n := i + 1
 		line := strings.TrimRight(lines[i], "\r")
-		for strings.HasSuffix(strings.TrimRight(line, " \t"), "`") && i+1 < len(lines) {
-			line = strings.TrimSuffix(strings.TrimRight(line, " \t"), "`") + " " + strings.TrimRight(lines[i+1], "\r")
-			i++
+		if continued(line) && i+1 < len(lines) {
+			// Joined with a builder: adding each continuation line to
+			// the line would copy it again for every line (quadratic).
+			var b strings.Builder
+			for continued(line) && i+1 < len(lines) {
+				b.WriteString(strings.TrimSuffix(strings.TrimRight(line, " \t"), "`"))
+				b.WriteByte(' ')
+				line = strings.TrimRight(lines[i+1], "\r")
+				i++
+			}
+			b.WriteString(line)
+			line = b.String()
 		}
 		words, err := splitWords(line)
 		if err != nil {
@@ -145,6 +156,10 @@ func parseCmdlets(file string, data []byte) ([]Entry, []Note, error) {
 	}
 	return entries, notes, nil
 }
+
+// continued reports whether line ends with a backtick: the command goes
+// on on the next line.
+func continued(line string) bool { return strings.HasSuffix(strings.TrimRight(line, " \t"), "`") }
 
 // props are e's properties as a cmdlet line would give them.
 func (e Entry) props() []prop {
@@ -348,13 +363,22 @@ func splitWords(line string) ([]string, error) {
 // next) into one.
 func joinLists(words []string) []string {
 	var out []string
+	var cur []string // the words of the last output word, joined once
+	flush := func() {
+		if len(cur) > 0 {
+			out = append(out, strings.Join(cur, ""))
+			cur = cur[:0]
+		}
+	}
 	for _, w := range words {
-		if n := len(out); n > 0 && (strings.HasSuffix(out[n-1], ",") || strings.HasPrefix(w, ",")) {
-			out[n-1] += w
+		if n := len(cur); n > 0 && (strings.HasSuffix(cur[n-1], ",") || strings.HasPrefix(w, ",")) {
+			cur = append(cur, w)
 			continue
 		}
-		out = append(out, w)
+		flush()
+		cur = append(cur, w)
 	}
+	flush()
 	return out
 }
 
@@ -403,9 +427,33 @@ func NewCmdlet(e Entry) string {
 	return b.String()
 }
 
+// psQuotes are the characters PowerShell's tokenizer takes for a single
+// quote: each ends a single-quoted string, and two of them stand for
+// one (ASCII ', and U+2018 to U+201B as Word and Outlook type them).
+const psQuotes = "'\u2018\u2019\u201a\u201b"
+
+// bare matches what PowerShell reads as one plain word: a domain name.
+var bare = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`)
+
+// quoteIfNeeded writes s as a PowerShell argument that an administrator
+// can paste: a domain name as it is, anything else single-quoted with
+// every quote character doubled, so that nothing in s ends the string
+// and starts a command. Control and format characters (a newline ends
+// a pasted command where quotes do not hold it) are written as visible
+// escapes: such a value is never a real partner's, and is shown, not
+// reproduced.
 func quoteIfNeeded(s string) string {
-	if s != "" && !strings.ContainsAny(s, " \t'\"`$#,;{}()@") {
+	if bare.MatchString(s) {
 		return s
 	}
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	var b strings.Builder
+	b.WriteByte('\'')
+	for _, r := range printable.String(s) {
+		if strings.ContainsRune(psQuotes, r) {
+			b.WriteRune(r)
+		}
+		b.WriteRune(r)
+	}
+	b.WriteByte('\'')
+	return b.String()
 }

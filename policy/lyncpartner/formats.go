@@ -28,8 +28,11 @@ func parseFormatList(file string, data []byte) ([]Entry, []Note, error) {
 			if cur == nil || len(cur.props) == 0 {
 				return nil, nil, &Error{File: file, Line: n, Err: fmt.Errorf("an indented line that continues no property")}
 			}
+			// Kept apart and joined once at the end: adding each
+			// line to the value would copy it again for every line
+			// (quadratic in a long wrapped value).
 			last := &cur.props[len(cur.props)-1]
-			last.value += " " + strings.TrimSpace(line)
+			last.wrapped = append(last.wrapped, strings.TrimSpace(line))
 			continue
 		}
 		name, value, ok := strings.Cut(line, ":")
@@ -50,6 +53,14 @@ func parseFormatList(file string, data []byte) ([]Entry, []Note, error) {
 			records = append(records, cur)
 		}
 		cur.props = append(cur.props, prop{name: name, value: strings.TrimSpace(value), line: n})
+	}
+	for _, r := range records {
+		for i := range r.props {
+			if p := &r.props[i]; len(p.wrapped) > 0 {
+				p.value = strings.Join(append([]string{p.value}, p.wrapped...), " ")
+				p.wrapped = nil
+			}
+		}
 	}
 	return entries(records, false)
 }

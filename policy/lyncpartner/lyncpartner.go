@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"xmppneg/policy"
+	"xmppneg/policy/domain"
 )
 
 // PartnerType says who may invite whom; nothing documented makes it
@@ -116,6 +117,11 @@ const (
 	FormatJSON Format = "json"        // ConvertTo-Json
 	FormatCmd  Format = "cmdlets"     // New-/Set-CsXmppAllowedPartner lines
 )
+
+// MaxListBytes is the default limit on a partner list's size: a large
+// gateway's 50,000 partners in Format-List take about 22 MB (partners
+// --max-input raises it).
+const MaxListBytes = 64 << 20
 
 var cmdletLine = regexp.MustCompile(`(?i)^\s*(New|Set)-CsXmppAllowedPartner\b`)
 
@@ -222,6 +228,7 @@ type prop struct {
 	line        int
 	list        []string // for AdditionalDomains when the format has lists
 	isList      bool
+	wrapped     []string // Format-List: the value's continuation lines, while reading
 }
 
 // properties of an entry, by their names in the cmdlets' output.
@@ -258,10 +265,20 @@ func (r *record) entry(defaults bool) (Entry, []Note, error) {
 	if e.Domain == "" {
 		return Entry{}, nil, &Error{File: r.file, Line: r.start, Err: fmt.Errorf("an entry without Identity or Domain")}
 	}
-	if err := checkDomain(e.Domain); err != nil {
-		for _, p := range r.props {
-			if strings.EqualFold(p.name, "Domain") || strings.EqualFold(p.name, "Identity") {
-				return fail(p, err)
+	// The identity of an XMPP partner is its domain: one that is not a
+	// domain is never a real partner, and it is printed in the
+	// Set-CsXmppAllowedPartner line an administrator pastes.
+	for _, c := range []struct{ name, value string }{{"Domain", e.Domain}, {"Identity", e.Identity}} {
+		if err := checkDomain(c.value); err != nil {
+			for _, p := range r.props {
+				if strings.EqualFold(p.name, c.name) {
+					return fail(p, err)
+				}
+			}
+			for _, p := range r.props {
+				if strings.EqualFold(p.name, "Domain") || strings.EqualFold(p.name, "Identity") {
+					return fail(p, err)
+				}
 			}
 		}
 	}
@@ -383,7 +400,7 @@ func checkDomain(d string) error {
 	if len(d) > 253 || !domainName.MatchString(d) {
 		return fmt.Errorf("%q is not a domain name", d)
 	}
-	return nil
+	return domain.Check(d)
 }
 
 // typeName reports whether p holds a .NET type name where a list was

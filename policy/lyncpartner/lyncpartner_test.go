@@ -114,3 +114,57 @@ func TestCmdletNamesOnlyWhatChanges(t *testing.T) {
 	require.NoError(t, err, line)
 	assert.Equal(t, "it's ours", back[0].Description)
 }
+
+// An identity that is not a domain is refused where the list is read,
+// in every format: it is never a real partner, and it would be printed
+// in a command an administrator pastes.
+func TestIdentityThatIsNotADomainIsRefused(t *testing.T) {
+	for _, id := range []string{"ps1.example’;Restart-Computer -Force;#", "ps1.example';Restart-Computer;#", "a.example\x1b[2J", "a`b.example", "../evil"} {
+		for name, list := range map[string]string{
+			"format-list": "Identity : " + id + "\nDomain : a.example\nTlsNegotiation : Optional\n",
+			"json":        `[{"Identity": ` + jsonString(id) + `, "Domain": "a.example"}]`,
+		} {
+			_, _, err := Parse("p", []byte(list))
+			require.Error(t, err, "%s: %q", name, id)
+			assert.Contains(t, err.Error(), "Identity", name)
+			assert.Contains(t, err.Error(), "is not a domain name", name)
+		}
+	}
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// Whatever is printed anyway stays one PowerShell string: every quote
+// character PowerShell ends a single-quoted string at (' ‘ ’ ‚ ‛) is
+// doubled, a newline or another control character is shown as an
+// escape, a backtick stays inside the quotes.
+func TestPrintedValuesCannotEndTheirQuotes(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a.example", "a.example"},
+		{"x';Restart-Computer -Force;#", "'x'';Restart-Computer -Force;#'"},
+		{"x‘;Restart-Computer;#", "'x‘‘;Restart-Computer;#'"},
+		{"x’;Restart-Computer;#", "'x’’;Restart-Computer;#'"},
+		{"x‚;Restart-Computer;#", "'x‚‚;Restart-Computer;#'"},
+		{"x‛;Restart-Computer;#", "'x‛‛;Restart-Computer;#'"},
+		{"x\nRestart-Computer", `'x\nRestart-Computer'`},
+		{"x\r\nRestart-Computer", `'x\r\nRestart-Computer'`},
+		{"x`;Restart-Computer", "'x`;Restart-Computer'"},
+		{"x\u2028Restart-Computer", `'x\u2028Restart-Computer'`},
+	} {
+		got := Cmdlet(tc.in, policy.Policy{}, policy.Policy{TLS: policy.Optional})
+		assert.Equal(t, "Set-CsXmppAllowedPartner -Identity "+tc.want+" -TlsNegotiation Optional", got, "%q", tc.in)
+		assert.NotContains(t, got, "\n")
+		// The PowerShell reading: inside the quotes, every quote
+		// character comes doubled.
+		inner := strings.TrimSuffix(strings.TrimPrefix(tc.want, "'"), "'")
+		for _, q := range psQuotes {
+			assert.Zero(t, strings.Count(strings.ReplaceAll(inner, string(q)+string(q), ""), string(q)), "a lone %q in %s", q, tc.want)
+		}
+	}
+	e := Default("a.example")
+	e.Description = "it’s ours;\nRestart-Computer"
+	assert.Contains(t, NewCmdlet(e), `-Description 'it’’s ours;\nRestart-Computer'`)
+}

@@ -541,6 +541,21 @@ func (e *ejabberdEval) config(opts []ejOpt) (*Config, error) {
 		c.Warnings = append(c.Warnings, Finding{Code: "deprecated", Source: o.src(),
 			Message: "Option 'route_subdomains' was removed: use s2s_access instead (ejabberd's warning); it is ignored"})
 	}
+	if o, ok := global["s2s_access"]; ok && o.v.Kind == yaml.ScalarNode && o.v.Value != "all" && o.v.Value != "none" {
+		defined := false
+		if r, ok := global["access_rules"]; ok && r.v.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(r.v.Content); i += 2 {
+				defined = defined || r.v.Content[i].Value == o.v.Value
+			}
+		}
+		if !defined {
+			// Observed on ejabberd 23.01 started on such a file
+			// (scenarios/examples/ejabberd/ejabberd-macros.yml): it opens no
+			// s2s stream and refuses every incoming one.
+			c.Warnings = append(c.Warnings, Finding{Code: "s2s-access-undefined", Option: "s2s_access: " + o.v.Value, Source: o.src(),
+				Message: fmt.Sprintf("s2s_access names the access rule %q, which access_rules does not define: ejabberd denies every server, so this server federates with no one (the prediction, which assumes the partner is allowed, does not hold); define it, e.g. access_rules: {%s: {allow: all}}", o.v.Value, o.v.Value)})
+		}
+	}
 	globalFindings := []Finding{}
 	for _, k := range order {
 		if msg, ok := ejNotModelled[k]; ok {

@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"xmppneg/certs"
 	"xmppneg/policy"
@@ -118,6 +119,9 @@ type Config struct {
 	// Warnings concern the whole file (duplicate options, deprecated
 	// values the server rewrites).
 	Warnings []Finding `json:"warnings"`
+	// modules is Prosody's global modules_enabled (nil when unset): a
+	// server started on the file keeps them (Real).
+	modules []string
 }
 
 // Host is one virtual host (or component) of a configuration.
@@ -329,6 +333,27 @@ func (c *Config) hostNames() string {
 	return strings.Join(names, ", ")
 }
 
+// Real returns host h of the configuration as a real server that runs
+// the very file (realserver.FileSetting), predicted from what the file
+// was read to mean. Where the file names a certificate for h, the server
+// gets one in state cert ("" or valid: a valid one); where it names
+// none, it has none whatever cert says.
+func (c *Config) Real(h *Host, cert certs.State) (realserver.FileSetting, error) {
+	if h.Disabled {
+		return realserver.FileSetting{}, fmt.Errorf("%s: host %s is disabled", c.File, h.Name)
+	}
+	knobs := copyKnobs(h.Knobs)
+	if cert != "" && knobs["cert"] != string(certs.Missing) {
+		knobs["cert"] = string(cert)
+	}
+	predicted, err := h.SettingsWith(knobs)
+	if err != nil {
+		return realserver.FileSetting{}, fmt.Errorf("%s#%s: %w", c.File, h.Name, err)
+	}
+	return realserver.FileSetting{Server: string(c.Server), File: c.File, Host: h.Name, Knobs: knobs,
+		Predicted: predicted, Modules: c.modules}, nil
+}
+
 // Only returns the host to use when none is named: the only enabled host
 // that is not a component, or an error naming the choices.
 func (c *Config) Only() (*Host, error) {
@@ -517,7 +542,9 @@ func (r *reader) read(name string) ([]byte, string, error) {
 	if err != nil {
 		return nil, show, err
 	}
-	f, err := os.Open(real)
+	// O_NONBLOCK: opening a FIFO would wait for a writer; it is then
+	// refused as not a regular file.
+	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, show, err
 	}

@@ -495,7 +495,7 @@ func TestSpecKeyConfig(t *testing.T) {
 	assert.ErrorContains(t, err, "ejabberd would refuse")
 }
 
-// The README promises five or more example files per server, each in
+// docs/own-server.md promises five or more example files per server, each in
 // the table above.
 func TestExampleInventory(t *testing.T) {
 	listed := map[string]bool{}

@@ -2,7 +2,6 @@ package partners
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"xmppneg/policy"
+	"xmppneg/policy/safefile"
+	"xmppneg/scenarios"
 )
 
 // ParseDeclared reads what a partner runs: a profile name
@@ -36,7 +37,7 @@ var domainRE = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-
 // LoadDeclared reads a file that maps partner domains to what they run,
 // "domain: profile-or-spec" a line (YAML).
 func LoadDeclared(path string) (map[string]Declared, error) {
-	data, err := os.ReadFile(path)
+	data, err := safefile.Read(path, scenarios.MaxSuiteBytes, "")
 	if err != nil {
 		return nil, err
 	}
@@ -85,8 +86,8 @@ func ParseDeclaredFile(file string, data []byte) (map[string]Declared, error) {
 // connections (the main one and the verify connection), inside TLS
 // included.
 func WriteTranscripts(dir string, r *Report) error {
-	td := filepath.Join(dir, "transcripts")
-	if err := os.MkdirAll(td, 0o755); err != nil {
+	td, err := safefile.Dir(dir, "transcripts", 0o755)
+	if err != nil {
 		return err
 	}
 	for _, p := range r.Partners {
@@ -96,7 +97,7 @@ func WriteTranscripts(dir string, r *Report) error {
 			}
 			name := strings.ToLower(p.Entry.Domain) + "__" + strings.ReplaceAll(n.Label, "/", "__") + ".txt"
 			head := fmt.Sprintf("%s %s\n%s\n\n", p.Entry.Domain, n.Label, n.Explanation)
-			if err := os.WriteFile(filepath.Join(td, name), []byte(head+n.Transcript), 0o644); err != nil {
+			if err := safefile.Write(filepath.Join(td, name), []byte(head+n.Transcript), 0o644); err != nil {
 				return err
 			}
 			n.TranscriptFile = "transcripts/" + name

@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -356,7 +357,7 @@ func Evaluate(ctx context.Context, entries []lyncpartner.Entry, notes []lyncpart
 	if opt.Jobs <= 0 {
 		opt.Jobs = 4 * runtime.NumCPU()
 	}
-	ev := &evaluator{opt: opt, memo: map[string]outcomeRun{}}
+	ev := &evaluator{opt: opt, memo: map[memoKey]outcomeRun{}, ids: map[policy.Settings]int{}, byText: map[string]int{}, candidates: map[int]candidateResults{}}
 	rep := &Report{Gateway: opt.GatewayDomain + " " + describeGateway(*opt.Gateway), Notes: notes}
 	if rep.Notes == nil {
 		rep.Notes = []lyncpartner.Note{}
@@ -387,8 +388,13 @@ func Evaluate(ctx context.Context, entries []lyncpartner.Entry, notes []lyncpart
 			continue
 		}
 		p.Runs = "unknown"
-		for _, c := range Candidates() {
-			ev.wantPair("", ev.gateway(p.Entry.Policy), c.Settings)
+		gw := ev.gateway(p.Entry.Policy)
+		if _, done := ev.candidates[ev.settingsID(gw)]; done {
+			continue // another partner with these settings asked
+		}
+		ev.candidates[ev.settingsID(gw)] = candidateResults{}
+		for _, c := range ev.candidateSet() {
+			ev.wantPair("", gw, c.Settings)
 		}
 	}
 	if err := ev.run(ctx); err != nil {
@@ -454,8 +460,31 @@ func describeGateway(s policy.Settings) string {
 // evaluator runs negotiations, each distinct one once.
 type evaluator struct {
 	opt     Options
-	memo    map[string]outcomeRun
+	memo    map[memoKey]outcomeRun
 	pending []runKey
+	// ids and byText number settings values by their text: keys are
+	// looked up several times per partner, and printing settings each
+	// time cost more than the rest of a partner's judgement (50,000
+	// partners must take seconds).
+	ids    map[policy.Settings]int
+	byText map[string]int
+	// candidates are the candidate results of unknown partners, by the
+	// gateway's settings for the entry.
+	candidates    map[int]candidateResults
+	candidateList []Candidate
+}
+
+// candidateSet is Candidates(), made once.
+func (ev *evaluator) candidateSet() []Candidate {
+	if ev.candidateList == nil {
+		ev.candidateList = Candidates()
+	}
+	return ev.candidateList
+}
+
+type candidateResults struct {
+	results  []*CandidateResult
+	bothWays int
 }
 
 // outcomeRun is the result of one negotiation.
@@ -477,6 +506,34 @@ type runKey struct {
 
 func (k runKey) String() string {
 	return fmt.Sprintf("%s|%s|%q|%s|%q|%s", k.domain, k.gateway, k.gateway.Secret, k.partner, k.partner.Secret, k.direction)
+}
+
+// memoKey is a runKey with each settings value replaced by the number
+// of its text: two settings that print the same are one negotiation.
+type memoKey struct {
+	domain           string
+	gateway, partner int
+	direction        Direction
+}
+
+// settingsID numbers s by its text (secret included), printing each
+// distinct value once.
+func (ev *evaluator) settingsID(s policy.Settings) int {
+	if id, ok := ev.ids[s]; ok {
+		return id
+	}
+	t := s.String() + "|" + strconv.Quote(s.Secret)
+	id, ok := ev.byText[t]
+	if !ok {
+		id = len(ev.byText)
+		ev.byText[t] = id
+	}
+	ev.ids[s] = id
+	return id
+}
+
+func (ev *evaluator) memoKey(k runKey) memoKey {
+	return memoKey{k.domain, ev.settingsID(k.gateway), ev.settingsID(k.partner), k.direction}
 }
 
 func (ev *evaluator) key(domain string, gw, partner policy.Settings, dir Direction) runKey {
@@ -509,15 +566,16 @@ func (ev *evaluator) gateway(p policy.Policy) policy.Settings {
 }
 
 func (ev *evaluator) want(k runKey) {
-	if _, ok := ev.memo[k.String()]; ok {
+	kt := ev.memoKey(k)
+	if _, ok := ev.memo[kt]; ok {
 		return
 	}
-	ev.memo[k.String()] = outcomeRun{} // reserved: filled by run
+	ev.memo[kt] = outcomeRun{} // reserved: filled by run
 	ev.pending = append(ev.pending, k)
 }
 
 func (ev *evaluator) get(k runKey) outcomeRun {
-	r, ok := ev.memo[k.String()]
+	r, ok := ev.memo[ev.memoKey(k)]
 	if !ok {
 		panic("partners: negotiation not run: " + k.String())
 	}
@@ -549,7 +607,7 @@ func (ev *evaluator) run(ctx context.Context) error {
 				r.transcript = scenarios.TranscriptText(n)
 			}
 		}
-		ev.memo[k.String()] = r
+		ev.memo[ev.memoKey(k)] = r
 	}
 	ev.pending = nil
 	return nil
@@ -860,15 +918,25 @@ func (ev *evaluator) partnerFix(p *Partner, gw, partner policy.Settings) *Fix {
 // seen to fail.
 func (ev *evaluator) judgeUnknown(p *Partner) {
 	p.Status = Unknown
-	for _, c := range Candidates() {
-		gw := ev.gateway(p.Entry.Policy)
-		o := ev.pair("", gw, c.Settings)
-		cr := &CandidateResult{Name: c.Name, Outcomes: o[:], Negotiations: ev.shown("candidate-"+c.Name, "", gw, c.Settings)}
-		p.Candidates = append(p.Candidates, cr)
-		if cr.BothWays() {
-			p.CandidatesBothWays++
+	gw := ev.gateway(p.Entry.Policy)
+	id := ev.settingsID(gw)
+	cached := ev.candidates[id]
+	if cached.results == nil {
+		// Every partner with the same entry settings meets the same
+		// candidates: their results are built once and shared (read
+		// only), or a list of 50,000 partners would hold millions.
+		for _, c := range ev.candidateSet() {
+			o := ev.pair("", gw, c.Settings)
+			cr := &CandidateResult{Name: c.Name, Outcomes: o[:], Negotiations: ev.shown("candidate-"+c.Name, "", gw, c.Settings)}
+			cached.results = append(cached.results, cr)
+			if cr.BothWays() {
+				cached.bothWays++
+			}
 		}
+		ev.candidates[id] = cached
 	}
+	p.Candidates = cached.results[:len(cached.results):len(cached.results)]
+	p.CandidatesBothWays = cached.bothWays
 	p.Blockers = append(p.Blockers, Finding{Code: "unknown-partner",
 		Message: fmt.Sprintf("what %s runs is neither declared nor probed, so nothing was seen to fail and no change is proposed; the entry works both ways with %d of %d candidate servers. "+
 			"Learn it: xmppneg partners FILE --probe (reaches the partner's server through DNS), or declare it: --partner %s=PROFILE|SPEC or --profiles FILE",

@@ -10,6 +10,7 @@ import (
 
 	"xmppneg/policy"
 	"xmppneg/policy/outcome"
+	"xmppneg/policy/printable"
 	"xmppneg/scenarios/junit"
 )
 
@@ -274,7 +275,7 @@ func WriteText(w io.Writer, r *Report, st Style) {
 		if !p.Valid {
 			row += "!"
 		}
-		rows = append(rows, []cell{{text: p.Entry.Domain}, {text: row}, {text: st.settings(p.Entry.Policy)}, {text: p.Runs},
+		rows = append(rows, []cell{{text: printable.String(p.Entry.Domain)}, {text: row}, {text: st.settings(p.Entry.Policy)}, {text: p.Runs},
 			{text: p.Verdict(l), color: verdictColor[p.Status]}, {text: gw}, {text: pt}, {text: fix}})
 	}
 	writeTable(w, rows, st)
@@ -306,13 +307,15 @@ func writeDetails(w io.Writer, p *Partner, st Style) {
 	if !p.Valid {
 		row += ", " + l.label("invalid")
 	}
-	fmt.Fprintf(w, "\n%s — %s (%s), %s %s: %s\n", st.paint("bold", p.Entry.Domain), row, p.Entry.Policy.Partner(), l.label("runs"), p.Runs, st.verdict(p))
+	// What the partner list says is printed as text, never as terminal
+	// control sequences (package printable).
+	fmt.Fprintf(w, "\n%s — %s (%s), %s %s: %s\n", st.paint("bold", printable.String(p.Entry.Domain)), row, p.Entry.Policy.Partner(), l.label("runs"), p.Runs, st.verdict(p))
 	for _, f := range p.Warnings {
 		msg := f.Message
 		if l == Korean && f.Korean != "" {
 			msg = f.Korean
 		}
-		fmt.Fprintf(w, "  %s [%s]: %s\n", l.label("warning"), f.Code, msg)
+		fmt.Fprintf(w, "  %s [%s]: %s\n", l.label("warning"), f.Code, printable.String(msg))
 	}
 	for _, n := range p.Negotiations {
 		fmt.Fprintf(w, "  %s: %s\n", l.label(map[Direction]string{GatewayInitiates: "gw", PartnerInitiates: "pt"}[n.Direction]), n.Explanation)
@@ -339,13 +342,13 @@ func writeDetails(w io.Writer, p *Partner, st Style) {
 	if len(p.Blockers) > 0 {
 		fmt.Fprintf(w, "  %s:\n", l.label("blockers"))
 		for _, b := range p.Blockers {
-			fmt.Fprintf(w, "    [%s] %s\n", b.Code, b.Message)
+			fmt.Fprintf(w, "    [%s] %s\n", b.Code, printable.String(b.Message))
 		}
 	}
 	if len(p.Notes) > 0 {
 		fmt.Fprintf(w, "  %s:\n", l.label("notes"))
 		for _, b := range p.Notes {
-			fmt.Fprintf(w, "    [%s] %s\n", b.Code, b.Message)
+			fmt.Fprintf(w, "    [%s] %s\n", b.Code, printable.String(b.Message))
 		}
 	}
 	if p.Fix != nil {

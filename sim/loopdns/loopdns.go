@@ -21,9 +21,9 @@ type Server struct {
 	conn net.PacketConn
 
 	mu      sync.Mutex
-	records map[string]target // by fully qualified domain, lower case
-	srvRecs map[string][]SRV  // by owner name (_xmpp-server._tcp.DOMAIN.), set with SetSRV
-	hosts   map[string]net.IP // A records set with SetHost
+	records map[string]target   // by fully qualified domain, lower case
+	srvRecs map[string][]SRV    // by owner name (_xmpp-server._tcp.DOMAIN.), set with SetSRV
+	hosts   map[string][]net.IP // A records set with SetHost
 	queries []string
 }
 
@@ -52,7 +52,7 @@ func Start(addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loopdns: %w", err)
 	}
-	s := &Server{conn: pc, records: map[string]target{}, srvRecs: map[string][]SRV{}, hosts: map[string]net.IP{}}
+	s := &Server{conn: pc, records: map[string]target{}, srvRecs: map[string][]SRV{}, hosts: map[string][]net.IP{}}
 	started := make(chan struct{})
 	s.srv = &dns.Server{PacketConn: pc, Handler: s, NotifyStartedFunc: func() { close(started) }}
 	errc := make(chan error, 1)
@@ -110,14 +110,19 @@ func (s *Server) SetSRV(service, domain string, recs ...SRV) {
 	s.srvRecs[name] = append([]SRV{}, recs...)
 }
 
-// SetHost publishes an A record: host at ip, a loopback IPv4 address.
-func (s *Server) SetHost(host string, ip net.IP) error {
-	if ip.To4() == nil || !ip.IsLoopback() {
-		return fmt.Errorf("loopdns: %s is not an IPv4 loopback address", ip)
+// SetHost publishes A records: host at ips, loopback IPv4 addresses (a
+// domain's DNS may list many, as a hostile one does).
+func (s *Server) SetHost(host string, ips ...net.IP) error {
+	var v4 []net.IP
+	for _, ip := range ips {
+		if ip.To4() == nil || !ip.IsLoopback() {
+			return fmt.Errorf("loopdns: %s is not an IPv4 loopback address", ip)
+		}
+		v4 = append(v4, ip.To4())
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hosts[dns.Fqdn(strings.ToLower(host))] = ip.To4()
+	s.hosts[dns.Fqdn(strings.ToLower(host))] = v4
 	return nil
 }
 
@@ -158,10 +163,12 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 			}
 			continue
 		}
-		if ip, ok := s.hosts[name]; ok && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA) {
+		if ips, ok := s.hosts[name]; ok && (q.Qtype == dns.TypeA || q.Qtype == dns.TypeAAAA) {
 			m.Rcode = dns.RcodeSuccess
-			if q.Qtype == dns.TypeA {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: ip})
+			for _, ip := range ips {
+				if q.Qtype == dns.TypeA {
+					m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: ip})
+				}
 			}
 			continue
 		}

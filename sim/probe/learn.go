@@ -73,8 +73,8 @@ func observe(rep *Report) observed {
 	var o observed
 	direct := false
 	for _, t := range rep.Targets {
-		if !t.Reachable {
-			continue
+		if !t.Reachable || t.StartTLS == "timed out" {
+			continue // nothing seen there
 		}
 		if t.DirectTLS {
 			direct = direct || len(t.Accepted()) > 0

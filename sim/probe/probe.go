@@ -107,8 +107,8 @@ type Target struct {
 	Addr      string `json:"addr"`
 	Reachable bool   `json:"reachable"`
 	Error     string `json:"error,omitempty"`
-	// StartTLS is "required", "offered" or "not offered" (STARTTLS
-	// targets), "direct TLS" otherwise.
+	// StartTLS is "required", "offered", "not offered" or "timed out"
+	// (STARTTLS targets), "direct TLS" otherwise.
 	StartTLS string            `json:"starttls"`
 	Features string            `json:"features_before_tls,omitempty"`
 	Versions []sim.VersionScan `json:"tls_versions"`
@@ -127,6 +127,10 @@ func (t *Target) Accepted() []string {
 	return out
 }
 
+// MaxScans bounds the addresses of one probe scanned at once (each scan
+// is one connection at a time, a TLS version after another).
+const MaxScans = 4
+
 var scanVersions = []uint16{tls.VersionTLS13, tls.VersionTLS12, tls.VersionTLS11, tls.VersionTLS10}
 
 // Probe examines domain. addr, when set, is where to find it (no DNS).
@@ -143,26 +147,28 @@ func (env *Env) Probe(ctx context.Context, domain, addr string) *Report {
 		res, err := env.Resolver.Lookup(ctx, domain)
 		rep.Resolution = res
 		if err == nil {
-			for _, t := range res.Targets {
-				ips, aerr := env.Resolver.Addrs(ctx, res, t.Host)
-				if aerr != nil {
-					targets = append(targets, &Target{Target: t, Error: aerr.Error()})
+			// At most resolve.MaxAddrs addresses, each once.
+			for _, a := range env.Resolver.Addresses(ctx, res) {
+				if a.Err != nil {
+					targets = append(targets, &Target{Target: a.Target, Error: a.Err.Error()})
 					continue
 				}
-				for _, ip := range ips {
-					targets = append(targets, &Target{Target: t, Addr: net.JoinHostPort(ip.String(), strconv.Itoa(t.Port))})
-				}
+				targets = append(targets, &Target{Target: a.Target, Addr: a.Addr})
 			}
 		}
 	}
+	// MaxScans at once: each holds a socket for up to four handshakes.
 	var wg sync.WaitGroup
+	sem := make(chan struct{}, MaxScans)
 	for _, t := range targets {
 		if t.Addr == "" {
 			continue
 		}
 		wg.Add(1)
+		sem <- struct{}{}
 		go func(t *Target) {
 			defer wg.Done()
+			defer func() { <-sem }()
 			env.scan(ctx, domain, t)
 		}(t)
 	}
@@ -219,6 +225,9 @@ func (env *Env) scan(ctx context.Context, domain string, t *Target) {
 		t.StartTLS = "required"
 	case strings.Contains(t.Features, "starttls"):
 		t.StartTLS = "offered"
+	case t.Reachable && t.Features == "" && first.TimedOut:
+		// Nothing came before the deadline: that is not "no STARTTLS".
+		t.StartTLS = "timed out"
 	case t.Reachable:
 		t.StartTLS = "not offered"
 	}
@@ -226,6 +235,9 @@ func (env *Env) scan(ctx context.Context, domain string, t *Target) {
 		t.Error = first.Error
 	}
 }
+
+// pct escapes the % of a text that goes into a format.
+func pct(s string) string { return strings.ReplaceAll(s, "%", "%%") }
 
 // findings are what will break federation elsewhere, though not with
 // the harness, each with its fix.
@@ -313,25 +325,51 @@ func diagnose(rep *Report, env *Env) []string {
 			out = append(out, failureAdvice(f, rep, env))
 		}
 	}
-	// What the server did on its own connections back.
+	// What the server did on its own connections back: one line for
+	// each thing it did, however many times (a server that floods the
+	// harness with connections makes one line, counted).
+	type back struct {
+		text        string // with %[1]s where the time goes
+		first, last time.Time
+		n           int
+	}
+	var backs []*back
+	byText := map[string]*back{}
 	for _, in := range rep.Inbound {
 		what := "a stream of its own to " + rep.Harness + ", to verify dialback or to answer"
 		if in.Role == outcome.Authoritative.String() {
 			what = "its dialback verify connection"
 		}
-		at := in.At.Format("15:04:05")
+		var text string
 		switch f := in.Outcome.Failure; {
 		case f != nil && env.Harness.Settings().Cert == certs.Missing && (f.Condition == outcome.PolicyViolation || f.Condition == outcome.EncryptionRequired ||
 			f.Condition == outcome.ConnectionClosed || f.Step == outcome.StepStartTLS || f.Step == outcome.StepStream):
-			say("%s connected back at %s (%s) and gave up: %s. It requires TLS there, and the harness had no certificate, so it could offer no STARTTLS: "+
-				"probe with a certificate the server trusts (--cert valid, with --pki of the CA it trusts).", rep.Domain, at, what, f.Message)
+			text = fmt.Sprintf("%s connected back %%[1]s (%s) and gave up: %s. It requires TLS there, and the harness had no certificate, so it could offer no STARTTLS: "+
+				"probe with a certificate the server trusts (--cert valid, with --pki of the CA it trusts).", rep.Domain, what, pct(f.Message))
 		case f != nil:
-			say("%s connected back at %s (%s): %s", rep.Domain, at, what, f.Message)
+			text = fmt.Sprintf("%s connected back %%[1]s (%s): %s", rep.Domain, what, pct(f.Message))
 		case len(in.Notes) > 0:
-			say("%s connected back at %s (%s): the harness %s", rep.Domain, at, what, strings.Join(in.Notes, "; "))
+			text = fmt.Sprintf("%s connected back %%[1]s (%s): the harness %s", rep.Domain, what, pct(strings.Join(in.Notes, "; ")))
 		case in.Outcome.OK():
-			say("%s connected back at %s (%s) and authenticated with %s", rep.Domain, at, what, in.Outcome.Method.Name())
+			text = fmt.Sprintf("%s connected back %%[1]s (%s) and authenticated with %s", rep.Domain, what, in.Outcome.Method.Name())
+		default:
+			continue
 		}
+		b, ok := byText[text]
+		if !ok {
+			b = &back{text: text, first: in.At}
+			byText[text] = b
+			backs = append(backs, b)
+		}
+		b.n++
+		b.last = in.At
+	}
+	for _, b := range backs {
+		at := "at " + b.first.Format("15:04:05")
+		if b.n > 1 {
+			at = fmt.Sprintf("%d times, from %s to %s, each time", b.n, b.first.Format("15:04:05"), b.last.Format("15:04:05"))
+		}
+		say("%s", fmt.Sprintf(b.text, at))
 	}
 	if f := r.Outcome.Failure; f != nil && len(rep.Inbound) == 0 && (f.Step == outcome.StepDialback || f.Step == outcome.StepTimeout) {
 		say("%s never connected back to the harness within %s: %s", rep.Domain, deadline,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -277,4 +279,79 @@ func TestEveryFailureHasAdvice(t *testing.T) {
 		assert.True(t, specific, "%s: %s", n.Case.ID, text)
 		assert.Contains(t, text, f.Message, n.Case.ID)
 	}
+}
+
+// A domain whose DNS lists 16 targets of 40 addresses each: the probe
+// scans at most resolve.MaxAddrs of them (it opened ~3,970 sockets at
+// once with 248 each), and says how many it left.
+func TestProbeScansBoundedAddresses(t *testing.T) {
+	l := newLab(t, "")
+	var recs []loopdns.SRV
+	for i := range resolve.MaxTargets {
+		host := fmt.Sprintf("t%d.evil.test", i)
+		recs = append(recs, loopdns.SRV{Target: host, Port: 9, Priority: uint16(i)})
+		var ips []net.IP
+		for j := range 40 {
+			ips = append(ips, net.IPv4(127, byte(100+i), 0, byte(1+j)))
+		}
+		require.NoError(t, l.dns.SetHost(host, ips...))
+	}
+	l.dns.SetSRV(resolve.ServiceStartTLS, "evil.test", recs...)
+	r := l.env.Probe(context.Background(), "evil.test", "")
+	assert.Len(t, r.Targets, resolve.MaxAddrs)
+	var b strings.Builder
+	WriteText(&b, r, false)
+	assert.Contains(t, b.String(), fmt.Sprintf("%d more addresses not tried (at most %d in all are, each once)", 40-resolve.MaxAddrs, resolve.MaxAddrs))
+}
+
+// A server that floods the harness with connections back makes one
+// diagnosis line, counted, not one line each.
+func TestConnectionsBackAreAggregated(t *testing.T) {
+	l := newLab(t, "")
+	rep := &Report{Domain: "flood.test", Harness: "harness.test", Targets: []*Target{},
+		Negotiation: &sim.Result{Outcome: outcome.Succeeded(outcome.SASLOverTLS)}}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 3000 {
+		rep.Inbound = append(rep.Inbound, &sim.Result{At: start.Add(time.Duration(i) * time.Millisecond),
+			Outcome: outcome.Failed(outcome.Failure{Step: outcome.StepStream, Condition: outcome.ConnectionClosed, Message: "closed before its stream header, 100% silent"})})
+	}
+	rep.Inbound = append(rep.Inbound, &sim.Result{At: start, Outcome: outcome.Succeeded(outcome.SASLOverTLS)})
+	got := diagnose(rep, l.env)
+	require.Len(t, got, 3, got)
+	assert.Equal(t, "flood.test connected back 3000 times, from 03:04:05 to 03:04:07, each time (a stream of its own to harness.test, to verify dialback or to answer): closed before its stream header, 100% silent", got[1])
+	assert.Contains(t, got[2], "flood.test connected back at 03:04:05 (a stream of its own")
+}
+
+// A target that accepts and says nothing: its scan says "timed out",
+// not "refused" nor "STARTTLS not offered", and nothing is learned
+// from it.
+func TestSilentTargetTimesOut(t *testing.T) {
+	l := newLab(t, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); defer c.Close(); _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	l.env.Timeout = 150 * time.Millisecond
+	tg := &Target{Target: resolve.Target{Host: "127.0.0.1", Via: "--addr"}, Addr: ln.Addr().String()}
+	l.env.scan(context.Background(), "silent.test", tg)
+	assert.Equal(t, "timed out", tg.StartTLS)
+	rep := &Report{Domain: "silent.test", Targets: []*Target{tg}}
+	var b strings.Builder
+	WriteText(&b, rep, false)
+	assert.Contains(t, b.String(), "TLS 1.3 timed out, TLS 1.2 timed out")
+	assert.NotContains(t, b.String(), "refused")
+	assert.Empty(t, observe(rep).starttls, "nothing learned from a silent target")
 }

@@ -87,6 +87,9 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 		if res.Dropped > 0 {
 			fmt.Fprintf(w, "  %d more targets not tried (at most %d are)\n", res.Dropped, resolve.MaxTargets)
 		}
+		if res.DroppedAddrs > 0 {
+			fmt.Fprintf(w, "  %d more addresses not tried (at most %d in all are, each once)\n", res.DroppedAddrs, resolve.MaxAddrs)
+		}
 	}
 	for i, t := range r.Targets {
 		how := t.StartTLS
@@ -109,7 +112,10 @@ func WriteText(w io.Writer, r *Report, transcript bool) {
 		var vs []string
 		for _, v := range t.Versions {
 			state := "accepted"
-			if !v.Accepted {
+			switch {
+			case v.TimedOut:
+				state = "timed out"
+			case !v.Accepted:
 				state = "refused"
 			}
 			vs = append(vs, v.Version+" "+state)

@@ -16,6 +16,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/domain"
 )
 
 // EjabberdSettings are the s2s knobs of ejabberd that matter here.
@@ -81,6 +82,11 @@ func StartEjabberd(domain string, s EjabberdSettings, pki *certs.PKI, dnsAddr st
 // certificate are loaded, or an error with its log. A port taken before
 // ejabberd could bind it is tried again on another.
 func StartEjabberdHosts(hosts []EjabberdHost, pki *certs.PKI, dnsAddr string) (*Ejabberd, error) {
+	for _, h := range hosts {
+		if err := checkDomain(h.Domain); err != nil {
+			return nil, err
+		}
+	}
 	if err := Require("ejabberd"); err != nil {
 		return nil, err
 	}
@@ -114,14 +120,14 @@ func StartEjabberdHosts(hosts []EjabberdHost, pki *certs.PKI, dnsAddr string) (*
 		return nil, fmt.Errorf("realserver: DNS address %q is not 127.0.0.1:PORT", dnsAddr)
 	}
 	return startRetrying(func() (*Ejabberd, error) {
-		x, err := startEjabberd(hosts, pki, port)
+		x, err := startEjabberd(hosts, pki, port, nil)
 		var slow *slowStart
 		if errors.As(err, &slow) {
 			// Once in a while (a few starts in thousands, on 2 busy
 			// cores) the Erlang shell never takes its input: a second
 			// start has always come up. A server that fails otherwise is
 			// not retried.
-			x, err = startEjabberd(hosts, pki, port)
+			x, err = startEjabberd(hosts, pki, port, nil)
 		}
 		return x, err
 	})
@@ -133,7 +139,11 @@ type slowStart struct{ err error }
 func (e *slowStart) Error() string { return e.err.Error() }
 func (e *slowStart) Unwrap() error { return e.err }
 
-func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string) (x *Ejabberd, err error) {
+// ejabberdConfigFunc writes the configuration of an instance in dir
+// listening on port; nil is the launcher's own, from the hosts' settings.
+type ejabberdConfigFunc func(dir string, port int) (string, error)
+
+func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string, config ejabberdConfigFunc) (x *Ejabberd, err error) {
 	dir, err := os.MkdirTemp("", "xmppneg-ejabberd-")
 	if err != nil {
 		return nil, err
@@ -165,7 +175,11 @@ func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string) (x *Eja
 			}
 			bundle = append(bundle, b...)
 		}
-		if err := os.WriteFile(filepath.Join(certDir, h.Domain+".pem"), bundle, 0o600); err != nil {
+		name, err := domain.FileName(h.Domain, ".pem")
+		if err != nil {
+			return x, err
+		}
+		if err := os.WriteFile(filepath.Join(certDir, name), bundle, 0o600); err != nil {
 			return x, err
 		}
 	}
@@ -176,7 +190,14 @@ func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string) (x *Eja
 	if err := os.WriteFile(filepath.Join(dir, "inetrc"), []byte(inetrc), 0o600); err != nil {
 		return x, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(ejabberdConfig(dir, x.port, hosts)), 0o600); err != nil {
+	if config == nil {
+		config = func(dir string, port int) (string, error) { return ejabberdConfig(dir, port, hosts), nil }
+	}
+	text, err := config(dir, x.port)
+	if err != nil {
+		return x, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "ejabberd.yml"), []byte(text), 0o600); err != nil {
 		return x, err
 	}
 	spool := filepath.Join(dir, "spool")

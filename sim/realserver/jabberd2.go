@@ -19,6 +19,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	domainpkg "xmppneg/policy/domain"
 )
 
 // Jabberd2Settings are the s2s knobs of jabberd2 2.7 that matter here
@@ -98,6 +99,9 @@ type Jabberd2 struct {
 // is served, and s2s that it listens; a port taken before jabberd2 could
 // bind it is tried again on another.
 func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr string) (*Jabberd2, error) {
+	if err := checkDomain(domain); err != nil {
+		return nil, err
+	}
 	if err := Require("jabberd2"); err != nil {
 		return nil, err
 	}
@@ -144,7 +148,11 @@ func startJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsPort st
 			}
 			bundle = append(bundle, b...)
 		}
-		pem = filepath.Join(certDir, domain+".pem")
+		name, err := domainpkg.FileName(domain, ".pem")
+		if err != nil {
+			return j, err
+		}
+		pem = filepath.Join(certDir, name)
 		if err := os.WriteFile(pem, bundle, 0o600); err != nil {
 			return j, err
 		}

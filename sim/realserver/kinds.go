@@ -226,8 +226,11 @@ func init() {
 		if s.Cert, err = certs.ParseState(m["cert"]); err != nil {
 			return nil, fmt.Errorf("cert: %w", err)
 		}
-		if !s.PEMFile {
-			s.Cert = certs.Missing
+		// No certificate is no pemfile: the launcher writes none, and
+		// jabberd2 has no TLS (found by reading the launcher's own s2s.xml
+		// back, launcher_config_test.go).
+		if !s.PEMFile || s.Cert == certs.Missing {
+			s.PEMFile, s.Cert = false, certs.Missing
 		}
 		return s, nil
 	}
@@ -245,7 +248,8 @@ func init() {
 		return s, nil
 	}
 	ejabberdKind.share = func(s Setting) string {
-		if s.(EjabberdSettings).Cert == certs.WrongName {
+		es, ok := s.(EjabberdSettings)
+		if !ok || es.Cert == certs.WrongName {
 			return "" // it would present another host's certificate
 		}
 		return "hosts"

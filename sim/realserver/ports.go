@@ -82,3 +82,11 @@ func startRetrying[T any](start func() (T, error)) (T, error) {
 	}
 	return v, fmt.Errorf("%w (tried %d times on other ports)", err, startAttempts)
 }
+
+// FreePort returns a loopback TCP port that is free now, below the
+// ephemeral range and not handed out before by this process: for a
+// listener that must be named before it exists (a harness address a
+// server or a probe is told of). A port picked from the ephemeral range
+// ("127.0.0.1:0", then closed) was taken by another test's outgoing
+// connection before its listener bound it, on a busy machine.
+func FreePort() (int, error) { return allocPort() }

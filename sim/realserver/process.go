@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"xmppneg/policy/domain"
 )
 
 // process is a running server process whose output goes through a pipe
@@ -298,4 +300,13 @@ func (n *notifySocket) feed(w *watch) {
 func (n *notifySocket) close() {
 	n.conn.Close()
 	<-n.done
+}
+
+// checkDomain refuses a domain that is not one before a server's files,
+// named after it, are written (see package domain).
+func checkDomain(d string) error {
+	if err := domain.Check(d); err != nil {
+		return fmt.Errorf("realserver: %w", err)
+	}
+	return nil
 }

@@ -79,3 +79,24 @@ func TestEjabberdWithoutACertificate(t *testing.T) {
 	require.NoError(t, x.Stop())
 	assert.Empty(t, leftBehind(t, tmp), "Stop removes the directory")
 }
+
+// A domain that is a path is refused before anything is written: it
+// used to write evil.crt and evil.key outside the server's directory
+// (overwriting a key there) before the server failed on the name. No
+// server is started, so this runs without them.
+func TestPathDomainIsRefusedBeforeAnyFile(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	pki, err := certs.Default()
+	require.NoError(t, err)
+	for _, s := range []Setting{
+		ProsodySettings{RequireEncryption: true, Dialback: true},
+		EjabberdSettings{StartTLS: "optional", Dialback: true},
+		Jabberd2Settings{PEMFile: true},
+	} {
+		_, err := s.Start("../../../"+tmp+"/x/evil", pki, "127.0.0.1:53")
+		require.Error(t, err, s.Kind())
+		assert.Contains(t, err.Error(), "invalid domain", s.Kind())
+		assert.Empty(t, leftBehind(t, tmp), "%s wrote files for an invalid domain", s.Kind())
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,12 +67,26 @@ type Result struct {
 	Queries    []Query  `json:"queries"`
 	// Dropped counts the targets beyond MaxTargets, which are not tried.
 	Dropped int `json:"dropped,omitempty"`
+	// DroppedAddrs counts the addresses beyond MaxAddrs (or repeated)
+	// that Addresses found and left out; targets left unresolved once
+	// MaxAddrs were had are not counted, nor asked about.
+	DroppedAddrs int `json:"dropped_addresses,omitempty"`
 }
 
 // MaxTargets bounds the targets a lookup returns, in their order: a
 // domain's DNS (which anyone may write) could otherwise list enough to
 // hold a connection attempt for as many deadlines.
 const MaxTargets = 16
+
+// MaxAddrs bounds the addresses tried for one domain, all its targets
+// together: behind 16 targets a domain's DNS can put hundreds of A
+// records each, and one unauthenticated db:result would make us open
+// thousands of connections to addresses of the sender's choosing.
+const MaxAddrs = 16
+
+// MaxAnswerRecords bounds the records of one answer kept in a Query's
+// text.
+const MaxAnswerRecords = 16
 
 // Resolver asks a DNS server.
 type Resolver struct {
@@ -118,6 +133,13 @@ func (r *Resolver) exchange(ctx context.Context, res *Result, name string, qtype
 	defer cancel()
 	in, _, err := c.ExchangeContext(qctx, m, server)
 	q := Query{Name: dns.Fqdn(name), Type: dns.TypeToString[qtype]}
+	if err == nil && in.Truncated {
+		// The answer did not fit in UDP: ask again over TCP (RFC 7766
+		// §5), rather than read the part that came as all there is.
+		tc := &dns.Client{Net: "tcp", Timeout: timeout}
+		in, _, err = tc.ExchangeContext(qctx, m, server)
+		q.Type += " (over TCP: the UDP answer was truncated)"
+	}
 	if err != nil {
 		q.Answer = "no answer: " + err.Error()
 		if res != nil {
@@ -129,7 +151,13 @@ func (r *Resolver) exchange(ctx context.Context, res *Result, name string, qtype
 		q.Answer = dns.RcodeToString[in.Rcode]
 	} else {
 		var parts []string
-		for _, rr := range in.Answer {
+		for i, rr := range in.Answer {
+			if i == MaxAnswerRecords {
+				// The answer is the domain's DNS's to make long: a
+				// report line stays short.
+				parts = append(parts, fmt.Sprintf("and %d more records", len(in.Answer)-i))
+				break
+			}
 			parts = append(parts, strings.TrimPrefix(rr.String(), rr.Header().String()))
 		}
 		q.Answer = strings.Join(parts, "; ")
@@ -192,6 +220,49 @@ func (r *Resolver) Lookup(ctx context.Context, domain string) (*Result, error) {
 			Priority: s.Priority, Weight: s.Weight, Via: via[s]})
 	}
 	return res, nil
+}
+
+// Address is one place to connect to: an IP address and port, and the
+// target it came from. A target whose addresses could not be had is
+// listed once with Err set and no Addr.
+type Address struct {
+	Target Target
+	Addr   string // IP:port
+	Err    error
+}
+
+// Addresses resolves the targets of res in their order (RFC 2782's, as
+// Lookup gives them) into at most MaxAddrs addresses, each IP:port once;
+// once it has MaxAddrs it asks about no further target. What it leaves
+// out is counted in res.DroppedAddrs.
+func (r *Resolver) Addresses(ctx context.Context, res *Result) []Address {
+	var out []Address
+	seen := map[string]bool{}
+	n := 0
+	for _, t := range res.Targets {
+		if n == MaxAddrs {
+			break
+		}
+		ips, err := r.Addrs(ctx, res, t.Host)
+		if err != nil {
+			out = append(out, Address{Target: t, Err: err})
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		for _, ip := range ips {
+			a := net.JoinHostPort(ip.String(), strconv.Itoa(t.Port))
+			if seen[a] || n == MaxAddrs {
+				res.DroppedAddrs++
+				continue
+			}
+			seen[a] = true
+			n++
+			out = append(out, Address{Target: t, Addr: a})
+		}
+	}
+	return out
 }
 
 // Addrs returns the IP addresses of host (A, then AAAA records); an IP
