@@ -58,19 +58,70 @@ func Federate(ctx context.Context, p FederationPair, opt FederationOptions) ([]*
 	}
 	a := federation.Server{Setting: p.A, Domain: p.DomainA}
 	b := federation.Server{Setting: p.B, Domain: p.DomainB}
+	timeout := opt.Timeout
+	if timeout <= 0 {
+		timeout = federation.DefaultTimeout
+	}
+	emus := emulateBoth(ctx, a, b, timeout, opt.PKI)
 	res, err := federation.Run(ctx, a, b, opt.Options)
 	if err != nil {
+		emus.wait()
 		return nil, nil, err
 	}
-	ns, err := judgeFederation(ctx, p, res, opt.PKI, suite, opt.Source)
+	ns, err := judgeFederation(ctx, p, res, emus, suite, opt.Source)
 	return ns, res, err
+}
+
+// emulations are the engine's runs of both directions of a pair, made
+// while the real servers meet: they need nothing of them, and when both
+// wait out a deadline they wait together.
+type emulations struct {
+	done chan struct{}
+	res  map[string]*sim.Result
+	err  error
+}
+
+func emulateBoth(ctx context.Context, a, b federation.Server, timeout time.Duration, pki *certs.PKI) *emulations {
+	e := &emulations{done: make(chan struct{}), res: map[string]*sim.Result{}}
+	go func() {
+		defer close(e.done)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, d := range []struct {
+			name   string
+			in, re federation.Server
+		}{{"a-to-b", a, b}, {"b-to-a", b, a}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := federation.Emulate(ctx, d.in.Setting.Policy(), d.re.Setting.Policy(), d.in.Domain, d.re.Domain, timeout, pki)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					e.err = err
+				}
+				e.res[d.name] = r
+			}()
+		}
+		wg.Wait()
+	}()
+	return e
+}
+
+func (e *emulations) wait() (map[string]*sim.Result, error) {
+	<-e.done
+	return e.res, e.err
 }
 
 // judgeFederation makes one negotiation of each direction of res: what
 // was observed, what the two profiles predict and what the engine
 // playing both came to.
-func judgeFederation(ctx context.Context, p FederationPair, res *federation.Result, pki *certs.PKI, suite, source string) ([]*Negotiation, error) {
+func judgeFederation(ctx context.Context, p FederationPair, res *federation.Result, e *emulations, suite, source string) ([]*Negotiation, error) {
 	a, b := res.A, res.B
+	emus, err := e.wait()
+	if err != nil {
+		return nil, fmt.Errorf("the engine playing both profiles: %w", err)
+	}
 	var out []*Negotiation
 	for _, d := range res.Directions {
 		in, re := a, b
@@ -86,11 +137,10 @@ func judgeFederation(ctx context.Context, p FederationPair, res *federation.Resu
 		n := &Negotiation{Case: c, Prediction: &pred, Expected: pred.Outcome}
 		n.Result = &sim.Result{Initiator: in.Domain, Receiver: re.Domain, Outcome: d.Observed, Transcript: d.Transcript,
 			TLS: d.TLS, Notes: d.Notes, Duration: d.Duration, Offers: []sim.Offer{}}
-		emu, err := federation.Emulate(ctx, c.Initiator.Settings, c.Receiver.Settings, in.Domain, re.Domain, res.Timeout, pki)
-		if err != nil {
-			return nil, fmt.Errorf("the engine playing both profiles: %w", err)
+		n.Emulated = emus[d.Name]
+		if n.Emulated == nil {
+			return nil, fmt.Errorf("the engine playing both profiles: no run of %s", d.Name)
 		}
-		n.Emulated = emu
 		n.ServerLog = strings.Join(d.Logs.Lines, "\n")
 		n.judgeFederation(d)
 		out = append(out, n)
@@ -340,14 +390,16 @@ func RunFederation(ctx context.Context, plan *FederationPlan, opt federation.Opt
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
+			a, b := byDomain[p.A], byDomain[p.B]
+			emus := emulateBoth(ctx, a, b, mesh.Timeout(), mesh.PKI())
 			res, err := mesh.Federate(ctx, p.A, p.B)
 			if err != nil {
+				emus.wait()
 				errs[i] = err
 				return
 			}
-			a, b := byDomain[p.A], byDomain[p.B]
 			pair := FederationPair{A: a.Setting, B: b.Setting, DomainA: a.Domain, DomainB: b.Domain}
-			ns, err := judgeFederation(ctx, pair, res, mesh.PKI(), "federation", "the federation suite (scenarios.PlanFederation)")
+			ns, err := judgeFederation(ctx, pair, res, emus, "federation", "the federation suite (scenarios.PlanFederation)")
 			if err != nil {
 				errs[i] = err
 				return
