@@ -47,6 +47,9 @@ func TestPlanFederationCoversEveryTwoKinds(t *testing.T) {
 	}
 	left := strings.Join(plan.Skipped, "\n")
 	for key := range unstableFederations {
-		assert.Contains(t, left, strings.Replace(key, " ", " meeting ", 1), "an unstable pair left out says so")
+		a, b, _ := strings.Cut(key, " ")
+		if domains[a] && domains[b] {
+			assert.Contains(t, left, a+" meeting "+b, "an unstable pair left out says so")
+		}
 	}
 }

@@ -346,6 +346,15 @@ func (m *Mesh) direction(ctx context.Context, name string, from, to *member) Dir
 		}
 		return !c.Outcome.OK() || dir.Logs.Method != 0
 	})
+	if !c.Outcome.OK() && dir.Logs.Method != 0 {
+		// The logs say it authenticated after all: an initiator that
+		// tries dialback on a new connection once EXTERNAL was refused
+		// (ejabberd 24) does so after the first one ended.
+		if again := m.rec.Classify(from.Domain, to.Domain, !settled); again.Outcome.OK() {
+			c = again
+			dir.Observed, dir.Transcript, dir.Notes, dir.TLS = c.Outcome, c.Transcript, c.Notes, c.TLS
+		}
+	}
 	dir.CrossCheck = crossCheck(c.Outcome, dir.Logs, settled, logsSettled)
 	return dir
 }

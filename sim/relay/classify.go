@@ -68,6 +68,9 @@ func (r *Recorder) Classify(from, to string, timedOut bool) Classification {
 	}
 	sort.SliceStable(out.Transcript, func(i, j int) bool { return out.Transcript[i].Elapsed < out.Transcript[j].Elapsed })
 
+	if r.dropped > 0 {
+		out.Notes = append(out.Notes, fmt.Sprintf("the recorder kept no more connections after %d: %d not kept", maxConns, r.dropped))
+	}
 	if len(mains) == 0 {
 		out.Outcome = outcome.Failed(outcome.Failure{Step: outcome.StepTimeout, During: outcome.StepTCP, Condition: outcome.NoConnection, By: outcome.Initiator,
 			Message: fmt.Sprintf("%s did not connect to %s", from, to)})

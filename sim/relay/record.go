@@ -16,20 +16,25 @@ import (
 // Recorder keeps what every relay of a federation saw, connection by
 // connection. It is safe for concurrent use.
 type Recorder struct {
-	mu    sync.Mutex
-	conns []*connRecord
-	marks map[[2]string]time.Time
+	mu      sync.Mutex
+	conns   []*connRecord
+	dropped int // connections past maxConns, not kept
+	marks   map[[2]string]time.Time
 }
 
 // NewRecorder returns an empty recorder.
 func NewRecorder() *Recorder { return &Recorder{marks: map[[2]string]time.Time{}} }
 
 // maxConns bounds the connections a recorder keeps: a server that
-// reconnects in a loop cannot fill memory.
-const maxConns = 200
+// reconnects in a loop cannot fill memory. A mesh of the federation
+// suite sees a few thousand (five kinds: about 1,500); 200 was too few.
+const maxConns = 20000
 
-// maxEntries bounds what is kept of one connection.
-const maxEntries = 500
+// maxEntries and maxBytes bound what is kept of one connection.
+const (
+	maxEntries = 500
+	maxBytes   = 1 << 20
+)
 
 // Mark says that the stream from from to to is wanted from at on: the
 // transcript's times count from there.
@@ -47,6 +52,7 @@ type connRecord struct {
 	start        time.Time
 
 	entries  []rawEntry
+	bytes    int
 	cut      int
 	closed   map[string]time.Time // by side
 	failedTL *handshakeFailure
@@ -75,6 +81,8 @@ func (r *Recorder) open(domain string) *connRecord {
 	defer r.mu.Unlock()
 	if len(r.conns) < maxConns {
 		r.conns = append(r.conns, c)
+	} else {
+		r.dropped++
 	}
 	return c
 }
@@ -82,10 +90,11 @@ func (r *Recorder) open(domain string) *connRecord {
 func (c *connRecord) add(side string, inTLS bool, xml string) {
 	c.r.mu.Lock()
 	defer c.r.mu.Unlock()
-	if len(c.entries) >= maxEntries {
+	if len(c.entries) >= maxEntries || c.bytes+len(xml) > maxBytes {
 		c.cut++
 		return
 	}
+	c.bytes += len(xml)
 	c.entries = append(c.entries, rawEntry{at: time.Now(), side: side, tls: inTLS, xml: printable.String(xml)})
 }
 
