@@ -4,7 +4,9 @@ BIN     := bin/xmppneg
 
 .PHONY: all build run test deps vet unit interop repeat bench bench-interop fuzz report clean
 
-# Real servers the interop tests negotiate with (Debian packages).
+# Real servers the interop tests negotiate with (Debian packages; Prosody 13
+# and ejabberd 24, from bookworm-backports, use the system's lua5.4, Lua
+# libraries and Erlang/OTP that these bring in).
 DEPS_PKGS := prosody lua-unbound ejabberd jabberd2
 
 all: build
@@ -24,11 +26,12 @@ unit:
 
 # The real-server suites whole, in a build without the race detector
 # (under it, go test runs a quarter of each): every negotiation with
-# Prosody, ejabberd and jabberd2; the HTML report in report/interop.
-# Then the federation suite: the real servers meeting each other, every
-# two kinds in their field settings, both directions, each as the
-# profiles predict (docs/federation.md); its grid in report/federation.
-INTEROP_SUITES := interop-prosody interop-ejabberd interop-jabberd2
+# Prosody and ejabberd of both generations, and jabberd2; the HTML report
+# in report/interop. Then the federation suite: the real servers meeting
+# each other, every two kinds in their field settings, both directions,
+# each as the profiles predict (docs/federation.md); its grid in
+# report/federation.
+INTEROP_SUITES := interop-prosody interop-ejabberd interop-jabberd2 interop-prosody-13 interop-ejabberd-24
 interop: build
 	./$(BIN) run $(INTEROP_SUITES) -o html --out report/interop
 	./$(BIN) federate --matrix --timeout 3s -o html --out report/federation
@@ -52,6 +55,10 @@ deps:
 	echo "deps: installing$$missing"; \
 	apt-get -o DPkg::Lock::Timeout=600 update -qq && \
 	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $(DEPS_PKGS) >/dev/null
+	@# Prosody 13 and ejabberd 24 from bookworm-backports, beside the
+	@# system's: downloaded with a private apt state and unpacked into
+	@# the user's cache (no root; quick when they are there).
+	@sh sim/realserver/install-backports.sh
 
 test: deps vet unit interop repeat
 

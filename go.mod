@@ -3,7 +3,6 @@ module xmppneg
 go 1.26
 
 require (
-	github.com/google/renameio/v2 v2.0.2
 	github.com/mattn/go-runewidth v0.0.31
 	github.com/miekg/dns v1.1.73
 	github.com/stretchr/testify v1.12.1

@@ -85,7 +85,46 @@ type Behaviour struct {
 	// connections that start with TLS (published as _xmpps-server), and
 	// as an initiator it uses such a target when it finds one.
 	DirectTLS bool `json:"direct_tls"`
+	// Bidi is XEP-0288 (bidirectional server-to-server): none, as the
+	// XEP says (Prosody 13's mod_s2s_bidi), or offered in the namespace
+	// of the request, urn:xmpp:bidi, as ejabberd 24.12's mod_s2s_bidi
+	// does.
+	Bidi Bidi `json:"bidi"`
+	// StreamLimits makes a receiving end advertise XEP-0478 stream limits
+	// (max-bytes, idle-seconds) in its features, as Prosody 13 does on
+	// every s2s stream.
+	StreamLimits StreamLimits `json:"stream_limits"`
+	// ChannelBinding makes a receiving end advertise XEP-0440 SASL
+	// channel-binding types on TLS streams, as ejabberd 24.12 does.
+	ChannelBinding ChannelBinding `json:"channel_binding"`
 }
+
+// ChannelBinding is whether a receiving end advertises XEP-0440.
+type ChannelBinding uint8
+
+const (
+	ChannelBindingNone     ChannelBinding = iota
+	ChannelBindingEjabberd                // tls-exporter and tls-server-end-point, beside the mechanisms on TLS streams (ejabberd 24.12)
+)
+
+// StreamLimits is whether a receiving end advertises XEP-0478 limits.
+type StreamLimits uint8
+
+const (
+	StreamLimitsNone    StreamLimits = iota
+	StreamLimitsProsody              // max-bytes 524288, idle-seconds 840 (Prosody 13's defaults)
+)
+
+// Bidi is an end's XEP-0288.
+type Bidi uint8
+
+const (
+	BidiOff Bidi = iota // no XEP-0288
+	BidiXEP             // <bidi xmlns='urn:xmpp:features:bidi'/> offered, <bidi xmlns='urn:xmpp:bidi'/> requested
+	// BidiWrongNamespace: <bidi xmlns='urn:xmpp:bidi'/> offered as the
+	// feature (ejabberd 24.12; recorded: interop-ejabberd-24).
+	BidiWrongNamespace
+)
 
 // TLSVersion is a TLS protocol version as a knob: its zero value is the
 // knob's default (1.2 for tls_min, 1.3 for tls_max).
@@ -263,6 +302,14 @@ const (
 	// recorded: interop-ejabberd/a-partner-speaking-tls-1-0-and-1-1-only-as-old-gateways-do/forward
 	// and …/reverse).
 	VersionMismatchClose
+	// VersionMismatchInternalError: a ClientHello offering TLS 1.0
+	// upwards, as with close, but a version below what the end completes
+	// is refused with the internal_error alert (ejabberd 24.12, fast_tls
+	// 1.1.22: OpenSSL's "no suitable signature algorithm" below TLS 1.2,
+	// said now rather than closed on; recorded:
+	// interop-ejabberd-24/a-partner-speaking-tls-1-0-and-1-1-only-as-old-gateways-do/forward
+	// and …/reverse).
+	VersionMismatchInternalError
 )
 
 // DialbackOff is how a receiving end without dialback answers a
@@ -308,6 +355,12 @@ const (
 	// federation/prosody.require-encryption-dialback--jabberd2.no-pemfile/a-to-b).
 	UnofferedStartTLSIgnore
 )
+
+// OffersFromTLS10 says whether an end that initiates offers every
+// version from TLS 1.0 in its ClientHello, whatever it completes.
+func (v VersionMismatch) OffersFromTLS10() bool {
+	return v == VersionMismatchClose || v == VersionMismatchInternalError
+}
 
 // AnswerPings is how a receiving end answers stanzas.
 type AnswerPings uint8
@@ -358,8 +411,14 @@ var knobs = []knob{
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.DialbackOff) }},
 	{"unoffered_starttls", []string{"failure", "ignore"}, "how a receiver answers a <starttls/> it did not offer: <failure/>, or no answer at all",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.UnofferedStartTLS) }},
-	{"version_mismatch", []string{"alert", "close"}, "what the end does when TLS versions do not work out: the protocol_version alert, or every version offered from TLS 1.0 and the connection closed without an alert",
+	{"version_mismatch", []string{"alert", "close", "internal-error"}, "what the end does when TLS versions do not work out: the protocol_version alert, or every version offered from TLS 1.0 and the connection closed without an alert, or with the internal_error alert",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.VersionMismatch) }},
+	{"bidi", []string{"false", "true", "wrong-namespace"}, "XEP-0288 bidirectional streams: none, as the XEP says, or offered in the request's namespace urn:xmpp:bidi (ejabberd 24.12)",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.Bidi) }},
+	{"stream_limits", []string{"false", "true"}, "whether a receiver advertises XEP-0478 stream limits (max-bytes, idle-seconds) in its features, as Prosody 13 does",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.StreamLimits) }},
+	{"channel_binding", []string{"false", "true"}, "whether a receiver advertises XEP-0440 SASL channel-binding types (tls-exporter, tls-server-end-point) beside its mechanisms on TLS streams, as ejabberd 24.12 does",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.ChannelBinding) }},
 }
 
 func lookupKnob(key string) (knob, bool) {
@@ -483,10 +542,14 @@ func (b Behaviour) String() string { return strings.Join(b.Differences(), ",") }
 // implementation (or the documented Lync gateway) negotiates: its
 // settings and its behaviour.
 type Profile struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description"`
-	Source      string   `json:"source"` // version, configuration, document
-	Settings    Settings `json:"settings"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Source      string `json:"source"` // version, configuration, document
+	// Server is the server and version the profile was observed with,
+	// as the process reported it, and the Debian suite it came from;
+	// empty for a profile of no real server run here.
+	Server   string   `json:"server,omitempty"`
+	Settings Settings `json:"settings"`
 }
 
 // profiles are the shipped profiles.
@@ -501,30 +564,63 @@ var profiles = []Profile{
 		Name:        "prosody-0.12",
 		Description: "Prosody 0.12 as Debian packages it: encryption required, dialback loaded, EXTERNAL offered only to a certificate that validates, never a handshake aborted over a certificate",
 		Source:      "prosody 0.12.3 (Debian 12); s2s_require_encryption = true (default), s2s_secure_auth = false (default), mod_dialback; observed on loopback",
+		Server:      "Prosody 0.12.3 (Debian bookworm)",
 		Settings:    prosodySettings(false),
 	},
 	{
 		Name:        "prosody-0.12-secure",
 		Description: "Prosody 0.12 with the shipped example configuration: s2s_secure_auth, so a peer without a valid certificate is closed with <not-authorized/> right after TLS",
 		Source:      "prosody 0.12.3 (Debian 12); /etc/prosody/prosody.cfg.lua example: s2s_secure_auth = true; observed on loopback",
+		Server:      "Prosody 0.12.3 (Debian bookworm)",
 		Settings:    prosodySettings(true),
+	},
+	{
+		Name:        "prosody-13",
+		Description: "Prosody 13 with its defaults: as 0.12 in every negotiation the sweeps make (encryption required, dialback loaded, EXTERNAL offered only to a certificate that validates), and it advertises XEP-0478 stream limits on every s2s stream",
+		Source:      "prosody 13.0.1 (Debian bookworm-backports); s2s_require_encryption = true (default), s2s_secure_auth = false (default), mod_dialback, mod_s2s_bidi not loaded (Debian's config leaves it commented out); observed on loopback (interop-prosody-13)",
+		Server:      "Prosody 13.0.1 (Debian bookworm-backports)",
+		Settings:    Prosody13Settings(true, false, true, false),
+	},
+	{
+		Name:        "prosody-13-secure",
+		Description: "Prosody 13 with the configuration Debian ships: s2s_secure_auth, so a peer without a valid certificate is closed with <not-authorized/> right after TLS",
+		Source:      "prosody 13.0.1 (Debian bookworm-backports); /etc/prosody/prosody.cfg.lua as shipped: s2s_secure_auth = true, \"limits\" enabled, \"s2s_bidi\" commented out; observed on loopback (interop-prosody-13)",
+		Server:      "Prosody 13.0.1 (Debian bookworm-backports)",
+		Settings:    Prosody13Settings(true, true, true, false),
 	},
 	{
 		Name:        "ejabberd-23",
 		Description: "ejabberd 23.01 as Debian packages it: no STARTTLS on s2s (\"for historical reasons\"), dialback loaded, EXTERNAL offered on every TLS stream and refused for a certificate without clientAuth",
 		Source:      "ejabberd 23.01 (Debian 12); s2s_use_starttls: false (default), mod_s2s_dialback; observed on loopback",
+		Server:      "ejabberd 23.01-1 (Debian bookworm)",
 		Settings:    ejabberdSettings(NotSupported, true),
 	},
 	{
 		Name:        "ejabberd-23-example",
 		Description: "ejabberd 23.01 with the configuration Debian ships: STARTTLS required, dialback loaded, EXTERNAL refused for a certificate without clientAuth (\"unsupported certificate purpose\") and dialback tried next",
 		Source:      "ejabberd 23.01 (Debian 12); /etc/ejabberd/ejabberd.yml as shipped (also /usr/share/doc/ejabberd/examples/ejabberd.yml): s2s_use_starttls: required, mod_s2s_dialback; upstream's example says optional; observed on loopback",
+		Server:      "ejabberd 23.01-1 (Debian bookworm)",
 		Settings:    ejabberdSettings(Required, true),
+	},
+	{
+		Name:        "ejabberd-24",
+		Description: "ejabberd 24.12 with its defaults: no STARTTLS on s2s, dialback loaded, EXTERNAL offered on every TLS stream and refused for a certificate without clientAuth, as 23.01; a TLS version it will not complete is refused with the internal_error alert where 23.01 closed the connection",
+		Source:      "ejabberd 24.12 (Debian bookworm-backports); s2s_use_starttls: false (default), mod_s2s_dialback; observed on loopback (interop-ejabberd-24)",
+		Server:      "ejabberd 24.12-3~bpo12+1 (Debian bookworm-backports)",
+		Settings:    Ejabberd24Settings(NotSupported, true, false),
+	},
+	{
+		Name:        "ejabberd-24-example",
+		Description: "ejabberd 24.12 with the configuration Debian ships: STARTTLS required, dialback and mod_s2s_bidi (XEP-0288) loaded, EXTERNAL refused for a certificate without clientAuth and dialback tried next",
+		Source:      "ejabberd 24.12 (Debian bookworm-backports); /usr/share/ejabberd/ejabberd.yml.example as shipped (also /usr/share/doc/ejabberd/examples/ejabberd.yml): s2s_use_starttls: required, mod_s2s_bidi, mod_s2s_dialback; observed on loopback (interop-ejabberd-24)",
+		Server:      "ejabberd 24.12-3~bpo12+1 (Debian bookworm-backports)",
+		Settings:    Ejabberd24Settings(Required, true, true),
 	},
 	{
 		Name:        "jabberd2-2.7",
 		Description: "jabberd2 2.7 with a certificate and verify-mode 0: STARTTLS offered (never marked required), never SASL EXTERNAL, dialback always, peers' certificates never checked",
 		Source:      "jabberd2 2.7.0 (Debian 12); s2s.xml <local><pemfile>, <verify-mode>0</verify-mode>; observed on loopback",
+		Server:      "jabberd2 2.7.0 (Debian bookworm)",
 		Settings:    Jabberd2Settings(true, false),
 	},
 	{
@@ -653,4 +749,43 @@ func LookupProfile(name string) (Profile, error) {
 		names = append(names, p.Name)
 	}
 	return Profile{}, fmt.Errorf("unknown profile %q: accepted values are %s", name, strings.Join(names, ", "))
+}
+
+// Prosody13Settings is how Prosody 13 negotiates with the given knobs,
+// mod_s2s_bidi (XEP-0288) loaded or not. Where it is written the same as
+// Prosody 0.12's, a recorded negotiation of interop-prosody-13 shows it.
+func Prosody13Settings(requireEncryption, secureAuth, dialback, bidi bool) Settings {
+	s := ProsodySettings(requireEncryption, secureAuth, dialback)
+	// XEP-0478 limits on every s2s stream's features, its own defaults
+	// (recorded: every negotiation of interop-prosody-13).
+	s.StreamLimits = StreamLimitsProsody
+	if bidi {
+		// mod_s2s_bidi: XEP-0288 as the XEP says it (recorded:
+		// interop-prosody-13/knobs/require-encryption+dialback+bidi/…).
+		s.Bidi = BidiXEP
+	}
+	return s
+}
+
+// Ejabberd24Settings is how ejabberd 24.12 negotiates with
+// s2s_use_starttls and mod_s2s_dialback as given, mod_s2s_bidi loaded or
+// not. Where it is written the same as ejabberd 23.01's, a recorded
+// negotiation of interop-ejabberd-24 shows it.
+func Ejabberd24Settings(tls Level, dialback, bidi bool) Settings {
+	s := EjabberdSettings(tls, dialback)
+	// A TLS version it will not complete is refused with the
+	// internal_error alert where 23.01 closed the connection (recorded:
+	// interop-ejabberd-24/a-partner-speaking-tls-1-0-and-1-1-only-as-old-gateways-do/forward
+	// and …/reverse; its log: "no suitable signature algorithm").
+	s.VersionMismatch = VersionMismatchInternalError
+	// XEP-0440's channel-binding types beside EXTERNAL on every TLS
+	// stream (recorded: every TLS negotiation of interop-ejabberd-24).
+	s.ChannelBinding = ChannelBindingEjabberd
+	if bidi {
+		// mod_s2s_bidi offers <bidi xmlns='urn:xmpp:bidi'/>, the
+		// request's namespace, as its feature, on every stream (recorded:
+		// interop-ejabberd-24/knobs/starttls-optional+dialback+bidi/…).
+		s.Bidi = BidiWrongNamespace
+	}
+	return s
 }

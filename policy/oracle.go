@@ -81,6 +81,11 @@ func Predict(in, re Settings) Prediction {
 	if !p.Outcome.OK() || re.AnswerPings != AnswerPingsOwnStream {
 		return p
 	}
+	if BidiAgreed(in, re, p.Outcome.Method != outcome.TCPDialback) {
+		pr := predictor{p: p}
+		pr.say("the stream is bidirectional (XEP-0288): the receiver answers the ping over it")
+		return pr.p
+	}
 	back := predictAuthentication(re, in)
 	if back.Outcome.OK() {
 		return p
@@ -88,6 +93,22 @@ func Predict(in, re Settings) Prediction {
 	pr := predictor{p: p}
 	pr.say("the receiver answers the ping over a stream of its own, which fails: %s", back.Outcome)
 	return pr.fail(timeoutDuring(outcome.StepStream, outcome.Initiator), "no answer to the ping: the receiver's own stream to the initiator fails (%s)", back.Outcome)
+}
+
+// BidiAgreed says whether a stream from in to re, encrypted or not,
+// becomes bidirectional (XEP-0288): re offers <bidi/> in a namespace in
+// asks for. XEP-0288's feature is offered and asked for only where the
+// stream is encrypted or that end does not require it (Prosody 13);
+// ejabberd 24.12 offers and looks for it in urn:xmpp:bidi, on every
+// stream, so that it agrees only with its like.
+func BidiAgreed(in, re Settings, secure bool) bool {
+	switch {
+	case in.Bidi == BidiXEP && re.Bidi == BidiXEP:
+		return (secure || in.TLS != Required) && (secure || re.TLS != Required)
+	case in.Bidi == BidiWrongNamespace && re.Bidi == BidiWrongNamespace:
+		return true
+	}
+	return false
 }
 
 // predictAuthentication is Predict up to the authenticated stream.
@@ -218,7 +239,7 @@ func predictTLS(pr *predictor, client, server Settings, handshake, after outcome
 	clo, chi := client.TLSRange()
 	slo, shi := server.TLSRange()
 	offered := clo // the lowest version the client's hello offers
-	if client.VersionMismatch == VersionMismatchClose {
+	if client.VersionMismatch.OffersFromTLS10() {
 		offered = 10
 	}
 	switch {
@@ -226,12 +247,19 @@ func predictTLS(pr *predictor, client, server Settings, handshake, after outcome
 		// Versions are agreed before any certificate is sent: the server
 		// finds none in common and says so with protocol_version, or
 		// closes without a word.
-		if server.VersionMismatch == VersionMismatchClose {
+		switch server.VersionMismatch {
+		case VersionMismatchClose:
 			return pr.fail(failure(handshake, outcome.ConnectionClosed, serverSide), "the %s speaks %s, the %s %s: no TLS version in common, and the %s closes the connection without an alert",
+				clientSide, client.TLSRangeText(), serverSide, server.TLSRangeText(), serverSide), true
+		case VersionMismatchInternalError:
+			return pr.fail(failure(handshake, outcome.HandshakeFailure, serverSide), "the %s speaks %s, the %s %s: no TLS version in common, and the %s aborts with the internal_error alert",
 				clientSide, client.TLSRangeText(), serverSide, server.TLSRangeText(), serverSide), true
 		}
 		return pr.fail(failure(handshake, outcome.ProtocolVersion, serverSide), "the %s speaks %s, the %s %s: no TLS version in common",
 			clientSide, client.TLSRangeText(), serverSide, server.TLSRangeText()), true
+	case shi < clo && client.VersionMismatch == VersionMismatchInternalError:
+		return pr.fail(failure(handshake, outcome.HandshakeFailure, clientSide), "the %s offers TLS from 1.0 but completes only %s; the %s chose TLS %d.%d, and the %s aborts with the internal_error alert",
+			clientSide, client.TLSRangeText(), serverSide, shi/10, shi%10, clientSide), true
 	case shi < clo:
 		// The client offered down to TLS 1.0, the server chose a version
 		// below what the client completes.

@@ -72,7 +72,7 @@ func cellFor(n *Negotiation) *htmlCell {
 	if n == nil || n.Result == nil {
 		return nil
 	}
-	c := &htmlCell{Class: "failed", Label: "✗", Link: n.Transcript, Bad: !n.Pass}
+	c := &htmlCell{Class: "failed", Label: "✗", Link: LinkTo(n.Transcript), Bad: !n.Pass}
 	if o := n.Result.Outcome; o.OK() {
 		c.Class, c.Label = o.Method.String(), methodLabels[o.Method]
 	}
@@ -208,7 +208,8 @@ func WriteHTML(w io.Writer, r *Report) error {
 }
 
 var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-	"names": func(ms outcome.MethodSet) string { return ms.Names() },
+	"linkTo": LinkTo,
+	"names":  func(ms outcome.MethodSet) string { return ms.Names() },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>
@@ -248,7 +249,7 @@ Each cell is split by direction (see each grid). A red outline marks a result th
 {{if .Inconsistencies}}<h2>Inconsistencies in the document</h2><ul>{{range .Inconsistencies}}<li><b>{{range .Rows}}{{.}} {{end}}</b>{{.Message}}{{if .Verdict}}<br><i>{{.Verdict}}</i>{{end}}</li>{{end}}</ul>{{end}}
 {{if .Cases}}<h2>Scenarios{{if .Grids}} (and sweep cases not as expected){{end}}</h2>
 <table><tr><th></th><th>negotiation</th><th>observed</th><th>expected</th><th>explanation</th><th>transcript</th></tr>
-{{range .Cases}}<tr{{if not .Pass}} class="dis"{{end}}><td>{{if .Pass}}<span class="ok">PASS</span>{{else}}<b class="ko">{{.Status}}</b>{{end}}</td><td>{{.Case.ID}}</td><td>{{.Observed}}</td><td>{{.Expected}}</td><td>{{if .Result}}{{.Result.Explain}}{{end}}{{if .Why}}<br><b>{{.Why}}</b>{{end}}{{if .Note}}<br><i>{{.Note}}</i>{{end}}{{if .ServerLog}}<details><summary>end of the server's log</summary><pre>{{.ServerLog}}</pre></details>{{end}}</td><td>{{if .Transcript}}<a href="{{.Transcript}}">transcript</a>{{end}}</td></tr>
+{{range .Cases}}<tr{{if not .Pass}} class="dis"{{end}}><td>{{if .Pass}}<span class="ok">PASS</span>{{else}}<b class="ko">{{.Status}}</b>{{end}}</td><td>{{.Case.ID}}</td><td>{{.Observed}}</td><td>{{.Expected}}</td><td>{{if .Result}}{{.Result.Explain}}{{end}}{{if .Why}}<br><b>{{.Why}}</b>{{end}}{{if .Note}}<br><i>{{.Note}}</i>{{end}}{{if .ServerLog}}<details><summary>end of the server's log</summary><pre>{{.ServerLog}}</pre></details>{{end}}</td><td>{{if .Transcript}}<a href="{{linkTo .Transcript}}">transcript</a>{{end}}</td></tr>
 {{end}}</table>{{end}}
 </body></html>
 `))

@@ -1092,7 +1092,7 @@ func (l *loader) serverSettings(kind *realserver.Kind, n *yaml.Node) ([]sweepRow
 		}
 		seen[s.ID()] = true
 		domain := kind.Name + ".test"
-		if fs, ok := s.(realserver.FileSetting); ok {
+		if fs, ok := s.(realserver.FileSetting); ok && fs.Host != "*" {
 			domain = fs.Host // the file's own name for it
 		}
 		out = append(out, sweepRow{id: s.ID(), title: s.String(), ep: Endpoint{Domain: domain, Server: s, Settings: s.Policy()}})

@@ -164,3 +164,36 @@ sweeps:
 		}
 	}
 }
+
+// jabberd2 on an s2s.xml without <lookup><srv> asks no SRV record: it
+// connects to port 5269 of a partner's address, so a partner published
+// by SRV on another port is never reached. explain warns of it.
+func TestJabberd2WithoutSRVLookupConnectsTo5269(t *testing.T) {
+	requireReal(t, "jabberd2")
+	c, err := serverconf.Load("examples/jabberd2/s2s-no-srv-lookup.xml", serverconf.Options{})
+	require.NoError(t, err)
+	var codes []string
+	for _, w := range c.Warnings {
+		codes = append(codes, w.Code)
+	}
+	assert.Contains(t, codes, "no-srv-lookup")
+	s := loadExample(t, "no-srv.yaml", `suite: no-srv
+sweeps:
+  - name: files
+    server: jabberd2
+    settings:
+      - {config: jabberd2/s2s-no-srv-lookup.xml}
+    partners: [C3]
+    directions: row-initiates
+    timeout: 1s
+    expect: predicted
+`)
+	rep := execute(t, []*Suite{s}, Options{})
+	require.Len(t, rep.Negotiations, 1)
+	n := rep.Negotiations[0]
+	got := n.Observed()
+	require.NotNil(t, got.Failure, "%s: %s", n.Case.ID, got)
+	assert.Equal(t, outcome.StepTCP, got.Failure.Step, "jabberd2 never reaches the partner: %s", got)
+	assert.Contains(t, n.ServerLog, "port=5269]", "jabberd2 tried port 5269")
+	assert.False(t, n.Pass, "the prediction (SRV) holds now: put the file in operators-real.yaml")
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -21,7 +22,12 @@ import (
 	"xmppneg/sim/realserver"
 )
 
-var update = flag.Bool("update", false, "re-record testdata/recorded from the live real servers")
+var (
+	update = flag.Bool("update", false, "re-record testdata/recorded from the live real servers")
+	// A whole -update runs every real server's suite live (minutes); a
+	// change to one server's profile needs only its own.
+	recordOnly = flag.String("record", "", "with -update, re-record only the interop suites whose names match this regexp")
+)
 
 // recordedDir holds what real servers did, one file per interop suite.
 const recordedDir = "testdata/recorded"
@@ -63,7 +69,19 @@ func (p pin) String() string { return fmt.Sprintf("%s=%s (not %s)", p.Key, p.Val
 // unpinnable are the settings no negotiation of the interop sweeps can
 // tell apart, and why: a guess each, said as such.
 var unpinnable = map[string]string{
-	"ejabberd no_features=send (not close)": "ejabberd offers SASL EXTERNAL on every TLS stream: it never has nothing to offer",
+	"ejabberd no_features=send (not close)":    "ejabberd offers SASL EXTERNAL on every TLS stream: it never has nothing to offer",
+	"ejabberd-24 no_features=send (not close)": "ejabberd 24.12 offers SASL EXTERNAL on every TLS stream, as 23.01 does: it never has nothing to offer",
+
+	// The new generations' answers to what real initiators send
+	// unoffered were seen when they met the other servers (the
+	// federation suite, docs/federation.md), not yet in a recording of
+	// their interop suites.
+	"prosody-13 dialback_off=unsupported-stanza-type (not refuse)":          "seen in the federation suite (federation/prosody-13.require-encryption--jabberd2.pemfile/b-to-a), not recorded in interop-prosody-13 yet",
+	"prosody-13 dialback_off=unsupported-stanza-type (not not-authorized)":  "seen in the federation suite (federation/prosody-13.require-encryption--jabberd2.pemfile/b-to-a), not recorded in interop-prosody-13 yet",
+	"prosody-13 unoffered_starttls=failure (not ignore)":                    "Prosody 13 has a certificate in every swept setting and offers STARTTLS on every plain stream: a <starttls/> it did not offer never reaches it",
+	"ejabberd-24 dialback_off=not-authorized (not refuse)":                  "seen in the federation suite (federation/ejabberd-24.starttls-required--jabberd2.pemfile/b-to-a), not recorded in interop-ejabberd-24 yet",
+	"ejabberd-24 dialback_off=not-authorized (not unsupported-stanza-type)": "seen in the federation suite (federation/ejabberd-24.starttls-required--jabberd2.pemfile/b-to-a), not recorded in interop-ejabberd-24 yet",
+	"ejabberd-24 unoffered_starttls=failure (not ignore)":                   "seen in the federation suite (federation/prosody.require-encryption-dialback--ejabberd-24.starttls-false-dialback/a-to-b), not recorded in interop-ejabberd-24 yet",
 
 	"prosody unoffered_starttls=failure (not ignore)": "Prosody has a certificate in every swept setting and offers STARTTLS on every plain stream: a <starttls/> it did not offer never reaches it",
 
@@ -73,6 +91,7 @@ var unpinnable = map[string]string{
 
 	"jabberd2 tls=NotSupported (not Optional)":                      "without a certificate (no <pemfile>) jabberd2 can offer no STARTTLS and opens pre-1.0 streams, which never ask for it: TLS NotSupported and Optional come to the same",
 	"jabberd2 answer_pings=own-stream (not auto)":                   "jabberd2's own streams to the harness authenticate in every sweep, so its answer comes whichever stream it takes",
+	"jabberd2 channel_binding=false (not true)":                     "jabberd2 never offers SASL mechanisms on s2s, beside which channel-binding types are advertised",
 	"jabberd2 eku=server (not any)":                                 "jabberd2 never does SASL EXTERNAL on s2s, the only use of the EKU it would ask",
 	"jabberd2 eku=server (not client)":                              "jabberd2 never does SASL EXTERNAL on s2s, the only use of the EKU it would ask",
 	"jabberd2 external_offer=cert-shown (not always)":               "jabberd2 never offers SASL EXTERNAL on s2s",
@@ -114,8 +133,12 @@ func interopSuites(t *testing.T) []*Suite {
 func TestRecordedRealServers(t *testing.T) {
 	suites := interopSuites(t)
 	if *update {
+		only, err := regexp.Compile(*recordOnly)
+		require.NoError(t, err, "-record")
 		for _, s := range suites {
-			record(t, s)
+			if only.MatchString(s.Name) {
+				record(t, s)
+			}
 		}
 	}
 	for _, s := range suites {

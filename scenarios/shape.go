@@ -225,8 +225,32 @@ func (n node) token() string {
 					ms = append(ms, strings.TrimSpace(m.Text))
 				}
 				fs = append(fs, "mechanisms["+strings.Join(ms, ",")+"]")
-			case "dialback", "bidi":
+			case "dialback":
 				fs = append(fs, c.XMLName.Local)
+			case "sasl-channel-binding":
+				// XEP-0440, with the types advertised.
+				var ts []string
+				for _, t := range c.Nodes {
+					ts = append(ts, t.attr("type"))
+				}
+				fs = append(fs, "channel-binding["+strings.Join(ts, ",")+"]")
+			case "bidi":
+				// XEP-0288's feature, or ejabberd 24.12's in the
+				// request's namespace: not the same offer.
+				if c.XMLName.Space == "urn:xmpp:bidi" {
+					fs = append(fs, "bidi[urn:xmpp:bidi]")
+				} else {
+					fs = append(fs, "bidi")
+				}
+			case "limits":
+				// XEP-0478, with the values advertised.
+				var ls []string
+				for _, l := range c.Nodes {
+					if l.XMLName.Local != "" {
+						ls = append(ls, l.XMLName.Local+"="+strings.TrimSpace(l.Text))
+					}
+				}
+				fs = append(fs, "limits("+strings.Join(ls, ",")+")")
 			}
 		}
 		slices.Sort(fs)

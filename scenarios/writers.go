@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -23,6 +24,25 @@ func TranscriptFile(c *Case) string {
 }
 
 var fileSafe = strings.NewReplacer("/", "__", " ", "_")
+
+// LinkTo is the relative URL of the file at the relative path rel, for
+// an HTML report beside it: each path segment escaped, so that a name
+// with '#' or '?' (a suite's, a partner's) links to its file and not to
+// a fragment or a query. A link is never an absolute URL.
+func LinkTo(rel string) string {
+	if rel == "" {
+		return ""
+	}
+	parts := strings.Split(filepath.ToSlash(rel), "/")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	link := strings.Join(parts, "/")
+	if strings.Contains(parts[0], ":") || strings.HasPrefix(link, "/") {
+		link = "./" + link // never read as a scheme or an absolute path
+	}
+	return link
+}
 
 // WriteTranscripts writes one transcript file per negotiation under dir
 // and records each path in the negotiation.

@@ -565,17 +565,17 @@ func (e *Endpoint) dial(ctx context.Context, domain string, tr *trace, name stri
 	return nil, nil, fail(cond, "cannot connect to %s at %s", what, triedText(tried))
 }
 
-// maxTriedShown bounds the addresses a connection failure names: every
+// MaxTriedShown bounds the addresses a connection failure names: every
 // attempt is in the transcript, and a log line stays short.
-const maxTriedShown = 4
+const MaxTriedShown = 4
 
 // triedText is the addresses tried and what each said, the first
-// maxTriedShown of them.
+// MaxTriedShown of them.
 func triedText(tried []string) string {
-	if len(tried) <= maxTriedShown {
+	if len(tried) <= MaxTriedShown {
 		return strings.Join(tried, "; ")
 	}
-	return fmt.Sprintf("%s; and %d more addresses", strings.Join(tried[:maxTriedShown], "; "), len(tried)-maxTriedShown)
+	return fmt.Sprintf("%s; and %d more addresses", strings.Join(tried[:MaxTriedShown], "; "), len(tried)-MaxTriedShown)
 }
 
 // attempt records one connection attempt of the main connection.

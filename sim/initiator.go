@@ -19,6 +19,9 @@ type connecting struct {
 	// legacy is set on a pre-1.0 stream (either end's header without a
 	// version): no features, no TLS, dialback at once.
 	legacy bool
+	// limits are the XEP-0478 limits the other end last advertised, on
+	// any stream of the connection, authenticated ones included.
+	limits *streamLimits
 }
 
 // openStream sends our stream header, reads the other end's and its
@@ -66,10 +69,26 @@ func (o *connecting) openStream(from, to string, authenticated bool) error {
 	if !el.is(nsStreams, "features") {
 		return c.abort(badFormat(fmt.Sprintf("expected <stream:features/>, got %s", el)))
 	}
+	f := parseFeatures(el)
+	if f.Limits != nil {
+		o.limits = f.Limits
+	}
 	if authenticated {
 		return nil
 	}
-	o.offer = parseFeatures(el)
+	o.offer = f
+	if c.name == mainConn && bidiRequest(c.ep.cfg.Settings, f, c.secure) {
+		// XEP-0288: asked for before authenticating; no answer comes.
+		// Prosody 13 tells its own limits inside the request (there are
+		// no features the other way on a bidirectional stream).
+		req := "<bidi xmlns='" + nsBidi + "'/>"
+		if l := limitsOffer(c.ep.cfg.Settings); l != nil {
+			req = "<bidi xmlns='" + nsBidi + "'>" + l.xml() + "</bidi>"
+		}
+		if err := c.send(req); err != nil {
+			return c.abort(err)
+		}
+	}
 	if c.name == mainConn {
 		c.tr.offer(c.secure, o.offer)
 	}
@@ -208,6 +227,22 @@ func (hs *initiatorState) noMethod(why string) error {
 	return c.abort(policyViolation(why))
 }
 
+// withinLimits checks a stanza of size bytes against the max-bytes the
+// receiver advertised (XEP-0478 §3: a larger one may get the stream
+// closed with <policy-violation/>): one that would exceed it is not
+// sent, and the negotiation fails saying so, the harness's own finding.
+func (hs *initiatorState) withinLimits(size int) error {
+	l := hs.limits
+	if l == nil || l.MaxBytes <= 0 {
+		return nil
+	}
+	if size > l.MaxBytes {
+		return hs.c.fail(outcome.PolicyViolation, "the stanza the %s would send is %d bytes, more than the %d of max-bytes the %s advertised (XEP-0478): not sent", hs.c.me, size, l.MaxBytes, hs.c.them)
+	}
+	hs.c.tr.note(fmt.Sprintf("the %s advertised XEP-0478 max-bytes %d: the %s's stanza of %d bytes is within it", hs.c.them, l.MaxBytes, hs.c.me, size))
+	return nil
+}
+
 // pingAndClose proves the authenticated stream carries stanzas with an
 // XEP-0199 ping, then ends the stream. The answer may come back on this
 // stream or, from servers that answer over a stream of their own (Prosody
@@ -233,7 +268,11 @@ func (hs *initiatorState) pingAndClose() error {
 		}
 	}()
 	err := func() error {
-		if err := c.send(fmt.Sprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='%s'/></iq>", id, esc(c.ep.cfg.Domain), esc(c.peer), nsPing)); err != nil {
+		ping := fmt.Sprintf("<iq type='get' id='%s' from='%s' to='%s'><ping xmlns='%s'/></iq>", id, esc(c.ep.cfg.Domain), esc(c.peer), nsPing)
+		if err := hs.withinLimits(len(ping)); err != nil {
+			return err
+		}
+		if err := c.send(ping); err != nil {
 			return err
 		}
 		for {

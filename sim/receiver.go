@@ -3,6 +3,7 @@ package sim
 import (
 	"crypto/tls"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,23 @@ type receiverState struct {
 	// answering is set while an answer to a ping is on its way over a
 	// stream of ours.
 	answering atomic.Bool
+	// bidi is set once the initiator asked for a bidirectional stream
+	// (XEP-0288) where it was offered: stanzas to it then go back over
+	// this stream.
+	bidi bool
+}
+
+// read reads the initiator's next element during negotiation, taking a
+// XEP-0288 request where <bidi/> was offered: it has no answer.
+func (rs *receiverState) read() (*element, error) {
+	c := rs.c
+	for {
+		el, err := c.read()
+		if err != nil || !el.is(nsBidi, "bidi") || rs.offer.Bidi == "" {
+			return el, err
+		}
+		rs.bidi = true
+	}
 }
 
 // handshake runs the negotiation up to an authenticated stream, or to
@@ -51,7 +69,7 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 	if err := rs.acceptStream(true, false); err != nil {
 		return false, err
 	}
-	el, err := c.read()
+	el, err := rs.read()
 	if err != nil {
 		return false, c.abort(err)
 	}
@@ -62,7 +80,7 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 		if err := rs.acceptStream(false, false); err != nil {
 			return false, err
 		}
-		if el, err = c.read(); err != nil {
+		if el, err = rs.read(); err != nil {
 			return false, c.abort(err)
 		}
 	}
@@ -96,7 +114,7 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 		default:
 			return false, c.abort(&streamError{cond: outcome.UnsupportedStanzaType, text: fmt.Sprintf("unexpected %s during negotiation", el)})
 		}
-		if el, err = c.read(); err != nil {
+		if el, err = rs.read(); err != nil {
 			return false, c.abort(err)
 		}
 	}
@@ -162,6 +180,7 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 		var f features
 		f.Dialback, _ = dialbackOffer(c.ep.cfg.Settings, c.secure)
 		f.DialbackErrors = f.Dialback
+		f.Bidi, f.Limits = bidiOffer(c.ep.cfg.Settings, c.secure, true), limitsOffer(c.ep.cfg.Settings)
 		return c.abort(c.send(hdr, f.xml()))
 	case first && c.directTLS && c.peerCert != nil && c.checkPeerName() != nil && c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake:
 		// The name could not be checked during the handshake; refused at
@@ -212,7 +231,44 @@ func (rs *receiverState) features() features {
 	}
 	f.Dialback, _ = dialbackOffer(p, c.secure)
 	f.DialbackErrors = f.Dialback
+	f.Bidi, f.Limits = bidiOffer(p, c.secure, false), limitsOffer(p)
+	if c.secure && f.Mechanisms != nil && p.ChannelBinding == policy.ChannelBindingEjabberd {
+		f.ChannelBindings = ejabberdChannelBindings
+		if cs := c.tlsState(); cs != nil && cs.Version <= tls.VersionTLS12 {
+			// tls-unique exists below TLS 1.3 only; ejabberd 24.12 adds
+			// it there (recorded:
+			// interop-ejabberd-24/a-partner-speaking-tls-1-2-at-most/forward).
+			f.ChannelBindings = append(slices.Clip(ejabberdChannelBindings), "tls-unique")
+		}
+	}
 	return f
+}
+
+// bidiOffer is the namespace of the XEP-0288 <bidi/> the receiving end
+// offers on a stream, or "". With bidi=true it is offered, as Prosody 13's
+// mod_s2s_bidi does, before authentication on a stream that is encrypted
+// or needs not be; with bidi=wrong-namespace, as ejabberd 24.12's
+// mod_s2s_bidi does, in urn:xmpp:bidi on every stream, before and after
+// authentication (recorded: interop-ejabberd-24).
+func bidiOffer(p policy.Settings, secure, authenticated bool) string {
+	switch p.Bidi {
+	case policy.BidiXEP:
+		if !authenticated && (secure || p.TLS != policy.Required) {
+			return nsBidiFeat
+		}
+	case policy.BidiWrongNamespace:
+		return nsBidi
+	}
+	return ""
+}
+
+// limitsOffer is what the receiving end advertises of XEP-0478, or nil.
+func limitsOffer(p policy.Settings) *streamLimits {
+	if p.StreamLimits == policy.StreamLimitsNone {
+		return nil
+	}
+	l := prosodyLimits
+	return &l
 }
 
 // claim joins the trace of the endpoint at the other end of the
@@ -307,6 +363,12 @@ func (rs *receiverState) serveAuthenticated() {
 		switch {
 		case el.is(nsServer, "iq") && el.attr("type") == "get" && el.child(nsPing, "ping") != nil:
 			pong := fmt.Sprintf("<iq type='result' id='%s' from='%s' to='%s'/>", esc(el.attr("id")), esc(c.ep.cfg.Domain), esc(c.peer))
+			if rs.bidi {
+				// A bidirectional stream (XEP-0288): the answer goes back
+				// over it, and needs no stream of ours.
+				_ = c.send(pong)
+				break
+			}
 			if rs.release != nil && c.ep.cfg.Settings.AnswerPings == policy.AnswerPingsAuto {
 				// Endpoints of this harness take the answer on the same
 				// stream, as if bidirectional (XEP-0288): it spares a second

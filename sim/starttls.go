@@ -215,6 +215,12 @@ func (c *xconn) handshake(tc *tls.Conn) error {
 	if err := tc.Handshake(); err != nil {
 		return c.handshakeFailed(err)
 	}
+	if c.versionErr != nil {
+		// A version refused with internal_error by a client that was
+		// never asked for its certificate, the alert's moment: closed.
+		c.raw.Close()
+		return c.versionErr
+	}
 	c.handshaken = true
 	c.secured(tc)
 	// Said once, by the end that asked to resume: the main connection
@@ -253,6 +259,12 @@ func (c *xconn) serverTLS() *tls.Config {
 			if v >= lo && v <= hi {
 				return nil, nil
 			}
+		}
+		if c.ep.cfg.Settings.VersionMismatch == policy.VersionMismatchInternalError {
+			// crypto/tls answers an error here with internal_error.
+			c.versionErr = c.fail(outcome.HandshakeFailure, "the %s offers %s; the %s speaks only %s and aborts with the internal_error alert",
+				c.them, versionsText(hello.SupportedVersions), c.me, c.ep.cfg.Settings.TLSRangeText())
+			return nil, errVersionAlert
 		}
 		if c.ep.cfg.Settings.VersionMismatch == policy.VersionMismatchClose {
 			c.versionErr = c.fail(outcome.ConnectionClosed, "the %s offers %s; the %s speaks only %s and closes the connection without an alert",
@@ -303,7 +315,9 @@ func (e *Endpoint) serverTLSBase() *tls.Config {
 // an invalid one when strict.
 func (c *xconn) clientTLS() *tls.Config {
 	lo, hi := c.tlsVersions()
-	closeOnMismatch := c.ep.cfg.Settings.VersionMismatch == policy.VersionMismatchClose
+	mismatch := c.ep.cfg.Settings.VersionMismatch
+	closeOnMismatch := mismatch == policy.VersionMismatchClose
+	tooLow := false // the server chose a version below lo (internal-error)
 	cfg := &tls.Config{
 		MinVersion: lo,
 		MaxVersion: hi,
@@ -318,10 +332,20 @@ func (c *xconn) clientTLS() *tls.Config {
 				c.raw.Close()
 				return errVersionClose
 			}
+			if mismatch == policy.VersionMismatchInternalError && cs.Version < lo {
+				// Refused with internal_error once the client's
+				// certificate is asked for (crypto/tls sends that alert
+				// when GetClientCertificate fails; this callback's error
+				// would send bad_certificate).
+				tooLow = true
+				c.versionErr = c.fail(outcome.HandshakeFailure, "the %s chose %s; the %s offered every version from TLS 1.0 but completes only %s, and aborts with the internal_error alert",
+					c.them, tls.VersionName(cs.Version), c.me, c.ep.cfg.Settings.TLSRangeText())
+				return nil
+			}
 			return c.judge(cs, x509.ExtKeyUsageServerAuth, c.ep.cfg.Settings.RefuseServer == policy.ServerRefusalHandshake)
 		},
 	}
-	if closeOnMismatch {
+	if mismatch.OffersFromTLS10() {
 		// As OpenSSL-based servers do: every version is offered, and one
 		// below what the end completes ends the connection.
 		cfg.MinVersion = tls.VersionTLS10
@@ -337,6 +361,20 @@ func (c *xconn) clientTLS() *tls.Config {
 	} else if c.ep.cert != nil {
 		cfg.Certificates = []tls.Certificate{*c.ep.cert}
 	}
+	if mismatch == policy.VersionMismatchInternalError {
+		get, fixed := cfg.GetClientCertificate, cfg.Certificates
+		cfg.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			switch {
+			case tooLow:
+				return nil, errVersionAlert
+			case get != nil:
+				return get(cri)
+			case len(fixed) > 0 && cri.SupportsCertificate(&fixed[0]) == nil:
+				return &fixed[0], nil
+			}
+			return &tls.Certificate{}, nil
+		}
+	}
 	if c.name == verifyConn {
 		// A receiving server opens verify connections to the same
 		// authoritative servers again and again; like OpenSSL-based
@@ -350,6 +388,10 @@ func (c *xconn) clientTLS() *tls.Config {
 // errVersionClose ends a handshake whose versions do not work out, on a
 // connection already closed without an alert (version_mismatch=close).
 var errVersionClose = errors.New("TLS versions do not work out: connection closed without an alert")
+
+// errVersionAlert ends a handshake whose versions do not work out with
+// the internal_error alert (version_mismatch=internal-error).
+var errVersionAlert = errors.New("TLS versions do not work out: internal_error alert")
 
 // tlsVersions is the range of TLS versions the end speaks, as
 // crypto/tls numbers them.

@@ -22,11 +22,20 @@ const (
 	nsServer       = "jabber:server"
 	nsDialback     = "jabber:server:dialback"
 	nsDialbackFeat = "urn:xmpp:features:dialback"
-	nsTLS          = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsSASL         = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsStreamErr    = "urn:ietf:params:xml:ns:xmpp-streams"
-	nsStanzaErr    = "urn:ietf:params:xml:ns:xmpp-stanzas"
-	nsPing         = "urn:xmpp:ping"
+	// XEP-0288: the feature a receiver offers, and the request an
+	// initiator answers it with (ejabberd 24.12 offers the latter's
+	// namespace as the feature).
+	nsBidiFeat = "urn:xmpp:features:bidi"
+	nsBidi     = "urn:xmpp:bidi"
+	// XEP-0478: the limits a receiver advertises in its features.
+	nsStreamLimits = "urn:xmpp:stream-limits:0"
+	// XEP-0440: the SASL channel-binding types a receiver supports.
+	nsSASLCB    = "urn:xmpp:sasl-cb:0"
+	nsTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
+	nsSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
+	nsStreamErr = "urn:ietf:params:xml:ns:xmpp-streams"
+	nsStanzaErr = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	nsPing      = "urn:xmpp:ping"
 )
 
 // Connection names, as transcripts and failures show them.

@@ -110,7 +110,7 @@ func TestDiffConfigurations(t *testing.T) {
 	code, out, errs := runCLI("diff", "--before", old, "--after", new)
 	assert.Equal(t, exitFail, code, errs)
 	assert.Contains(t, out, "REGRESSION  example.org  jabberd2-2.7")
-	assert.Contains(t, out, "FAIL: 16 negotiations with each version, 2 changed: 2 regressions")
+	assert.Contains(t, out, "FAIL: 24 negotiations with each version, 2 changed: 2 regressions")
 
 	// Back again: the same two negotiations, improvements, exit 0.
 	code, out, _ = runCLI("diff", "--before", new, "--after", old, "-o", "json")
@@ -143,7 +143,7 @@ func TestDiffConfigurations(t *testing.T) {
 		Failures int `xml:"failures,attr"`
 	}
 	require.NoError(t, xml.Unmarshal([]byte(out), &suite))
-	assert.Equal(t, 16, suite.Tests)
+	assert.Equal(t, 24, suite.Tests)
 	assert.Equal(t, 2, suite.Failures)
 
 	// A new file the server would refuse is the worst regression.

@@ -45,7 +45,10 @@ func TestOutReplacesLinksAtReportNames(t *testing.T) {
 			return []string{"run", "failures", "--run", "secret", "-o", "jsonl", "--out", dir}
 		}},
 		{"partners", "partners.html", func(dir string) []string {
-			return []string{"partners", examples + "partners.ps1", "--profiles", examples + "partners-servers.yaml", "-o", "html", "--out", dir}
+			// One partner, declared: the fewest negotiations.
+			list := filepath.Join(t.TempDir(), "p.txt")
+			require.NoError(t, os.WriteFile(list, []byte("Identity : a.example\nTlsNegotiation : Optional\nSaslNegotiation : NotSupported\nSupportDialbackNegotiation : True\n"), 0o644))
+			return []string{"partners", list, "--partner", "a.example=gtalk-legacy", "-o", "html", "--out", dir}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,6 +168,10 @@ func TestDomainFlagsAreChecked(t *testing.T) {
 	assert.Contains(t, stderr, `--domain: invalid domain "../evil"`)
 	_, err := os.Stat(out)
 	assert.True(t, os.IsNotExist(err), "nothing written")
+
+	code, _, stderr = runCLI("partners", examples+"partners.ps1", "--partner", "../evil=prosody-0.12")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--partner: invalid domain "../evil"`)
 
 	code, _, stderr = runCLI("partners", examples+"partners.ps1", "--gateway-domain", "contoso test")
 	assert.Equal(t, exitUsage, code)

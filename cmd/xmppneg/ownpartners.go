@@ -12,6 +12,7 @@ import (
 	"xmppneg/policy/printable"
 	"xmppneg/policy/serverconf"
 	"xmppneg/scenarios/partners"
+	"xmppneg/sim"
 )
 
 // ownPartners is 'partners --gateway config=FILE#HOST': the operator's
@@ -77,6 +78,10 @@ func ownPartners(e *env, list, gateway, profilesFile string, declaredFlags []str
 		domain, what, ok := strings.Cut(d, "=")
 		if !ok || domain == "" || what == "" {
 			e.errorf("--partner %q is not DOMAIN=PROFILE or DOMAIN=SPEC", d)
+			return exitUsage
+		}
+		if err := sim.CheckDomain(domain); err != nil {
+			e.errorf("--partner: %v", err)
 			return exitUsage
 		}
 		v, err := partners.ParseDeclared(what)

@@ -171,6 +171,10 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 				e.errorf("--partner %q is not DOMAIN=PROFILE or DOMAIN=SPEC", d)
 				return exitUsage
 			}
+			if err := sim.CheckDomain(domain); err != nil {
+				e.errorf("--partner: %v", err)
+				return exitUsage
+			}
 			v, err := partners.ParseDeclared(what)
 			if err != nil {
 				e.errorf("--partner %s: %v", domain, err)

@@ -26,6 +26,7 @@ type profileView struct {
 	Name        string             `json:"name"`
 	Description string             `json:"description"`
 	Source      string             `json:"source"`
+	Server      string             `json:"server,omitempty"`
 	Spec        string             `json:"spec"`
 	Partner     string             `json:"partner"`
 	Cert        string             `json:"cert"`
@@ -33,7 +34,7 @@ type profileView struct {
 }
 
 func viewProfile(p policy.Profile) profileView {
-	return profileView{Name: p.Name, Description: p.Description, Source: p.Source,
+	return profileView{Name: p.Name, Description: p.Description, Source: p.Source, Server: p.Server,
 		Spec: p.Settings.String(), Partner: p.Settings.Policy.Partner(), Cert: string(p.Settings.Cert),
 		Knobs: p.Settings.Behaviour.Knobs()}
 }
@@ -79,6 +80,9 @@ func setupProfiles(fs *flag.FlagSet, e *env) func([]string) int {
 			fmt.Fprintf(w, "  spec:\t%s\n", v.Spec)
 			fmt.Fprintf(w, "  partner:\t%s\n", v.Partner)
 			fmt.Fprintf(w, "  source:\t%s\n", v.Source)
+			if v.Server != "" {
+				fmt.Fprintf(w, "  server:\t%s\n", v.Server)
+			}
 			w.Flush()
 		}
 		fmt.Fprintf(e.stdout, "\nUse one in a spec, then override: --receiver 'profile=prosody-0.12,cert=expired'.\n"+
@@ -96,6 +100,9 @@ func printProfile(e *env, v profileView) {
 	fmt.Fprintf(w, "partner:\tNew-CsXmppAllowedPartner %s\n", v.Partner)
 	fmt.Fprintf(w, "certificate:\t%s\n", v.Cert)
 	fmt.Fprintf(w, "source:\t%s\n", v.Source)
+	if v.Server != "" {
+		fmt.Fprintf(w, "server:\t%s\n", v.Server)
+	}
 	w.Flush()
 	fmt.Fprintf(e.stdout, "\nBehaviour knobs (* differs from the harness's own, profile xmppneg):\n")
 	w = tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)

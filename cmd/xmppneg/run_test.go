@@ -289,7 +289,7 @@ func TestRunUsageErrors(t *testing.T) {
 		err  string
 	}{
 		{[]string{"run"}, "name at least one suite"},
-		{[]string{"run", "nosuch"}, `no suite "nosuch": shipped suites are failures, interop-ejabberd, interop-jabberd2, interop-prosody, lync2013, pairwise, profiles, robustness`},
+		{[]string{"run", "nosuch"}, `no suite "nosuch": shipped suites are failures, interop-ejabberd, interop-ejabberd-24, interop-jabberd2, interop-prosody, interop-prosody-13, lync2013, pairwise, profiles, robustness`},
 		{[]string{"run", "failures", "--shard", "4/3"}, `--shard: "4/3" is not I/N`},
 		{[]string{"run", "failures", "--run", "("}, "--run: error parsing regexp"},
 		{[]string{"run", "failures", "--run", "nothing-matches-this"}, `matches --run "nothing-matches-this" (ids look like failures/`},

@@ -15,9 +15,10 @@ import (
 func init() {
 	register(&command{
 		name:    "server",
-		summary: "Start a private real server (prosody, ejabberd, jabberd2) on loopback, with its SRV record on a loopback DNS server, until interrupted: something to probe.",
-		usage:   "KIND --domain D [--pki DIR] [--dns-listen ADDR] [--harness DOMAIN=HOST:PORT] [--set KNOB=VALUE ...]",
+		summary: "Start a private real server (prosody, prosody-13, ejabberd, ejabberd-24, jabberd2) on loopback, with its SRV record on a loopback DNS server, until interrupted: something to probe.",
+		usage:   "KIND --domain D [--pki DIR] [--dns-listen ADDR] [--harness DOMAIN=HOST:PORT] [--set KNOB=VALUE ...] | KIND --version",
 		example: "xmppneg server prosody --domain prosody.test\n" +
+			"xmppneg server prosody-13 --version\n" +
 			"xmppneg server ejabberd --domain ejabberd.test --set s2s_use_starttls=required --set cert=no-client-auth",
 		setup: setupServer,
 	})
@@ -28,6 +29,7 @@ func setupServer(fs *flag.FlagSet, e *env) func([]string) int {
 	pkiDir := fs.String("pki", "pki", "`directory` of the test PKI: its CA is kept if there, else created; the server's and the harness's certificates are issued from it (give the probe the same --pki)")
 	dnsListen := fs.String("dns-listen", "127.0.0.1:0", "loopback UDP address of the DNS server that publishes the server's SRV record, and that the server itself asks")
 	harness := fs.String("harness", "harness.test=127.0.0.1:15270", "DOMAIN=HOST:PORT where the server finds the harness (the probe's --from and --listen)")
+	version := fs.Bool("version", false, "start the server, print the version its process reports about itself, and stop it")
 	var knobs stringsFlag
 	fs.Var(&knobs, "set", "KNOB=VALUE of the server (see 'xmppneg run --help' scenario keys; repeatable)")
 	return func(args []string) int {
@@ -74,11 +76,14 @@ func setupServer(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("%v", err)
 			return exitFail
 		}
-		pki, err := certs.LoadCA(*pkiDir)
-		if errors.Is(err, iofs.ErrNotExist) {
+		var pki *certs.PKI
+		if *version {
+			// Nothing is written: the server starts, says, and stops.
+			pki, err = certs.New()
+		} else if pki, err = certs.LoadCA(*pkiDir); errors.Is(err, iofs.ErrNotExist) {
 			pki, err = certs.New()
 		}
-		if err == nil {
+		if err == nil && !*version {
 			// The harness's certificate, for the probe's --pki.
 			err = pki.WritePEM(*pkiDir, certs.Valid, hDomain)
 		}
@@ -101,13 +106,33 @@ func setupServer(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("starting %s: %v", kind.Name, err)
 			return exitFail
 		}
+		reported := ""
+		if v, ok := srv.(realserver.Versioned); ok {
+			reported = v.Version()
+		}
+		if *version {
+			stopErr := srv.Stop()
+			if reported == "" {
+				e.errorf("%s did not say which version it is", kind.Name)
+				return exitFail
+			}
+			fmt.Fprintf(e.stdout, "%s: %s (%s package %s from Debian %s)\n", kind.Name, reported, kind.Package, kind.Version, kind.Suite)
+			if stopErr != nil {
+				e.errorf("stopping %s: %v", kind.Name, stopErr)
+				return exitFail
+			}
+			return exitOK
+		}
+		if reported != "" {
+			reported = ", " + reported
+		}
 		if err := dns.Set(*domain, srv.Addr()); err != nil {
 			srv.Stop()
 			e.errorf("%v", err)
 			return exitFail
 		}
 		_, harnessPort, _ := strings.Cut(hAddr, ":")
-		fmt.Fprintf(e.stdout, "%s (real %s: %s) listens on %s\n", *domain, kind.Name, setting, srv.Addr())
+		fmt.Fprintf(e.stdout, "%s (real %s%s: %s) listens on %s\n", *domain, kind.Name, reported, setting, srv.Addr())
 		fmt.Fprintf(e.stdout, "DNS: %s answers SRV _xmpp-server._tcp.%s and finds %s at %s\n", dns.Addr(), *domain, hDomain, hAddr)
 		fmt.Fprintf(e.stdout, "certificates: %s (its CA signs the server's and %s's)\n", *pkiDir, hDomain)
 		fmt.Fprintf(e.stdout, "probe it:  xmppneg probe --domain %s --resolver %s --pki %s --from %s --listen 127.0.0.1:%s\n", *domain, dns.Addr(), *pkiDir, hDomain, harnessPort)

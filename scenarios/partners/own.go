@@ -86,7 +86,7 @@ func EvaluateOwn(ctx context.Context, domains []string, own Own, opt Options) (*
 		opt.Jobs = 4 * runtime.NumCPU()
 	}
 	opt.GatewayDomain = own.Domain
-	ev := &evaluator{opt: opt, memo: map[memoKey]outcomeRun{}, ids: map[policy.Settings]int{}, byText: map[string]int{}, candidates: map[int]candidateResults{}}
+	ev := newEvaluator(opt)
 	rep := &OwnReport{Gateway: own.Domain + " (" + own.Label + ")"}
 	type subject struct {
 		p        *OwnPartner

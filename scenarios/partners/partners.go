@@ -357,7 +357,7 @@ func Evaluate(ctx context.Context, entries []lyncpartner.Entry, notes []lyncpart
 	if opt.Jobs <= 0 {
 		opt.Jobs = 4 * runtime.NumCPU()
 	}
-	ev := &evaluator{opt: opt, memo: map[memoKey]outcomeRun{}, ids: map[policy.Settings]int{}, byText: map[string]int{}, candidates: map[int]candidateResults{}}
+	ev := newEvaluator(opt)
 	rep := &Report{Gateway: opt.GatewayDomain + " " + describeGateway(*opt.Gateway), Notes: notes}
 	if rep.Notes == nil {
 		rep.Notes = []lyncpartner.Note{}
@@ -472,6 +472,11 @@ type evaluator struct {
 	// gateway's settings for the entry.
 	candidates    map[int]candidateResults
 	candidateList []Candidate
+}
+
+func newEvaluator(opt Options) *evaluator {
+	return &evaluator{opt: opt, memo: map[memoKey]outcomeRun{}, ids: map[policy.Settings]int{}, byText: map[string]int{},
+		candidates: map[int]candidateResults{}}
 }
 
 // candidateSet is Candidates(), made once.

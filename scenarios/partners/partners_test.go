@@ -188,7 +188,7 @@ func TestNoFixOnGuesswork(t *testing.T) {
 		assert.Contains(t, u.Blockers[0].Message, "--partner "+d+"=PROFILE|SPEC", d)
 		assert.NotEmpty(t, u.Candidates, d)
 	}
-	assert.Equal(t, 9, p["gtalk.example"].CandidatesBothWays)
+	assert.Equal(t, 10, p["gtalk.example"].CandidatesBothWays) // ejabberd-23 and -24 among them
 	assert.Equal(t, Works, p["prosody.example"].Status)
 	assert.Nil(t, p["prosody.example"].Fix)
 	var b bytes.Buffer

@@ -16,7 +16,7 @@ import (
 // ejabberd starts a private ejabberd published in the lab's DNS.
 func (l *lab) ejabberd(domain string, s realserver.EjabberdSettings) *realserver.Ejabberd {
 	l.t.Helper()
-	if err := realserver.Require("ejabberd"); err != nil {
+	if err := realserver.Require(s.Kind()); err != nil {
 		l.t.Fatalf("%v", err)
 	}
 	x, err := realserver.StartEjabberd(domain, s, l.env.PKI, l.dns.Addr())

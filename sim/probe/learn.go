@@ -59,6 +59,12 @@ type observed struct {
 	harnessToIt    *outcome.Outcome
 	itToHarness    *outcome.Outcome
 	ownStreamReply string // "yes": it opened a stream of its own to the harness
+	// What the 2026 generation added to its features, in any offer the
+	// harness read ("" when it read none): they tell Prosody 13 and
+	// ejabberd 24.12 from their elders, which negotiate alike.
+	limits         string // "yes", "no": XEP-0478 limits advertised
+	channelBinding string // "yes", "no": XEP-0440 channel binding after TLS
+	bidi           string // "none", "true", "wrong-namespace": XEP-0288 offered
 }
 
 func yesNo(b bool) string {
@@ -99,6 +105,24 @@ func observe(rep *Report) observed {
 			}
 			if off.TLS && o.externalAfter == "" {
 				o.externalAfter = yesNo(strings.Contains(off.Features, "EXTERNAL"))
+			}
+		}
+		if len(n.Offers) > 0 {
+			o.limits, o.bidi = "no", "none"
+			for _, off := range n.Offers {
+				switch {
+				case strings.Contains(off.Features, "limits (XEP-0478"):
+					o.limits = "yes"
+				}
+				switch {
+				case strings.Contains(off.Features, "bidi (XEP-0288, in "):
+					o.bidi = "wrong-namespace"
+				case strings.Contains(off.Features, "bidi (XEP-0288)"):
+					o.bidi = "true"
+				}
+				if off.TLS && off.Mechanisms != nil {
+					o.channelBinding = yesNo(strings.Contains(off.Features, "channel binding"))
+				}
 			}
 		}
 		if len(n.Offers) > 0 || n.Outcome.OK() {
@@ -212,6 +236,13 @@ func learn(rep *Report, harness policy.Settings) *Learned {
 		{"STARTTLS", o.starttls, func(s policy.Settings) string { st, _, _ := offers(s); return st }},
 		{"SASL EXTERNAL offered after TLS", o.externalAfter, func(s policy.Settings) string { _, e, _ := offers(s); return e }},
 		{"dialback offered", o.dialback, func(s policy.Settings) string { _, _, d := offers(s); return d }},
+		{"XEP-0478 stream limits advertised", o.limits, func(s policy.Settings) string { return yesNo(s.StreamLimits != policy.StreamLimitsNone) }},
+		{"XEP-0440 channel binding advertised after TLS", o.channelBinding, func(s policy.Settings) string {
+			return yesNo(s.ChannelBinding != policy.ChannelBindingNone)
+		}},
+		{"XEP-0288 bidi offered", o.bidi, func(s policy.Settings) string {
+			return map[policy.Bidi]string{policy.BidiOff: "none", policy.BidiXEP: "true", policy.BidiWrongNamespace: "wrong-namespace"}[s.Bidi]
+		}},
 	}
 	if o.harnessToIt != nil {
 		seen := *o.harnessToIt

@@ -157,22 +157,7 @@ func (env *Env) Probe(ctx context.Context, domain, addr string) *Report {
 			}
 		}
 	}
-	// MaxScans at once: each holds a socket for up to four handshakes.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, MaxScans)
-	for _, t := range targets {
-		if t.Addr == "" {
-			continue
-		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(t *Target) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			env.scan(ctx, domain, t)
-		}(t)
-	}
-	wg.Wait()
+	env.scanAll(ctx, domain, targets)
 	rep.Targets = targets
 
 	rep.Negotiation = env.Harness.Initiate(ctx, domain)
@@ -196,6 +181,26 @@ func (env *Env) Probe(ctx context.Context, domain, addr string) *Report {
 	rep.Findings = findings(rep)
 	rep.Duration = time.Since(start)
 	return rep
+}
+
+// scanAll scans the targets that have an address, MaxScans at once:
+// each holds a socket for up to four handshakes.
+func (env *Env) scanAll(ctx context.Context, domain string, targets []*Target) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, MaxScans)
+	for _, t := range targets {
+		if t.Addr == "" {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(t *Target) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			env.scan(ctx, domain, t)
+		}(t)
+	}
+	wg.Wait()
 }
 
 // scan tries every TLS version at t and judges the chain of the highest

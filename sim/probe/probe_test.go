@@ -355,3 +355,51 @@ func TestSilentTargetTimesOut(t *testing.T) {
 	assert.NotContains(t, b.String(), "refused")
 	assert.Empty(t, observe(rep).starttls, "nothing learned from a silent target")
 }
+
+// Scans of one probe hold at most MaxScans connections at once (a
+// probe opened a socket for every address at once: 3,977 fds).
+func TestScansAreBoundedAtOnce(t *testing.T) {
+	l := newLab(t, "")
+	l.env.Timeout = 50 * time.Millisecond
+	var mu sync.Mutex
+	open, most := 0, 0
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var targets []*Target
+	for range 5 * MaxScans {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				open++
+				most = max(most, open)
+				mu.Unlock()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, _ = io.Copy(io.Discard, c) // silent, until the scan hangs up
+					c.Close()
+					mu.Lock()
+					open--
+					mu.Unlock()
+				}()
+			}
+		}()
+		targets = append(targets, &Target{Target: resolve.Target{Host: "127.0.0.1"}, Addr: ln.Addr().String()})
+	}
+	l.env.scanAll(context.Background(), "silent.test", targets)
+	mu.Lock()
+	defer mu.Unlock()
+	// Seen from the servers, a connection the scan has closed counts
+	// until its end reaches them: one more per scan, at most.
+	assert.LessOrEqual(t, most, 2*MaxScans, "all %d at once when unbounded", 5*MaxScans)
+	assert.Positive(t, most)
+}

@@ -19,7 +19,7 @@ import (
 // startProsody starts a private Prosody published in the lab's DNS.
 func (l *lab) prosody(domain string, s realserver.ProsodySettings) *realserver.Prosody {
 	l.t.Helper()
-	if err := realserver.Require("prosody"); err != nil {
+	if err := realserver.Require(s.Kind()); err != nil {
 		l.t.Fatalf("%v", err)
 	}
 	p, err := realserver.StartProsody(domain, s, l.env.PKI, l.dns.Addr())

@@ -27,10 +27,21 @@ type EjabberdSettings struct {
 	Dialback bool
 	// Cert is the state of ejabberd's own certificate.
 	Cert certs.State
+	// Backports runs ejabberd 24.12 (kind ejabberd-24, from
+	// bookworm-backports as install-backports.sh unpacked it) instead of
+	// the system's 23.01.
+	Backports bool
+	// Bidi loads mod_s2s_bidi (XEP-0288, added in ejabberd 24.10);
+	// Backports only.
+	Bidi bool
 }
 
 func (s EjabberdSettings) String() string {
-	return fmt.Sprintf("s2s_use_starttls=%s,mod_s2s_dialback=%t,cert=%s", s.StartTLS, s.Dialback, s.Cert)
+	out := fmt.Sprintf("s2s_use_starttls=%s,mod_s2s_dialback=%t,cert=%s", s.StartTLS, s.Dialback, s.Cert)
+	if s.Bidi {
+		out += ",mod_s2s_bidi=true"
+	}
+	return out
 }
 
 // Policy expresses the settings in the harness's vocabulary: ejabberd's
@@ -38,7 +49,12 @@ func (s EjabberdSettings) String() string {
 // observation is written down) and the state of its certificate.
 func (s EjabberdSettings) Policy() policy.Settings {
 	tls := map[string]policy.Level{"false": policy.NotSupported, "optional": policy.Optional, "required": policy.Required}[s.StartTLS]
-	p := policy.EjabberdSettings(tls, s.Dialback)
+	var p policy.Settings
+	if s.Backports {
+		p = policy.Ejabberd24Settings(tls, s.Dialback, s.Bidi)
+	} else {
+		p = policy.EjabberdSettings(tls, s.Dialback)
+	}
 	p.Cert = s.Cert
 	return p
 }
@@ -57,6 +73,8 @@ type Ejabberd struct {
 	notify *notifySocket
 	mu     sync.Mutex
 	stdin  io.WriteCloser
+
+	version string // what it said it was (Version)
 
 	refs     int // hosts whose negotiations still need the process (Host)
 	stopOnce sync.Once
@@ -87,11 +105,11 @@ func StartEjabberdHosts(hosts []EjabberdHost, pki *certs.PKI, dnsAddr string) (*
 			return nil, err
 		}
 	}
-	if err := Require("ejabberd"); err != nil {
-		return nil, err
-	}
 	if len(hosts) == 0 {
 		return nil, errors.New("realserver: ejabberd needs a host")
+	}
+	if err := Require(hosts[0].Settings.Kind()); err != nil {
+		return nil, err
 	}
 	hosts = slices.Clone(hosts)
 	seen := map[string]bool{}
@@ -101,6 +119,12 @@ func StartEjabberdHosts(hosts []EjabberdHost, pki *certs.PKI, dnsAddr string) (*
 			return nil, fmt.Errorf("realserver: ejabberd host %s given twice", h.Domain)
 		}
 		seen[h.Domain] = true
+		if h.Settings.Backports != hosts[0].Settings.Backports {
+			return nil, fmt.Errorf("realserver: ejabberd hosts %s and %s are of different versions", hosts[0].Domain, h.Domain)
+		}
+		if h.Settings.Bidi && !h.Settings.Backports {
+			return nil, fmt.Errorf("realserver: mod_s2s_bidi: ejabberd 23.01 has no mod_s2s_bidi (ejabberd-24 has)")
+		}
 		if h.Settings.Cert == "" {
 			h.Settings.Cert = certs.Valid
 		}
@@ -207,12 +231,15 @@ func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string, config 
 	if x.notify, err = listenNotify(filepath.Join(dir, "notify.sock")); err != nil {
 		return x, err
 	}
-	libs, _ := filepath.Glob("/usr/lib/*/ejabberd-*")
+	libs, err := ejabberdLibs(hosts[0].Settings.Backports)
+	if err != nil {
+		return x, err
+	}
 	env := []string{
 		"ERL_INETRC=" + filepath.Join(dir, "inetrc"),
 		"EJABBERD_CONFIG_PATH=" + filepath.Join(dir, "ejabberd.yml"),
 		"EJABBERD_LOG_PATH=" + filepath.Join(dir, "ejabberd.log"),
-		"ERL_LIBS=" + filepath.Dir(libs[0]),
+		"ERL_LIBS=" + libs,
 		"ERL_CRASH_DUMP_BYTES=0",
 		// ejabberd speaks systemd's notification protocol: READY=1
 		// once it has started.
@@ -220,7 +247,7 @@ func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string, config 
 	}
 	signals := []signal{
 		{name: "ready", re: regexp.MustCompile(`^sd_notify: READY=1`)},
-		{name: "shell ready", re: regexp.MustCompile(`^` + readyMark + `$`)},
+		{name: "shell ready", re: readyLine},
 		{name: "shell not ready", re: regexp.MustCompile(`^xmppneg-not-ready$`), fatal: true},
 		{name: "start failed", re: regexp.MustCompile(`initialization was aborted|failed_to_start_child|Kernel pid terminated`), fatal: true},
 	}
@@ -240,7 +267,7 @@ func startEjabberd(hosts []EjabberdHost, pki *certs.PKI, dnsPort string, config 
 	}
 	x.stdin = w
 	go x.notify.feed(x.proc.out)
-	if err := x.proc.await("ejabberd", startBudget, "ready"); err != nil {
+	if err := x.proc.await(hosts[0].Settings.Kind(), startBudget, "ready"); err != nil {
 		return x, err
 	}
 	if err := x.waitReady(startBudget); err != nil {
@@ -261,6 +288,9 @@ func ejabberdConfig(dir string, port int, hosts []EjabberdHost) string {
 		dialback := ""
 		if h.Settings.Dialback {
 			dialback = "      mod_s2s_dialback: {}\n"
+		}
+		if h.Settings.Bidi {
+			dialback += "      mod_s2s_bidi: {}\n"
 		}
 		fmt.Fprintf(&perHost, `  %q:
     s2s_use_starttls: %s
@@ -301,8 +331,15 @@ host_config:
 %[5]s`, strings.Join(names, ", "), strings.Join(certfiles, ", "), filepath.Join(dir, "certs", "ca.pem"), port, perHost.String())
 }
 
-// readyMark is what ejabberd's shell prints once it is ready (waitReady).
+// readyMark is what ejabberd's shell prints once it is ready
+// (waitReady), followed by the version ejabberd says it is.
 const readyMark = "xmppneg-ready"
+
+var readyLine = regexp.MustCompile(`^` + readyMark + ` (\S+)$`)
+
+// Version is the version ejabberd said it was once ready, such as
+// "ejabberd 24.12".
+func (x *Ejabberd) Version() string { return x.version }
 
 // waitReady waits until ejabberd can open s2s streams as it will for
 // the negotiations. Even after READY=1 it could not at first, on a busy
@@ -326,11 +363,27 @@ func (x *Ejabberd) waitReady(within time.Duration) error {
 			checks = append(checks, fmt.Sprintf("catch ejabberd_pkix:get_certfile_no_default(<<\"%s\">>)", h.Domain))
 		}
 	}
+	// The code of the s2s streams and of the XMPP codec is loaded before
+	// ready is said: Erlang loads a module at its first call, and a
+	// first stream of ejabberd 23.01 on Debian's configuration that
+	// loaded a few hundred of them took more than the sweeps' 1 s
+	// deadline on a busy machine.
+	preload := "[code:ensure_loaded(M) || A <- [xmpp, fast_tls, fast_xml, stringprep], {ok, Ms} <- [application:get_key(A, modules)], M <- Ms], " +
+		"[code:ensure_loaded(M) || M <- [ejabberd_s2s, ejabberd_s2s_in, ejabberd_s2s_out, xmpp_stream_in, xmpp_stream_out, xmpp_stream_pkix, mod_s2s_dialback, ejabberd_router, ejabberd_local, mod_ping, mod_admin_extra]], "
+	if x.hosts[0].Settings.Backports {
+		// ejabberd 24.12 loads its code as it first needs it, and a
+		// negotiation taking a path for the first time (dialback verify,
+		// a refused certificate, bidi) waited for that over the 1 s
+		// deadline of the sweeps on a busy machine: 16 of 1,213 timed out
+		// here until every module of its applications was loaded before
+		// it was called ready.
+		preload = "[code:ensure_modules_loaded(Ms) || {A, _, _} <- application:loaded_applications(), {ok, Ms} <- [application:get_key(A, modules)]], "
+	}
 	x.mu.Lock()
-	_, err := fmt.Fprintf(x.stdin, "(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
+	_, err := fmt.Fprintf(x.stdin, "%s(fun W(0) -> io:format(\"~nxmppneg-not-ready~n\"); W(N) -> "+
 		"case {[route, s2s] -- mnesia:system_info(tables), [C || C <- [%s], element(1, C) =/= ok]} of "+
-		"{[], []} -> io:format(\"~n%s~n\"); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
-		strings.Join(checks, ", "), readyMark, within/(20*time.Millisecond))
+		"{[], []} -> io:format(\"~n%s ~s~n\", [ejabberd_option:version()]); _ -> timer:sleep(20), W(N-1) end end)(%d).\n",
+		preload, strings.Join(checks, ", "), readyMark, within/(20*time.Millisecond))
 	x.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("writing to its shell: %w", err)
@@ -342,6 +395,9 @@ func (x *Ejabberd) waitReady(within time.Duration) error {
 	}
 	if err != nil && strings.Contains(err.Error(), "not-ready") {
 		return fmt.Errorf("its routing tables or its certificates were not ready within %s", within)
+	}
+	if m := readyLine.FindStringSubmatch(x.proc.seenLine("shell ready")); m != nil {
+		x.version = "ejabberd " + m[1]
 	}
 	return err
 }
@@ -421,6 +477,9 @@ type ejabberdHost struct {
 func (h *ejabberdHost) Domain() string { return h.domain }
 func (h *ejabberdHost) Addr() string   { return h.x.Addr() }
 func (h *ejabberdHost) Log() string    { return h.x.Log() }
+
+// Version is the version of the process serving the host.
+func (h *ejabberdHost) Version() string { return h.x.Version() }
 
 func (h *ejabberdHost) Trigger(_ context.Context, domain string) error {
 	return h.x.send(h.domain, "someone@"+domain)

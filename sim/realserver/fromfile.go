@@ -1,7 +1,10 @@
 package realserver
 
 import (
+	"bytes"
+	"encoding/xml"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,7 +76,9 @@ func (s FileSetting) Policy() policy.Settings { return s.Predicted }
 // Start implements Setting: the server on its file, serving s.Host; the
 // domain must be s.Host (the file's own name for it is not rewritten).
 func (s FileSetting) Start(domain string, pki *certs.PKI, dnsAddr string) (Server, error) {
-	if !strings.EqualFold(domain, s.Host) {
+	// jabberd2's s2s without local ids ("*") serves whatever domain
+	// its router gives it.
+	if s.Host != "*" && !strings.EqualFold(domain, s.Host) {
 		return nil, fmt.Errorf("realserver: %s serves %s, not %s", s.File, s.Host, domain)
 	}
 	abs, err := filepath.Abs(s.File)
@@ -102,6 +107,15 @@ func (s FileSetting) Start(domain string, pki *certs.PKI, dnsAddr string) (Serve
 				return prosodyFileConfig(abs, dir, s.Host, port, direct, dnsPort, n.Cert, s.Modules)
 			})
 		})
+	case Jabberd2Settings:
+		if err := Require("jabberd2"); err != nil {
+			return nil, err
+		}
+		j, err := startRetrying(func() (*Jabberd2, error) { return startJabberd2(domain, n, pki, dnsPort, abs) })
+		if err != nil {
+			return nil, err
+		}
+		return j, nil
 	case EjabberdSettings:
 		if err := Require("ejabberd"); err != nil {
 			return nil, err
@@ -276,4 +290,122 @@ func absolutize(n *yaml.Node, dir string) {
 			fix(n.Content[i])
 		}
 	}
+}
+
+// fileS2S is the operator's s2s.xml with what a private instance needs
+// written over it: the router it connects to (address, user, password,
+// quick retries), its listening address and port, its pid file, its log
+// (to standard output, where readiness is read), the certificate file
+// (the harness's, or none when it has none) and the CA chain; every other
+// element, comments included, as the file has it.
+func (j *Jabberd2) fileS2S(file, pem string) (string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	text := map[string]string{
+		"s2s/pidfile":       filepath.Join(j.dir, "s2s.pid"),
+		"s2s/router/ip":     "127.0.0.1",
+		"s2s/router/port":   strconv.Itoa(j.routerPort),
+		"s2s/router/user":   "jabberd",
+		"s2s/router/pass":   j.routerSecret,
+		"s2s/local/ip":      "127.0.0.1",
+		"s2s/local/port":    strconv.Itoa(j.port),
+		"s2s/local/pemfile": pem,
+		"s2s/local/cachain": filepath.Join(j.dir, "certs", "ca.pem"),
+	}
+	// Written where the file has none, before the end of their parent.
+	missing := map[string][]string{
+		"s2s/router": {"ip", "port", "user", "pass", "retry"},
+		"s2s/local":  {"ip", "port"},
+		"s2s":        {"router", "pidfile", "log"},
+	}
+	if pem != "" {
+		missing["s2s/local"] = append(missing["s2s/local"], "pemfile")
+	}
+	inject := map[string]string{
+		"s2s/router/retry": "<retry><init>10</init><lost>0</lost><sleep>1</sleep></retry>",
+		"s2s/log":          "<log type='stdout'/>",
+		"s2s/router": fmt.Sprintf("<router><ip>127.0.0.1</ip><port>%d</port><user>jabberd</user><pass>%s</pass><retry><init>10</init><lost>0</lost><sleep>1</sleep></retry></router>",
+			j.routerPort, j.routerSecret),
+	}
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	var out bytes.Buffer
+	enc := xml.NewEncoder(&out)
+	var path []string
+	seen := map[string]bool{}
+	skip := 0 // depth of an element being replaced
+	for {
+		tok, err := dec.RawToken()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", file, err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			path = append(path, t.Name.Local)
+			p := strings.Join(path, "/")
+			if skip > 0 {
+				skip++
+				continue
+			}
+			seen[p] = true
+			if v, ok := text[p]; ok {
+				if v != "" {
+					if err := enc.EncodeElement(v, xml.StartElement{Name: t.Name}); err != nil {
+						return "", err
+					}
+				}
+				skip = 1
+				continue
+			}
+			if p == "s2s/log" {
+				enc.Flush()
+				out.WriteString(inject[p])
+				skip = 1
+				continue
+			}
+			if err := enc.EncodeToken(t); err != nil {
+				return "", err
+			}
+		case xml.EndElement:
+			p := strings.Join(path, "/")
+			path = path[:len(path)-1]
+			if skip > 0 {
+				skip--
+				continue
+			}
+			for _, child := range missing[p] {
+				c := p + "/" + child
+				if seen[c] {
+					continue
+				}
+				if v, ok := inject[c]; ok {
+					enc.Flush()
+					out.WriteString(v)
+				} else if err := enc.EncodeElement(text[c], xml.StartElement{Name: xml.Name{Local: child}}); err != nil {
+					return "", err
+				}
+			}
+			if err := enc.EncodeToken(t); err != nil {
+				return "", err
+			}
+		default:
+			if skip > 0 {
+				continue
+			}
+			if _, ok := tok.(xml.ProcInst); ok {
+				continue // the encoder writes no declaration of its own; none is needed
+			}
+			if err := enc.EncodeToken(xml.CopyToken(tok)); err != nil {
+				return "", err
+			}
+		}
+	}
+	if err := enc.Flush(); err != nil {
+		return "", err
+	}
+	return out.String(), nil
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -89,8 +90,12 @@ type Jabberd2 struct {
 	settings         Jabberd2Settings
 	port, routerPort int
 	componentSecret  string
-	router, s2s      *process
-	comp             *component
+	routerSecret     string
+	// from is the operator's s2s.xml the instance runs (FileSetting), or
+	// "" for the launcher's own.
+	from        string
+	router, s2s *process
+	comp        *component
 }
 
 // StartJabberd2 starts jabberd2 for domain with settings s, resolving
@@ -112,15 +117,15 @@ func StartJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsAddr st
 	if err != nil {
 		return nil, fmt.Errorf("realserver: DNS address %q: %w", dnsAddr, err)
 	}
-	return startRetrying(func() (*Jabberd2, error) { return startJabberd2(domain, s, pki, dnsPort) })
+	return startRetrying(func() (*Jabberd2, error) { return startJabberd2(domain, s, pki, dnsPort, "") })
 }
 
-func startJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsPort string) (j *Jabberd2, err error) {
+func startJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsPort, from string) (j *Jabberd2, err error) {
 	dir, err := os.MkdirTemp("", "xmppneg-jabberd2-")
 	if err != nil {
 		return nil, err
 	}
-	j = &Jabberd2{domain: domain, dir: dir, settings: s, componentSecret: randomHex(16)}
+	j = &Jabberd2{domain: domain, dir: dir, settings: s, componentSecret: randomHex(16), routerSecret: randomHex(16), from: from}
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("jabberd2 %s: %w\n%s", domain, err, j.Log()) // the log, before Stop removes it
@@ -157,7 +162,13 @@ func startJabberd2(domain string, s Jabberd2Settings, pki *certs.PKI, dnsPort st
 			return j, err
 		}
 	}
-	for name, content := range j.configs(pem, randomHex(16)) {
+	cfgs := j.configs(pem, randomHex(16))
+	if from != "" {
+		if cfgs["s2s.xml"], err = j.fileS2S(from, pem); err != nil {
+			return j, err
+		}
+	}
+	for name, content := range cfgs {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
 			return j, err
 		}
@@ -205,7 +216,6 @@ func randomHex(n int) string {
 
 // configs renders router.xml, router-users.xml, sm.xml and s2s.xml.
 func (j *Jabberd2) configs(pemfile, dialbackSecret string) map[string]string {
-	routerSecret := randomHex(16)
 	retry := "<retry><init>10</init><lost>0</lost><sleep>1</sleep></retry>"
 	tls := ""
 	if pemfile != "" {
@@ -230,7 +240,7 @@ func (j *Jabberd2) configs(pemfile, dialbackSecret string) map[string]string {
   <aci><acl type='all'><user>jabberd</user></acl></aci>
 </router>
 `, j.dir, j.routerPort, j.componentSecret),
-		"router-users.xml": fmt.Sprintf("<users><user><name>jabberd</name><secret>%s</secret></user></users>\n", routerSecret),
+		"router-users.xml": fmt.Sprintf("<users><user><name>jabberd</name><secret>%s</secret></user></users>\n", j.routerSecret),
 		"s2s.xml": fmt.Sprintf(`<s2s>
   <id>s2s</id>
   <pidfile>%[1]s/s2s.pid</pidfile>
@@ -246,7 +256,7 @@ func (j *Jabberd2) configs(pemfile, dialbackSecret string) map[string]string {
   <lookup><srv>xmpp-server</srv><min-ttl>5</min-ttl><max-ttl>5</max-ttl><bad-host-timeout>0</bad-host-timeout><no-cache/></lookup>
   <security>%[8]s</security>
 </s2s>
-`, j.dir, j.routerPort, routerSecret, retry, j.port, dialbackSecret, tls, security),
+`, j.dir, j.routerPort, j.routerSecret, retry, j.port, dialbackSecret, tls, security),
 	}
 }
 
@@ -409,4 +419,20 @@ func (comp *component) close() {
 	_ = comp.send("</stream:stream>")
 	comp.conn.Close()
 	<-comp.done
+}
+
+// jabberd2Version is what jabberd2-s2s says it is in its usage text,
+// such as "(2.7.0)": it logs no version as it starts.
+var jabberd2Version = regexp.MustCompile(`jabberd server-to-server connector \(([^)]+)\)`)
+
+// Version asks the jabberd2-s2s program for its version ("jabberd2
+// 2.7.0"), or returns "" when it does not say.
+func (j *Jabberd2) Version() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "/usr/sbin/jabberd2-s2s", "-h").CombinedOutput()
+	if m := jabberd2Version.FindSubmatch(out); m != nil {
+		return "jabberd2 " + string(m[1])
+	}
+	return ""
 }

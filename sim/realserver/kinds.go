@@ -3,6 +3,7 @@ package realserver
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -43,9 +44,13 @@ type Setting interface {
 // Kind is a real server implementation the harness can launch.
 type Kind struct {
 	Name string
+	// Aliases are other names of the kind: "prosody-0.12" for "prosody".
+	Aliases []string
 	// Package is the Debian package it comes from, and Version the
-	// version this harness was checked against.
-	Package, Version string
+	// version this harness was checked against; Suite is the Debian suite
+	// ("bookworm", or "bookworm-backports" for the packages unpacked
+	// beside the system's by install-backports.sh).
+	Package, Version, Suite string
 	// Keys are the knobs a scenario file may set, each with its accepted
 	// values.
 	Keys []Key
@@ -102,7 +107,14 @@ type Key struct {
 	Name, Values, Default string
 }
 
-var kinds = []*Kind{prosodyKind, ejabberdKind, jabberd2Kind}
+var kinds = []*Kind{prosodyKind, prosody13Kind, ejabberdKind, ejabberd24Kind, jabberd2Kind}
+
+// Versioned is a Server that tells the version its process reported
+// about itself as it started (Prosody's "Hello and welcome to Prosody
+// version …", ejabberd's own ejabberd_option:version()).
+type Versioned interface {
+	Version() string
+}
 
 // Kinds lists the real servers the harness can launch.
 func Kinds() []*Kind { return append([]*Kind{}, kinds...) }
@@ -111,7 +123,7 @@ func Kinds() []*Kind { return append([]*Kind{}, kinds...) }
 func LookupKind(name string) (*Kind, error) {
 	var names []string
 	for _, k := range kinds {
-		if k.Name == name {
+		if k.Name == name || slices.Contains(k.Aliases, name) {
 			return k, nil
 		}
 		names = append(names, k.Name)
@@ -159,46 +171,122 @@ func (k *Kind) knobError(name, value string) error {
 	return fmt.Errorf("%s: invalid value %q", name, value)
 }
 
-var prosodyKind = &Kind{
-	Name: "prosody", Package: "prosody", Version: "0.12",
-	Keys: []Key{
-		{"s2s_require_encryption", "true, false", "true"},
-		{"s2s_secure_auth", "true, false", "false"},
-		{"dialback", "true, false (mod_dialback loaded or not)", "true"},
-		{"cert", strings.Join(stateNames(), ", "), "valid"},
-		{"s2s_direct_tls", "true, false (also listen on s2s_direct_tls_ports, XEP-0368)", "false"},
-	},
-	Sweep: func() []Setting {
+var prosodyKind = newProsodyKind(false)
+
+// prosody13Kind is Prosody 13 from bookworm-backports.
+var prosody13Kind = newProsodyKind(true)
+
+func newProsodyKind(backports bool) *Kind {
+	k := &Kind{
+		Name: "prosody", Aliases: []string{"prosody-0.12"}, Package: "prosody", Version: "0.12", Suite: "bookworm",
+		Keys: []Key{
+			{"s2s_require_encryption", "true, false", "true"},
+			{"s2s_secure_auth", "true, false", "false"},
+			{"dialback", "true, false (mod_dialback loaded or not)", "true"},
+			{"cert", strings.Join(stateNames(), ", "), "valid"},
+			{"s2s_direct_tls", "true, false (also listen on s2s_direct_tls_ports, XEP-0368)", "false"},
+		},
+	}
+	if backports {
+		k.Name, k.Aliases, k.Version, k.Suite = "prosody-13", nil, "13.0", "bookworm-backports"
+		k.Keys = append(k.Keys, Key{"s2s_bidi", "true, false (mod_s2s_bidi loaded or not, XEP-0288)", "false"})
+	}
+	k.Sweep = func() []Setting {
 		var out []Setting
 		for _, enc := range []bool{true, false} {
 			for _, db := range []bool{true, false} {
-				out = append(out, ProsodySettings{RequireEncryption: enc, Dialback: db, Cert: certs.Valid})
+				out = append(out, ProsodySettings{RequireEncryption: enc, Dialback: db, Cert: certs.Valid, Backports: backports})
 			}
 		}
-		return append(out, ProsodySettings{RequireEncryption: true, SecureAuth: true, Dialback: true, Cert: certs.Valid})
-	},
+		out = append(out, ProsodySettings{RequireEncryption: true, SecureAuth: true, Dialback: true, Cert: certs.Valid, Backports: backports})
+		if backports {
+			out = append(out, ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.Valid, Backports: true, Bidi: true})
+		}
+		return out
+	}
+	k.parse = func(m map[string]string) (Setting, error) {
+		s := ProsodySettings{Backports: backports}
+		var err error
+		knobs := map[string]*bool{"s2s_require_encryption": &s.RequireEncryption, "s2s_secure_auth": &s.SecureAuth, "dialback": &s.Dialback, "s2s_direct_tls": &s.DirectTLS}
+		if backports {
+			knobs["s2s_bidi"] = &s.Bidi
+		}
+		for name, dst := range knobs {
+			if *dst, err = policy.ParseBool(m[name]); err != nil {
+				return nil, k.knobError(name, m[name])
+			}
+		}
+		if s.Cert, err = certs.ParseState(m["cert"]); err != nil {
+			return nil, fmt.Errorf("cert: %w", err)
+		}
+		return s, nil
+	}
+	return k
 }
 
-var ejabberdKind = &Kind{
-	Name: "ejabberd", Package: "ejabberd", Version: "23.01",
-	Keys: []Key{
-		{"s2s_use_starttls", "false, optional, required", "false"},
-		{"dialback", "true, false (mod_s2s_dialback listed or not)", "true"},
-		{"cert", strings.Join(stateNames(), ", "), "valid"},
-	},
-	Sweep: func() []Setting {
+var ejabberdKind = newEjabberdKind(false)
+
+// ejabberd24Kind is ejabberd 24.12 from bookworm-backports.
+var ejabberd24Kind = newEjabberdKind(true)
+
+func newEjabberdKind(backports bool) *Kind {
+	k := &Kind{
+		Name: "ejabberd", Aliases: []string{"ejabberd-23"}, Package: "ejabberd", Version: "23.01", Suite: "bookworm",
+		Keys: []Key{
+			{"s2s_use_starttls", "false, optional, required", "false"},
+			{"dialback", "true, false (mod_s2s_dialback listed or not)", "true"},
+			{"cert", strings.Join(stateNames(), ", "), "valid"},
+		},
+	}
+	if backports {
+		k.Name, k.Aliases, k.Version, k.Suite = "ejabberd-24", nil, "24.12", "bookworm-backports"
+		k.Keys = append(k.Keys, Key{"bidi", "true, false (mod_s2s_bidi listed or not, XEP-0288)", "false"})
+	}
+	k.Sweep = func() []Setting {
 		var out []Setting
 		for _, tls := range []string{"false", "optional", "required"} {
 			for _, db := range []bool{true, false} {
-				out = append(out, EjabberdSettings{StartTLS: tls, Dialback: db, Cert: certs.Valid})
+				out = append(out, EjabberdSettings{StartTLS: tls, Dialback: db, Cert: certs.Valid, Backports: backports})
 			}
 		}
+		if backports {
+			out = append(out, EjabberdSettings{StartTLS: "optional", Dialback: true, Cert: certs.Valid, Backports: true, Bidi: true})
+		}
 		return out
-	},
+	}
+	k.share = func(s Setting) string {
+		if es, ok := s.(EjabberdSettings); !ok || es.Cert == certs.WrongName {
+			return "" // it would present another host's certificate
+		}
+		return "hosts"
+	}
+	k.parse = func(m map[string]string) (Setting, error) {
+		s := EjabberdSettings{Backports: backports}
+		var err error
+		switch v := strings.ToLower(m["s2s_use_starttls"]); v {
+		case "false", "optional", "required":
+			s.StartTLS = v
+		default:
+			return nil, k.knobError("s2s_use_starttls", m["s2s_use_starttls"])
+		}
+		if s.Dialback, err = policy.ParseBool(m["dialback"]); err != nil {
+			return nil, k.knobError("dialback", m["dialback"])
+		}
+		if backports {
+			if s.Bidi, err = policy.ParseBool(m["bidi"]); err != nil {
+				return nil, k.knobError("bidi", m["bidi"])
+			}
+		}
+		if s.Cert, err = certs.ParseState(m["cert"]); err != nil {
+			return nil, fmt.Errorf("cert: %w", err)
+		}
+		return s, nil
+	}
+	return k
 }
 
 var jabberd2Kind = &Kind{
-	Name: "jabberd2", Package: "jabberd2", Version: "2.7",
+	Name: "jabberd2", Package: "jabberd2", Version: "2.7", Suite: "bookworm",
 	Keys: []Key{
 		{"pemfile", "true, false (a certificate: TLS offered; without one, no TLS and pre-1.0 streams)", "true"},
 		{"require_tls", "true, false (<security><require_tls>)", "false"},
@@ -213,7 +301,22 @@ var jabberd2Kind = &Kind{
 	},
 }
 
+// startEjabberdShared is the startShared of both ejabberd kinds.
+func startEjabberdShared(settings []Setting, domains []string, pki *certs.PKI, dnsAddr string) ([]Server, error) {
+	hosts := make([]EjabberdHost, len(settings))
+	for i, s := range settings {
+		hosts[i] = EjabberdHost{Domain: domains[i], Settings: s.(EjabberdSettings)}
+	}
+	x, err := StartEjabberdHosts(hosts, pki, dnsAddr)
+	if err != nil {
+		return nil, err
+	}
+	return x.Hosts(), nil
+}
+
 func init() {
+	ejabberdKind.startShared = startEjabberdShared
+	ejabberd24Kind.startShared = startEjabberdShared
 	jabberd2Kind.parse = func(m map[string]string) (Setting, error) {
 		var s Jabberd2Settings
 		var err error
@@ -234,54 +337,6 @@ func init() {
 		}
 		return s, nil
 	}
-	prosodyKind.parse = func(m map[string]string) (Setting, error) {
-		var s ProsodySettings
-		var err error
-		for name, dst := range map[string]*bool{"s2s_require_encryption": &s.RequireEncryption, "s2s_secure_auth": &s.SecureAuth, "dialback": &s.Dialback, "s2s_direct_tls": &s.DirectTLS} {
-			if *dst, err = policy.ParseBool(m[name]); err != nil {
-				return nil, prosodyKind.knobError(name, m[name])
-			}
-		}
-		if s.Cert, err = certs.ParseState(m["cert"]); err != nil {
-			return nil, fmt.Errorf("cert: %w", err)
-		}
-		return s, nil
-	}
-	ejabberdKind.share = func(s Setting) string {
-		es, ok := s.(EjabberdSettings)
-		if !ok || es.Cert == certs.WrongName {
-			return "" // it would present another host's certificate
-		}
-		return "hosts"
-	}
-	ejabberdKind.startShared = func(settings []Setting, domains []string, pki *certs.PKI, dnsAddr string) ([]Server, error) {
-		hosts := make([]EjabberdHost, len(settings))
-		for i, s := range settings {
-			hosts[i] = EjabberdHost{Domain: domains[i], Settings: s.(EjabberdSettings)}
-		}
-		x, err := StartEjabberdHosts(hosts, pki, dnsAddr)
-		if err != nil {
-			return nil, err
-		}
-		return x.Hosts(), nil
-	}
-	ejabberdKind.parse = func(m map[string]string) (Setting, error) {
-		var s EjabberdSettings
-		var err error
-		switch v := strings.ToLower(m["s2s_use_starttls"]); v {
-		case "false", "optional", "required":
-			s.StartTLS = v
-		default:
-			return nil, ejabberdKind.knobError("s2s_use_starttls", m["s2s_use_starttls"])
-		}
-		if s.Dialback, err = policy.ParseBool(m["dialback"]); err != nil {
-			return nil, ejabberdKind.knobError("dialback", m["dialback"])
-		}
-		if s.Cert, err = certs.ParseState(m["cert"]); err != nil {
-			return nil, fmt.Errorf("cert: %w", err)
-		}
-		return s, nil
-	}
 }
 
 func stateNames() []string {
@@ -293,7 +348,12 @@ func stateNames() []string {
 }
 
 // Kind implements Setting.
-func (s ProsodySettings) Kind() string { return prosodyKind.Name }
+func (s ProsodySettings) Kind() string {
+	if s.Backports {
+		return "prosody-13"
+	}
+	return "prosody"
+}
 
 // ID implements Setting: the knobs that are on, such as
 // "require-encryption+dialback".
@@ -302,7 +362,7 @@ func (s ProsodySettings) ID() string {
 	for _, k := range []struct {
 		on   bool
 		name string
-	}{{s.RequireEncryption, "require-encryption"}, {s.SecureAuth, "secure-auth"}, {s.Dialback, "dialback"}} {
+	}{{s.RequireEncryption, "require-encryption"}, {s.SecureAuth, "secure-auth"}, {s.Dialback, "dialback"}, {s.Bidi, "bidi"}} {
 		if k.on {
 			on = append(on, k.name)
 		}
@@ -326,13 +386,21 @@ func (s ProsodySettings) Start(domain string, pki *certs.PKI, dnsAddr string) (S
 }
 
 // Kind implements Setting.
-func (s EjabberdSettings) Kind() string { return ejabberdKind.Name }
+func (s EjabberdSettings) Kind() string {
+	if s.Backports {
+		return "ejabberd-24"
+	}
+	return "ejabberd"
+}
 
 // ID implements Setting, such as "starttls-optional+dialback".
 func (s EjabberdSettings) ID() string {
 	id := "starttls-" + s.StartTLS
 	if s.Dialback {
 		id += "+dialback"
+	}
+	if s.Bidi {
+		id += "+bidi"
 	}
 	if s.Cert != certs.Valid && s.Cert != "" {
 		id += "+cert-" + string(s.Cert)

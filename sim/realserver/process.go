@@ -310,3 +310,10 @@ func checkDomain(d string) error {
 	}
 	return nil
 }
+
+// seenLine returns the line that matched the named signal, or "".
+func (p *process) seenLine(name string) string {
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return p.out.seen[name]
+}

@@ -29,12 +29,21 @@ type ProsodySettings struct {
 	// DirectTLS makes it listen on s2s_direct_tls_ports too (XEP-0368;
 	// Prosody 0.12 also uses _xmpps-server targets when it connects).
 	DirectTLS bool
+	// Backports runs Prosody 13 (kind prosody-13, from bookworm-backports
+	// as install-backports.sh unpacked it) instead of the system's 0.12.
+	Backports bool
+	// Bidi loads mod_s2s_bidi (XEP-0288), shipped by Prosody 13 (not
+	// loaded by Debian's configuration); Backports only.
+	Bidi bool
 }
 
 func (s ProsodySettings) String() string {
 	out := fmt.Sprintf("s2s_require_encryption=%t,s2s_secure_auth=%t,dialback=%t,cert=%s", s.RequireEncryption, s.SecureAuth, s.Dialback, s.Cert)
 	if s.DirectTLS {
 		out += ",s2s_direct_tls=true"
+	}
+	if s.Bidi {
+		out += ",s2s_bidi=true"
 	}
 	return out
 }
@@ -43,7 +52,12 @@ func (s ProsodySettings) String() string {
 // behaviour with these knobs (policy.ProsodySettings, where each
 // observation is written down) and the state of its certificate.
 func (s ProsodySettings) Policy() policy.Settings {
-	p := policy.ProsodySettings(s.RequireEncryption, s.SecureAuth, s.Dialback)
+	var p policy.Settings
+	if s.Backports {
+		p = policy.Prosody13Settings(s.RequireEncryption, s.SecureAuth, s.Dialback, s.Bidi)
+	} else {
+		p = policy.ProsodySettings(s.RequireEncryption, s.SecureAuth, s.Dialback)
+	}
 	p.Cert, p.DirectTLS = s.Cert, s.DirectTLS
 	return p
 }
@@ -56,6 +70,7 @@ type Prosody struct {
 	port     int
 	direct   int // s2s_direct_tls_ports, when DirectTLS
 	proc     *process
+	version  string
 }
 
 // StartProsody starts Prosody for domain with settings s, trusting the CA
@@ -67,8 +82,11 @@ func StartProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsAddr stri
 	if err := checkDomain(domain); err != nil {
 		return nil, err
 	}
-	if err := Require("prosody"); err != nil {
+	if err := Require(s.Kind()); err != nil {
 		return nil, err
+	}
+	if s.Bidi && !s.Backports {
+		return nil, fmt.Errorf("realserver: s2s_bidi: Prosody 0.12 has no mod_s2s_bidi (prosody-13 has)")
 	}
 	if s.Cert == "" {
 		s.Cert = certs.Valid
@@ -138,21 +156,36 @@ func startProsody(domain string, s ProsodySettings, pki *certs.PKI, dnsPort stri
 		// socket is created, and logged, before the s2s port.
 		{name: "admin socket", re: regexp.MustCompile(regexp.QuoteMeta("(" + filepath.Join(dir, "run/prosody.sock") + ", 0) created"))},
 		{name: "admin socket error", re: regexp.MustCompile(`Unable to (bind|listen on) admin socket`), fatal: true},
+		{name: "version", re: prosodyVersionLine},
 	}
-	wait := []string{"s2s port", "admin socket"}
+	wait := []string{"s2s port", "admin socket", "version"}
 	if p.direct != 0 {
 		signals = append(signals, signal{name: "direct TLS port", re: regexp.MustCompile(regexp.QuoteMeta(fmt.Sprintf("Activated service 's2s_direct_tls' on [127.0.0.1]:%d", p.direct)))})
 		wait = append(wait, "direct TLS port")
 	}
-	if p.proc, err = startProcess(dir, "stdout.log", nil, nil, signals, "prosody", "-F", "--config", cfg); err != nil {
+	launcher := "prosody"
+	if s.Backports {
+		launcher = prosody13Launcher()
+	}
+	if p.proc, err = startProcess(dir, "stdout.log", nil, nil, signals, launcher, "-F", "--config", cfg); err != nil {
 		return p, err
 	}
-	if err := p.proc.await("prosody", startBudget, wait...); err != nil {
+	if err := p.proc.await(s.Kind(), startBudget, wait...); err != nil {
 		return p, err
+	}
+	if m := prosodyVersionLine.FindStringSubmatch(p.proc.seenLine("version")); m != nil {
+		p.version = "Prosody " + m[1]
 	}
 	p.proc.settle()
 	return p, nil
 }
+
+// prosodyVersionLine is how Prosody says its version as it starts.
+var prosodyVersionLine = regexp.MustCompile(`Hello and welcome to Prosody version (\S+)`)
+
+// Version is the version Prosody said it was as it started, such as
+// "Prosody 13.0.1".
+func (p *Prosody) Version() string { return p.version }
 
 // startBudget is how long a server may take to say it is ready. Generous:
 // on 2 busy cores (a sweep starting several servers while negotiating
@@ -166,6 +199,9 @@ func prosodyConfig(dir, domain string, port, direct int, dnsPort string, s Proso
 		mods = append(mods, "dialback")
 	} else {
 		disabled = append(disabled, "dialback")
+	}
+	if s.Bidi {
+		mods = append(mods, "s2s_bidi")
 	}
 	q := func(xs []string) string { return `"` + strings.Join(xs, `"; "`) + `"` }
 	directPorts := ""

@@ -78,7 +78,7 @@ func TestKindsParseKnobs(t *testing.T) {
 	assert.ErrorContains(t, err, `s2s_use_starttls: invalid value "sometimes": accepted values are false, optional, required`)
 
 	_, err = LookupKind("openfire")
-	assert.EqualError(t, err, `unknown server "openfire": accepted values are prosody, ejabberd, jabberd2`)
+	assert.EqualError(t, err, `unknown server "openfire": accepted values are prosody, prosody-13, ejabberd, ejabberd-24, jabberd2`)
 	for _, k := range Kinds() {
 		assert.NotEmpty(t, k.Sweep(), k.Name)
 	}

@@ -1,5 +1,7 @@
 // Package realserver starts private instances of real XMPP servers
-// (Prosody 0.12, ejabberd 23.01 and jabberd2 2.7, from Debian's packages) as peers of
+// (Prosody 0.12, ejabberd 23.01 and jabberd2 2.7, from Debian's packages,
+// and Prosody 13 and ejabberd 24.12 from bookworm-backports, unpacked
+// beside them by install-backports.sh) as peers of
 // the harness: in a temporary directory, with a configuration generated
 // from the server's own knobs, certificates from package certs, loopback
 // ports only and name resolution through a loopdns responder, so that
@@ -41,8 +43,16 @@ func Require(server string) error {
 	if os.Getenv(NoRealServersEnv) != "" {
 		return fmt.Errorf("%s: %w here (%s is set, as go test -short does)", server, ErrDisabled, NoRealServersEnv)
 	}
+	switch server { // the aliases of the bookworm generation
+	case "prosody-0.12":
+		server = "prosody"
+	case "ejabberd-23":
+		server = "ejabberd"
+	}
 	var missing []string
 	switch server {
+	case "prosody-13", "ejabberd-24":
+		return requireBackports(server)
 	case "ejabberd":
 		if _, err := exec.LookPath("erl"); err != nil {
 			missing = append(missing, "ejabberd")

@@ -82,9 +82,16 @@ func (r *Recorder) Classify(from, to string, timedOut bool) Classification {
 			return out
 		}
 	}
-	first := mains[0]
-	out.TLS = first.simTLS()
-	f, settled := first.failure(timedOut, t0)
+	// The first main connection gives the failure, unless EXTERNAL was
+	// refused on it and the initiator came back on another connection
+	// (ejabberd 24.12 tries dialback so): that one decides.
+	i := 0
+	f, settled := mains[0].failure(timedOut, t0)
+	for settled && f.Step == outcome.StepSASL && i+1 < len(mains) {
+		i++
+		f, settled = mains[i].failure(timedOut, t0)
+	}
+	out.TLS = mains[i].simTLS()
 	out.Outcome, out.Settled = outcome.Failed(f), settled
 	return out
 }
