@@ -81,6 +81,12 @@ type Behaviour struct {
 	// ("no shared cipher"), or answer <starttls/> with <failure/>, as
 	// ejabberd 23.01 does.
 	NoCertTLS NoCertTLS `json:"no_cert_tls"`
+	// DialbackOff is how a receiving end without dialback answers a
+	// db:result it did not offer dialback for.
+	DialbackOff DialbackOff `json:"dialback_off"`
+	// UnofferedStartTLS is how a receiving end answers a <starttls/> it
+	// did not offer.
+	UnofferedStartTLS UnofferedStartTLS `json:"unoffered_starttls"`
 	// DirectTLS is XEP-0368: as a receiver the end also listens for
 	// connections that start with TLS (published as _xmpps-server), and
 	// as an initiator it uses such a target when it finds one.
@@ -270,7 +276,9 @@ const (
 	PlainDialbackVerifyThenClose
 	// PlainDialbackClose: the stream is closed with <policy-violation/>
 	// rather than answered with a dialback error (ejabberd 23.01; recorded:
-	// interop-ejabberd/db-result-on-the-plain-stream-to-an-ejabberd-that-requires-starttls).
+	// interop-ejabberd/db-result-on-the-plain-stream-to-an-ejabberd-that-requires-starttls;
+	// on jabberd2's pre-1.0 stream too, though once in the federation
+	// suite it verified the key instead: docs/federation.md).
 	PlainDialbackClose
 )
 
@@ -318,6 +326,50 @@ const (
 	// interop-ejabberd-24/a-partner-speaking-tls-1-0-and-1-1-only-as-old-gateways-do/forward
 	// and …/reverse).
 	VersionMismatchInternalError
+)
+
+// DialbackOff is how a receiving end without dialback answers a
+// db:result (real initiators send it unoffered).
+type DialbackOff uint8
+
+const (
+	DialbackOffRefuse DialbackOff = iota // a dialback error, policy-violation (the harness)
+	// DialbackOffNotAuthorized: the stream is closed with <not-authorized/>
+	// (ejabberd 23.01 without mod_s2s_dialback; recorded:
+	// federation/ejabberd.starttls-required--jabberd2.pemfile/b-to-a).
+	DialbackOffNotAuthorized
+	// DialbackOffUnsupportedStanzaType: the stream is closed with
+	// <unsupported-stanza-type/> (Prosody 0.12 without mod_dialback;
+	// recorded: federation/prosody.require-encryption--jabberd2.pemfile/b-to-a).
+	DialbackOffUnsupportedStanzaType
+)
+
+// Condition is the stream error condition of a refusal, or "" for the
+// dialback error.
+func (d DialbackOff) streamError() string {
+	switch d {
+	case DialbackOffNotAuthorized:
+		return "not-authorized"
+	case DialbackOffUnsupportedStanzaType:
+		return "unsupported-stanza-type"
+	}
+	return ""
+}
+
+// StreamError is the condition of the stream error a receiver without
+// dialback closes with, or "" when it answers with a dialback error.
+func (d DialbackOff) StreamError() string { return d.streamError() }
+
+// UnofferedStartTLS is how a receiving end answers a <starttls/> it did
+// not offer (Prosody sends it whatever the features say).
+type UnofferedStartTLS uint8
+
+const (
+	UnofferedStartTLSFailure UnofferedStartTLS = iota // <failure/> and the stream closed (RFC 6120)
+	// UnofferedStartTLSIgnore: no answer at all; the initiator is the one
+	// to give up (jabberd2 2.7 without a certificate; recorded:
+	// federation/prosody.require-encryption-dialback--jabberd2.no-pemfile/a-to-b).
+	UnofferedStartTLSIgnore
 )
 
 // OffersFromTLS10 says whether an end that initiates offers every
@@ -371,6 +423,10 @@ var knobs = []knob{
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.TLSMin) }},
 	{"tls_max", tlsMaxValues, "the highest TLS version the end speaks",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.TLSMax) }},
+	{"dialback_off", []string{"refuse", "not-authorized", "unsupported-stanza-type"}, "how a receiver without dialback answers a db:result: a dialback error, or the stream closed with that stream error",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.DialbackOff) }},
+	{"unoffered_starttls", []string{"failure", "ignore"}, "how a receiver answers a <starttls/> it did not offer: <failure/>, or no answer at all",
+		func(b *Behaviour) *uint8 { return (*uint8)(&b.UnofferedStartTLS) }},
 	{"version_mismatch", []string{"alert", "close", "internal-error"}, "what the end does when TLS versions do not work out: the protocol_version alert, or every version offered from TLS 1.0 and the connection closed without an alert, or with the internal_error alert",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.VersionMismatch) }},
 	{"bidi", []string{"false", "true", "wrong-namespace"}, "XEP-0288 bidirectional streams: none, as the XEP says, or offered in the request's namespace urn:xmpp:bidi (ejabberd 24.12)",
@@ -631,6 +687,9 @@ func ProsodySettings(requireEncryption, secureAuth, dialback bool) Settings {
 		// a file whose host has none: scenarios/operators_real_test.go,
 		// and interop-prosody/server-certificates with cert=missing).
 		NoCertTLS: NoCertTLSOfferAndFail,
+		// Without mod_dialback a db:result is an element it does not
+		// know (recorded: federation/prosody.require-encryption--jabberd2.pemfile/b-to-a).
+		DialbackOff: DialbackOffUnsupportedStanzaType,
 	}}
 	if requireEncryption || secureAuth {
 		// Its own outbound and verify connections need TLS as well.
@@ -665,6 +724,10 @@ func EjabberdSettings(tls Level, dialback bool) Settings {
 		// cert=missing): it is not long without one, and this is what
 		// it does until it has one (unpinned, see recorded_test.go).
 		NoCertTLS: NoCertTLSOfferAndRefuse,
+		// Without mod_s2s_dialback a db:result closes the stream with
+		// <not-authorized/> (recorded:
+		// federation/ejabberd.starttls-required--jabberd2.pemfile/b-to-a).
+		DialbackOff: DialbackOffNotAuthorized,
 	}}
 	if !dialback {
 		// Without dialback to fall back to, its outbound streams verify
@@ -695,6 +758,9 @@ func Jabberd2Settings(pemfile, requireTLS bool) Settings {
 	}
 	if !pemfile {
 		s.TLS, s.Cert, s.LegacyStreams = NotSupported, certs.Missing, true
+		// Without TLS it leaves a <starttls/> unanswered (recorded:
+		// federation/prosody.require-encryption-dialback--jabberd2.no-pemfile/a-to-b).
+		s.UnofferedStartTLS = UnofferedStartTLSIgnore
 	}
 	return s
 }

@@ -153,13 +153,13 @@ func predictAuthentication(in, re Settings) Prediction {
 		}
 		secure = true
 	case marked:
-		return predictMissingTLS(&pr, in, outcome.UnsupportedFeature, "receiver requires TLS but initiator does not support it")
+		return predictMissingTLS(&pr, in, re, outcome.UnsupportedFeature, "receiver requires TLS but initiator does not support it")
 	case in.TLS == Required:
 		why := "initiator requires TLS but the receiver does not support it"
 		if re.TLS != NotSupported {
 			why = "initiator requires TLS but the receiver, having no certificate, does not offer STARTTLS"
 		}
-		return predictMissingTLS(&pr, in, outcome.PolicyViolation, why)
+		return predictMissingTLS(&pr, in, re, outcome.PolicyViolation, why)
 	case re.TLS == NotSupported:
 		pr.say("no TLS: receiver has TLS NotSupported")
 	case in.TLS == NotSupported:
@@ -305,10 +305,12 @@ func predictTLS(pr *predictor, client, server Settings, handshake, after outcome
 
 // predictMissingTLS is the initiator's answer to TLS that is required (by
 // the condition's side) and cannot be had.
-func predictMissingTLS(pr *predictor, in Settings, cond outcome.Condition, why string) Prediction {
+func predictMissingTLS(pr *predictor, in, re Settings, cond outcome.Condition, why string) Prediction {
 	switch {
 	case in.MissingTLS == MissingTLSGiveUpAtStream:
 		return pr.fail(failure(outcome.StepStream, cond, outcome.Initiator), "%s: the initiator closes the stream", why)
+	case cond == outcome.PolicyViolation && in.MissingTLS == MissingTLSTry && re.UnofferedStartTLS == UnofferedStartTLSIgnore:
+		return pr.fail(timeoutDuring(outcome.StepStartTLS, outcome.Initiator), "%s: the initiator sends <starttls/> anyway and the receiver never answers it", why)
 	case cond == outcome.PolicyViolation && in.MissingTLS == MissingTLSTry:
 		return pr.fail(failure(outcome.StepStartTLS, outcome.StartTLSFailure, outcome.Receiver), "%s: the initiator sends <starttls/> anyway and the receiver refuses it", why)
 	case cond == outcome.PolicyViolation && in.MissingTLS == MissingTLSWait:
@@ -372,6 +374,9 @@ func predictDialback(pr *predictor, in, re Settings, secure, offered bool) Predi
 	}
 	if !offered {
 		if ok, why := dialbackOffered(re, secure); !ok {
+			if c := re.DialbackOff.StreamError(); c != "" && !re.Dialback {
+				return pr.fail(failure(outcome.StepDialback, outcome.Condition(c), outcome.Receiver), "the initiator sends db:result although dialback is not offered; the receiver, which has dialback off, closes the stream with <%s/>", c)
+			}
 			return pr.fail(failure(outcome.StepDialback, outcome.PolicyViolation, outcome.Receiver), "the initiator sends db:result although dialback is not offered; the receiver refuses: %s", why)
 		}
 	}
@@ -429,6 +434,9 @@ func predictVerify(pr *predictor, auth, verifier Settings) (outcome.Failure, boo
 	case verifier.TLS == Required:
 		switch verifier.MissingTLS {
 		case MissingTLSTry:
+			if auth.UnofferedStartTLS == UnofferedStartTLSIgnore {
+				return fail(timeoutDuring(step, receiver), "the receiver sends <starttls/> on the verify connection although it is not offered; the authoritative server never answers it")
+			}
 			return fail(failure(step, outcome.StartTLSFailure, authoritative), "the receiver sends <starttls/> on the verify connection although it is not offered; the authoritative server refuses it")
 		case MissingTLSWait:
 			return fail(timeoutDuring(step, receiver), "the receiver waits in silence on the verify connection, which the authoritative server offers no TLS on")

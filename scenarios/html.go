@@ -111,7 +111,11 @@ func grids(r *Report) []htmlGrid {
 			for i, k := range keys {
 				g := htmlGrid{Open: i == 0, RowHead: "row", Directions: "left half: the row initiates; right half: the partner initiates"}
 				g.Title = fmt.Sprintf("%s / %s: partner certificate %s, endpoints refusing an invalid certificate at %s", sw.Suite, sw.Name, k.cert, k.refuse)
-				if sw.Server != "" {
+				if sw.Federation {
+					g.RowHead = sw.RowServer + " setting"
+					g.Directions = "left half: the row's " + sw.RowServer + " initiates; right half: the column's " + sw.PartnerServer + " initiates"
+					g.Title = fmt.Sprintf("%s / %s: real %s (rows) meeting real %s (columns)", sw.Suite, sw.Name, sw.RowServer, sw.PartnerServer)
+				} else if sw.Server != "" {
 					g.RowHead = sw.Server + " setting"
 					g.Directions = "left half: " + sw.Server + " initiates; right half: the harness initiates"
 					g.Title = fmt.Sprintf("%s / %s: real %s against harness partners with certificate %s, refusing at %s", sw.Suite, sw.Name, sw.Server, k.cert, k.refuse)

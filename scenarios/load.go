@@ -135,6 +135,9 @@ type Case struct {
 	// certificate (policy.RefusalPoints).
 	Refuse       string `json:"refuse,omitempty"`
 	RowInitiates bool   `json:"row_initiates,omitempty"`
+	// Direction is, for two real servers meeting (federation), which one
+	// initiated: "a-to-b" or "b-to-a".
+	Direction string `json:"direction,omitempty"`
 }
 
 // real returns the endpoint of c that is a real server, if any.
@@ -163,6 +166,10 @@ type Sweep struct {
 	// Server is the real server whose settings are the rows, if any.
 	Server      string `json:"server,omitempty"`
 	CompareRows bool   `json:"compare_rows"`
+	// Federation marks a sweep of two real servers meeting: its rows are
+	// RowServer's settings, its partners PartnerServer's.
+	Federation               bool   `json:"federation,omitempty"`
+	RowServer, PartnerServer string `json:"-"`
 }
 
 // Suite is a loaded scenario file.

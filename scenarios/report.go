@@ -189,7 +189,10 @@ func Record(n *Negotiation, inline bool) NegotiationJSON {
 	if c.Expect.Oracle != Unchecked {
 		j.Expected = &n.Expected
 	}
-	if c.Sweep != "" {
+	switch {
+	case c.Direction != "":
+		j.Direction = c.Direction
+	case c.Sweep != "":
 		j.Direction = direction(c)
 	}
 	if n.Emulated != nil {
@@ -210,6 +213,9 @@ func Record(n *Negotiation, inline bool) NegotiationJSON {
 
 // direction names who initiated a sweep's negotiation.
 func direction(c *Case) string {
+	if c.Direction != "" {
+		return c.Direction
+	}
 	_, real := c.real()
 	switch {
 	case real && c.RowInitiates:

@@ -97,6 +97,9 @@ func (rs *receiverState) serveDialback(el *element) error {
 		if why == "" {
 			why = "the receiver did not offer dialback"
 		}
+		if cond := p.DialbackOff.StreamError(); cond != "" && !p.Dialback {
+			return c.raise(outcome.Condition(cond), why)
+		}
 		if !c.secure && p.TLS == policy.Required && p.PlainDialback == policy.PlainDialbackClose {
 			return c.raise(outcome.PolicyViolation, why)
 		}

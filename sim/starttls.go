@@ -69,6 +69,16 @@ func startTLSChoice(p policy.Settings, f features, me, them outcome.Side) (tlsCh
 func (rs *receiverState) serveStartTLS() error {
 	c := rs.c
 	c.step = outcome.StepStartTLS
+	if !rs.offer.StartTLS && !c.secure && c.ep.cfg.Settings.UnofferedStartTLS == policy.UnofferedStartTLSIgnore {
+		// Left unanswered (jabberd2 without a certificate): the peer is
+		// the one to give up; anything else it sends is read and ignored.
+		_ = c.raw.SetReadDeadline(time.Now().Add(2 * c.ep.timeout))
+		for {
+			if _, err := c.read(); err != nil {
+				return c.abort(err)
+			}
+		}
+	}
 	if !rs.offer.StartTLS {
 		why := "TLS NotSupported"
 		switch {

@@ -189,7 +189,7 @@ func TestMatrixFormats(t *testing.T) {
 func TestHelpShowsFlagsAsTheUsageLinesWriteThem(t *testing.T) {
 	for _, c := range commands {
 		_, out, _ := runCLI(c.name, "--help")
-		flags := regexp.MustCompile(`(?m)^  (-+)(\w+)`).FindAllStringSubmatch(out, -1)
+		flags := regexp.MustCompile(`(?m)^  (-+)(\w[\w-]*)`).FindAllStringSubmatch(out, -1)
 		require.NotEmpty(t, flags, c.name)
 		for _, f := range flags {
 			want := "--"
