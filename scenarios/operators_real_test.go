@@ -18,6 +18,7 @@ import (
 // when the servers are missing.
 func requireReal(t *testing.T, servers ...string) {
 	t.Helper()
+	t.Parallel() // their servers are their own; the starts overlap
 	if testing.Short() {
 		t.Skip("go test -short runs no real server (go test and make test do)")
 	}
