@@ -29,6 +29,19 @@ func requireReal(t *testing.T, servers ...string) {
 	}
 }
 
+// assertFileWarns checks that reading file gives a file-wide warning
+// with that code, as explain shows it.
+func assertFileWarns(t *testing.T, file, code string) {
+	t.Helper()
+	c, err := serverconf.Load(file, serverconf.Options{})
+	require.NoError(t, err)
+	var codes []string
+	for _, w := range c.Warnings {
+		codes = append(codes, w.Code)
+	}
+	assert.Contains(t, codes, code, "%s: explain's warnings", file)
+}
+
 // loadExample reads a scenario file of examples/, whose relative
 // configuration paths are its neighbours.
 func loadExample(t *testing.T, name, text string) *Suite {
@@ -139,13 +152,7 @@ sweeps:
 // and refuses every incoming one. explain warns of it.
 func TestEjabberdUndefinedS2SAccessFederatesWithNoOne(t *testing.T) {
 	requireReal(t, "ejabberd")
-	c, err := serverconf.Load("examples/ejabberd/ejabberd-macros.yml", serverconf.Options{})
-	require.NoError(t, err)
-	var codes []string
-	for _, w := range c.Warnings {
-		codes = append(codes, w.Code)
-	}
-	assert.Contains(t, codes, "s2s-access-undefined")
+	assertFileWarns(t, "examples/ejabberd/ejabberd-macros.yml", "s2s-access-undefined")
 	s := loadExample(t, "s2s-access.yaml", `suite: s2s-access
 sweeps:
   - name: files
@@ -174,13 +181,7 @@ sweeps:
 // by SRV on another port is never reached. explain warns of it.
 func TestJabberd2WithoutSRVLookupConnectsTo5269(t *testing.T) {
 	requireReal(t, "jabberd2")
-	c, err := serverconf.Load("examples/jabberd2/s2s-no-srv-lookup.xml", serverconf.Options{})
-	require.NoError(t, err)
-	var codes []string
-	for _, w := range c.Warnings {
-		codes = append(codes, w.Code)
-	}
-	assert.Contains(t, codes, "no-srv-lookup")
+	assertFileWarns(t, "examples/jabberd2/s2s-no-srv-lookup.xml", "no-srv-lookup")
 	s := loadExample(t, "no-srv.yaml", `suite: no-srv
 sweeps:
   - name: files
