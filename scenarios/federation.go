@@ -238,7 +238,10 @@ var fieldSettings = map[string][]map[string]string{
 var unstableFederations = map[string]string{
 	"ejabberd-starttls-required-dialback.test jabberd2-no-pemfile.test":    ejabberdLegacyDialback,
 	"ejabberd-24-starttls-required-dialback.test jabberd2-no-pemfile.test": ejabberdLegacyDialback,
+	"ejabberd-starttls-optional-dialback-cert-no-client-auth.test ejabberd-24-starttls-optional-dialback-cert-no-client-auth.test": ejabberd24DialbackRetry,
 }
+
+const ejabberd24DialbackRetry = "ejabberd 24.12 whose EXTERNAL ejabberd 23.01 refuses (a certificate without clientAuth) retries with dialback on a new connection (as predicted: TLS Dialback), but in one make test of three (2026-12-02) that retry had not come within the suite's 3 s and the direction ended at the refused SASL"
 
 const ejabberdLegacyDialback = "ejabberd requiring STARTTLS answers the db:result of jabberd2's pre-1.0 stream with <policy-violation/> when the two meet alone (as predicted), and with remote-server-not-found after trying to verify it in the suite's mesh, every time there: it depends on the state of its own failed stream to jabberd2, which this harness does not model"
 
