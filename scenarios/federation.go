@@ -236,8 +236,8 @@ var fieldSettings = map[string][]map[string]string{
 // (docs/federation.md): a suite that passes only sometimes proves
 // nothing. Each is still run by hand with xmppneg federate.
 var unstableFederations = map[string]string{
-	"ejabberd-starttls-required-dialback.test jabberd2-no-pemfile.test":    ejabberdLegacyDialback,
-	"ejabberd-24-starttls-required-dialback.test jabberd2-no-pemfile.test": ejabberdLegacyDialback,
+	"ejabberd-starttls-required-dialback.test jabberd2-no-pemfile.test":                                                            ejabberdLegacyDialback,
+	"ejabberd-24-starttls-required-dialback.test jabberd2-no-pemfile.test":                                                         ejabberdLegacyDialback,
 	"ejabberd-starttls-optional-dialback-cert-no-client-auth.test ejabberd-24-starttls-optional-dialback-cert-no-client-auth.test": ejabberd24DialbackRetry,
 }
 
