@@ -123,13 +123,7 @@ func setupFederate(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		rep := scenarios.FederationReport("federate", ns, time.Since(start), ctx.Err() != nil)
 		rep.InlineTranscripts = *transcript
-		code := exitOK
-		switch {
-		case rep.Interrupted:
-			code = exitInterrupted
-		case !rep.Passed():
-			code = exitFail
-		}
+		code := reportExit(rep)
 		var buf bytes.Buffer
 		switch *out {
 		case "text":
@@ -274,13 +268,7 @@ func runFederationMatrix(e *env, names []string, timeout time.Duration, jobs int
 		e.errorf("--out: %v", writeErr)
 		return exitFail
 	}
-	code := exitOK
-	switch {
-	case rep.Interrupted:
-		code = exitInterrupted
-	case !rep.Passed():
-		code = exitFail
-	}
+	code := reportExit(rep)
 	var buf bytes.Buffer
 	if err := writeReport(&buf, rep, format, scenarios.Style{Color: e.color, Verbose: verbose, FailuresOnly: !verbose && format == "text"}); err != nil {
 		e.errorf("%v", err)

@@ -12,7 +12,6 @@ import (
 	"xmppneg/policy/printable"
 	"xmppneg/policy/serverconf"
 	"xmppneg/scenarios/partners"
-	"xmppneg/sim"
 )
 
 // ownPartners is 'partners --gateway config=FILE#HOST': the operator's
@@ -67,29 +66,9 @@ func ownPartners(e *env, list, gateway, profilesFile string, declaredFlags []str
 		e.errorf("%v", err)
 		return exitUsage
 	}
-	decl := map[string]partners.Declared{}
-	if profilesFile != "" {
-		if decl, err = partners.LoadDeclared(profilesFile); err != nil {
-			e.errorf("--profiles: %v", err)
-			return exitUsage
-		}
-	}
-	for _, d := range declaredFlags {
-		domain, what, ok := strings.Cut(d, "=")
-		if !ok || domain == "" || what == "" {
-			e.errorf("--partner %q is not DOMAIN=PROFILE or DOMAIN=SPEC", d)
-			return exitUsage
-		}
-		if err := sim.CheckDomain(domain); err != nil {
-			e.errorf("--partner: %v", err)
-			return exitUsage
-		}
-		v, err := partners.ParseDeclared(what)
-		if err != nil {
-			e.errorf("--partner %s: %v", domain, err)
-			return exitUsage
-		}
-		decl[strings.ToLower(domain)] = v
+	decl, ok := declaredPartners(e, profilesFile, declaredFlags)
+	if !ok {
+		return exitUsage
 	}
 	for _, w := range h.Warnings {
 		if w.Code == "certificate-assumed" {

@@ -158,29 +158,9 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 			e.errorf("%v", err)
 			return exitUsage
 		}
-		decl := map[string]partners.Declared{}
-		if *profiles != "" {
-			if decl, err = partners.LoadDeclared(*profiles); err != nil {
-				e.errorf("--profiles: %v", err)
-				return exitUsage
-			}
-		}
-		for _, d := range declared {
-			domain, what, ok := strings.Cut(d, "=")
-			if !ok || domain == "" || what == "" {
-				e.errorf("--partner %q is not DOMAIN=PROFILE or DOMAIN=SPEC", d)
-				return exitUsage
-			}
-			if err := sim.CheckDomain(domain); err != nil {
-				e.errorf("--partner: %v", err)
-				return exitUsage
-			}
-			v, err := partners.ParseDeclared(what)
-			if err != nil {
-				e.errorf("--partner %s: %v", domain, err)
-				return exitUsage
-			}
-			decl[strings.ToLower(domain)] = v
+		decl, ok := declaredPartners(e, *profiles, declared)
+		if !ok {
+			return exitUsage
 		}
 		listed := map[string]bool{}
 		for _, en := range entries {
@@ -284,4 +264,36 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		return exitOK
 	}
+}
+
+// declaredPartners reads what the user said each partner runs: the
+// --profiles file, then every --partner DOMAIN=PROFILE|SPEC over it. A
+// bad one is reported and ok is false (a usage error).
+func declaredPartners(e *env, profilesFile string, flags []string) (decl map[string]partners.Declared, ok bool) {
+	decl = map[string]partners.Declared{}
+	if profilesFile != "" {
+		var err error
+		if decl, err = partners.LoadDeclared(profilesFile); err != nil {
+			e.errorf("--profiles: %v", err)
+			return nil, false
+		}
+	}
+	for _, d := range flags {
+		domain, what, ok := strings.Cut(d, "=")
+		if !ok || domain == "" || what == "" {
+			e.errorf("--partner %q is not DOMAIN=PROFILE or DOMAIN=SPEC", d)
+			return nil, false
+		}
+		if err := sim.CheckDomain(domain); err != nil {
+			e.errorf("--partner: %v", err)
+			return nil, false
+		}
+		v, err := partners.ParseDeclared(what)
+		if err != nil {
+			e.errorf("--partner %s: %v", domain, err)
+			return nil, false
+		}
+		decl[strings.ToLower(domain)] = v
+	}
+	return decl, true
 }

@@ -433,14 +433,20 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 		} else if *out != "table" && rep.Interrupted {
 			scenarios.WriteSummary(e.stderr, rep, e.style(false))
 		}
-		switch {
-		case rep.Interrupted:
-			return exitInterrupted
-		case !rep.Passed():
-			return exitFail
-		}
-		return exitOK
+		return reportExit(rep)
 	}
+}
+
+// reportExit is the exit code of a run's report: interrupted (130),
+// something not as expected (1), or all as expected (0).
+func reportExit(rep *scenarios.Report) int {
+	switch {
+	case rep.Interrupted:
+		return exitInterrupted
+	case !rep.Passed():
+		return exitFail
+	}
+	return exitOK
 }
 
 // shardFromEnv reads the sharding convention of Bazel and BoGo:
