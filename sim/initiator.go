@@ -230,14 +230,19 @@ func (hs *initiatorState) noMethod(why string) error {
 // withinLimits checks a stanza of size bytes against the max-bytes the
 // receiver advertised (XEP-0478 §3: a larger one may get the stream
 // closed with <policy-violation/>): one that would exceed it is not
-// sent, and the negotiation fails saying so, the harness's own finding.
+// sent, the stream is closed, and the negotiation fails saying so, the
+// harness's own finding.
 func (hs *initiatorState) withinLimits(size int) error {
 	l := hs.limits
 	if l == nil || l.MaxBytes <= 0 {
 		return nil
 	}
 	if size > l.MaxBytes {
-		return hs.c.fail(outcome.PolicyViolation, "the stanza the %s would send is %d bytes, more than the %d of max-bytes the %s advertised (XEP-0478): not sent", hs.c.me, size, l.MaxBytes, hs.c.them)
+		err := hs.c.fail(outcome.PolicyViolation, "the stanza the %s would send is %d bytes, more than the %d of max-bytes the %s advertised (XEP-0478): not sent", hs.c.me, size, l.MaxBytes, hs.c.them)
+		// Ended here rather than left open: the receiver would otherwise
+		// wait out its deadline for a stanza that never comes.
+		hs.c.closeStream()
+		return err
 	}
 	hs.c.tr.note(fmt.Sprintf("the %s advertised XEP-0478 max-bytes %d: the %s's stanza of %d bytes is within it", hs.c.them, l.MaxBytes, hs.c.me, size))
 	return nil

@@ -60,6 +60,10 @@ func TestMaxBytesIsRespected(t *testing.T) {
 	assert.Equal(t, outcome.PolicyViolation, r.Outcome.Failure.Condition, r.Explain())
 	assert.Equal(t, outcome.Initiator, r.Outcome.Failure.By)
 	assert.Contains(t, r.Explain(), "more than the 40 of max-bytes")
+	// The initiator ends its stream, so the receiver answers the close
+	// instead of waiting out its deadline for a stanza.
+	assert.Contains(t, r.TranscriptText(), "TLS initiator a.test → receiver c.test\n    </stream:stream>", r.TranscriptText())
+	assert.NotContains(t, r.Explain(), "no answer", r.Explain())
 }
 
 // XEP-0288 between two ends that answer over streams of their own: once
