@@ -151,13 +151,16 @@ func TestRecordedRealServers(t *testing.T) {
 	}
 	for _, s := range suites {
 		t.Run(s.Name, func(t *testing.T) {
+			// In parallel: each suite mostly waits out the sweeps' 1 s
+			// deadline where its server is silent.
+			t.Parallel()
 			rec := loadRecording(t, s.Name)
 			cases := casesOf(t, s, rec)
 			var emus []*Case
 			for _, c := range cases {
 				emus = append(emus, mutant(t, c, "", ""))
 			}
-			ns := runAll(t, emus, 4*runtime.NumCPU())
+			ns := runAll(t, emus, replayJobs)
 			for i, r := range rec.Runs {
 				why := differs(ns[i].Result, r, cases[i].Initiator.Server != nil)
 				for try := 0; why != "" && try < 2; try++ {
@@ -184,6 +187,7 @@ func TestRecordedRealServers(t *testing.T) {
 func TestRecordingsPinTheProfiles(t *testing.T) {
 	for _, s := range interopSuites(t) {
 		t.Run(s.Name, func(t *testing.T) {
+			t.Parallel()
 			rec := loadRecording(t, s.Name)
 			cases := casesOf(t, s, rec)
 			byID := map[string]int{}
@@ -218,7 +222,7 @@ func TestRecordingsPinTheProfiles(t *testing.T) {
 			for p := range want {
 				t.Errorf("%s %s: not pinned: record again with -update", rec.Server, p)
 			}
-			ns := runAll(t, batch, 4*runtime.NumCPU())
+			ns := runAll(t, batch, replayJobs)
 			for i, p := range pins {
 				r := rec.Runs[byID[p.By]]
 				if differs(ns[i].Result, r, cases[byID[p.By]].Initiator.Server != nil) == "" {
@@ -417,7 +421,7 @@ func record(t *testing.T, s *Suite) {
 		// it would not.
 		var confirm []*Case
 		var found []int
-		for i, n := range runAll(t, batch, 4*runtime.NumCPU()) {
+		for i, n := range runAll(t, batch, replayJobs) {
 			if differs(n.Result, runs[i], cases[runs[i]].Initiator.Server != nil) != "" {
 				confirm, found = append(confirm, batch[i]), append(found, i)
 			}
@@ -495,3 +499,8 @@ func writeRecording(t *testing.T, rec recording) {
 	require.NoError(t, os.MkdirAll(recordedDir, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(recordedDir, rec.Suite+".json"), []byte(b.String()), 0o644))
 }
+
+// replayJobs is how many replays run at once: far more than the CPUs,
+// since where the real server was silent a replay waits out the sweeps'
+// 1 s deadline and costs nothing meanwhile.
+var replayJobs = 4 * runtime.NumCPU()
