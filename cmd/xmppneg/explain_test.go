@@ -101,6 +101,7 @@ func copyFile(t *testing.T, from, to string, edit func(string) string) {
 }
 
 func TestDiffConfigurations(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	old, new := filepath.Join(dir, "old.cfg.lua"), filepath.Join(dir, "new.cfg.lua")
 	copyFile(t, exampleDir+"prosody/prosody-default.cfg.lua", old, func(s string) string { return s })
@@ -154,6 +155,7 @@ func TestDiffConfigurations(t *testing.T) {
 }
 
 func TestDiffPartnerLists(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	after := filepath.Join(dir, "partners.ps1")
 	copyFile(t, exampleDir+"partners.ps1", after, func(s string) string {
@@ -175,6 +177,7 @@ func TestDiffPartnerLists(t *testing.T) {
 // partners --gateway config=FILE#HOST: the operator's own server; a fix
 // is a line of the file, and applying it makes the partnership work.
 func TestPartnersOfOwnServer(t *testing.T) {
+	t.Parallel()
 	// --timeout 1s: ejabberd 23 initiating is silent after SASL (a known
 	// behaviour of its profile), and the default 5 s would be waited out.
 	dir := t.TempDir()

@@ -264,6 +264,7 @@ func freeUDPAddr(t *testing.T) string {
 // A probe that times out says after how long it gave up: the --timeout
 // given, not the default.
 func TestProbeTimeoutIsTheOneGiven(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer ln.Close()
@@ -306,6 +307,7 @@ func TestProbeUsageErrors(t *testing.T) {
 
 // probe --domains: a summary line per domain, found through DNS.
 func TestProbeManyDomains(t *testing.T) {
+	t.Parallel()
 	d, err := loopdns.Start("127.0.0.1:0")
 	require.NoError(t, err)
 	defer d.Close()
@@ -347,6 +349,7 @@ func TestProbeManyDomains(t *testing.T) {
 // xmppneg server starts a real Prosody that probe finds through the DNS
 // server it prints, and stops it on Ctrl-C.
 func TestServerCommandThenProbe(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("needs a real Prosody: go test -short runs no real server (go test and make test do)")
 	}

@@ -26,6 +26,7 @@ import (
 // probe learned; the one not reached is unreachable, with the DNS
 // answers.
 func TestPartnersProbeLearnsThePartners(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("needs a real Prosody: go test -short runs no real server (go test and make test do)")
 	}

@@ -18,6 +18,7 @@ const examples = "../../scenarios/examples/"
 // The partners example of the README and docs/partners.md says what this
 // run shows.
 func TestPartnersExampleFromTheREADME(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	code, out, stderr := runCLI("partners", examples+"partners.ps1", "--profiles", examples+"partners-servers.yaml",
 		"--gateway", "cert=no-client-auth", "--out", dir)
@@ -49,6 +50,7 @@ func TestPartnersExampleFromTheREADME(t *testing.T) {
 // that FAILS, is unreachable or unknown fails the list. Six unknown
 // partners used to exit 0 while JUnit said failures="6".
 func TestPartnersExitCodeJUnitAndJSONAgree(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -95,6 +97,7 @@ func TestPartnersExitCodeJUnitAndJSONAgree(t *testing.T) {
 // connections, inside TLS included, and the HTML links to it. -v prints
 // them.
 func TestPartnersTranscriptsAreThere(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	code, out, stderr := runCLI("partners", examples+"partners.ps1", "--profiles", examples+"partners-servers.yaml",
 		"--gateway", "cert=no-client-auth", "-o", "html", "--out", dir)
@@ -129,6 +132,7 @@ func TestPartnersTranscriptsAreThere(t *testing.T) {
 // declared or probed gets no line of the file (it used to get the line
 // that worked with the most candidate servers), and fails the list.
 func TestOwnServerNoLineOnGuesswork(t *testing.T) {
+	t.Parallel()
 	list := writeFile(t, "domains.txt", "unknown.example\n")
 	code, out, stderr := runCLI("partners", list, "--gateway", "config="+examples+"prosody/prosody-no-dialback.cfg.lua#example.org", "-o", "json")
 	assert.Equal(t, exitFail, code, stderr)

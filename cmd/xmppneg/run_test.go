@@ -80,6 +80,7 @@ func waitExit(t *testing.T, cmd *exec.Cmd, within time.Duration) int {
 // JSON Lines, which shows the run is under way as soon as its first line
 // arrives.
 func TestInterruptStreamingRun(t *testing.T) {
+	t.Parallel()
 	cmd, stdout, stderr := subprocess(t, "run", "pairwise", "-o", "jsonl", "-j", "2")
 	lines := bufio.NewScanner(stdout)
 	lines.Buffer(make([]byte, 1<<20), 1<<20)
@@ -109,6 +110,7 @@ func TestInterruptStreamingRun(t *testing.T) {
 // run. The run is seen to be under way when its first transcript is
 // written.
 func TestInterruptTableRun(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cmd, stdout, stderr := subprocess(t, "run", "pairwise", "--out", dir, "-j", "2")
 	deadline := time.Now().Add(10 * time.Second)
@@ -134,6 +136,7 @@ func TestInterruptTableRun(t *testing.T) {
 }
 
 func TestVerifyJSON(t *testing.T) {
+	t.Parallel()
 	code, out, stderr := runCLI("verify", "-o", "json")
 	require.Equal(t, exitOK, code, stderr)
 	var got struct {
@@ -181,6 +184,7 @@ func TestVerifyJSON(t *testing.T) {
 }
 
 func TestVerifyText(t *testing.T) {
+	t.Parallel()
 	code, out, _ := runCLI("verify")
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, out, "OK: 18 of 18 rows agree with the full matrix (648 negotiations")
@@ -330,6 +334,7 @@ func TestVersionHelp(t *testing.T) {
 // verify --out writes its report, as run --out does, and still shows
 // the verdict.
 func TestVerifyOutWritesItsReport(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	code, out, stderr := runCLI("verify", "--out", dir)
 	require.Equal(t, exitOK, code, stderr)
@@ -411,6 +416,7 @@ func TestEmptyShardThenMergeWithTranscripts(t *testing.T) {
 // An interrupted run's JUnit counts what never ran as skipped:
 // tests= is the whole run, not what had ended.
 func TestInterruptedRunJUnitSkipsWhatNeverRan(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cmd, _, stderr := subprocess(t, "run", "pairwise", "-o", "junit", "--out", dir, "-j", "2")
 	deadline := time.Now().Add(10 * time.Second)

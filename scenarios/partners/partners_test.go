@@ -110,6 +110,7 @@ func codes(fs []Finding) []string {
 // The example inventory, partner by partner: what works, what blocks
 // the others (every blocker), and where the fix is.
 func TestExampleInventory(t *testing.T) {
+	t.Parallel()
 	rep := exampleRep(t)
 	p := byDomain(rep)
 	require.Len(t, p, 6)
@@ -172,6 +173,7 @@ func TestExampleInventory(t *testing.T) {
 // servers the entry works with. For a declared partner that works, no
 // change either.
 func TestNoFixOnGuesswork(t *testing.T) {
+	t.Parallel()
 	list := []byte("New-CsXmppAllowedPartner -Identity gtalk.example -TlsNegotiation NotSupported -SaslNegotiation NotSupported -SupportDialbackNegotiation $true\n" +
 		"New-CsXmppAllowedPartner -Identity m7.example -TlsNegotiation Required -SaslNegotiation Optional -SupportDialbackNegotiation $true\n" +
 		"New-CsXmppAllowedPartner -Identity prosody.example -TlsNegotiation Required -SaslNegotiation Optional -SupportDialbackNegotiation $true\n")
@@ -201,6 +203,7 @@ func TestNoFixOnGuesswork(t *testing.T) {
 // keeps them authenticates with the partner: checked against every
 // gateway setting for each fix of a sweep of entries and servers.
 func TestFixesLowerNothingUnlessNothingElseWorks(t *testing.T) {
+	t.Parallel()
 	var lines []string
 	decl := map[string]Declared{}
 	i := 0
@@ -248,6 +251,7 @@ func TestFixesLowerNothingUnlessNothingElseWorks(t *testing.T) {
 // directions: the Set- line appended to the list and the list read
 // again, or the certificate replaced, or the partner's settings changed.
 func TestEveryFixAppliedWorks(t *testing.T) {
+	t.Parallel()
 	opt := exampleOptions(t)
 	rep := exampleRep(t)
 	fixed := 0
@@ -304,6 +308,7 @@ func TestEveryFixAppliedWorks(t *testing.T) {
 
 // One list in four formats is one report.
 func TestFourFormatsGiveIdenticalJSON(t *testing.T) {
+	t.Parallel()
 	opt := exampleOptions(t)
 	var first bytes.Buffer
 	require.NoError(t, WriteJSON(&first, exampleRep(t)))

@@ -31,6 +31,7 @@ func (l *lab) ejabberd(domain string, s realserver.EjabberdSettings) *realserver
 // connection ends without authenticating anything, as designed: the
 // probe shows it as the check it is, not as a failure.
 func TestProbeRealEjabberdVerifyConnection(t *testing.T) {
+	t.Parallel()
 	skipInShort(t)
 	l := newLab(t, "cert=missing")
 	l.ejabberd("ejabberd.test", realserver.EjabberdSettings{StartTLS: "optional", Dialback: true, Cert: certs.Valid})

@@ -16,6 +16,7 @@ import (
 // <bidi/> in urn:xmpp:bidi) tells them apart, so the probe names the
 // generation it met rather than one of two that did alike.
 func TestProbeTellsTheGenerationsApart(t *testing.T) {
+	t.Parallel()
 	skipInShort(t)
 	for _, tc := range []struct {
 		name            string

@@ -149,6 +149,7 @@ func TestVerifyConnectionDoingItsJobIsNoFailure(t *testing.T) {
 // comes: the server cannot find the harness. The success is kept, and
 // the reply path is a finding of its own, with its diagnosis.
 func TestProbeKeepsTheSuccessWhenTheReplyNeverComes(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, "")
 	// A server that answers over a stream of its own and finds nobody:
 	// no DNS, no address book.
@@ -180,6 +181,7 @@ func TestProbeKeepsTheSuccessWhenTheReplyNeverComes(t *testing.T) {
 // partner sees them: the Lync triple, the certificate's state, the TLS
 // versions, and the closest profile with its evidence.
 func TestProbeLearnsTheServersSettings(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, "")
 	for spec, want := range map[string]struct {
 		row  string
@@ -326,6 +328,7 @@ func TestConnectionsBackAreAggregated(t *testing.T) {
 // not "refused" nor "STARTTLS not offered", and nothing is learned
 // from it.
 func TestSilentTargetTimesOut(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, "")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -359,6 +362,7 @@ func TestSilentTargetTimesOut(t *testing.T) {
 // Scans of one probe hold at most MaxScans connections at once (a
 // probe opened a socket for every address at once: 3,977 fds).
 func TestScansAreBoundedAtOnce(t *testing.T) {
+	t.Parallel()
 	l := newLab(t, "")
 	l.env.Timeout = 50 * time.Millisecond
 	var mu sync.Mutex

@@ -33,6 +33,7 @@ func (l *lab) prosody(domain string, s realserver.ProsodySettings) *realserver.P
 // verify-back seen when the harness has no certificate, and a chain
 // sent without its intermediate.
 func TestProbeRealProsody(t *testing.T) {
+	t.Parallel()
 	skipInShort(t)
 	l := newLab(t, "")
 	l.prosody("prosody.test", realserver.ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.Valid})
@@ -69,6 +70,7 @@ func TestProbeRealProsody(t *testing.T) {
 // _xmpps-server: the probe scans it without STARTTLS and the harness
 // negotiates over it.
 func TestProbeRealProsodyDirectTLS(t *testing.T) {
+	t.Parallel()
 	skipInShort(t)
 	l := newLab(t, "")
 	p := l.prosody("prosody.test", realserver.ProsodySettings{RequireEncryption: true, Dialback: true, Cert: certs.Valid, DirectTLS: true})

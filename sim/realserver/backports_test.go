@@ -16,6 +16,7 @@ import (
 // the program of its own version (as the process itself reports it),
 // and answers an s2s stream.
 func TestGenerationsSideBySide(t *testing.T) {
+	t.Parallel()
 	pki, err := certs.Default()
 	require.NoError(t, err)
 	dns, err := loopdns.Start("127.0.0.1:0")

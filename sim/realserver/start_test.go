@@ -43,6 +43,7 @@ func takenFirst(t *testing.T) int {
 // is then tried again on another port, and the server that comes up
 // listens where it says.
 func TestTakenPortIsTriedAgain(t *testing.T) {
+	t.Parallel()
 	pki, err := certs.Default()
 	require.NoError(t, err)
 	dns, err := loopdns.Start("127.0.0.1:0")
@@ -99,6 +100,7 @@ func streamFeatures(t *testing.T, addr, domain string) string {
 // domain with its own s2s_use_starttls and modules: what each host
 // offers is its own setting's, and each sends as itself.
 func TestEjabberdHostsShareOneProcess(t *testing.T) {
+	t.Parallel()
 	requireInstalled(t, "ejabberd")
 	pki, err := certs.Default()
 	require.NoError(t, err)
