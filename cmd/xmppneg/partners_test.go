@@ -51,6 +51,8 @@ func TestPartnersExampleFromTheREADME(t *testing.T) {
 // partners used to exit 0 while JUnit said failures="6".
 func TestPartnersExitCodeJUnitAndJSONAgree(t *testing.T) {
 	t.Parallel()
+	_, out, _ := runCLI("partners", "--help")
+	assert.Contains(t, out, "Exit 0 when every partner works (or works with a weaker method), 1 when any FAILS, is unreachable or unknown")
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -61,36 +63,44 @@ func TestPartnersExitCodeJUnitAndJSONAgree(t *testing.T) {
 		{"all declared, some fail", []string{"--profiles", examples + "partners-servers.yaml", "--gateway", "cert=no-client-auth"}, exitFail, 5},
 		{"one that works", []string{"--profiles", examples + "partners-servers.yaml"}, exitOK, 0},
 	} {
-		list := examples + "partners.ps1"
-		if tc.name == "one that works" {
-			list = writeFile(t, "one.ps1", "New-CsXmppAllowedPartner -Identity gtalk.example -TlsNegotiation NotSupported -SaslNegotiation NotSupported -SupportDialbackNegotiation $true\n")
-		}
-		code, _, stderr := runCLI(append([]string{"partners", list}, tc.args...)...)
-		assert.Equal(t, tc.code, code, "%s: %s", tc.name, stderr)
-
-		code, out, _ := runCLI(append([]string{"partners", list, "-o", "junit"}, tc.args...)...)
-		assert.Equal(t, tc.code, code, tc.name)
-		var doc struct {
-			Tests    int `xml:"tests,attr"`
-			Failures int `xml:"failures,attr"`
-		}
-		require.NoError(t, xml.Unmarshal([]byte(out), &doc), tc.name)
-		assert.Equal(t, tc.fail, doc.Failures, tc.name)
-
-		code, out, _ = runCLI(append([]string{"partners", list, "-o", "json"}, tc.args...)...)
-		assert.Equal(t, tc.code, code, tc.name)
-		var rep struct {
-			Summary struct {
-				OK      bool `json:"ok"`
-				Failing int  `json:"failing"`
-			} `json:"summary"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(out), &rep), tc.name)
-		assert.Equal(t, tc.fail, rep.Summary.Failing, tc.name)
-		assert.Equal(t, tc.code == exitOK, rep.Summary.OK, tc.name)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each list's three runs mostly wait on their negotiations
+			list := examples + "partners.ps1"
+			if tc.name == "one that works" {
+				list = writeFile(t, "one.ps1", "New-CsXmppAllowedPartner -Identity gtalk.example -TlsNegotiation NotSupported -SaslNegotiation NotSupported -SupportDialbackNegotiation $true\n")
+			}
+			t.Run("text", func(t *testing.T) {
+				t.Parallel()
+				code, _, stderr := runCLI(append([]string{"partners", list}, tc.args...)...)
+				assert.Equal(t, tc.code, code, stderr)
+			})
+			t.Run("junit", func(t *testing.T) {
+				t.Parallel()
+				code, out, _ := runCLI(append([]string{"partners", list, "-o", "junit"}, tc.args...)...)
+				assert.Equal(t, tc.code, code)
+				var doc struct {
+					Tests    int `xml:"tests,attr"`
+					Failures int `xml:"failures,attr"`
+				}
+				require.NoError(t, xml.Unmarshal([]byte(out), &doc))
+				assert.Equal(t, tc.fail, doc.Failures)
+			})
+			t.Run("json", func(t *testing.T) {
+				t.Parallel()
+				code, out, _ := runCLI(append([]string{"partners", list, "-o", "json"}, tc.args...)...)
+				assert.Equal(t, tc.code, code)
+				var rep struct {
+					Summary struct {
+						OK      bool `json:"ok"`
+						Failing int  `json:"failing"`
+					} `json:"summary"`
+				}
+				require.NoError(t, json.Unmarshal([]byte(out), &rep))
+				assert.Equal(t, tc.fail, rep.Summary.Failing)
+				assert.Equal(t, tc.code == exitOK, rep.Summary.OK)
+			})
+		})
 	}
-	_, out, _ := runCLI("partners", "--help")
-	assert.Contains(t, out, "Exit 0 when every partner works (or works with a weaker method), 1 when any FAILS, is unreachable or unknown")
 }
 
 // Every negotiation the report shows has its full transcript: both
