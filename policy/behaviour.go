@@ -166,12 +166,12 @@ func (b Behaviour) TLSRangeText() string {
 type Refusal uint8
 
 const (
+	// RefuseAtHandshake: the handshake is aborted (bad_certificate); a
+	// peer without a certificate is let through. The harness's own.
+	RefuseAtHandshake Refusal = iota
 	// RefuseAtSASL: the handshake completes; EXTERNAL does not succeed
 	// with the certificate (refused, or not offered), dialback may.
-	RefuseAtSASL Refusal = iota
-	// RefuseAtHandshake: the handshake is aborted (bad_certificate); a
-	// peer without a certificate is let through.
-	RefuseAtHandshake
+	RefuseAtSASL
 	// RefuseAfterTLS: the stream is closed with <not-authorized/> right
 	// after TLS, and a peer without a certificate is refused too.
 	RefuseAfterTLS
@@ -182,8 +182,8 @@ const (
 type ServerRefusal uint8
 
 const (
-	ServerRefusalNone      ServerRefusal = iota // go on regardless
-	ServerRefusalHandshake                      // abort the handshake
+	ServerRefusalHandshake ServerRefusal = iota // abort the handshake (the harness's own)
+	ServerRefusalNone                           // go on regardless
 	ServerRefusalAfterTLS                       // <not-authorized/> after TLS
 	ServerRefusalClose                          // close the connection after TLS, without a word
 )
@@ -395,9 +395,9 @@ type knob struct {
 }
 
 var knobs = []knob{
-	{"refuse", []string{"sasl", "handshake", "after-tls"}, "when a receiver refuses an invalid client certificate",
+	{"refuse", []string{"handshake", "sasl", "after-tls"}, "when a receiver refuses an invalid client certificate",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.Refuse) }},
-	{"refuse_server", []string{"none", "handshake", "after-tls", "close"}, "what an initiator does with an invalid server certificate",
+	{"refuse_server", []string{"handshake", "none", "after-tls", "close"}, "what an initiator does with an invalid server certificate",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.RefuseServer) }},
 	{"eku", []string{"server", "client", "any"}, "the extended key usage a receiver requires of a client certificate",
 		func(b *Behaviour) *uint8 { return (*uint8)(&b.EKU) }},
@@ -651,7 +651,7 @@ var profiles = []Profile{
 		Name:        "gtalk-legacy",
 		Description: "Google Talk as Microsoft's own example partner: TCP Dialback only, no TLS (TLS NotSupported, SASL NotSupported, dialback True)",
 		Source:      "Microsoft, Lync Server 2013 documentation, XMPP partner example for Google Talk",
-		Settings:    Settings{Policy: Policy{TLS: NotSupported, SASL: NotSupported, Dialback: true}, Cert: certs.Missing},
+		Settings:    Settings{Policy: Policy{TLS: NotSupported, SASL: NotSupported, Dialback: true}, Cert: certs.Missing, Behaviour: Behaviour{Refuse: RefuseAtSASL, RefuseServer: ServerRefusalNone}},
 	},
 }
 
@@ -665,6 +665,10 @@ func prosodySettings(secureAuth bool) Settings {
 // Everything here was observed on loopback against Prosody 0.12.3.
 func ProsodySettings(requireEncryption, secureAuth, dialback bool) Settings {
 	s := Settings{Policy: Policy{TLS: Optional, SASL: Optional, Dialback: dialback}, Cert: certs.Valid, Behaviour: Behaviour{
+		// Without s2s_secure_auth an invalid certificate only keeps
+		// EXTERNAL from being offered, in both directions.
+		Refuse:            RefuseAtSASL,
+		RefuseServer:      ServerRefusalNone,
 		EKU:               PurposeServer,
 		ExternalOffer:     ExternalIfCertValid,
 		NoFeatures:        NoFeaturesClose,
@@ -709,6 +713,10 @@ func ejabberdSettings(tls Level, dialback bool) Settings { return EjabberdSettin
 // given. Observed on loopback against ejabberd 23.01.
 func EjabberdSettings(tls Level, dialback bool) Settings {
 	s := Settings{Policy: Policy{TLS: tls, SASL: Optional, Dialback: dialback}, Cert: certs.Valid, Behaviour: Behaviour{
+		// An invalid certificate is refused at <auth>, and dialback
+		// may follow.
+		Refuse:            RefuseAtSASL,
+		RefuseServer:      ServerRefusalNone,
 		EKU:               PurposeClient,
 		ExternalOffer:     ExternalAlways,
 		NoMethod:          NoMethodClose,
@@ -741,6 +749,9 @@ func EjabberdSettings(tls Level, dialback bool) Settings {
 // (pemfile) or without, and with require_tls as given.
 func Jabberd2Settings(pemfile, requireTLS bool) Settings {
 	s := Settings{Policy: Policy{TLS: Optional, SASL: NotSupported, Dialback: true}, Cert: certs.Valid, Behaviour: Behaviour{
+		// verify-mode 0: peers' certificates are never checked.
+		Refuse:            RefuseAtSASL,
+		RefuseServer:      ServerRefusalNone,
 		UnofferedDialback: UnofferedDialbackSend,
 		RequiredMarker:    RequiredMarkerOmit,
 		AnswerPings:       AnswerPingsOwnStream,

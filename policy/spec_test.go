@@ -68,3 +68,16 @@ func TestKnobsMarkWhatDiffersFromTheHarness(t *testing.T) {
 		assert.True(t, k.Default, k.Key)
 	}
 }
+
+// The harness's own behaviour is the zero Behaviour: a spec starts from
+// it, so DefaultSettings differs from it in no knob, and every knob's
+// first value (its zero value) is the harness's.
+func TestTheZeroBehaviourIsTheHarnesss(t *testing.T) {
+	def := DefaultSettings()
+	assert.Equal(t, Behaviour{}, def.Behaviour)
+	assert.Empty(t, def.Behaviour.Differences())
+	assert.True(t, def.Strict(), "the harness is strict")
+	for _, k := range def.Knobs() {
+		assert.Equal(t, KnobValues(k.Key)[0], k.Value, "%s: the harness's value is the first", k.Key)
+	}
+}
