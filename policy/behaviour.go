@@ -11,10 +11,13 @@ import (
 // Behaviour is how an implementation behaves where the standards leave it
 // a choice, or where it departs from them: what tells Prosody from
 // ejabberd from jabberd2 from this harness beyond the Lync settings. The
-// zero Behaviour is this harness's own (its reference behaviour).
+// zero Behaviour is this harness's own (its reference behaviour, what
+// DefaultSettings and so every spec starts from): each knob's zero value
+// is the harness's.
 //
-// Each field is one knob, with a spec key of the same name (see
-// BehaviourKeys); both the engine and the oracle follow it.
+// Each field is one knob, with a spec key of the same name as its JSON
+// name and an entry in the knobs table (see BehaviourKeys); both the
+// engine and the oracle follow it.
 type Behaviour struct {
 	// Refuse is when a receiving end refuses an invalid client
 	// certificate: during the handshake, right after TLS with
@@ -166,12 +169,12 @@ func (b Behaviour) TLSRangeText() string {
 type Refusal uint8
 
 const (
+	// RefuseAtHandshake: the handshake is aborted (bad_certificate); a
+	// peer without a certificate is let through. The harness's own.
+	RefuseAtHandshake Refusal = iota
 	// RefuseAtSASL: the handshake completes; EXTERNAL does not succeed
 	// with the certificate (refused, or not offered), dialback may.
-	RefuseAtSASL Refusal = iota
-	// RefuseAtHandshake: the handshake is aborted (bad_certificate); a
-	// peer without a certificate is let through.
-	RefuseAtHandshake
+	RefuseAtSASL
 	// RefuseAfterTLS: the stream is closed with <not-authorized/> right
 	// after TLS, and a peer without a certificate is refused too.
 	RefuseAfterTLS
@@ -182,8 +185,8 @@ const (
 type ServerRefusal uint8
 
 const (
-	ServerRefusalNone      ServerRefusal = iota // go on regardless
-	ServerRefusalHandshake                      // abort the handshake
+	ServerRefusalHandshake ServerRefusal = iota // abort the handshake (the harness's own)
+	ServerRefusalNone                           // go on regardless
 	ServerRefusalAfterTLS                       // <not-authorized/> after TLS
 	ServerRefusalClose                          // close the connection after TLS, without a word
 )
@@ -386,57 +389,103 @@ const (
 	AnswerPingsOwnStream                    // always over a stream of its own (real servers)
 )
 
-// knob is the text form of one Behaviour field.
+// knob is one Behaviour field as text: its spec key, the text of each
+// of its values by the field's value (the zero value, the harness's
+// own, first), a one-line doc, and how to read, write and parse the
+// field. Parsing, BehaviourKeys, KnobKeys, KnobValues, Differences and
+// Knobs all go through the table; a field that is not in it is no knob.
 type knob struct {
 	key    string
-	values []string // by the field's value
+	values []string
 	doc    string
-	get    func(*Behaviour) *uint8
+	get    func(*Behaviour) uint8
+	set    func(*Behaviour, uint8)
+	parse  func(string) (uint8, error)
+}
+
+// choice is the knob of a field whose type has named values, listed in
+// the constants' order.
+func choice[T ~uint8](key string, values []string, doc string, field func(*Behaviour) *T) knob {
+	return knob{key: key, values: values, doc: doc,
+		get: func(b *Behaviour) uint8 { return uint8(*field(b)) },
+		set: func(b *Behaviour, v uint8) { *field(b) = T(v) },
+		parse: func(val string) (uint8, error) {
+			for i, v := range values {
+				if strings.EqualFold(strings.TrimSpace(val), v) {
+					return uint8(i), nil
+				}
+			}
+			return 0, fmt.Errorf("invalid value %q: accepted values are %s", val, strings.Join(values, ", "))
+		}}
+}
+
+// yesNo is the knob of a bool field: false (the zero value) and true,
+// read as ParseBool reads them ($true as PowerShell writes it, any case).
+func yesNo(key, doc string, field func(*Behaviour) *bool) knob {
+	return knob{key: key, values: []string{"false", "true"}, doc: doc,
+		get: func(b *Behaviour) uint8 {
+			if *field(b) {
+				return 1
+			}
+			return 0
+		},
+		set: func(b *Behaviour, v uint8) { *field(b) = v == 1 },
+		parse: func(val string) (uint8, error) {
+			v, err := ParseBool(val)
+			if v {
+				return 1, err
+			}
+			return 0, err
+		}}
 }
 
 var knobs = []knob{
-	{"refuse", []string{"sasl", "handshake", "after-tls"}, "when a receiver refuses an invalid client certificate",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.Refuse) }},
-	{"refuse_server", []string{"none", "handshake", "after-tls", "close"}, "what an initiator does with an invalid server certificate",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.RefuseServer) }},
-	{"eku", []string{"server", "client", "any"}, "the extended key usage a receiver requires of a client certificate",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.EKU) }},
-	{"external_offer", []string{"cert-shown", "cert-valid", "always"}, "when a receiver offers SASL EXTERNAL after TLS",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.ExternalOffer) }},
-	{"no_features", []string{"send", "close"}, "what a receiver does with nothing to offer after TLS",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.NoFeatures) }},
-	{"no_method", []string{"policy-violation", "unsupported-feature", "close"}, "how an initiator gives up with no method left",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.NoMethod) }},
-	{"missing_tls", []string{"give-up", "give-up-at-stream", "try", "wait"}, "what an initiator does when TLS is required and cannot be had",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.MissingTLS) }},
-	{"unoffered_dialback", []string{"skip", "send"}, "whether an initiator sends db:result when dialback is not advertised",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.UnofferedDialback) }},
-	{"unverifiable", []string{"error", "hang", "remote-server-not-found"}, "how a receiver answers a db:result it could not verify",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.Unverifiable) }},
-	{"plain_dialback", []string{"refuse", "drop", "verify-then-close", "close"}, "what a receiver that requires TLS does with db:result on a plain stream: a dialback error, nothing, verify it and close, or close with a stream error",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.PlainDialback) }},
-	{"required_marker", []string{"send", "omit"}, "whether <required/> marks STARTTLS when TLS is Required",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.RequiredMarker) }},
-	{"answer_pings", []string{"auto", "own-stream"}, "how a receiver answers stanzas: on the same stream to the harness's endpoints, or over a stream of its own",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.AnswerPings) }},
-	{"tls_min", tlsMinValues, "the lowest TLS version the end speaks",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.TLSMin) }},
-	{"tls_max", tlsMaxValues, "the highest TLS version the end speaks",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.TLSMax) }},
-	{"dialback_off", []string{"refuse", "not-authorized", "unsupported-stanza-type"}, "how a receiver without dialback answers a db:result: a dialback error, or the stream closed with that stream error",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.DialbackOff) }},
-	{"unoffered_starttls", []string{"failure", "ignore"}, "how a receiver answers a <starttls/> it did not offer: <failure/>, or no answer at all",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.UnofferedStartTLS) }},
-	{"version_mismatch", []string{"alert", "close", "internal-error"}, "what the end does when TLS versions do not work out: the protocol_version alert, or every version offered from TLS 1.0 and the connection closed without an alert, or with the internal_error alert",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.VersionMismatch) }},
-	{"bidi", []string{"false", "true", "wrong-namespace"}, "XEP-0288 bidirectional streams: none, as the XEP says, or offered in the request's namespace urn:xmpp:bidi (ejabberd 24.12)",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.Bidi) }},
-	{"stream_limits", []string{"false", "true"}, "whether a receiver advertises XEP-0478 stream limits (max-bytes, idle-seconds) in its features, as Prosody 13 does",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.StreamLimits) }},
-	{"channel_binding", []string{"false", "true"}, "whether a receiver advertises XEP-0440 SASL channel-binding types (tls-exporter, tls-server-end-point) beside its mechanisms on TLS streams, as ejabberd 24.12 does",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.ChannelBinding) }},
-	{"no_cert_tls", []string{"withhold", "offer-and-fail", "offer-and-refuse"}, "what a receiver without a certificate does about STARTTLS: offer none, offer it and fail the handshake, or offer it and answer <starttls/> with <failure/>",
-		func(b *Behaviour) *uint8 { return (*uint8)(&b.NoCertTLS) }},
+	choice("refuse", []string{"handshake", "sasl", "after-tls"}, "when a receiver refuses an invalid client certificate",
+		func(b *Behaviour) *Refusal { return &b.Refuse }),
+	choice("refuse_server", []string{"handshake", "none", "after-tls", "close"}, "what an initiator does with an invalid server certificate",
+		func(b *Behaviour) *ServerRefusal { return &b.RefuseServer }),
+	choice("eku", []string{"server", "client", "any"}, "the extended key usage a receiver requires of a client certificate",
+		func(b *Behaviour) *Purpose { return &b.EKU }),
+	choice("external_offer", []string{"cert-shown", "cert-valid", "always"}, "when a receiver offers SASL EXTERNAL after TLS",
+		func(b *Behaviour) *ExternalOffer { return &b.ExternalOffer }),
+	choice("no_features", []string{"send", "close"}, "what a receiver does with nothing to offer after TLS",
+		func(b *Behaviour) *NoFeatures { return &b.NoFeatures }),
+	choice("no_method", []string{"policy-violation", "unsupported-feature", "close"}, "how an initiator gives up with no method left",
+		func(b *Behaviour) *NoMethod { return &b.NoMethod }),
+	choice("missing_tls", []string{"give-up", "give-up-at-stream", "try", "wait"}, "what an initiator does when TLS is required and cannot be had",
+		func(b *Behaviour) *MissingTLS { return &b.MissingTLS }),
+	choice("unoffered_dialback", []string{"skip", "send"}, "whether an initiator sends db:result when dialback is not advertised",
+		func(b *Behaviour) *UnofferedDialback { return &b.UnofferedDialback }),
+	choice("unverifiable", []string{"error", "hang", "remote-server-not-found"}, "how a receiver answers a db:result it could not verify",
+		func(b *Behaviour) *Unverifiable { return &b.Unverifiable }),
+	choice("plain_dialback", []string{"refuse", "drop", "verify-then-close", "close"}, "what a receiver that requires TLS does with db:result on a plain stream: a dialback error, nothing, verify it and close, or close with a stream error",
+		func(b *Behaviour) *PlainDialback { return &b.PlainDialback }),
+	choice("required_marker", []string{"send", "omit"}, "whether <required/> marks STARTTLS when TLS is Required",
+		func(b *Behaviour) *RequiredMarker { return &b.RequiredMarker }),
+	choice("answer_pings", []string{"auto", "own-stream"}, "how a receiver answers stanzas: on the same stream to the harness's endpoints, or over a stream of its own",
+		func(b *Behaviour) *AnswerPings { return &b.AnswerPings }),
+	choice("tls_min", tlsMinValues, "the lowest TLS version the end speaks",
+		func(b *Behaviour) *TLSVersion { return &b.TLSMin }),
+	choice("tls_max", tlsMaxValues, "the highest TLS version the end speaks",
+		func(b *Behaviour) *TLSVersion { return &b.TLSMax }),
+	choice("dialback_off", []string{"refuse", "not-authorized", "unsupported-stanza-type"}, "how a receiver without dialback answers a db:result: a dialback error, or the stream closed with that stream error",
+		func(b *Behaviour) *DialbackOff { return &b.DialbackOff }),
+	choice("unoffered_starttls", []string{"failure", "ignore"}, "how a receiver answers a <starttls/> it did not offer: <failure/>, or no answer at all",
+		func(b *Behaviour) *UnofferedStartTLS { return &b.UnofferedStartTLS }),
+	choice("version_mismatch", []string{"alert", "close", "internal-error"}, "what the end does when TLS versions do not work out: the protocol_version alert, or every version offered from TLS 1.0 and the connection closed without an alert, or with the internal_error alert",
+		func(b *Behaviour) *VersionMismatch { return &b.VersionMismatch }),
+	choice("bidi", []string{"false", "true", "wrong-namespace"}, "XEP-0288 bidirectional streams: none, as the XEP says, or offered in the request's namespace urn:xmpp:bidi (ejabberd 24.12)",
+		func(b *Behaviour) *Bidi { return &b.Bidi }),
+	choice("stream_limits", []string{"false", "true"}, "whether a receiver advertises XEP-0478 stream limits (max-bytes, idle-seconds) in its features, as Prosody 13 does",
+		func(b *Behaviour) *StreamLimits { return &b.StreamLimits }),
+	choice("channel_binding", []string{"false", "true"}, "whether a receiver advertises XEP-0440 SASL channel-binding types (tls-exporter, tls-server-end-point) beside its mechanisms on TLS streams, as ejabberd 24.12 does",
+		func(b *Behaviour) *ChannelBinding { return &b.ChannelBinding }),
+	choice("no_cert_tls", []string{"withhold", "offer-and-fail", "offer-and-refuse"}, "what a receiver without a certificate does about STARTTLS: offer none, offer it and fail the handshake, or offer it and answer <starttls/> with <failure/>",
+		func(b *Behaviour) *NoCertTLS { return &b.NoCertTLS }),
+	yesNo("legacy_streams", "whether an initiator opens streams with pre-1.0 headers and sends db:result at once",
+		func(b *Behaviour) *bool { return &b.LegacyStreams }),
+	yesNo("direct_tls", "whether the end listens for direct TLS (XEP-0368) and uses it as an initiator",
+		func(b *Behaviour) *bool { return &b.DirectTLS }),
 }
 
 func lookupKnob(key string) (knob, bool) {
@@ -448,12 +497,6 @@ func lookupKnob(key string) (knob, bool) {
 	return knob{}, false
 }
 
-// knobText is the text of value v of the knob key.
-func knobText(key string, v uint8) string {
-	k, _ := lookupKnob(key)
-	return k.values[v]
-}
-
 // BehaviourKeys lists the spec keys of the behaviour knobs with their
 // values, the first being the harness's own.
 func BehaviourKeys() []string {
@@ -461,17 +504,12 @@ func BehaviourKeys() []string {
 	for _, k := range knobs {
 		out = append(out, fmt.Sprintf("%s (%s): %s", k.key, strings.Join(k.values, "|"), k.doc))
 	}
-	return append(out, "legacy_streams (false|true): open streams with pre-1.0 headers and send db:result at once",
-		"direct_tls (false|true): listen for direct TLS (XEP-0368) and use it as an initiator")
+	return out
 }
 
 // KnobValues lists the values of the behaviour knob key, the harness's
 // own first, or nil for a key that is not a knob.
 func KnobValues(key string) []string {
-	switch key {
-	case "legacy_streams", "direct_tls":
-		return []string{"false", "true"}
-	}
 	if k, ok := lookupKnob(key); ok {
 		return slices.Clone(k.values)
 	}
@@ -484,48 +522,30 @@ func KnobKeys() []string {
 	for _, k := range knobs {
 		out = append(out, k.key)
 	}
-	return append(out, "legacy_streams", "direct_tls")
+	return out
 }
 
 // setKnob sets the knob key from its text.
 func (b *Behaviour) setKnob(key, val string) (bool, error) {
-	switch key {
-	case "legacy_streams":
-		v, err := ParseBool(val)
-		b.LegacyStreams = v
-		return true, err
-	case "direct_tls":
-		v, err := ParseBool(val)
-		b.DirectTLS = v
-		return true, err
-	}
 	k, ok := lookupKnob(key)
 	if !ok {
 		return false, nil
 	}
-	for i, v := range k.values {
-		if strings.EqualFold(strings.TrimSpace(val), v) {
-			*k.get(b) = uint8(i)
-			return true, nil
-		}
+	v, err := k.parse(val)
+	if err == nil {
+		k.set(b, v)
 	}
-	return true, fmt.Errorf("invalid value %q: accepted values are %s", val, strings.Join(k.values, ", "))
+	return true, err
 }
 
 // Differences lists the knobs of b that differ from the harness's own
-// behaviour, as key=value, in a fixed order.
+// behaviour, the zero Behaviour, as key=value, in a fixed order.
 func (b Behaviour) Differences() []string {
 	var out []string
 	for _, k := range knobs {
-		if v := *k.get(&b); v != 0 {
+		if v := k.get(&b); v != 0 {
 			out = append(out, k.key+"="+k.values[v])
 		}
-	}
-	if b.LegacyStreams {
-		out = append(out, "legacy_streams=true")
-	}
-	if b.DirectTLS {
-		out = append(out, "direct_tls=true")
 	}
 	return out
 }
@@ -539,18 +559,14 @@ type KnobValue struct {
 }
 
 // Knobs lists every knob of b with its value, in a fixed order, marking
-// those where b behaves as the harness does by default (DefaultSettings).
+// those where b behaves as the harness does by default (the zero value).
 func (b Behaviour) Knobs() []KnobValue {
-	own := DefaultSettings().Behaviour
 	var out []KnobValue
 	for _, k := range knobs {
-		v := *k.get(&b)
-		out = append(out, KnobValue{Key: k.key, Value: k.values[v], Doc: k.doc, Default: v == *k.get(&own)})
+		v := k.get(&b)
+		out = append(out, KnobValue{Key: k.key, Value: k.values[v], Doc: k.doc, Default: v == 0})
 	}
-	return append(out, KnobValue{Key: "legacy_streams", Value: fmt.Sprint(b.LegacyStreams),
-		Doc: "whether an initiator opens streams with pre-1.0 headers and sends db:result at once", Default: b.LegacyStreams == own.LegacyStreams},
-		KnobValue{Key: "direct_tls", Value: fmt.Sprint(b.DirectTLS),
-			Doc: "whether the end listens for direct TLS (XEP-0368) and uses it as an initiator", Default: b.DirectTLS == own.DirectTLS})
+	return out
 }
 
 // String lists the knobs that differ from the harness's own behaviour.
@@ -651,7 +667,7 @@ var profiles = []Profile{
 		Name:        "gtalk-legacy",
 		Description: "Google Talk as Microsoft's own example partner: TCP Dialback only, no TLS (TLS NotSupported, SASL NotSupported, dialback True)",
 		Source:      "Microsoft, Lync Server 2013 documentation, XMPP partner example for Google Talk",
-		Settings:    Settings{Policy: Policy{TLS: NotSupported, SASL: NotSupported, Dialback: true}, Cert: certs.Missing},
+		Settings:    Settings{Policy: Policy{TLS: NotSupported, SASL: NotSupported, Dialback: true}, Cert: certs.Missing, Behaviour: Behaviour{Refuse: RefuseAtSASL, RefuseServer: ServerRefusalNone}},
 	},
 }
 
@@ -665,6 +681,10 @@ func prosodySettings(secureAuth bool) Settings {
 // Everything here was observed on loopback against Prosody 0.12.3.
 func ProsodySettings(requireEncryption, secureAuth, dialback bool) Settings {
 	s := Settings{Policy: Policy{TLS: Optional, SASL: Optional, Dialback: dialback}, Cert: certs.Valid, Behaviour: Behaviour{
+		// Without s2s_secure_auth an invalid certificate only keeps
+		// EXTERNAL from being offered, in both directions.
+		Refuse:            RefuseAtSASL,
+		RefuseServer:      ServerRefusalNone,
 		EKU:               PurposeServer,
 		ExternalOffer:     ExternalIfCertValid,
 		NoFeatures:        NoFeaturesClose,
@@ -709,6 +729,10 @@ func ejabberdSettings(tls Level, dialback bool) Settings { return EjabberdSettin
 // given. Observed on loopback against ejabberd 23.01.
 func EjabberdSettings(tls Level, dialback bool) Settings {
 	s := Settings{Policy: Policy{TLS: tls, SASL: Optional, Dialback: dialback}, Cert: certs.Valid, Behaviour: Behaviour{
+		// An invalid certificate is refused at <auth>, and dialback
+		// may follow.
+		Refuse:            RefuseAtSASL,
+		RefuseServer:      ServerRefusalNone,
 		EKU:               PurposeClient,
 		ExternalOffer:     ExternalAlways,
 		NoMethod:          NoMethodClose,
@@ -741,6 +765,9 @@ func EjabberdSettings(tls Level, dialback bool) Settings {
 // (pemfile) or without, and with require_tls as given.
 func Jabberd2Settings(pemfile, requireTLS bool) Settings {
 	s := Settings{Policy: Policy{TLS: Optional, SASL: NotSupported, Dialback: true}, Cert: certs.Valid, Behaviour: Behaviour{
+		// verify-mode 0: peers' certificates are never checked.
+		Refuse:            RefuseAtSASL,
+		RefuseServer:      ServerRefusalNone,
 		UnofferedDialback: UnofferedDialbackSend,
 		RequiredMarker:    RequiredMarkerOmit,
 		AnswerPings:       AnswerPingsOwnStream,

@@ -2,6 +2,17 @@
 // server-to-server endpoint in the vocabulary of Lync Server 2013 (TLS,
 // SASL and Server Dialback), the documented negotiation matrix of that
 // product as data, and the validation of a configuration against it.
+//
+// Settings hold the behaviour knobs (Behaviour, behaviour.go): the one
+// model of how an implementation negotiates where the standards leave a
+// choice, followed by the oracle (Predict) and the engine alike, each
+// knob's zero value the harness's own. Three other kinds of knob stay
+// outside it, each for its reason: faults (package sim) break protocol
+// rules that no setting may bend and the oracle does not predict;
+// downgrades (package sim) are a man-in-the-middle on the path, no
+// endpoint's setting; a real server's keys (package realserver) are its
+// own configuration options, whose defaults are that server's, mapped
+// onto Settings by each setting's Policy method.
 package policy
 
 import (

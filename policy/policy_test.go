@@ -176,7 +176,8 @@ func TestParseBool(t *testing.T) {
 func TestParseSpec(t *testing.T) {
 	s, err := ParseSpec("tls=Required, sasl=not supported,dialback=$false,cert=expired,strict=false,secret=s3")
 	require.NoError(t, err)
-	assert.Equal(t, Settings{Policy: Policy{TLS: Required, SASL: NotSupported}, Cert: certs.Expired, Secret: "s3"}, s)
+	assert.Equal(t, Settings{Policy: Policy{TLS: Required, SASL: NotSupported}, Cert: certs.Expired, Secret: "s3",
+		Behaviour: Behaviour{Refuse: RefuseAtSASL, RefuseServer: ServerRefusalNone}}, s, "strict=false")
 
 	s, err = ParseSpec("")
 	require.NoError(t, err)

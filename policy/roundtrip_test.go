@@ -42,26 +42,25 @@ func TestSettingsRoundTripThroughTheirSpec(t *testing.T) {
 		for _, k := range knobs {
 			for i := range k.values {
 				s := p.Settings
-				*k.get(&s.Behaviour) = uint8(i)
+				k.set(&s.Behaviour, uint8(i))
 				if lo, hi := s.TLSRange(); lo > hi {
 					continue // no such end: ParseSpec refuses it
 				}
 				check(s, k.key+"="+k.values[i])
 			}
 		}
-		for r := range 3 {
-			for rs := range 4 {
+		for _, r := range KnobValues("refuse") {
+			for _, rs := range KnobValues("refuse_server") {
 				s := p.Settings
-				s.Refuse, s.RefuseServer = Refusal(r), ServerRefusal(rs)
-				check(s, "refuse="+knobText("refuse", uint8(r))+",refuse_server="+knobText("refuse_server", uint8(rs)))
+				require.NoError(t, s.Set("refuse", r))
+				require.NoError(t, s.Set("refuse_server", rs))
+				check(s, "refuse="+r+",refuse_server="+rs)
 			}
 		}
 		for _, st := range certs.States {
-			for _, b := range []bool{true, false} {
-				s := p.Settings
-				s.Cert, s.LegacyStreams, s.DirectTLS = st, b, !b
-				check(s, "cert="+string(st))
-			}
+			s := p.Settings
+			s.Cert = st
+			check(s, "cert="+string(st))
 		}
 	}
 }
@@ -86,9 +85,8 @@ func FuzzSettingsRoundTrip(f *testing.F) {
 		s.TLS, s.SASL, s.Dialback = Level(next(3)), Level(next(3)), next(2) == 1
 		s.Cert = certs.States[next(len(certs.States))]
 		for _, k := range knobs {
-			*k.get(&s.Behaviour) = next(len(k.values))
+			k.set(&s.Behaviour, next(len(k.values)))
 		}
-		s.LegacyStreams, s.DirectTLS = next(2) == 1, next(2) == 1
 		if lo, hi := s.TLSRange(); lo > hi {
 			return
 		}

@@ -21,11 +21,11 @@ type Settings struct {
 
 // DefaultSettings is what a spec starts from: the document's flexible
 // common setting C3 (TLS Optional, SASL Optional, dialback on), a valid
-// certificate, and the harness's own behaviour, strict: an invalid
-// certificate aborts the TLS handshake in both directions.
+// certificate, and the harness's own behaviour, the zero Behaviour,
+// which is strict: an invalid certificate aborts the TLS handshake in
+// both directions.
 func DefaultSettings() Settings {
-	return Settings{Policy: Policy{TLS: Optional, SASL: Optional, Dialback: true}, Cert: certs.Valid,
-		Behaviour: Behaviour{Refuse: RefuseAtHandshake, RefuseServer: ServerRefusalHandshake}}
+	return Settings{Policy: Policy{TLS: Optional, SASL: Optional, Dialback: true}, Cert: certs.Valid}
 }
 
 // Strict reports whether the endpoint aborts the TLS handshake on an
@@ -203,31 +203,21 @@ func knobNames() string { return strings.Join(KnobKeys(), ", ") }
 
 // String formats s as a spec ParseSpec reads back (the secret is left
 // out): the policy, the certificate, strict=true|false when the
-// refusal knobs are one of its two pairs, and every other knob that
-// differs from what a spec starts from (DefaultSettings). The refusal
-// knobs are compared with DefaultSettings, not with their zero values:
-// a spec starts strict, so refuse=sasl must be written out when it
-// comes without refuse_server=none (ejabberd without dialback).
+// refusal knobs are one of its two pairs, and every knob that differs
+// from what a spec starts from (DefaultSettings, the zero Behaviour):
+// refuse=sasl is written out when it comes without refuse_server=none
+// (ejabberd without dialback).
 func (s Settings) String() string {
 	out := fmt.Sprintf("%s,cert=%s", s.Policy, s.Cert)
 	b := s.Behaviour
-	def := DefaultSettings().Behaviour
 	switch {
 	case s.Strict():
 		out += ",strict=true"
 	case b.Refuse == RefuseAtSASL && b.RefuseServer == ServerRefusalNone:
 		out += ",strict=false"
-	default:
-		if b.Refuse != def.Refuse {
-			out += ",refuse=" + knobText("refuse", uint8(b.Refuse))
-		}
-		if b.RefuseServer != def.RefuseServer {
-			out += ",refuse_server=" + knobText("refuse_server", uint8(b.RefuseServer))
-		}
+		// strict=false said both refusal knobs.
+		b.Refuse, b.RefuseServer = RefuseAtHandshake, ServerRefusalHandshake
 	}
-	// The refusal knobs are said above; the others by their difference
-	// from the harness's own behaviour, the zero Behaviour.
-	b.Refuse, b.RefuseServer = 0, 0
 	if d := b.String(); d != "" {
 		out += "," + d
 	}

@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -66,5 +68,40 @@ func TestKnobsMarkWhatDiffersFromTheHarness(t *testing.T) {
 	assert.NotContains(t, differs, "legacy_streams")
 	for _, k := range DefaultSettings().Knobs() {
 		assert.True(t, k.Default, k.Key)
+	}
+}
+
+// The harness's own behaviour is the zero Behaviour: a spec starts from
+// it, so DefaultSettings differs from it in no knob, and every knob's
+// first value (its zero value) is the harness's.
+func TestTheZeroBehaviourIsTheHarnesss(t *testing.T) {
+	def := DefaultSettings()
+	assert.Equal(t, Behaviour{}, def.Behaviour)
+	assert.Empty(t, def.Behaviour.Differences())
+	assert.True(t, def.Strict(), "the harness is strict")
+	for _, k := range def.Knobs() {
+		assert.Equal(t, KnobValues(k.Key)[0], k.Value, "%s: the harness's value is the first", k.Key)
+	}
+}
+
+// Every field of Behaviour is a knob of the table, under its JSON name,
+// and each knob writes its own field only: a field added without its
+// entry in the table fails here.
+func TestEveryBehaviourFieldIsAKnob(t *testing.T) {
+	typ := reflect.TypeFor[Behaviour]()
+	var fields []string
+	for i := range typ.NumField() {
+		fields = append(fields, strings.Split(typ.Field(i).Tag.Get("json"), ",")[0])
+	}
+	assert.ElementsMatch(t, fields, KnobKeys(), "the fields of Behaviour, by their JSON names, and the knobs")
+	for _, k := range knobs {
+		var b Behaviour
+		k.set(&b, uint8(len(k.values)-1))
+		v := reflect.ValueOf(b)
+		for i := range typ.NumField() {
+			name := strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]
+			assert.Equal(t, name == k.key, !v.Field(i).IsZero(), "the knob %s and the field %s", k.key, typ.Field(i).Name)
+		}
+		assert.Contains(t, b.Differences(), k.key+"="+k.values[len(k.values)-1])
 	}
 }

@@ -203,6 +203,13 @@ func TestDocsKnobsAreTheRealOnes(t *testing.T) {
 		assert.Equal(t, policy.KnobValues(row[1]), values, "docs/concepts.md: the values of %s, the zero value first", row[1])
 	}
 	assert.ElementsMatch(t, policy.KnobKeys(), keys, "docs/concepts.md: the knobs table has a row per knob")
+	settingsRow := regexp.MustCompile("(?m)^\\| behaviour knobs \\| (.*)$").FindStringSubmatch(doc)
+	require.NotNil(t, settingsRow, "docs/concepts.md: the behaviour knobs row of the settings table")
+	var listed []string
+	for _, v := range regexp.MustCompile("`([a-z_]+)`").FindAllStringSubmatch(settingsRow[1], -1) {
+		listed = append(listed, v[1])
+	}
+	assert.ElementsMatch(t, policy.KnobKeys(), listed, "docs/concepts.md: the settings table lists every knob")
 
 	certRow := regexp.MustCompile("(?m)^\\| `cert` \\| (.*)$").FindStringSubmatch(doc)
 	require.NotNil(t, certRow, "docs/concepts.md: the cert setting")

@@ -21,4 +21,10 @@
 //
 // An endpoint decides only from its own settings and what its peer
 // sends. Results use the vocabulary of package outcome.
+//
+// Besides its settings' behaviour knobs (policy.Behaviour), which the
+// oracle predicts too, an endpoint may be given Faults, rules broken on
+// purpose that no setting may express, and a case a Downgrade, a
+// man-in-the-middle on the path rather than anything an endpoint decides
+// (docs/architecture.md, "Four kinds of knob").
 package sim

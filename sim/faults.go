@@ -11,6 +11,11 @@ import (
 // Fault is a deliberate protocol misbehaviour an endpoint can be given,
 // to reproduce a broken or hostile peer. Each applies where the endpoint
 // plays the role it names.
+//
+// Faults are not behaviour knobs (policy.Behaviour): they break rules the
+// harness never bends of its own accord, and the oracle does not predict
+// them, so they stay out of policy.Settings, where no spec, profile or
+// configuration file can reach them. The zero Faults is none.
 type Fault string
 
 // The faults. Receiving side:

@@ -11,7 +11,10 @@ import (
 )
 
 // Downgrade is what a man-in-the-middle proxy removes from the stream
-// features the receiving server sends before TLS.
+// features the receiving server sends before TLS. It is no endpoint's
+// setting (an endpoint decides from its own settings and what it
+// receives) but the path's, so a scenario gives it to the case, not to
+// an endpoint; the zero Downgrade is no proxy.
 type Downgrade string
 
 // The downgrades.

@@ -12,6 +12,12 @@
 // suites run) whose Settings start a Server and say what they mean in
 // the harness's vocabulary; the scenarios package runs negotiations with
 // them like with any other endpoint.
+//
+// A Kind's knobs (Keys) are not behaviour knobs (policy.Behaviour): they
+// are the server's own configuration options in its own words, written
+// into the file it reads, and a knob left out is that server's default,
+// not the harness's. Setting.Policy maps them one way onto
+// policy.Settings, which the oracle predicts from.
 package realserver
 
 import (
