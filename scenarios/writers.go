@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"xmppneg/policy/junit"
 	"xmppneg/policy/safefile"
-	"xmppneg/scenarios/junit"
 )
 
 // The writers render a Report as it is: text, JSON, JSON Lines, JUnit

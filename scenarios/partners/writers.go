@@ -9,9 +9,9 @@ import (
 	"github.com/mattn/go-runewidth"
 
 	"xmppneg/policy"
+	"xmppneg/policy/junit"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/printable"
-	"xmppneg/scenarios/junit"
 )
 
 // MarshalJSON writes a partner as the report's JSON has it: the entry's

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"xmppneg/policy/junit"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/printable"
-	"xmppneg/scenarios/junit"
 )
 
 const absentWhy = "not in this version"

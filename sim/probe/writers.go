@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"xmppneg/certs"
-	"xmppneg/scenarios/junit"
+	"xmppneg/policy/junit"
 	"xmppneg/sim/resolve"
 )
 
