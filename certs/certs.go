@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"xmppneg/policy/domain"
-	"xmppneg/policy/printable"
 	"xmppneg/policy/safefile"
 )
 
@@ -666,7 +665,10 @@ func span(d time.Duration) string {
 
 // Analyze describes chain as presented for domain at now: roots are the
 // harness's CAs, system adds the system's roots (may be nil), hints the
-// intermediates known, to tell an incomplete chain.
+// intermediates known, to tell an incomplete chain. The peer wrote the
+// names it quotes (Subject, Issuer, Names, and within Trust and
+// Problem): whoever prints them makes them printable first, as the
+// probe does where a peer's chain enters its report.
 func Analyze(chain []*x509.Certificate, roots, system, hints *x509.CertPool, domain string, now time.Time) Chain {
 	if len(chain) == 0 {
 		return Chain{Problem: "no certificate presented"}
@@ -719,11 +721,6 @@ func Analyze(chain []*x509.Certificate, roots, system, hints *x509.CertPool, dom
 		if system == nil || Check(chain, system, domain, x509.ExtKeyUsageServerAuth, now, hints) != nil {
 			c.Problem = err.Error()
 		}
-	}
-	// The peer wrote these names itself: they are printed as text.
-	c.Subject, c.Issuer, c.Trust, c.Problem = printable.String(c.Subject), printable.String(c.Issuer), printable.String(c.Trust), printable.String(c.Problem)
-	for i, n := range c.Names {
-		c.Names[i] = printable.String(n)
 	}
 	return c
 }

@@ -8,6 +8,14 @@ import (
 	"xmppneg/policy/outcome"
 )
 
+// The oracle restates the engine's rules on purpose: sim decides from one
+// end's settings and what its peer sends, the oracle from both ends'
+// settings at once, so that a disagreement between the two is a finding
+// rather than a shared bug. Each rule below says, in a "Restates" comment,
+// which function of sim (package xmppneg/sim) is its counterpart; change
+// both, or neither, and let the suites compare them. The names are of
+// functions, not lines: sim's stream features move.
+
 // Prediction is what the oracle expects of one negotiation.
 type Prediction struct {
 	// Outcome is the method expected to authenticate the stream, or the
@@ -23,6 +31,7 @@ func hasCert(st certs.State) bool { return st != certs.Missing && st != "" }
 // offersTLS says whether a receiving end offers STARTTLS: when its TLS is
 // not NotSupported and it has a certificate, or, without one, when its
 // behaviour offers it anyway (and then fails the handshake).
+// Restates sim's startTLSOffer.
 func offersTLS(re Settings) bool {
 	return re.TLS != NotSupported && (hasCert(re.Cert) || re.NoCertTLS != NoCertTLSWithhold)
 }
@@ -40,7 +49,9 @@ func (p Purpose) usage() x509.ExtKeyUsage {
 
 // goodServer reports whether a server certificate in state st passes the
 // initiating end's check; goodClient whether a client certificate passes
-// the check of a receiving end with behaviour b.
+// the check of a receiving end with behaviour b. Restates the judgement
+// that sim makes of a real certificate (xconn.judge, with clientUsage for
+// the EKU knob) from the state alone, through certs.State.Passes.
 func goodServer(st certs.State) bool              { return st.Passes(x509.ExtKeyUsageServerAuth) }
 func goodClient(st certs.State, b Behaviour) bool { return st.Passes(b.EKU.usage()) }
 
@@ -83,6 +94,10 @@ func timeoutDuring(step outcome.Step, by outcome.Side) outcome.Failure {
 // After authentication the initiator proves the stream with a ping; a
 // receiver that answers over a stream of its own (as real servers do)
 // needs the reverse negotiation to succeed for the answer to arrive.
+//
+// Restates, for the ping, sim's initiatorState.pingAndClose and
+// receiverState.serveAuthenticated (AnswerPings), and for XEP-0288
+// BidiAgreed below.
 func Predict(in, re Settings) Prediction {
 	p := predictAuthentication(in, re)
 	if !p.Outcome.OK() || re.AnswerPings != AnswerPingsOwnStream {
@@ -107,7 +122,8 @@ func Predict(in, re Settings) Prediction {
 // asks for. XEP-0288's feature is offered and asked for only where the
 // stream is encrypted or that end does not require it (Prosody 13);
 // ejabberd 24.12 offers and looks for it in urn:xmpp:bidi, on every
-// stream, so that it agrees only with its like.
+// stream, so that it agrees only with its like. Restates sim's
+// bidiOffer (the receiver) and bidiRequest (the initiator) together.
 func BidiAgreed(in, re Settings, secure bool) bool {
 	switch {
 	case in.Bidi == BidiXEP && re.Bidi == BidiXEP:
@@ -127,7 +143,8 @@ func predictAuthentication(in, re Settings) Prediction {
 	)
 	if in.LegacyStreams {
 		// A pre-1.0 stream (RFC 6120 §4.7.5): no features, no TLS; the
-		// initiator sends its db:result at once.
+		// initiator sends its db:result at once. Restates sim's
+		// initiatorState.authenticateLegacy.
 		pr.say("initiator opens a pre-1.0 stream: no features, no TLS, dialback at once")
 		if !in.DialbackUsable() {
 			return predictNoMethod(&pr, in, false, false)
@@ -136,6 +153,9 @@ func predictAuthentication(in, re Settings) Prediction {
 	}
 
 	// Before TLS: the receiver offers STARTTLS when it may and can.
+	// Restates sim's startTLSOffer (the offer) and startTLSChoice (the
+	// initiator's answer to it, and what it does when TLS is required
+	// and cannot be had); direct TLS restates Endpoint.dial.
 	offerTLS := offersTLS(re)
 	marked := offerTLS && re.TLS == Required && re.RequiredMarker == RequiredMarkerSend
 	secure := false
@@ -168,7 +188,12 @@ func predictAuthentication(in, re Settings) Prediction {
 		pr.say("no TLS: the receiver has no certificate, so it offers no STARTTLS")
 	}
 
-	// Authentication: EXTERNAL first, dialback as fallback.
+	// Authentication: EXTERNAL first, dialback as fallback. Restates
+	// sim's saslOffer and dialbackOffer (receiverState.features), the
+	// receiver closing with nothing to offer (receiverState.acceptStream,
+	// NoFeatures), and the initiator's order of preference
+	// (initiatorState.authenticate, with saslChoice, dialbackChoice and
+	// receiverState.serveSASL's refusal).
 	offerSASL := secure && re.SASL != NotSupported
 	switch re.ExternalOffer {
 	case ExternalIfCertShown:
@@ -206,6 +231,8 @@ func predictAuthentication(in, re Settings) Prediction {
 
 // usesDirectTLS reports whether a client connects to a server with
 // direct TLS (XEP-0368): both do it and the server can listen for it.
+// Restates sim's Endpoint.Start (the direct TLS listener) and
+// Endpoint.dial (the client's choice of port).
 func usesDirectTLS(client, server Settings) bool {
 	return client.DirectTLS && server.DirectTLS && client.TLS != NotSupported && server.TLS != NotSupported && hasCert(server.Cert)
 }
@@ -216,7 +243,7 @@ func nameOnly(st certs.State) bool { return st == certs.WrongName || st == certs
 // dialbackOffered is whether re offers dialback on a stream, and why not.
 // A receiver that drops plain db:result (jabberd2 with require_tls) or
 // verifies it and closes (Prosody) advertises dialback before TLS all the
-// same.
+// same. Restates sim's dialbackOffer, with the same reasons.
 func dialbackOffered(re Settings, secure bool) (bool, string) {
 	switch {
 	case !re.Dialback:
@@ -230,7 +257,8 @@ func dialbackOffered(re Settings, secure bool) (bool, string) {
 }
 
 // dropsPlainDialback reports whether re drops a db:result on a plain
-// stream without a word.
+// stream without a word. Restates sim's receiverState.serveDialback
+// (PlainDialback).
 func dropsPlainDialback(re Settings, secure bool) bool {
 	return !secure && re.TLS == Required && re.DialbackUsable() && re.PlainDialback == PlainDialbackDrop
 }
@@ -240,6 +268,14 @@ func dropsPlainDialback(re Settings, secure bool) bool {
 // and the certificate checks each end makes: during the handshake, then
 // right after it. It returns the failed prediction and true when one end
 // refuses the other's certificate.
+//
+// Restates sim's TLS steps: the versions each end allows and offers
+// (xconn.serverTLS, xconn.clientTLS, xconn.tlsVersions, VersionMismatch),
+// a STARTTLS offered without a certificate (receiverState.serveStartTLS,
+// NoCertTLS), the refusals during the handshake (xconn.judge from the
+// tls.Config's VerifyConnection, Refuse and RefuseServer), and those right
+// after it (receiverState.acceptStream for Refuse, and
+// connecting.refuseServerAfterTLS for RefuseServer).
 func predictTLS(pr *predictor, client, server Settings, handshake, after outcome.Step, clientSide, serverSide outcome.Side, direct bool) (Prediction, bool) {
 	badServer := !goodServer(server.Cert)
 	badClient := hasCert(client.Cert) && !goodClient(client.Cert, server.Behaviour)
@@ -304,7 +340,9 @@ func predictTLS(pr *predictor, client, server Settings, handshake, after outcome
 }
 
 // predictMissingTLS is the initiator's answer to TLS that is required (by
-// the condition's side) and cannot be had.
+// the condition's side) and cannot be had. Restates sim's startTLSChoice
+// (MissingTLS) and, for a <starttls/> that was not offered,
+// receiverState.serveStartTLS (UnofferedStartTLS).
 func predictMissingTLS(pr *predictor, in, re Settings, cond outcome.Condition, why string) Prediction {
 	switch {
 	case in.MissingTLS == MissingTLSGiveUpAtStream:
@@ -320,6 +358,8 @@ func predictMissingTLS(pr *predictor, in, re Settings, cond outcome.Condition, w
 }
 
 // predictNoMethod is how the initiator gives up when no method is left.
+// Restates sim's initiatorState.noMethod (NoMethod) and the step
+// initiatorState.authenticate gives up at.
 func predictNoMethod(pr *predictor, in Settings, offerSASL, secure bool, why ...string) Prediction {
 	reason := "no common authentication method"
 	if len(why) > 0 {
@@ -338,6 +378,9 @@ func predictNoMethod(pr *predictor, in Settings, offerSASL, secure bool, why ...
 	return pr.fail(failure(step, outcome.PolicyViolation, outcome.Initiator), "%s", reason)
 }
 
+// noMethodReason is the reason the initiator gives. Restates the reasons
+// of sim's saslChoice and dialbackChoice, which initiatorState.authenticate
+// joins the same way.
 func noMethodReason(in, re Settings, secure, offerSASL, offerDB bool) string {
 	var sasl, db string
 	switch {
@@ -368,6 +411,9 @@ func noMethodReason(in, re Settings, secure, offerSASL, offerDB bool) string {
 // predictDialback follows the initiator's db:result: the receiver's
 // answer, its verify connection to the initiator's endpoint as
 // authoritative server, and how it answers when it cannot verify.
+// Restates sim's receiverState.serveDialback (dialback not offered,
+// DialbackOff, PlainDialback) and receiverState.unverifiable
+// (Unverifiable).
 func predictDialback(pr *predictor, in, re Settings, secure, offered bool) Prediction {
 	if dropsPlainDialback(re, secure) {
 		return pr.fail(timeoutDuring(outcome.StepDialback, outcome.Initiator), "the receiver requires TLS and drops db:result on a plain stream without a word")
@@ -402,7 +448,10 @@ func predictDialback(pr *predictor, in, re Settings, secure, offered bool) Predi
 // predictVerify follows the verify connection that the receiver (the
 // verifier) opens to the initiator's endpoint, now in the role of
 // authoritative server. It returns the failure and false when the
-// verification cannot succeed.
+// verification cannot succeed. Restates sim's verifierState.handshake (the
+// verify connection's stream and TLS, through the same rules as the
+// initiator's: startTLSOffer, startTLSChoice and predictTLS's) and
+// authoritativeState.answer (TLS required before db:verify).
 func predictVerify(pr *predictor, auth, verifier Settings) (outcome.Failure, bool) {
 	const (
 		step          = outcome.StepDialbackVerify

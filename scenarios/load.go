@@ -807,246 +807,315 @@ func (l *loader) profileList(n *yaml.Node, what string) ([]policy.Profile, error
 	return out, nil
 }
 
+// sweep reads one sweep of a suite in three steps: parse its keys,
+// validate them against each other (and make the row dimension), and
+// expand the dimensions into cases. Each error names the file and line.
 func (l *loader) sweep(suite string, n *yaml.Node) (Sweep, []*Case, error) {
-	sw := Sweep{Suite: suite, Titles: map[string]string{}, PartnerTitles: map[string]string{}, PartnerShort: map[string]string{}}
-	rows := policy.Full.Rows
-	partners := rowPartners(policy.Full.Rows)
-	var rowProfiles []policy.Profile
-	var kind *realserver.Kind
-	var settingsN, refuseN *yaml.Node
-	directions := "both"
-	pcerts := []certs.State{certs.Valid}
-	pcertsGiven := false
-	refusals := []string{"handshake"}
-	exp := Expect{Oracle: Predicted}
-	var timeout time.Duration
-	err := l.fields(n, "a sweep", []string{"name", "rows", "profiles", "server", "settings", "partners", "partner_profiles", "directions", "partner_certs", "refuse", "strict", "expect", "compare_rows", "timeout"}, func(k string, v *yaml.Node) error {
+	spec, err := l.parseSweep(n)
+	if err != nil {
+		return Sweep{}, nil, err
+	}
+	dims, err := l.validateSweep(spec)
+	if err != nil {
+		return Sweep{}, nil, err
+	}
+	sw, cases := spec.expand(suite, l.where(n), dims)
+	return sw, cases, nil
+}
+
+// sweepSpec is a sweep as its file declares it, each key parsed on its
+// own, with the defaults of the keys not given.
+type sweepSpec struct {
+	node        *yaml.Node
+	name        string
+	rows        []policy.Row // of the full matrix, unless profiles or a server's settings are the rows
+	rowProfiles []policy.Profile
+	kind        *realserver.Kind // the real server whose settings are the rows
+	settingsN   *yaml.Node       // its settings, read once the server is known
+	refuseN     *yaml.Node       // where the refuse (or strict) dimension was given
+	partners    []sweepPartner
+	directions  string
+	pcerts      []certs.State
+	pcertsGiven bool
+	refusals    []string
+	expect      Expect
+	compareRows bool
+	timeout     time.Duration
+}
+
+// sweepKeys are the keys a sweep accepts.
+var sweepKeys = []string{"name", "rows", "profiles", "server", "settings", "partners", "partner_profiles", "directions", "partner_certs", "refuse", "strict", "expect", "compare_rows", "timeout"}
+
+// parseSweep reads a sweep's keys, each checked on its own.
+func (l *loader) parseSweep(n *yaml.Node) (*sweepSpec, error) {
+	sp := &sweepSpec{node: n, rows: policy.Full.Rows, partners: rowPartners(policy.Full.Rows), directions: "both",
+		pcerts: []certs.State{certs.Valid}, refusals: []string{"handshake"}, expect: Expect{Oracle: Predicted}}
+	err := l.fields(n, "a sweep", sweepKeys, func(k string, v *yaml.Node) error {
 		var err error
 		switch k {
 		case "name":
-			sw.Name, err = l.scalar(v, "name")
+			sp.name, err = l.scalar(v, "name")
 		case "rows":
-			rows, err = l.rows(v, "rows", false)
+			sp.rows, err = l.rows(v, "rows", false)
 		case "profiles":
-			rowProfiles, err = l.profileList(v, "profiles")
+			sp.rowProfiles, err = l.profileList(v, "profiles")
 		case "partner_profiles":
 			var ps []policy.Profile
 			if ps, err = l.profileList(v, "partner_profiles"); err == nil {
-				partners = nil
+				sp.partners = nil
 				for _, p := range ps {
-					partners = append(partners, sweepPartner{id: p.Name, short: p.Name, title: p.Settings.String(), settings: p.Settings, profile: true})
+					sp.partners = append(sp.partners, sweepPartner{id: p.Name, short: p.Name, title: p.Settings.String(), settings: p.Settings, profile: true})
 				}
 			}
 		case "server":
 			var val string
 			if val, err = l.scalar(v, "server"); err == nil {
-				if kind, err = realserver.LookupKind(val); err != nil {
+				if sp.kind, err = realserver.LookupKind(val); err != nil {
 					err = l.errf(v, "server: %v", err)
 				}
 			}
 		case "settings":
-			settingsN = v
+			sp.settingsN = v
 		case "partners":
 			var rs []policy.Row
 			if rs, err = l.rows(v, "partners", true); err == nil {
-				partners = rowPartners(rs)
+				sp.partners = rowPartners(rs)
 			}
 		case "directions":
-			directions, err = l.scalar(v, "directions")
-			if err == nil && !contains([]string{"both", "row-initiates", "partner-initiates"}, directions) {
-				err = l.errf(v, "directions: invalid value %q: accepted values are both, row-initiates, partner-initiates", directions)
+			sp.directions, err = l.scalar(v, "directions")
+			if err == nil && !contains([]string{"both", "row-initiates", "partner-initiates"}, sp.directions) {
+				err = l.errf(v, "directions: invalid value %q: accepted values are both, row-initiates, partner-initiates", sp.directions)
 			}
 		case "partner_certs":
-			var vals []string
-			if vals, err = l.list(v, "partner_certs"); err != nil {
-				return err
-			}
-			pcerts, pcertsGiven = nil, true
-			if len(vals) == 1 && vals[0] == "all" {
-				pcerts = certs.States
-				return nil
-			}
-			for _, s := range vals {
-				st, err := certs.ParseState(s)
-				if err != nil {
-					return l.errf(v, "partner_certs: %v", err)
-				}
-				pcerts = append(pcerts, st)
-			}
+			sp.pcertsGiven = true
+			sp.pcerts, err = l.partnerCerts(v)
 		case "refuse", "strict":
-			refuseN = v
-			var vals []string
-			if vals, err = l.list(v, k); err != nil {
-				return err
-			}
-			if len(vals) == 1 && vals[0] == "all" && k == "refuse" {
-				refusals = policy.RefusalPoints
-				return nil
-			}
-			refusals = nil
-			for _, s := range vals {
-				if k == "strict" {
-					b, err := policy.ParseBool(s)
-					if err != nil {
-						return l.errf(v, "strict: %v", err)
-					}
-					s = map[bool]string{true: "handshake", false: "sasl"}[b]
-					if contains(refusals, s) {
-						return l.errf(v, "strict: %q given twice", s)
-					}
-				}
-				var probe policy.Settings
-				if err := probe.SetRefusalPoint(s); err != nil {
-					return l.errf(v, "%s: %v", k, err)
-				}
-				refusals = append(refusals, strings.ToLower(s))
-			}
+			sp.refuseN = v
+			sp.refusals, err = l.refusals(v, k)
 		case "expect":
-			exp, err = l.expect(v)
+			sp.expect, err = l.expect(v)
 		case "compare_rows":
 			var val string
 			if val, err = l.scalar(v, "compare_rows"); err == nil {
 				if val != "documented" {
 					return l.errf(v, "compare_rows: invalid value %q: the accepted value is documented", val)
 				}
-				sw.CompareRows = true
+				sp.compareRows = true
 			}
 		case "timeout":
 			var val string
 			if val, err = l.scalar(v, "timeout"); err == nil {
-				if timeout, err = parseTimeout(val); err != nil {
+				if sp.timeout, err = parseTimeout(val); err != nil {
 					err = l.errf(v, "timeout: %v", err)
 				}
 			}
 		}
 		return err
 	})
+	return sp, err
+}
+
+// partnerCerts reads partner_certs: a list of certificate states, or all.
+func (l *loader) partnerCerts(v *yaml.Node) ([]certs.State, error) {
+	vals, err := l.list(v, "partner_certs")
 	if err != nil {
-		return sw, nil, err
+		return nil, err
 	}
-	if sw.Name == "" {
-		return sw, nil, l.errf(n, "a sweep needs a name")
+	if len(vals) == 1 && vals[0] == "all" {
+		return certs.States, nil
+	}
+	var out []certs.State
+	for _, s := range vals {
+		st, err := certs.ParseState(s)
+		if err != nil {
+			return nil, l.errf(v, "partner_certs: %v", err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// refusals reads the refuse dimension: refusal points (or all), or, as
+// strict (k), booleans that stand for the handshake and sasl points.
+func (l *loader) refusals(v *yaml.Node, k string) ([]string, error) {
+	vals, err := l.list(v, k)
+	if err != nil {
+		return nil, err
+	}
+	if len(vals) == 1 && vals[0] == "all" && k == "refuse" {
+		return policy.RefusalPoints, nil
+	}
+	var out []string
+	for _, s := range vals {
+		if k == "strict" {
+			b, err := policy.ParseBool(s)
+			if err != nil {
+				return nil, l.errf(v, "strict: %v", err)
+			}
+			s = map[bool]string{true: "handshake", false: "sasl"}[b]
+			if contains(out, s) {
+				return nil, l.errf(v, "strict: %q given twice", s)
+			}
+		}
+		var probe policy.Settings
+		if err := probe.SetRefusalPoint(s); err != nil {
+			return nil, l.errf(v, "%s: %v", k, err)
+		}
+		out = append(out, strings.ToLower(s))
+	}
+	return out, nil
+}
+
+// profilePartners reports whether the partners are profiles (not rows).
+func (sp *sweepSpec) profilePartners() bool { return len(sp.partners) > 0 && sp.partners[0].profile }
+
+// validateSweep checks a sweep's keys against each other and makes its
+// row dimension: profiles, a real server's settings, or rows of the full
+// matrix. It bounds the number of negotiations the sweep declares.
+func (l *loader) validateSweep(sp *sweepSpec) ([]sweepRow, error) {
+	n := sp.node
+	if sp.name == "" {
+		return nil, l.errf(n, "a sweep needs a name")
 	}
 	var dims []sweepRow
-	profilePartners := len(partners) > 0 && partners[0].profile
 	switch {
-	case refuseN != nil && profilePartners:
-		return sw, nil, l.errf(refuseN, "refuse: profiles refuse an invalid certificate as they say; the refuse dimension applies to rows of the matrix")
-	case rowProfiles != nil && (kind != nil || settingsN != nil):
-		return sw, nil, l.errf(n, "sweep %q: the rows are profiles or a server's settings, not both", sw.Name)
-	case rowProfiles != nil:
-		if sw.CompareRows {
-			return sw, nil, l.errf(n, "sweep %q: compare_rows applies to rows of the full matrix, not to profiles", sw.Name)
+	case sp.refuseN != nil && sp.profilePartners():
+		return nil, l.errf(sp.refuseN, "refuse: profiles refuse an invalid certificate as they say; the refuse dimension applies to rows of the matrix")
+	case sp.rowProfiles != nil && (sp.kind != nil || sp.settingsN != nil):
+		return nil, l.errf(n, "sweep %q: the rows are profiles or a server's settings, not both", sp.name)
+	case sp.rowProfiles != nil:
+		if sp.compareRows {
+			return nil, l.errf(n, "sweep %q: compare_rows applies to rows of the full matrix, not to profiles", sp.name)
 		}
-		for _, p := range rowProfiles {
+		for _, p := range sp.rowProfiles {
 			dims = append(dims, sweepRow{id: p.Name, title: p.Settings.String(), fixed: true,
-				ep: Endpoint{Domain: "row.test", Settings: p.Settings, Timeout: timeout}})
+				ep: Endpoint{Domain: "row.test", Settings: p.Settings, Timeout: sp.timeout}})
 		}
-	case kind == nil && settingsN != nil:
-		return sw, nil, l.errf(settingsN, "settings: give the server whose settings these are (server: %s)", strings.Join(kindNames(), "|"))
-	case kind != nil:
-		if sw.CompareRows {
-			return sw, nil, l.errf(n, "sweep %q: compare_rows applies to rows of the full matrix, not to a real server's settings", sw.Name)
+	case sp.kind == nil && sp.settingsN != nil:
+		return nil, l.errf(sp.settingsN, "settings: give the server whose settings these are (server: %s)", strings.Join(kindNames(), "|"))
+	case sp.kind != nil:
+		if sp.compareRows {
+			return nil, l.errf(n, "sweep %q: compare_rows applies to rows of the full matrix, not to a real server's settings", sp.name)
 		}
-		sw.Server = kind.Name
-		if dims, err = l.serverSettings(kind, settingsN); err != nil {
-			return sw, nil, err
+		var err error
+		if dims, err = l.serverSettings(sp.kind, sp.settingsN); err != nil {
+			return nil, err
 		}
 		for i := range dims {
 			dims[i].fixed = true
 		}
 	default:
-		for _, r := range rows {
+		for _, r := range sp.rows {
 			dims = append(dims, sweepRow{id: r.ID, title: r.Policy.String(),
 				ep: Endpoint{Domain: "row.test", Settings: policy.Settings{Policy: r.Policy, Cert: certs.Valid}}})
 		}
 	}
-	total := len(dims) * len(partners) * len(pcerts) * len(refusals)
-	if directions == "both" {
+	total := len(dims) * len(sp.partners) * len(sp.pcerts) * len(sp.refusals)
+	if sp.directions == "both" {
 		total *= 2
 	}
 	if total > maxSweepCases {
-		return sw, nil, l.errf(n, "sweep %q would run %d negotiations; the limit is %d", sw.Name, total, maxSweepCases)
+		return nil, l.errf(n, "sweep %q would run %d negotiations; the limit is %d", sp.name, total, maxSweepCases)
+	}
+	return dims, nil
+}
+
+// expand makes a validated sweep's record and its cases: every row ×
+// partner × partner certificate × refusal point × direction, in that
+// order. src is where the sweep is declared.
+func (sp *sweepSpec) expand(suite, src string, dims []sweepRow) (Sweep, []*Case) {
+	sw := Sweep{Suite: suite, Name: sp.name, Titles: map[string]string{}, PartnerTitles: map[string]string{}, PartnerShort: map[string]string{},
+		CompareRows: sp.compareRows}
+	if sp.kind != nil {
+		sw.Server = sp.kind.Name
 	}
 	for _, d := range dims {
 		sw.Rows = append(sw.Rows, d.id)
 		sw.Titles[d.id] = d.title
 	}
-	if profilePartners && !pcertsGiven {
+	pcerts := sp.pcerts
+	if sp.profilePartners() && !sp.pcertsGiven {
 		pcerts = []certs.State{""} // each profile's own certificate
 	}
-	for _, p := range partners {
+	for _, p := range sp.partners {
 		sw.Partners = append(sw.Partners, p.id)
 		sw.PartnerTitles[p.id] = p.title
 		sw.PartnerShort[p.id] = p.short
 	}
 	var cases []*Case
-	src := l.where(n)
-	rowDir, partnerDir := "row-initiates", "partner-initiates"
-	if kind != nil {
-		rowDir, partnerDir = "server-initiates", "harness-initiates"
-	}
 	for ri, d := range dims {
-		for pi, p := range partners {
+		for pi, p := range sp.partners {
 			for _, st := range pcerts {
-				for _, refuse := range refusals {
-					rowEP := d.ep
-					if !d.fixed {
-						_ = rowEP.Settings.SetRefusalPoint(refuse)
-					}
-					partEP := Endpoint{Domain: "partner.test", Settings: p.settings, Timeout: timeout}
-					if st != "" {
-						partEP.Settings.Cert = st
-					}
-					if !p.profile {
-						_ = partEP.Settings.SetRefusalPoint(refuse)
-					}
-					cert := string(partEP.Settings.Cert)
-					if kind != nil {
-						// Real servers keep what they learnt of a domain:
-						// every negotiation gets a harness domain of its own.
-						partEP.Domain = fmt.Sprintf("h%d-%d-%s.test", ri, pi, slug(string(st)))
-						partEP.RecordReads = true
-					}
-					for _, rowInit := range []bool{true, false} {
-						if (directions == "row-initiates" && !rowInit) || (directions == "partner-initiates" && rowInit) {
-							continue
-						}
-						c := &Case{Suite: suite, Sweep: sw.Name, Source: src, Expect: exp, Row: d.id, Partner: p.id,
-							PartnerCert: cert, Refuse: refuse, RowInitiates: rowInit}
-						if p.profile {
-							c.Refuse = ""
-						}
-						dir := rowDir
-						c.Initiator, c.Receiver = rowEP, partEP
-						if !rowInit {
-							dir = partnerDir
-							c.Initiator, c.Receiver = partEP, rowEP
-						}
-						id := []string{suite, sw.Name, d.id, p.id}
-						if len(pcerts) > 1 || (st != certs.Valid && st != "") {
-							id = append(id, cert)
-						}
-						if !p.profile && (len(refusals) > 1 || refuse != "handshake") {
-							id = append(id, refuse)
-						}
-						id = append(id, dir)
-						c.ID = strings.Join(id, "/")
-						how := fmt.Sprintf("cert %s, refusing at %s", cert, refuse)
-						if p.profile {
-							how = "cert " + cert
-						}
-						c.Name = fmt.Sprintf("%s (%s) vs %s (%s, %s), %s", d.id, d.title, p.id, p.short, how, dir)
-						if kind != nil {
-							c.Name = fmt.Sprintf("%s %s vs harness %s (%s, %s), %s", kind.Name, d.id, p.id, p.short, how, dir)
-						}
-						cases = append(cases, c)
-					}
+				for _, refuse := range sp.refusals {
+					cases = append(cases, sp.cases(suite, src, ri, pi, d, p, st, refuse, len(pcerts) > 1)...)
 				}
 			}
 		}
 	}
-	return sw, cases, nil
+	return sw, cases
+}
+
+// cases are the negotiations of one row d (the ri-th) and one partner p
+// (the pi-th) with the partner's certificate st and the refusal point
+// refuse: one per direction the sweep runs. manyCerts says whether the
+// sweep has more than one partner certificate, which ids then name.
+func (sp *sweepSpec) cases(suite, src string, ri, pi int, d sweepRow, p sweepPartner, st certs.State, refuse string, manyCerts bool) []*Case {
+	rowEP := d.ep
+	if !d.fixed {
+		_ = rowEP.Settings.SetRefusalPoint(refuse)
+	}
+	partEP := Endpoint{Domain: "partner.test", Settings: p.settings, Timeout: sp.timeout}
+	if st != "" {
+		partEP.Settings.Cert = st
+	}
+	if !p.profile {
+		_ = partEP.Settings.SetRefusalPoint(refuse)
+	}
+	cert := string(partEP.Settings.Cert)
+	rowDir, partnerDir := "row-initiates", "partner-initiates"
+	if sp.kind != nil {
+		rowDir, partnerDir = "server-initiates", "harness-initiates"
+		// Real servers keep what they learnt of a domain: every
+		// negotiation gets a harness domain of its own.
+		partEP.Domain = fmt.Sprintf("h%d-%d-%s.test", ri, pi, slug(string(st)))
+		partEP.RecordReads = true
+	}
+	var cases []*Case
+	for _, rowInit := range []bool{true, false} {
+		if (sp.directions == "row-initiates" && !rowInit) || (sp.directions == "partner-initiates" && rowInit) {
+			continue
+		}
+		c := &Case{Suite: suite, Sweep: sp.name, Source: src, Expect: sp.expect, Row: d.id, Partner: p.id,
+			PartnerCert: cert, Refuse: refuse, RowInitiates: rowInit}
+		if p.profile {
+			c.Refuse = ""
+		}
+		dir := rowDir
+		c.Initiator, c.Receiver = rowEP, partEP
+		if !rowInit {
+			dir = partnerDir
+			c.Initiator, c.Receiver = partEP, rowEP
+		}
+		id := []string{suite, sp.name, d.id, p.id}
+		if manyCerts || (st != certs.Valid && st != "") {
+			id = append(id, cert)
+		}
+		if !p.profile && (len(sp.refusals) > 1 || refuse != "handshake") {
+			id = append(id, refuse)
+		}
+		id = append(id, dir)
+		c.ID = strings.Join(id, "/")
+		how := fmt.Sprintf("cert %s, refusing at %s", cert, refuse)
+		if p.profile {
+			how = "cert " + cert
+		}
+		c.Name = fmt.Sprintf("%s (%s) vs %s (%s, %s), %s", d.id, d.title, p.id, p.short, how, dir)
+		if sp.kind != nil {
+			c.Name = fmt.Sprintf("%s %s vs harness %s (%s, %s), %s", sp.kind.Name, d.id, p.id, p.short, how, dir)
+		}
+		cases = append(cases, c)
+	}
+	return cases
 }
 
 // serverSettings reads a real server sweep's settings: "all" (the

@@ -10,12 +10,26 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"xmppneg/policy/junit"
+	"xmppneg/policy/report"
 	"xmppneg/policy/safefile"
-	"xmppneg/scenarios/junit"
 )
 
 // The writers render a Report as it is: text, JSON, JSON Lines, JUnit
 // XML, and HTML (html.go). None of them decides anything.
+
+// Writers are the suite report's writers, one per format, the text
+// (table) first as the default: the -o values of run, merge and federate
+// are these. A format's writer goes here and nowhere else.
+var Writers = report.Writers[*Report, Style]{
+	{Format: report.Table, Write: func(w io.Writer, r *Report, st Style) error { WriteText(w, r, st); return nil }},
+	{Format: report.JSON, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSON(w, r) }},
+	// The closing summary line: the negotiations went out as they ended
+	// (WriteJSONLine).
+	{Format: report.JSONL, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSONLSummary(w, r) }},
+	{Format: report.JUnit, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJUnit(w, r) }},
+	{Format: report.HTML, Write: func(w io.Writer, r *Report, _ Style) error { return WriteHTML(w, r) }},
+}
 
 // TranscriptFile is the file name of a case's transcript in an output
 // directory, relative to it.

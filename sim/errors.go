@@ -92,8 +92,17 @@ func (a tlsAlert) aboutCertificate() bool {
 }
 
 // remoteAlert returns the alert the peer sent, when err is one.
-// crypto/tls reports it as a *net.OpError with Op "remote error" whose
-// Err is its (unexported) alert type, a uint8.
+//
+// crypto/tls has no supported way to read it. tls.AlertError (Go 1.21)
+// is not it: only QUIC connections return it, for the alert this end
+// would have sent. An alert received on a TCP connection is, up to Go
+// 1.26 at least, a *net.OpError with Op "remote error" whose Err is the
+// package's unexported alert type, a uint8 (readRecordOrCCS in
+// crypto/tls/conn.go), with no Unwrap, As or exported twin. So the
+// number is read by the Err's kind, the one thing of the internal type
+// this relies on, rather than from its message. TestRemoteAlertIsTyped
+// fails loudly, saying what crypto/tls returned, when a Go release
+// changes it.
 func remoteAlert(err error) (tlsAlert, bool) {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {

@@ -11,6 +11,7 @@ import (
 
 	"xmppneg/policy"
 	"xmppneg/policy/lyncpartner"
+	"xmppneg/policy/report"
 )
 
 func init() {
@@ -36,7 +37,7 @@ func setupCheck(fs *flag.FlagSet, e *env) func([]string) int {
 	tlsN := fs.String("TlsNegotiation", "", "the same as --tls")
 	saslN := fs.String("SaslNegotiation", "", "the same as --sasl")
 	dbN := fs.String("SupportDialbackNegotiation", "", "the same as --dialback")
-	out := outputFlag(fs, "text", "json")
+	out := outputFlag(fs, report.Text, report.JSON)
 	return func(args []string) int {
 		var p policy.Policy
 		var err error
@@ -166,7 +167,7 @@ func init() {
 }
 
 func setupMatrix(fs *flag.FlagSet, e *env) func([]string) int {
-	out := outputFlag(fs, "text", "json", "markdown")
+	out := outputFlag(fs, report.Text, report.JSON, report.Markdown)
 	ko := fs.Bool("korean", false, "show the notes in the Korean original instead of the English rendering")
 	return func(args []string) int {
 		if !noArgs(e, args) {

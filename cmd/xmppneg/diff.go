@@ -25,7 +25,7 @@ func init() {
 	register(&command{
 		name:    "diff",
 		summary: "Check a change before rollout: two versions of a server's configuration file (Prosody, ejabberd, jabberd2) or of a Lync partner list meet the same partners, and every negotiation whose outcome changes is listed; exit 1 when something that authenticated stops or gets a weaker method.",
-		usage:   "--before OLD --after NEW [--partners FILE | --against profiles] [--partner-certs STATES] [--host DOMAIN] [--gateway SPEC] [-o text|json|junit] [--all]",
+		usage:   "--before OLD --after NEW [--partners FILE | --against profiles] [--partner-certs STATES] [--host DOMAIN] [--gateway SPEC] [-o " + rollout.Writers.Usage() + "] [--all]",
 		example: "xmppneg diff --before prosody.cfg.lua --after prosody.cfg.lua.new\n" +
 			"xmppneg diff --before ejabberd.yml --after ejabberd.yml.new --partners partners.yaml -o junit > diff.xml\n" +
 			"xmppneg diff --before partners-2025.ps1 --after partners.ps1 --partners partners-servers.yaml",
@@ -54,7 +54,7 @@ func setupDiff(fs *flag.FlagSet, e *env) func([]string) int {
 	gateway := fs.String("gateway", "", "with partner lists: the gateway's certificate and knobs, a spec over profile lync2013-gateway")
 	ownCert := fs.String("cert", "", "the `state` of ours' certificate, both versions (default: valid, as the files are assumed; no-client-auth is a 2026 Let's Encrypt certificate)")
 	all := fs.Bool("all", false, "list every negotiation, not only those that change")
-	out := outputFlag(fs, "text", "json", "junit")
+	out := outputFlag(fs, rollout.Writers.Formats()...)
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
 	jobs := fs.Int("j", 4*runtime.NumCPU(), "negotiations run at once (default: 4 per CPU)")
 	return func(args []string) int {
@@ -150,15 +150,7 @@ func setupDiff(fs *flag.FlagSet, e *env) func([]string) int {
 		}
 		rep.Before, rep.After = *before, *after
 		var buf bytes.Buffer
-		switch *out {
-		case "json":
-			err = rollout.WriteJSON(&buf, rep, *all)
-		case "junit":
-			err = rollout.WriteJUnit(&buf, rep)
-		default:
-			rollout.WriteText(&buf, rep, e.paint, *all)
-		}
-		if err != nil {
+		if err := rollout.Writers.Write(&buf, *out, rep, rollout.Style{All: *all, Paint: e.paint}); err != nil {
 			e.errorf("%v", err)
 			return exitFail
 		}

@@ -11,6 +11,7 @@ import (
 
 	"xmppneg/policy"
 	"xmppneg/policy/printable"
+	"xmppneg/policy/report"
 	"xmppneg/policy/serverconf"
 )
 
@@ -90,7 +91,7 @@ func setupExplain(fs *flag.FlagSet, e *env) func([]string) int {
 	host := fs.String("host", "", "only this `domain` (default: every host of the file)")
 	server := fs.String("server", "", "whose semantics to read the file with: prosody, ejabberd, jabberd2 (default: told from the file's name)")
 	version := fs.String("server-version", "", "the server version whose loader to mirror: Prosody 0.12 (default) or 13, ejabberd 23.01 (default) or 24.12, jabberd2 2.7")
-	out := outputFlag(fs, "text", "json")
+	out := outputFlag(fs, report.Text, report.JSON)
 	return func(args []string) int {
 		if len(args) != 1 {
 			e.errorf("give one configuration file (see 'xmppneg explain --help')")

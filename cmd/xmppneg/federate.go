@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"xmppneg/certs"
+	"xmppneg/policy/report"
 	"xmppneg/scenarios"
 	"xmppneg/sim/federation"
 	"xmppneg/sim/realserver"
@@ -23,8 +24,8 @@ func init() {
 		name: "federate",
 		summary: "Make two real servers (prosody, ejabberd, jabberd2) meet on loopback, each finding the other through DNS, " +
 			"and say for each direction which method succeeded or where it failed, against what their profiles predict.",
-		usage: "A B [--a-set KNOB=VALUE ...] [--b-set KNOB=VALUE ...] [--pki DIR] [--timeout D] [--no-relay] [--transcript] [-o text|json|junit|html] [--out DIR]\n" +
-			"  or: federate --matrix [KIND ...] [-j N] [--timeout D] [-o text|json|junit|html] [--out DIR]",
+		usage: "A B [--a-set KNOB=VALUE ...] [--b-set KNOB=VALUE ...] [--pki DIR] [--timeout D] [--no-relay] [--transcript] [-o " + federateWriters.Usage() + "] [--out DIR]\n" +
+			"  or: federate --matrix [KIND ...] [-j N] [--timeout D] [-o " + federateWriters.Usage() + "] [--out DIR]",
 		example: "xmppneg federate prosody ejabberd\n" +
 			"xmppneg federate prosody ejabberd --b-set s2s_use_starttls=required --b-set dialback=false\n" +
 			"xmppneg federate ejabberd jabberd2 --a-set cert=no-client-auth --b-set pemfile=false -o json\n" +
@@ -61,6 +62,11 @@ func parseKnobs(kind *realserver.Kind, flagName string, kvs []string) (realserve
 	return s, nil
 }
 
+// federateWriters are the suite report's, its table called text (one
+// pair's text is writeFederateText, with what the servers logged), and
+// no JSON Lines: the report is written once the servers have met.
+var federateWriters = scenarios.Writers.Without(report.JSONL).As(report.Table, report.Text)
+
 func setupFederate(fs *flag.FlagSet, e *env) func([]string) int {
 	var aSet, bSet stringsFlag
 	fs.Var(&aSet, "a-set", "KNOB=VALUE of server A, as 'xmppneg server --set' (repeatable)")
@@ -70,7 +76,7 @@ func setupFederate(fs *flag.FlagSet, e *env) func([]string) int {
 	noRelay := fs.Bool("no-relay", false, "let the servers meet directly and classify from their logs alone (no transcript; step and side are not known)")
 	transcript := fs.Bool("transcript", false, "print each direction's transcript (main and verify connections, inside TLS included) and the servers' relevant log lines")
 	outDir := fs.String("out", "", "`directory` for the report file and one transcript file per direction")
-	out := outputFlag(fs, "text", "json", "junit", "html")
+	out := outputFlag(fs, federateWriters.Formats()...)
 	matrix := fs.Bool("matrix", false, "the federation suite: every two kinds given (all, by default), each in its default and its field settings, both directions")
 	jobs := fs.Int("j", 8, "with --matrix, how many pairs meet at once (they mostly wait)")
 	verbose := fs.Bool("v", false, "with --matrix, list every negotiation, not only those that disagree")
@@ -125,14 +131,11 @@ func setupFederate(fs *flag.FlagSet, e *env) func([]string) int {
 		rep.InlineTranscripts = *transcript
 		code := reportExit(rep)
 		var buf bytes.Buffer
-		switch *out {
-		case "text":
+		if report.Format(*out) == report.Text {
 			writeFederateText(&buf, rep, res, e.style(*transcript), *transcript)
-		default:
-			if err := writeReport(&buf, rep, *out, e.style(false)); err != nil {
-				e.errorf("%v", err)
-				return exitFail
-			}
+		} else if err := federateWriters.Write(&buf, *out, rep, e.style(false)); err != nil {
+			e.errorf("%v", err)
+			return exitFail
 		}
 		if *outDir != "" {
 			if err := scenarios.WriteTranscripts(*outDir, rep.Negotiations); err != nil {
@@ -270,7 +273,7 @@ func runFederationMatrix(e *env, names []string, timeout time.Duration, jobs int
 	}
 	code := reportExit(rep)
 	var buf bytes.Buffer
-	if err := writeReport(&buf, rep, format, scenarios.Style{Color: e.color, Verbose: verbose, FailuresOnly: !verbose && format == "text"}); err != nil {
+	if err := federateWriters.Write(&buf, format, rep, scenarios.Style{Color: e.color, Verbose: verbose, FailuresOnly: !verbose && format == "text"}); err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}

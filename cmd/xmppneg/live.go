@@ -27,7 +27,7 @@ func init() {
 	register(&command{
 		name:    "probe",
 		summary: "Connect to a live s2s server as the harness: what it offers before and after TLS, its certificate, which method succeeds, and why not.",
-		usage:   "--domain D [--addr HOST:PORT | --resolver HOST:PORT] | --domains FILE [-j N]  [--from F] [--policy SPEC] [--cert STATE] [--pki DIR] [--dns-listen ADDR] [--secret-file FILE] [--transcript] [-o text|json|junit|html]",
+		usage:   "--domain D [--addr HOST:PORT | --resolver HOST:PORT] | --domains FILE [-j N]  [--from F] [--policy SPEC] [--cert STATE] [--pki DIR] [--dns-listen ADDR] [--secret-file FILE] [--transcript] [-o " + probe.Writers.Usage() + "]",
 		example: "xmppneg certs --out pki --domain harness.test --domain prosody.test\n" +
 			"xmppneg probe --domain prosody.test --addr 127.0.0.1:5269 --from harness.test --pki pki --dns-listen 127.0.0.1:5353",
 		setup: setupProbe,
@@ -222,7 +222,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 	transcript := fs.Bool("transcript", false, "print the XML transcripts")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation and each TLS handshake")
 	jobs := fs.Int("j", 4, "probe `N` domains at once (with --domains)")
-	out := outputFlag(fs, "text", "json", "junit", "html")
+	out := outputFlag(fs, probe.Writers.Formats()...)
 	lf := defineLiveFlags(fs)
 	return func(args []string) int {
 		if !noArgs(e, args) {
@@ -297,19 +297,7 @@ func setupProbe(fs *flag.FlagSet, e *env) func([]string) int {
 		if ctx.Err() != nil {
 			code = exitInterrupted
 		}
-		switch {
-		case *out == "json":
-			err = probe.WriteJSON(e.stdout, reports)
-		case *out == "junit":
-			err = probe.WriteJUnit(e.stdout, reports, elapsed)
-		case *out == "html":
-			err = probe.WriteHTML(e.stdout, reports)
-		case len(reports) == 1:
-			probe.WriteText(e.stdout, reports[0], *transcript)
-		default:
-			probe.WriteSummary(e.stdout, reports, elapsed)
-		}
-		if err != nil {
+		if err := probe.Writers.Write(e.stdout, *out, probe.Batch{Reports: reports, Elapsed: elapsed}, probe.Options{Transcript: *transcript}); err != nil {
 			e.errorf("%v", err)
 			return exitFail
 		}

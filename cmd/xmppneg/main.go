@@ -15,6 +15,7 @@ import (
 
 	"xmppneg/policy"
 	"xmppneg/policy/lyncpartner"
+	"xmppneg/policy/report"
 	"xmppneg/scenarios"
 )
 
@@ -333,8 +334,11 @@ func (e *env) paint(color, s string) string {
 	return scenarios.Style{Color: e.color}.Paint(color, s)
 }
 
-// outputFlag defines -o with the given formats, the first being the default.
-func outputFlag(fs *flag.FlagSet, formats ...string) *string {
+// outputFlag defines -o with the given formats, the first being the
+// default: a report's are its writers' (report.Writers.Formats), so that
+// the help, the accepted values and docs/cli.md come from that one table.
+func outputFlag(fs *flag.FlagSet, fmts ...report.Format) *string {
+	formats := report.Names(fmts...)
 	o := formats[0]
 	fs.Func("o", "output `format`: "+strings.Join(formats, ", ")+" (default "+formats[0]+")", func(v string) error {
 		for _, f := range formats {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"xmppneg/policy"
+	"xmppneg/scenarios"
 )
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
@@ -201,7 +202,9 @@ func TestHelpShowsFlagsAsTheUsageLinesWriteThem(t *testing.T) {
 	}
 	_, out, _ := runCLI("run", "--help")
 	assert.Contains(t, out, "  --run REGEXP\n")
-	assert.Contains(t, out, "  -o FORMAT\n      output format: table, json, jsonl, junit, html (default table)")
+	// The formats are the suite report's writers (scenarios.Writers), in
+	// the order of report.Formats, the text first as the default.
+	assert.Contains(t, out, "  -o FORMAT\n      output format: "+strings.Join(scenarios.Writers.Names(), ", ")+" (default table)")
 	assert.Contains(t, out, "  -v\n")
 	assert.Contains(t, out, "  -j N\n")
 	assert.NotContains(t, out, "  --o ")

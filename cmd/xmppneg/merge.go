@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"xmppneg/policy/report"
 	"xmppneg/policy/safefile"
 	"xmppneg/scenarios"
 )
@@ -14,14 +15,18 @@ func init() {
 	register(&command{
 		name:    "merge",
 		summary: "Combine the JSON reports of the shards of one run (run -o json --shard I/N, or TEST_SHARD_INDEX/TEST_TOTAL_SHARDS) into its report, checking that every shard is there once.",
-		usage:   "REPORT.json|DIR... [-o table|json|junit|html] [--out DIR] [-v]",
+		usage:   "REPORT.json|DIR... [-o " + mergeWriters.Usage() + "] [--out DIR] [-v]",
 		example: "xmppneg merge shard-1 shard-2 shard-3 shard-4 -o junit --out merged/\nxmppneg merge shard-*/report.json",
 		setup:   setupMerge,
 	})
 }
 
+// mergeWriters are the suite report's but JSON Lines, whose negotiations
+// go out as they end: a merged report has none left to stream.
+var mergeWriters = scenarios.Writers.Without(report.JSONL)
+
 func setupMerge(fs *flag.FlagSet, e *env) func([]string) int {
-	out := outputFlag(fs, "table", "json", "junit", "html")
+	out := outputFlag(fs, mergeWriters.Formats()...)
 	outDir := fs.String("out", "", "`directory` for the merged report file")
 	verbose := fs.Bool("v", false, "list every negotiation")
 	return func(args []string) int {
@@ -74,7 +79,7 @@ func setupMerge(fs *flag.FlagSet, e *env) func([]string) int {
 		if *outDir != "" {
 			style.Color = false
 		}
-		if err := writeReport(w, rep, *out, style); err != nil {
+		if err := mergeWriters.Write(w, *out, rep, style); err != nil {
 			e.errorf("writing the report: %v", err)
 			return exitFail
 		}

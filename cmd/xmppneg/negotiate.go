@@ -10,6 +10,7 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/report"
 	"xmppneg/scenarios"
 	"xmppneg/sim"
 )
@@ -44,7 +45,7 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 	initFaults := fs.String("initiator-faults", "", "protocol faults of the initiating endpoint, comma-separated: "+sim.FaultNames())
 	recvFaults := fs.String("receiver-faults", "", "protocol faults of the receiving endpoint, same names")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
-	out := outputFlag(fs, "text", "json")
+	out := outputFlag(fs, report.Text, report.JSON)
 	return func(args []string) int {
 		if !noArgs(e, args) {
 			return exitUsage

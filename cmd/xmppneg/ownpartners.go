@@ -21,8 +21,9 @@ import (
 // probe, when --probe was given, probes the domains nobody declared.
 func ownPartners(e *env, list, gateway, profilesFile string, declaredFlags []string, out string, verbose bool, timeout time.Duration, jobs int,
 	probe func(ctx context.Context, domains []string) (map[string]*partners.Probed, error)) int {
-	if out == "html" {
-		e.errorf("-o html is for Lync partner lists; with --gateway config=… use text, json or junit")
+	if !partners.OwnWriters.Has(out) {
+		names := partners.OwnWriters.Names()
+		e.errorf("-o %s is for Lync partner lists; with --gateway config=… use %s or %s", out, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
 		return exitUsage
 	}
 	// config=FILE#HOST, then any keys that override the file's settings.
@@ -102,15 +103,7 @@ func ownPartners(e *env, list, gateway, profilesFile string, declaredFlags []str
 		return exitFail
 	}
 	var buf bytes.Buffer
-	switch out {
-	case "json":
-		err = partners.WriteOwnJSON(&buf, rep)
-	case "junit":
-		err = partners.WriteOwnJUnit(&buf, rep)
-	default:
-		partners.WriteOwnText(&buf, rep, partners.Style{Color: e.color, Verbose: verbose})
-	}
-	if err != nil {
+	if err := partners.OwnWriters.Write(&buf, out, rep, partners.Style{Color: e.color, Verbose: verbose}); err != nil {
 		e.errorf("%v", err)
 		return exitFail
 	}

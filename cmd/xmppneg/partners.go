@@ -27,7 +27,7 @@ func init() {
 		summary: "Read a gateway's XMPP partner list (Get-CsXmppAllowedPartner output, Export-Csv, ConvertTo-Json or New-CsXmppAllowedPartner lines) and say, from real negotiations, which partners work, what blocks the others, and the Set-CsXmppAllowedPartner line that fixes them. " +
 			"A fix is proposed only for a failure seen with a partner whose server is declared (--partner, --profiles) or probed (--probe). " +
 			"Exit 0 when every partner works (or works with a weaker method), 1 when any FAILS, is unreachable or unknown (as JUnit's failures and the JSON summary's ok say), 2 on a usage error.",
-		usage: "FILE [--profiles FILE] [--partner DOMAIN=PROFILE|SPEC ...] [--probe [--resolver HOST:PORT] [--pki DIR] [--from DOMAIN] [--listen HOST:PORT] [--dns-listen ADDR]] [--gateway SPEC] [-o text|json|junit|html] [--out DIR] [--lang en|ko] [-j N] [-v]",
+		usage: "FILE [--profiles FILE] [--partner DOMAIN=PROFILE|SPEC ...] [--probe [--resolver HOST:PORT] [--pki DIR] [--from DOMAIN] [--listen HOST:PORT] [--dns-listen ADDR]] [--gateway SPEC] [-o " + partners.Writers.Usage() + "] [--out DIR] [--lang en|ko] [-j N] [-v]",
 		example: "xmppneg partners scenarios/examples/partners.ps1 --profiles scenarios/examples/partners-servers.yaml\n" +
 			"xmppneg partners partners.csv --partner jabber.example=prosody-0.12 --gateway cert=no-client-auth -o html --out report/\n" +
 			"xmppneg partners partners.json -o json | jq '.partners[] | select(.fix) | .fix.cmdlet'\n" +
@@ -86,7 +86,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 	gatewayDomain := fs.String("gateway-domain", "contoso.test", "the gateway's XMPP domain")
 	maxInput := sizeFlag(lyncpartner.MaxListBytes)
 	fs.Var(&maxInput, "max-input", "the largest partner list read, such as 64MiB or 128MiB")
-	out := outputFlag(fs, "text", "json", "junit", "html")
+	out := outputFlag(fs, partners.Writers.Formats()...)
 	outDir := fs.String("out", "", "`directory` for the report file and one transcript per negotiation")
 	lang := fs.String("lang", "en", "language of the text and HTML labels: en, or ko (the Korean document's terms)")
 	verbose := fs.Bool("v", false, "details and transcripts of every partner, not only of those that need something")
@@ -230,16 +230,7 @@ func setupPartners(fs *flag.FlagSet, e *env) func([]string) int {
 			}
 		}
 		var buf bytes.Buffer
-		switch *out {
-		case "json":
-			err = partners.WriteJSON(&buf, rep)
-		case "junit":
-			err = partners.WriteJUnit(&buf, rep)
-		case "html":
-			err = partners.WriteHTML(&buf, rep, partners.Lang(*lang))
-		default:
-			partners.WriteText(&buf, rep, partners.Style{Color: e.color && *outDir == "", Verbose: *verbose, Lang: partners.Lang(*lang)})
-		}
+		err = partners.Writers.Write(&buf, *out, rep, partners.Style{Color: e.color && *outDir == "", Verbose: *verbose, Lang: partners.Lang(*lang)})
 		if err != nil {
 			e.errorf("%v", err)
 			return exitFail

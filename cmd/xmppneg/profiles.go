@@ -6,6 +6,7 @@ import (
 	"text/tabwriter"
 
 	"xmppneg/policy"
+	"xmppneg/policy/report"
 )
 
 func init() {
@@ -40,7 +41,7 @@ func viewProfile(p policy.Profile) profileView {
 }
 
 func setupProfiles(fs *flag.FlagSet, e *env) func([]string) int {
-	out := outputFlag(fs, "text", "json")
+	out := outputFlag(fs, report.Text, report.JSON)
 	return func(args []string) int {
 		var views []profileView
 		switch len(args) {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"xmppneg/policy/report"
 	"xmppneg/policy/safefile"
 	"xmppneg/scenarios"
 )
@@ -23,14 +24,14 @@ func init() {
 	register(&command{
 		name:    "verify",
 		summary: "Verify the documented Lync 2013 full matrix with real negotiations (the lync2013 suite): documented and observed methods per row.",
-		usage:   "[-o text|json] [-j N] [--repeat N] [--out DIR]",
+		usage:   "[-o " + verifyWriters.Usage() + "] [-j N] [--repeat N] [--out DIR]",
 		example: "xmppneg verify\nxmppneg verify -o json | jq '.rows[] | {row, agree}'\nxmppneg verify --repeat 50",
 		setup:   setupVerify,
 	})
 	register(&command{
 		name:    "run",
 		summary: "Run scenario suites (shipped: " + strings.Join(scenarios.Suites(), ", ") + ") or scenario files, observed against expected.",
-		usage:   "SUITE|FILE... [-o table|json|jsonl|junit|html] [--out DIR] [-j N] [--run REGEXP] [--shard I/N] [--repeat N] [--timeout D] [-v]",
+		usage:   "SUITE|FILE... [-o " + scenarios.Writers.Usage() + "] [--out DIR] [-j N] [--run REGEXP] [--shard I/N] [--repeat N] [--timeout D] [-v]",
 		example: "xmppneg run failures\nxmppneg run pairwise -o html --out report/\nxmppneg run lync2013 --run 'M7/' -v\n" +
 			"xmppneg run interop-prosody -o junit --out ci-report/\nxmppneg run my-partners.yaml -o jsonl | jq -c 'select(.pass == false)'",
 		setup: setupRun,
@@ -172,31 +173,23 @@ func execute(ctx context.Context, e *env, suites []*scenarios.Suite, opt scenari
 }
 
 // reportExt is the extension of the report file of format in --out.
-func reportExt(format string) string {
-	switch format {
-	case "table", "text", "":
-		return "txt"
-	case "junit":
-		return "xml"
-	}
-	return format // json, jsonl, html
+func reportExt(format string) string { return report.Ext(format) }
+
+// verifyStyle is what verify's text takes: the suite report's style, and
+// the --out directory its transcripts went to.
+type verifyStyle struct {
+	scenarios.Style
+	outDir string
 }
 
-// writeReport renders rep in format: table, json, jsonl (its closing
-// summary line: the negotiations went out as they ended), junit or html.
-func writeReport(w io.Writer, rep *scenarios.Report, format string, style scenarios.Style) error {
-	switch format {
-	case "json":
-		return scenarios.WriteJSON(w, rep)
-	case "jsonl":
-		return scenarios.WriteJSONLSummary(w, rep)
-	case "junit":
-		return scenarios.WriteJUnit(w, rep)
-	case "html":
-		return scenarios.WriteHTML(w, rep)
-	}
-	scenarios.WriteText(w, rep, style)
-	return nil
+// verifyWriters are verify's: its own text (the rows against the
+// documented matrix, and the verdict), and the suite report's JSON.
+var verifyWriters = report.Writers[*scenarios.Report, verifyStyle]{
+	{Format: report.Text, Write: func(w io.Writer, r *scenarios.Report, st verifyStyle) error {
+		writeVerifyText(w, r, st.Style, st.outDir)
+		return nil
+	}},
+	{Format: report.JSON, Write: func(w io.Writer, r *scenarios.Report, _ verifyStyle) error { return scenarios.WriteJSON(w, r) }},
 }
 
 func (e *env) style(verbose bool) scenarios.Style {
@@ -205,7 +198,7 @@ func (e *env) style(verbose bool) scenarios.Style {
 
 func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
 	rf := defineRunFlags(fs)
-	out := outputFlag(fs, "text", "json")
+	out := outputFlag(fs, verifyWriters.Formats()...)
 	return func(args []string) int {
 		if !noArgs(e, args) {
 			return exitUsage
@@ -238,11 +231,7 @@ func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
 			file := filepath.Join(*rf.out, "report."+reportExt(*out))
 			f, err := safefile.Create(file, 0o644)
 			if err == nil {
-				if *out == "json" {
-					err = scenarios.WriteJSON(f, rep)
-				} else {
-					writeVerifyText(f, rep, scenarios.Style{}, *rf.out)
-				}
+				err = verifyWriters.Write(f, *out, rep, verifyStyle{outDir: *rf.out})
 				if err == nil {
 					err = f.Commit()
 				}
@@ -256,14 +245,10 @@ func setupVerify(fs *flag.FlagSet, e *env) func([]string) int {
 			writeVerifyText(e.stdout, rep, e.style(false), *rf.out)
 			return code
 		}
-		if *out == "json" {
-			if err := scenarios.WriteJSON(e.stdout, rep); err != nil {
-				e.errorf("%v", err)
-				return exitFail
-			}
-			return code
+		if err := verifyWriters.Write(e.stdout, *out, rep, verifyStyle{Style: e.style(false)}); err != nil {
+			e.errorf("%v", err)
+			return exitFail
 		}
-		writeVerifyText(e.stdout, rep, e.style(false), "")
 		return code
 	}
 }
@@ -302,7 +287,7 @@ func writeVerifyText(w io.Writer, rep *scenarios.Report, st scenarios.Style, out
 
 func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 	rf := defineRunFlags(fs)
-	out := outputFlag(fs, "table", "json", "jsonl", "junit", "html")
+	out := outputFlag(fs, scenarios.Writers.Formats()...)
 	filter := fs.String("run", "", "only negotiations whose id matches this `regexp`")
 	shard := fs.String("shard", "", "`I/N`: run only the I-th of N interleaved parts (for parallel CI jobs)")
 	verbose := fs.Bool("v", false, "list every negotiation with its failure and its transcript (the transcript file's path with --out)")
@@ -382,6 +367,8 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 			return exitUsage
 		}
 
+		// JSON Lines: each negotiation goes out as it ends, the summary last.
+		streaming := report.Format(*out) == report.JSONL
 		w, file := io.Writer(e.stdout), ""
 		var report *safefile.File
 		if *rf.out != "" {
@@ -398,7 +385,7 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 			report = f
 		}
 		var each func(*scenarios.Negotiation) error
-		if *out == "jsonl" {
+		if streaming {
 			each = func(n *scenarios.Negotiation) error { return scenarios.WriteJSONLine(w, n) }
 		}
 		ctx, stop := interruptible()
@@ -414,7 +401,7 @@ func setupRun(fs *flag.FlagSet, e *env) func([]string) int {
 		if file != "" {
 			style.Color = false
 		}
-		if err := writeReport(w, rep, *out, style); err != nil {
+		if err := scenarios.Writers.Write(w, *out, rep, style); err != nil {
 			e.errorf("writing the report: %v", err)
 			return exitFail
 		}

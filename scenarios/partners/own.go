@@ -12,9 +12,9 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
+	"xmppneg/policy/junit"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/printable"
-	"xmppneg/scenarios/junit"
 	"xmppneg/sim"
 )
 

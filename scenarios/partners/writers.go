@@ -9,10 +9,29 @@ import (
 	"github.com/mattn/go-runewidth"
 
 	"xmppneg/policy"
+	"xmppneg/policy/junit"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/printable"
-	"xmppneg/scenarios/junit"
+	"xmppneg/policy/report"
 )
+
+// Writers are a Lync partner list's report writers, one per format, text
+// first as the default: the -o values of partners. The style's language
+// is the HTML page's too.
+var Writers = report.Writers[*Report, Style]{
+	{Format: report.Text, Write: func(w io.Writer, r *Report, st Style) error { WriteText(w, r, st); return nil }},
+	{Format: report.JSON, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSON(w, r) }},
+	{Format: report.JUnit, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJUnit(w, r) }},
+	{Format: report.HTML, Write: func(w io.Writer, r *Report, st Style) error { return WriteHTML(w, r, st.Lang) }},
+}
+
+// OwnWriters are the writers of the report on an operator's own server
+// and its partners (partners --gateway config=…), which has no HTML page.
+var OwnWriters = report.Writers[*OwnReport, Style]{
+	{Format: report.Text, Write: func(w io.Writer, r *OwnReport, st Style) error { WriteOwnText(w, r, st); return nil }},
+	{Format: report.JSON, Write: func(w io.Writer, r *OwnReport, _ Style) error { return WriteOwnJSON(w, r) }},
+	{Format: report.JUnit, Write: func(w io.Writer, r *OwnReport, _ Style) error { return WriteOwnJUnit(w, r) }},
+}
 
 // MarshalJSON writes a partner as the report's JSON has it: the entry's
 // identity and settings, the document's verdict, the negotiations with

@@ -7,10 +7,26 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"xmppneg/policy/junit"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/printable"
-	"xmppneg/scenarios/junit"
+	"xmppneg/policy/report"
 )
+
+// Style is what the text and JSON reports take: every negotiation or
+// only those that changed, and how text is coloured.
+type Style struct {
+	All   bool
+	Paint func(color, s string) string
+}
+
+// Writers are the diff report's writers, one per format, text first as
+// the default: the -o values of diff.
+var Writers = report.Writers[*Report, Style]{
+	{Format: report.Text, Write: func(w io.Writer, r *Report, o Style) error { WriteText(w, r, o.Paint, o.All); return nil }},
+	{Format: report.JSON, Write: func(w io.Writer, r *Report, o Style) error { return WriteJSON(w, r, o.All) }},
+	{Format: report.JUnit, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJUnit(w, r) }},
+}
 
 const absentWhy = "not in this version"
 

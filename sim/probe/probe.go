@@ -22,6 +22,7 @@ import (
 	"xmppneg/certs"
 	"xmppneg/policy"
 	"xmppneg/policy/outcome"
+	"xmppneg/policy/printable"
 	"xmppneg/sim"
 	"xmppneg/sim/resolve"
 )
@@ -203,6 +204,18 @@ func (env *Env) scanAll(ctx context.Context, domain string, targets []*Target) {
 	wg.Wait()
 }
 
+// printableChain makes the text of c that the peer wrote printable: its
+// certificate's names, and the trust and problem sentences that quote
+// them. It is done here, where a peer's chain enters the report, so that
+// certs, below every layer that prints, judges chains and prints nothing.
+func printableChain(c certs.Chain) certs.Chain {
+	c.Subject, c.Issuer, c.Trust, c.Problem = printable.String(c.Subject), printable.String(c.Issuer), printable.String(c.Trust), printable.String(c.Problem)
+	for i, n := range c.Names {
+		c.Names[i] = printable.String(n)
+	}
+	return c
+}
+
 // scan tries every TLS version at t and judges the chain of the highest
 // one accepted.
 func (env *Env) scan(ctx context.Context, domain string, t *Target) {
@@ -217,7 +230,7 @@ func (env *Env) scan(ctx context.Context, domain string, t *Target) {
 		}
 		t.Versions = append(t.Versions, s)
 		if s.Accepted && t.Chain == nil {
-			c := certs.Analyze(s.Chain, env.PKI.Roots(), env.System, env.PKI.Hints(), domain, time.Now())
+			c := printableChain(certs.Analyze(s.Chain, env.PKI.Roots(), env.System, env.PKI.Hints(), domain, time.Now()))
 			t.Chain, t.Cipher = &c, s.Cipher
 		}
 	}

@@ -407,3 +407,16 @@ func TestScansAreBoundedAtOnce(t *testing.T) {
 	assert.LessOrEqual(t, most, 2*MaxScans, "all %d at once when unbounded", 5*MaxScans)
 	assert.Positive(t, most)
 }
+
+// A peer's certificate names what it likes: what the probe reports of it
+// is printable, as certs.Analyze leaves it to its callers.
+func TestPrintableChain(t *testing.T) {
+	esc := "evil\x1b[2J\u202e"
+	c := printableChain(certs.Chain{Subject: "CN=" + esc, Issuer: "CN=" + esc, Names: []string{esc, "ok.test"},
+		Trust: "issued by " + esc + ", a CA nobody here trusts", Problem: "names " + esc})
+	for _, s := range append([]string{c.Subject, c.Issuer, c.Trust, c.Problem}, c.Names...) {
+		assert.NotContains(t, s, "\x1b", "a terminal escape reached the report")
+		assert.NotContains(t, s, "\u202e", "a bidi override reached the report")
+	}
+	assert.Equal(t, "ok.test", c.Names[1])
+}

@@ -10,9 +10,37 @@ import (
 	"time"
 
 	"xmppneg/certs"
-	"xmppneg/scenarios/junit"
+	"xmppneg/policy/junit"
+	"xmppneg/policy/report"
 	"xmppneg/sim/resolve"
 )
+
+// Batch is the probes of one command: each domain's report, and how long
+// they took together.
+type Batch struct {
+	Reports []*Report
+	Elapsed time.Duration
+}
+
+// Options is what the text report takes: whether to print transcripts.
+type Options struct{ Transcript bool }
+
+// Writers are the probe's writers, one per format, text first as the
+// default: the -o values of probe. The text is one report in full, or a
+// line per domain when there are several.
+var Writers = report.Writers[Batch, Options]{
+	{Format: report.Text, Write: func(w io.Writer, b Batch, o Options) error {
+		if len(b.Reports) == 1 {
+			WriteText(w, b.Reports[0], o.Transcript)
+		} else {
+			WriteSummary(w, b.Reports, b.Elapsed)
+		}
+		return nil
+	}},
+	{Format: report.JSON, Write: func(w io.Writer, b Batch, _ Options) error { return WriteJSON(w, b.Reports) }},
+	{Format: report.JUnit, Write: func(w io.Writer, b Batch, _ Options) error { return WriteJUnit(w, b.Reports, b.Elapsed) }},
+	{Format: report.HTML, Write: func(w io.Writer, b Batch, _ Options) error { return WriteHTML(w, b.Reports) }},
+}
 
 // Verdict is one word for a report: "works", "fails" or "unreachable".
 func (r *Report) Verdict() string {
