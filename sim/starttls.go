@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,6 +18,46 @@ import (
 
 // STARTTLS (RFC 6120 §5): the rules of when it is offered and used, and
 // both ends of the exchange and the handshake.
+
+// startTLSFeature is <starttls/> in <stream:features/>. It is negotiated
+// first and once, before any authentication, by named steps of the
+// roles: secure (the initiating end, and a receiving end's verify
+// connection) and serveStartTLS (the receiving end).
+var startTLSFeature = streamFeature{
+	names: []xml.Name{{Space: nsTLS, Local: "starttls"}},
+	offer: func(rs *receiverState, authenticated bool, f *features) {
+		c := rs.c
+		if authenticated || c.secure {
+			return
+		}
+		f.StartTLS, f.TLSRequired = startTLSOffer(c.ep.cfg.Settings, c.ep.cert != nil)
+		f.TLSRequired = f.TLSRequired && !c.ep.fault(OmitRequired)
+	},
+	list: func(b *strings.Builder, f features) {
+		if !f.StartTLS {
+			return
+		}
+		b.WriteString("<starttls xmlns='" + nsTLS + "'>")
+		if f.TLSRequired {
+			b.WriteString("<required/>")
+		}
+		b.WriteString("</starttls>")
+	},
+	parse: func(el *element, f *features) {
+		f.StartTLS = true
+		f.TLSRequired = el.child("", "required") != nil
+	},
+	describe: func(f features) string {
+		switch {
+		case !f.StartTLS:
+			return ""
+		case f.TLSRequired:
+			return "starttls (required)"
+		}
+		return "starttls"
+	},
+	offered: func(f features) bool { return f.StartTLS },
+}
 
 // startTLSOffer says whether a receiving end offers STARTTLS on a plain
 // stream, and whether with <required/>: when its TLS is not NotSupported
