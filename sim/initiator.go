@@ -13,6 +13,7 @@ import (
 // connection.
 type connecting struct {
 	c        *xconn
+	tls      tlsEnd
 	offer    features // what the other end offered on the current stream
 	streamID string   // the other end's id of the current stream
 	seenIDs  []string // every id it gave, to catch reuse
@@ -23,6 +24,9 @@ type connecting struct {
 	// any stream of the connection, authenticated ones included.
 	limits *streamLimits
 }
+
+// newConnecting is the state of an end that opens streams on c.
+func newConnecting(c *xconn) connecting { return connecting{c: c, tls: tlsEnd{c: c}} }
 
 // openStream sends our stream header, reads the other end's and its
 // features (RFC 6120 §4.2, §4.3.2). After authentication the features

@@ -21,6 +21,7 @@ import (
 // opened a verify connection: authoritativeState answers it.
 type receiverState struct {
 	c        *xconn
+	tls      tlsEnd   // the TLS of the connection, and what it found
 	offer    features // what was offered on the current stream
 	streamID string   // our id of the current stream
 	// legacy is set when the initiator opened a pre-1.0 stream (RFC 6120
@@ -61,7 +62,7 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 		// from the stream header, so the certificate's name is checked
 		// then (acceptStream).
 		rs.claim()
-		if err := c.handshake(tls.Server(c.raw, c.serverTLS())); err != nil {
+		if err := rs.tls.handshake(tls.Server(c.raw, rs.tls.serverConfig())); err != nil {
 			return false, err
 		}
 	}
@@ -165,19 +166,19 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 	case authenticated:
 		// What is still on offer after SASL: dialback for more domains.
 		return c.abort(c.send(hdr, rs.features(true).xml()))
-	case first && c.directTLS && c.peerCert != nil && c.checkPeerName() != nil && c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake:
+	case first && c.directTLS && rs.tls.peerCert != nil && rs.tls.checkPeerName() != nil && c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake:
 		// The name could not be checked during the handshake; refused at
 		// once now that it is known.
 		if err := c.send(hdr); err != nil {
 			return c.abort(err)
 		}
-		return c.abort(&streamError{cond: outcome.NotAuthorized, text: "the " + c.them.String() + "'s certificate does not name it: " + c.certErr.Error()})
-	case c.secure && c.ep.cfg.Settings.Refuse == policy.RefuseAfterTLS && (c.peerCert == nil || c.certErr != nil):
+		return c.abort(&streamError{cond: outcome.NotAuthorized, text: "the " + c.them.String() + "'s certificate does not name it: " + rs.tls.certErr.Error()})
+	case c.secure && c.ep.cfg.Settings.Refuse == policy.RefuseAfterTLS && (rs.tls.peerCert == nil || rs.tls.certErr != nil):
 		// As Prosody's s2s_secure_auth: only peers with a valid
 		// certificate, told right after TLS.
 		why := "no certificate was presented"
-		if c.certErr != nil {
-			why = c.certErr.Error()
+		if rs.tls.certErr != nil {
+			why = rs.tls.certErr.Error()
 		}
 		if err := c.send(hdr); err != nil {
 			return c.abort(err)

@@ -35,7 +35,7 @@ var saslFeature = streamFeature{
 				f.Mechanisms = []string{}
 			}
 		}
-		if saslOffer(p, c.secure, c.peerCert != nil, c.peerCert != nil && c.certErr == nil) {
+		if saslOffer(p, c.secure, rs.tls.peerCert != nil, rs.tls.peerCert != nil && rs.tls.certErr == nil) {
 			f.Mechanisms = []string{"EXTERNAL"}
 		}
 	},
@@ -201,7 +201,7 @@ func (rs *receiverState) serveSASL(el *element) (bool, error) {
 	var refusal error
 	server := sasl.NewServer(External, func(n *sasl.Negotiator) bool {
 		_, _, authzid := n.Credentials()
-		refusal = externalPermitted(n.TLSState(), c.certErr, c.peer, string(authzid))
+		refusal = externalPermitted(n.TLSState(), rs.tls.certErr, c.peer, string(authzid))
 		return refusal == nil
 	}, sasl.TLSState(*c.tlsState()))
 	if _, _, err := server.Step(resp); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -66,28 +65,11 @@ type xconn struct {
 	headerSent bool
 	// closed is set once this end has ended its current stream.
 	closed bool
-	// peerCert is the certificate the peer presented in TLS, if any, and
-	// certErr what is wrong with it (nil when it is valid).
-	peerCert *x509.Certificate
-	certErr  error
-	// peerChain is what the peer sent, and peerUsage what it was checked
-	// for: on direct TLS the receiver learns the peer's domain only from
-	// the stream header, and checks the name then.
-	peerChain []*x509.Certificate
-	peerUsage x509.ExtKeyUsage
 	// directTLS is set on a connection that starts with TLS (XEP-0368)
 	// rather than STARTTLS.
 	directTLS bool
-	// versionErr is the recorded failure of a handshake in which the
-	// peer offered no TLS version this end speaks.
-	versionErr error
-	// scanVersion is set when the peer's ClientHello says it is the
-	// probe's TLS version scan (ScanALPN): the one version it offered.
-	scanVersion uint16
-	// handshaken is set once a TLS handshake on the connection completed.
-	handshaken bool
-	labelMe    string // "initiator a.test", for transcripts
-	labelOf    string
+	labelMe   string // "initiator a.test", for transcripts
+	labelOf   string
 }
 
 // reader is what the XML decoder reads from: the connection, through a
@@ -714,4 +696,17 @@ func streamErrorXML(condition, text string) string {
 		s += "<text xmlns='" + nsStreamErr + "'>" + esc(text) + "</text>"
 	}
 	return s + "</stream:error>"
+}
+
+// waitSilently says nothing more and waits until the peer gives up, or
+// the end's own deadline, which it puts after the peer's so that the
+// peer sees silence rather than a close.
+func (c *xconn) waitSilently() error {
+	_ = c.raw.SetReadDeadline(time.Now().Add(2 * c.ep.timeout))
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.raw.Read(buf); err != nil {
+			return &recorded{outcome.Failure{Step: c.step, Condition: outcome.SilentOnPurpose, By: c.me, Message: "waited in silence, as its behaviour says"}}
+		}
+	}
 }
