@@ -71,7 +71,9 @@ type authMethod struct {
 	// request is the element with which the initiator asks for it.
 	request xml.Name
 	// choose says whether the initiating end hs uses it, from its own
-	// settings and the offer it read, and why not when it does not.
+	// settings and the offer it read, and why not when it does not: ""
+	// when the end does not do the method at all, so that a method off
+	// by default changes no other negotiation's message.
 	choose func(hs *initiatorState) (use bool, whyNot string)
 	// negotiate runs it as the initiating end. It returns the method
 	// the stream is authenticated with, or 0 and no error when the
@@ -88,7 +90,7 @@ type authMethod struct {
 // streamFeatures are the features an end of this harness knows, in the
 // order a receiving end lists them. The authentication methods among
 // them are also in the order of preference in which an initiating end
-// tries them. (Set in init: the features' functions reach this table
+// tries them; dialback, the fallback, stays last (see failStep). (Set in init: the features' functions reach this table
 // through the roles, which would be an initialization cycle.)
 var streamFeatures []*streamFeature
 

@@ -160,7 +160,7 @@ func (hs *initiatorState) to() string {
 // authenticate tries the authentication methods of streamFeatures in
 // their order of preference, each that both ends allow, falling back to
 // the next when the receiver refuses one; when none is left it gives up
-// at the step of the first one offered.
+// at the step of the first one offered, saying why each was not used.
 func (hs *initiatorState) authenticate() error {
 	c := hs.c
 	var whyNot []string
@@ -181,7 +181,9 @@ func (hs *initiatorState) authenticate() error {
 			}
 			why = a.refused
 		}
-		whyNot = append(whyNot, why)
+		if why != "" {
+			whyNot = append(whyNot, why)
+		}
 	}
 	c.step = failStep(hs.offer)
 	return hs.noMethod("no common authentication method: " + strings.Join(whyNot, "; "))
