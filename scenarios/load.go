@@ -575,7 +575,9 @@ func orNone(s string) string {
 	return s
 }
 
-const acceptedExpect = "sasl-over-tls, tls-dialback, tcp-dialback, predicted, predicted-outcome, fail, or {fail: {step, condition, by, reason}}"
+// acceptedExpect lists what expect accepts: the methods as
+// policy/outcome lists them (a new one is accepted and named at once).
+var acceptedExpect = outcome.AcceptedMethods + ", predicted, predicted-outcome, fail, or {fail: {step, condition, by, reason}}"
 
 func (l *loader) expect(n *yaml.Node) (Expect, error) {
 	if n.Kind == yaml.ScalarNode {

@@ -4,9 +4,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"xmppneg/policy"
 	"xmppneg/policy/outcome"
@@ -16,6 +18,56 @@ import (
 // server: the rules of when it is offered and used, the key (XEP-0185),
 // and both ends of db:result. The verify connection to the
 // authoritative server is in verify.go.
+
+// dialbackFeature is XEP-0220's <dialback/> in <stream:features/>, and
+// Server Dialback, the method an initiator falls back to.
+var dialbackFeature = streamFeature{
+	names: []xml.Name{{Space: nsDialbackFeat, Local: "dialback"}},
+	offer: func(rs *receiverState, _ bool, f *features) {
+		// Offered after SASL too, for more domains on the same stream
+		// (XEP-0220 §2.4), as Prosody and ejabberd do.
+		f.Dialback, _ = dialbackOffer(rs.c.ep.cfg.Settings, rs.c.secure)
+		f.DialbackErrors = f.Dialback
+	},
+	list: func(b *strings.Builder, f features) {
+		if f.Dialback {
+			b.WriteString("<dialback xmlns='" + nsDialbackFeat + "'><errors/></dialback>")
+		}
+	},
+	parse: func(el *element, f *features) {
+		f.Dialback = true
+		f.DialbackErrors = el.child("", "errors") != nil
+	},
+	describe: func(f features) string {
+		if !f.Dialback {
+			return ""
+		}
+		return "dialback"
+	},
+	offered: func(f features) bool { return f.Dialback },
+	auth: &authMethod{
+		step:    outcome.StepDialback,
+		request: xml.Name{Space: nsDialback, Local: "result"},
+		choose: func(hs *initiatorState) (bool, string) {
+			return dialbackChoice(hs.c.ep.cfg.Settings, hs.offer)
+		},
+		negotiate: func(hs *initiatorState) (outcome.Method, error) {
+			if err := hs.doDialback(); err != nil {
+				return 0, err
+			}
+			return dialbackMethod(hs.c.secure), nil
+		},
+		serve: func(rs *receiverState, el *element) (bool, error) {
+			err := rs.serveDialback(el)
+			if err == errDropped {
+				// Dropped without a word: the peer is the one to give up.
+				_ = rs.c.raw.SetReadDeadline(time.Now().Add(2 * rs.c.ep.timeout))
+				return false, nil
+			}
+			return err == nil, err
+		},
+	},
+}
 
 // dialbackOffer says whether a receiving end with settings p offers
 // dialback on a stream, and why not when it does not: the document's M1
@@ -217,4 +269,24 @@ func (hs *initiatorState) doDialback() error {
 		return c.peerFailed(cond, "%s", orDefault(text, "the receiver answered with a dialback error"))
 	}
 	return c.abort(badFormat(fmt.Sprintf("<db:result/> with type %q", el.attr("type"))))
+}
+
+// authenticateLegacy authenticates on a pre-1.0 stream: dialback at
+// once, there being no features and no TLS.
+func (hs *initiatorState) authenticateLegacy() error {
+	c := hs.c
+	p := c.ep.cfg.Settings
+	if p.TLS == policy.Required {
+		c.step = outcome.StepStartTLS
+		return c.abort(policyViolation(fmt.Sprintf("%s requires TLS but the stream is pre-1.0, without TLS", c.me)))
+	}
+	if !p.DialbackUsable() {
+		c.step = outcome.StepDialback
+		return hs.noMethod("no common authentication method: a pre-1.0 stream has only dialback, which the initiator does not use")
+	}
+	if err := hs.doDialback(); err != nil {
+		return err
+	}
+	hs.method = outcome.TCPDialback
+	return nil
 }

@@ -13,11 +13,19 @@
 // accepts it, offers what its policy allows and authenticates the
 // initiator; verifierState and authoritativeState (verify.go) are the two
 // ends of the dialback verify connection. They share one connection type,
-// xconn (wire.go), which reads and writes the XML streams, records the
-// transcript and turns every error into a typed failure (errors.go).
-// Each feature's rules (when it is offered, how it is chosen, why it is
-// refused) and both ends of its exchange live once, in its own file:
-// starttls.go, sasl.go, dialback.go.
+// xconn (wire.go), the wire: it reads and writes the XML streams
+// (xml.go), records the transcript and turns every error into a typed
+// failure (errors.go). TLS is apart from it, as crypto/tls keeps Config
+// and ConnectionState apart from Conn: tlsEnd (tlsconfig.go) builds the
+// configurations, judges the peer's certificate and keeps what the
+// handshake found, one in each role's state.
+//
+// Each stream feature is one streamFeature value, in the manner of
+// mellium's StreamFeature, in the file of its protocol: when it is
+// offered, how it is listed, parsed and described, and for an
+// authentication method how each end negotiates it (starttls.go,
+// sasl.go, dialback.go; extensions.go for those only said). The roles
+// iterate one table of them, streamFeatures (features.go).
 //
 // An endpoint decides only from its own settings and what its peer
 // sends. Results use the vocabulary of package outcome.

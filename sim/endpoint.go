@@ -95,7 +95,7 @@ type Endpoint struct {
 	hints   *x509.CertPool // intermediates known, to name an incomplete chain
 	secret  string
 	timeout time.Duration
-	// verifySessions resumes TLS on verify connections (see clientTLS).
+	// verifySessions resumes TLS on verify connections (see tlsEnd.clientConfig).
 	verifySessions tls.ClientSessionCache
 
 	ln      net.Listener
@@ -473,7 +473,7 @@ func (e *Endpoint) open(ctx context.Context, domain string, then func(*initiator
 	tr := newTrace(e.cfg.Clock)
 	c, hangUp, err := e.dial(ctx, domain, tr, mainConn, deadline)
 	if err == nil {
-		hs := &initiatorState{connecting: connecting{c: c}}
+		hs := &initiatorState{connecting: newConnecting(c)}
 		if err = hs.handshake(); err == nil {
 			tr.authenticated(hs.method)
 			c.step = outcome.StepStream
@@ -611,8 +611,9 @@ func (e *Endpoint) handleInbound(raw net.Conn, directTLS bool) {
 	stop := arm(e.ctx, raw, deadline)
 	defer stop()
 	tr := newTrace(e.cfg.Clock)
-	rs := &receiverState{c: newXConn(e, raw, tr, mainConn, outcome.Receiver, outcome.Initiator, "", deadline)}
-	rs.c.directTLS = directTLS
+	c := newXConn(e, raw, tr, mainConn, outcome.Receiver, outcome.Initiator, "", deadline)
+	c.directTLS = directTLS
+	rs := &receiverState{c: c, tls: tlsEnd{c: c}}
 	// The claim on a shared trace ends last, once what runs in the
 	// background (the close of a verify connection) has recorded too.
 	defer func() {
@@ -645,8 +646,8 @@ func (rs *receiverState) report() {
 	if f != nil && rs.release == nil {
 		r := c.tr.result(outcome.Receiver, c.peer, e.cfg.Domain)
 		r.Role = c.me.String()
-		if c.scanVersion != 0 {
-			r.Scan = &ScanSeen{Version: tls.VersionName(c.scanVersion), From: c.raw.RemoteAddr().String(), Accepted: c.handshaken}
+		if rs.tls.scanVersion != 0 {
+			r.Scan = &ScanSeen{Version: tls.VersionName(rs.tls.scanVersion), From: c.raw.RemoteAddr().String(), Accepted: rs.tls.handshaken}
 			if c.peer != "" {
 				r.Scan.From += " (" + c.peer + ")"
 			}

@@ -1,17 +1,16 @@
 package sim
 
 import (
-	"fmt"
-	"strconv"
+	"encoding/xml"
 	"strings"
 
-	"xmppneg/policy"
+	"xmppneg/policy/outcome"
 )
 
 // features is what a receiving end offers on one stream, as it writes
-// <stream:features/> and as the initiating end reads it back. Which
-// feature is offered when, and how each is used, is decided in the file
-// of the feature: starttls.go, sasl.go, dialback.go.
+// <stream:features/> and as the initiating end reads it back. Each
+// field belongs to one streamFeature, which alone sets, lists, parses
+// and describes it.
 type features struct {
 	StartTLS    bool
 	TLSRequired bool
@@ -22,7 +21,6 @@ type features struct {
 	DialbackErrors bool
 	// Bidi is the namespace of an offered XEP-0288 <bidi/>: nsBidiFeat
 	// as the XEP says, nsBidi as ejabberd 24.12 offers it; "" for none.
-	// It is no method: it does not count for empty.
 	Bidi string
 	// Limits are XEP-0478 stream limits, when advertised.
 	Limits *streamLimits
@@ -32,52 +30,111 @@ type features struct {
 	ChannelBindings []string
 }
 
-// ejabberdChannelBindings are what ejabberd 24.12 advertises on every
-// TLS stream before authentication (recorded: interop-ejabberd-24).
-var ejabberdChannelBindings = []string{"tls-exporter", "tls-server-end-point"}
-
-// streamLimits are a receiver's XEP-0478 limits: the largest stanza it
-// accepts and how long it lets a stream idle (0: not said).
-type streamLimits struct {
-	MaxBytes, IdleSeconds int
+// A streamFeature is one feature of <stream:features/>, in the manner
+// of mellium's xmpp.StreamFeature: when a receiving end offers it, how
+// it lists it, how an initiating end parses it, how a person reads it,
+// and, for an authentication method, how both ends negotiate it. Each
+// is a value in the file of its protocol (starttls.go, sasl.go,
+// dialback.go, extensions.go); the roles iterate streamFeatures and
+// name no feature in their loops.
+type streamFeature struct {
+	// names are the feature's element in <stream:features/>; the first
+	// one found is parsed (XEP-0288's <bidi/> comes in two namespaces).
+	names []xml.Name
+	// offer sets in f what the receiving end rs offers of the feature on
+	// its current stream, from its own settings and what happened on the
+	// stream; authenticated is set on the stream restarted after SASL.
+	offer func(rs *receiverState, authenticated bool, f *features)
+	// list writes the feature's element into <stream:features/> when f
+	// has it, nothing otherwise.
+	list func(b *strings.Builder, f features)
+	// parse reads the feature's element el, as a peer listed it, into f.
+	parse func(el *element, f *features)
+	// describe is the feature in f as a person reads it, "" when f has
+	// none of it.
+	describe func(f features) string
+	// offered says whether f offers the feature for negotiation. It is
+	// nil for a feature that is only said (channel binding, bidi,
+	// limits): those are described after the others, and a receiver
+	// that has only them to offer offers nothing.
+	offered func(f features) bool
+	// auth is set on an authentication method.
+	auth *authMethod
 }
 
-// bidiRequest says whether an initiating end with settings p asks for a
-// bidirectional stream (XEP-0288) on a stream whose features are f: with
-// bidi=true where XEP-0288's feature is offered, on a stream that is
-// encrypted or needs not be (Prosody 13's mod_s2s_bidi); with
-// bidi=wrong-namespace where <bidi/> is offered in urn:xmpp:bidi
-// (ejabberd 24.12's mod_s2s_bidi).
-func bidiRequest(p policy.Settings, f features, secure bool) bool {
-	switch p.Bidi {
-	case policy.BidiXEP:
-		return f.Bidi == nsBidiFeat && (secure || p.TLS != policy.Required)
-	case policy.BidiWrongNamespace:
-		return f.Bidi == nsBidi
-	}
-	return false
+// An authMethod is how both ends negotiate a feature that
+// authenticates the initiating end.
+type authMethod struct {
+	// step is where the method happens, and where the initiator fails
+	// when it is the first one offered and none can be used.
+	step outcome.Step
+	// request is the element with which the initiator asks for it.
+	request xml.Name
+	// choose says whether the initiating end hs uses it, from its own
+	// settings and the offer it read, and why not when it does not: ""
+	// when the end does not do the method at all, so that a method off
+	// by default changes no other negotiation's message.
+	choose func(hs *initiatorState) (use bool, whyNot string)
+	// negotiate runs it as the initiating end. It returns the method
+	// the stream is authenticated with, or 0 and no error when the
+	// receiver refused it (recorded) and the next method may be tried.
+	negotiate func(hs *initiatorState) (outcome.Method, error)
+	// refused is why it was not used, once the receiver refused it.
+	refused string
+	// serve answers request as the receiving end: whether the initiator
+	// is authenticated, or false and no error when the attempt was
+	// refused and the initiator may try again on the same stream.
+	serve func(rs *receiverState, el *element) (authenticated bool, err error)
 }
 
-// prosodyLimits are what Prosody 13 advertises with its defaults
-// (s2s_stanza_size_limit 512 KiB, and an idle time of 840 s; seen on
-// every s2s stream of interop-prosody-13).
-var prosodyLimits = streamLimits{MaxBytes: 524288, IdleSeconds: 840}
+// streamFeatures are the features an end of this harness knows, in the
+// order a receiving end lists them. The authentication methods among
+// them are also in the order of preference in which an initiating end
+// tries them; dialback, the fallback, stays last (see failStep). (Set in init: the features' functions reach this table
+// through the roles, which would be an initialization cycle.)
+var streamFeatures []*streamFeature
 
-func (l *streamLimits) xml() string {
-	var b strings.Builder
-	b.WriteString("<limits xmlns='" + nsStreamLimits + "'>")
-	if l.MaxBytes > 0 {
-		fmt.Fprintf(&b, "<max-bytes>%d</max-bytes>", l.MaxBytes)
-	}
-	if l.IdleSeconds > 0 {
-		fmt.Fprintf(&b, "<idle-seconds>%d</idle-seconds>", l.IdleSeconds)
-	}
-	b.WriteString("</limits>")
-	return b.String()
+func init() {
+	streamFeatures = []*streamFeature{&startTLSFeature, &saslFeature, &channelBindingFeature, &dialbackFeature, &bidiFeature, &limitsFeature}
 }
 
-// empty reports whether nothing is offered.
-func (f features) empty() bool { return !f.StartTLS && len(f.Mechanisms) == 0 && !f.Dialback }
+// requestedMethod is the authentication method that el asks for, or
+// nil when el asks for none.
+func requestedMethod(el *element) *authMethod {
+	for _, sf := range streamFeatures {
+		if sf.auth != nil && el.is(sf.auth.request.Space, sf.auth.request.Local) {
+			return sf.auth
+		}
+	}
+	return nil
+}
+
+// failStep is the step at which an initiator that can use no method of
+// the offer f fails: that of the first method offered, or of the last
+// method when none is.
+func failStep(f features) outcome.Step {
+	var step outcome.Step
+	for _, sf := range streamFeatures {
+		if sf.auth == nil {
+			continue
+		}
+		if sf.offered(f) {
+			return sf.auth.step
+		}
+		step = sf.auth.step
+	}
+	return step
+}
+
+// empty reports whether nothing is offered for negotiation.
+func (f features) empty() bool {
+	for _, sf := range streamFeatures {
+		if sf.offered != nil && sf.offered(f) {
+			return false
+		}
+	}
+	return true
+}
 
 func (f features) has(mech string) bool {
 	for _, m := range f.Mechanisms {
@@ -88,75 +145,31 @@ func (f features) has(mech string) bool {
 	return false
 }
 
+// xml is <stream:features/> listing f.
 func (f features) xml() string {
-	if f.empty() && f.Mechanisms == nil && f.Bidi == "" && f.Limits == nil && len(f.ChannelBindings) == 0 {
+	var body strings.Builder
+	for _, sf := range streamFeatures {
+		sf.list(&body, f)
+	}
+	if body.Len() == 0 {
 		return "<stream:features/>"
 	}
-	var b strings.Builder
-	b.WriteString("<stream:features>")
-	if f.StartTLS {
-		b.WriteString("<starttls xmlns='" + nsTLS + "'>")
-		if f.TLSRequired {
-			b.WriteString("<required/>")
-		}
-		b.WriteString("</starttls>")
-	}
-	if f.Mechanisms != nil {
-		b.WriteString("<mechanisms xmlns='" + nsSASL + "'>")
-		for _, m := range f.Mechanisms {
-			b.WriteString("<mechanism>" + esc(m) + "</mechanism>")
-		}
-		b.WriteString("</mechanisms>")
-	}
-	if len(f.ChannelBindings) > 0 {
-		b.WriteString("<sasl-channel-binding xmlns='" + nsSASLCB + "'>")
-		for _, t := range f.ChannelBindings {
-			b.WriteString("<channel-binding type='" + esc(t) + "'/>")
-		}
-		b.WriteString("</sasl-channel-binding>")
-	}
-	if f.Dialback {
-		b.WriteString("<dialback xmlns='" + nsDialbackFeat + "'><errors/></dialback>")
-	}
-	if f.Bidi != "" {
-		b.WriteString("<bidi xmlns='" + f.Bidi + "'/>")
-	}
-	if f.Limits != nil {
-		b.WriteString(f.Limits.xml())
-	}
-	b.WriteString("</stream:features>")
-	return b.String()
+	return "<stream:features>" + body.String() + "</stream:features>"
 }
 
-// String lists the features as a person reads them:
-// "starttls (required), SASL EXTERNAL, dialback".
+// String lists the features as a person reads them, those offered for
+// negotiation first: "starttls (required), SASL EXTERNAL, dialback".
 func (f features) String() string {
 	var parts []string
-	if f.StartTLS {
-		p := "starttls"
-		if f.TLSRequired {
-			p += " (required)"
+	for _, said := range []bool{false, true} {
+		for _, sf := range streamFeatures {
+			if (sf.offered == nil) != said {
+				continue
+			}
+			if d := sf.describe(f); d != "" {
+				parts = append(parts, d)
+			}
 		}
-		parts = append(parts, p)
-	}
-	if len(f.Mechanisms) > 0 {
-		parts = append(parts, "SASL "+strings.Join(f.Mechanisms, " "))
-	}
-	if f.Dialback {
-		parts = append(parts, "dialback")
-	}
-	if len(f.ChannelBindings) > 0 {
-		parts = append(parts, "channel binding "+strings.Join(f.ChannelBindings, " ")+" (XEP-0440)")
-	}
-	switch f.Bidi {
-	case nsBidiFeat:
-		parts = append(parts, "bidi (XEP-0288)")
-	case "":
-	default:
-		parts = append(parts, "bidi (XEP-0288, in "+f.Bidi+")")
-	}
-	if f.Limits != nil {
-		parts = append(parts, fmt.Sprintf("limits (XEP-0478: max-bytes %d, idle-seconds %d)", f.Limits.MaxBytes, f.Limits.IdleSeconds))
 	}
 	if len(parts) == 0 {
 		return "none"
@@ -164,46 +177,15 @@ func (f features) String() string {
 	return strings.Join(parts, ", ")
 }
 
+// parseFeatures reads <stream:features/> as a peer sent it.
 func parseFeatures(el *element) features {
 	var f features
-	if st := el.child(nsTLS, "starttls"); st != nil {
-		f.StartTLS = true
-		f.TLSRequired = st.child("", "required") != nil
-	}
-	if ms := el.child(nsSASL, "mechanisms"); ms != nil {
-		f.Mechanisms = []string{}
-		for _, m := range ms.Children {
-			if m.Name.Local == "mechanism" {
-				f.Mechanisms = append(f.Mechanisms, strings.TrimSpace(m.Text))
+	for _, sf := range streamFeatures {
+		for _, n := range sf.names {
+			if ch := el.child(n.Space, n.Local); ch != nil {
+				sf.parse(ch, &f)
+				break
 			}
-		}
-	}
-	if db := el.child(nsDialbackFeat, "dialback"); db != nil {
-		f.Dialback = true
-		f.DialbackErrors = db.child("", "errors") != nil
-	}
-	if cb := el.child(nsSASLCB, "sasl-channel-binding"); cb != nil {
-		for _, t := range cb.Children {
-			if t.Name.Local == "channel-binding" && len(f.ChannelBindings) < 8 {
-				f.ChannelBindings = append(f.ChannelBindings, t.attr("type"))
-			}
-		}
-	}
-	for _, ns := range []string{nsBidiFeat, nsBidi} {
-		if el.child(ns, "bidi") != nil {
-			f.Bidi = ns
-			break
-		}
-	}
-	if l := el.child(nsStreamLimits, "limits"); l != nil {
-		f.Limits = &streamLimits{}
-		// A value that is not a number is as if not said: the limit is
-		// then unknown, never taken as 0 or as huge.
-		if m := l.child("", "max-bytes"); m != nil {
-			f.Limits.MaxBytes, _ = strconv.Atoi(strings.TrimSpace(m.Text))
-		}
-		if m := l.child("", "idle-seconds"); m != nil {
-			f.Limits.IdleSeconds, _ = strconv.Atoi(strings.TrimSpace(m.Text))
 		}
 	}
 	return f

@@ -13,6 +13,7 @@ import (
 // connection.
 type connecting struct {
 	c        *xconn
+	tls      tlsEnd
 	offer    features // what the other end offered on the current stream
 	streamID string   // the other end's id of the current stream
 	seenIDs  []string // every id it gave, to catch reuse
@@ -23,6 +24,9 @@ type connecting struct {
 	// any stream of the connection, authenticated ones included.
 	limits *streamLimits
 }
+
+// newConnecting is the state of an end that opens streams on c.
+func newConnecting(c *xconn) connecting { return connecting{c: c, tls: tlsEnd{c: c}} }
 
 // openStream sends our stream header, reads the other end's and its
 // features (RFC 6120 §4.2, §4.3.2). After authentication the features
@@ -153,59 +157,36 @@ func (hs *initiatorState) to() string {
 	return hs.c.peer
 }
 
-// authenticate picks SASL EXTERNAL when both ends allow it and falls
-// back to dialback when EXTERNAL is not possible or fails.
+// authenticate tries the authentication methods of streamFeatures in
+// their order of preference, each that both ends allow, falling back to
+// the next when the receiver refuses one; when none is left it gives up
+// at the step of the first one offered, saying why each was not used.
 func (hs *initiatorState) authenticate() error {
 	c := hs.c
-	p := c.ep.cfg.Settings
-	useSASL, saslWhy := saslChoice(p, c.secure, hs.offer, c.ep.cert != nil)
-	if useSASL {
-		ok, err := hs.doSASL()
-		if err != nil {
-			return err
+	var whyNot []string
+	for _, sf := range streamFeatures {
+		a := sf.auth
+		if a == nil {
+			continue
 		}
-		if ok {
-			hs.method = outcome.SASLOverTLS
-			// After SASL the stream restarts once more, with nothing left
-			// to negotiate (RFC 6120 §6.4.6).
-			c.restart()
-			return hs.openStream(hs.from(), hs.to(), true)
+		use, why := a.choose(hs)
+		if use {
+			m, err := a.negotiate(hs)
+			if err != nil {
+				return err
+			}
+			if m != 0 {
+				hs.method = m
+				return nil
+			}
+			why = a.refused
 		}
-		saslWhy = "SASL EXTERNAL was refused"
-	}
-	useDB, dbWhy := dialbackChoice(p, hs.offer)
-	if useDB {
-		if err := hs.doDialback(); err != nil {
-			return err
+		if why != "" {
+			whyNot = append(whyNot, why)
 		}
-		hs.method = dialbackMethod(c.secure)
-		return nil
 	}
-	c.step = outcome.StepDialback
-	if hs.offer.has("EXTERNAL") {
-		c.step = outcome.StepSASL
-	}
-	return hs.noMethod("no common authentication method: " + saslWhy + "; " + dbWhy)
-}
-
-// authenticateLegacy authenticates on a pre-1.0 stream: dialback at
-// once, there being no features and no TLS.
-func (hs *initiatorState) authenticateLegacy() error {
-	c := hs.c
-	p := c.ep.cfg.Settings
-	if p.TLS == policy.Required {
-		c.step = outcome.StepStartTLS
-		return c.abort(policyViolation(fmt.Sprintf("%s requires TLS but the stream is pre-1.0, without TLS", c.me)))
-	}
-	if !p.DialbackUsable() {
-		c.step = outcome.StepDialback
-		return hs.noMethod("no common authentication method: a pre-1.0 stream has only dialback, which the initiator does not use")
-	}
-	if err := hs.doDialback(); err != nil {
-		return err
-	}
-	hs.method = outcome.TCPDialback
-	return nil
+	c.step = failStep(hs.offer)
+	return hs.noMethod("no common authentication method: " + strings.Join(whyNot, "; "))
 }
 
 // noMethod gives up, no method being left, as the end's behaviour says:

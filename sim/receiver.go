@@ -3,7 +3,6 @@ package sim
 import (
 	"crypto/tls"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 // opened a verify connection: authoritativeState answers it.
 type receiverState struct {
 	c        *xconn
+	tls      tlsEnd   // the TLS of the connection, and what it found
 	offer    features // what was offered on the current stream
 	streamID string   // our id of the current stream
 	// legacy is set when the initiator opened a pre-1.0 stream (RFC 6120
@@ -62,7 +62,7 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 		// from the stream header, so the certificate's name is checked
 		// then (acceptStream).
 		rs.claim()
-		if err := c.handshake(tls.Server(c.raw, c.serverTLS())); err != nil {
+		if err := rs.tls.handshake(tls.Server(c.raw, rs.tls.serverConfig())); err != nil {
 			return false, err
 		}
 	}
@@ -87,23 +87,12 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 	// Authentication: the initiator may try dialback on the same stream
 	// after a refused EXTERNAL.
 	for {
-		switch {
-		case el.is(nsSASL, "auth"):
-			ok, err := rs.serveSASL(el)
-			if err != nil {
-				return false, err
+		switch a := requestedMethod(el); {
+		case a != nil:
+			authenticated, err := a.serve(rs, el)
+			if err != nil || authenticated {
+				return authenticated, err
 			}
-			if ok {
-				c.restart()
-				return true, rs.acceptStream(false, true)
-			}
-		case el.is(nsDialback, "result"):
-			err := rs.serveDialback(el)
-			if err != errDropped {
-				return true, err
-			}
-			// Dropped without a word: the peer is the one to give up.
-			_ = c.raw.SetReadDeadline(time.Now().Add(2 * c.ep.timeout))
 		case el.is(nsDialback, "verify"):
 			return false, (&authoritativeState{c: c, r: rs}).serve(el)
 		case el.is(nsTLS, "starttls"):
@@ -175,33 +164,28 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 		// Pre-1.0 (RFC 6120 §4.7.5): answered in kind, without features.
 		return c.abort(c.send(legacyHeaderXML(domain, c.peer, rs.streamID)))
 	case authenticated:
-		// Dialback stays on offer for more domains on the same stream
-		// (XEP-0220 §2.4), as Prosody and ejabberd offer it after SASL.
-		var f features
-		f.Dialback, _ = dialbackOffer(c.ep.cfg.Settings, c.secure)
-		f.DialbackErrors = f.Dialback
-		f.Bidi, f.Limits = bidiOffer(c.ep.cfg.Settings, c.secure, true), limitsOffer(c.ep.cfg.Settings)
-		return c.abort(c.send(hdr, f.xml()))
-	case first && c.directTLS && c.peerCert != nil && c.checkPeerName() != nil && c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake:
+		// What is still on offer after SASL: dialback for more domains.
+		return c.abort(c.send(hdr, rs.features(true).xml()))
+	case first && c.directTLS && rs.tls.peerCert != nil && rs.tls.checkPeerName() != nil && c.ep.cfg.Settings.Refuse == policy.RefuseAtHandshake:
 		// The name could not be checked during the handshake; refused at
 		// once now that it is known.
 		if err := c.send(hdr); err != nil {
 			return c.abort(err)
 		}
-		return c.abort(&streamError{cond: outcome.NotAuthorized, text: "the " + c.them.String() + "'s certificate does not name it: " + c.certErr.Error()})
-	case c.secure && c.ep.cfg.Settings.Refuse == policy.RefuseAfterTLS && (c.peerCert == nil || c.certErr != nil):
+		return c.abort(&streamError{cond: outcome.NotAuthorized, text: "the " + c.them.String() + "'s certificate does not name it: " + rs.tls.certErr.Error()})
+	case c.secure && c.ep.cfg.Settings.Refuse == policy.RefuseAfterTLS && (rs.tls.peerCert == nil || rs.tls.certErr != nil):
 		// As Prosody's s2s_secure_auth: only peers with a valid
 		// certificate, told right after TLS.
 		why := "no certificate was presented"
-		if c.certErr != nil {
-			why = c.certErr.Error()
+		if rs.tls.certErr != nil {
+			why = rs.tls.certErr.Error()
 		}
 		if err := c.send(hdr); err != nil {
 			return c.abort(err)
 		}
 		return c.abort(&streamError{cond: outcome.NotAuthorized, text: "the " + c.them.String() + "'s certificate could not be validated: " + why})
 	}
-	rs.offer = rs.features()
+	rs.offer = rs.features(false)
 	if c.secure && rs.offer.empty() && c.ep.cfg.Settings.NoFeatures == policy.NoFeaturesClose {
 		if err := c.send(hdr); err != nil {
 			return c.abort(err)
@@ -212,63 +196,14 @@ func (rs *receiverState) acceptStream(first, authenticated bool) error {
 }
 
 // features is what the receiving end offers on the current stream, from
-// its own settings and what it knows of the peer.
-func (rs *receiverState) features() features {
-	c := rs.c
-	p := c.ep.cfg.Settings
+// its own settings and what it knows of the peer: what each of
+// streamFeatures offers, after SASL (authenticated) as before.
+func (rs *receiverState) features(authenticated bool) features {
 	var f features
-	if !c.secure {
-		f.StartTLS, f.TLSRequired = startTLSOffer(p, c.ep.cert != nil)
-		f.TLSRequired = f.TLSRequired && !c.ep.fault(OmitRequired)
-		if c.ep.fault(OfferSASLPlain) {
-			f.Mechanisms = []string{"EXTERNAL"}
-		} else if emptyMechanisms(p, c.secure) {
-			f.Mechanisms = []string{}
-		}
-	}
-	if saslOffer(p, c.secure, c.peerCert != nil, c.peerCert != nil && c.certErr == nil) {
-		f.Mechanisms = []string{"EXTERNAL"}
-	}
-	f.Dialback, _ = dialbackOffer(p, c.secure)
-	f.DialbackErrors = f.Dialback
-	f.Bidi, f.Limits = bidiOffer(p, c.secure, false), limitsOffer(p)
-	if c.secure && f.Mechanisms != nil && p.ChannelBinding == policy.ChannelBindingEjabberd {
-		f.ChannelBindings = ejabberdChannelBindings
-		if cs := c.tlsState(); cs != nil && cs.Version <= tls.VersionTLS12 {
-			// tls-unique exists below TLS 1.3 only; ejabberd 24.12 adds
-			// it there (recorded:
-			// interop-ejabberd-24/a-partner-speaking-tls-1-2-at-most/forward).
-			f.ChannelBindings = append(slices.Clip(ejabberdChannelBindings), "tls-unique")
-		}
+	for _, sf := range streamFeatures {
+		sf.offer(rs, authenticated, &f)
 	}
 	return f
-}
-
-// bidiOffer is the namespace of the XEP-0288 <bidi/> the receiving end
-// offers on a stream, or "". With bidi=true it is offered, as Prosody 13's
-// mod_s2s_bidi does, before authentication on a stream that is encrypted
-// or needs not be; with bidi=wrong-namespace, as ejabberd 24.12's
-// mod_s2s_bidi does, in urn:xmpp:bidi on every stream, before and after
-// authentication (recorded: interop-ejabberd-24).
-func bidiOffer(p policy.Settings, secure, authenticated bool) string {
-	switch p.Bidi {
-	case policy.BidiXEP:
-		if !authenticated && (secure || p.TLS != policy.Required) {
-			return nsBidiFeat
-		}
-	case policy.BidiWrongNamespace:
-		return nsBidi
-	}
-	return ""
-}
-
-// limitsOffer is what the receiving end advertises of XEP-0478, or nil.
-func limitsOffer(p policy.Settings) *streamLimits {
-	if p.StreamLimits == policy.StreamLimitsNone {
-		return nil
-	}
-	l := prosodyLimits
-	return &l
 }
 
 // claim joins the trace of the endpoint at the other end of the

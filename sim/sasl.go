@@ -3,6 +3,7 @@ package sim
 import (
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/xml"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,6 +17,65 @@ import (
 // SASL EXTERNAL for server-to-server streams (RFC 6120 §6, XEP-0178):
 // the rules of when it is offered and used, and both ends of the
 // exchange.
+
+// saslFeature is <mechanisms/> in <stream:features/>, and SASL
+// EXTERNAL, the strongest authentication method.
+var saslFeature = streamFeature{
+	names: []xml.Name{{Space: nsSASL, Local: "mechanisms"}},
+	offer: func(rs *receiverState, authenticated bool, f *features) {
+		c := rs.c
+		p := c.ep.cfg.Settings
+		if authenticated {
+			return
+		}
+		if !c.secure {
+			if c.ep.fault(OfferSASLPlain) {
+				f.Mechanisms = []string{"EXTERNAL"}
+			} else if emptyMechanisms(p, c.secure) {
+				f.Mechanisms = []string{}
+			}
+		}
+		if saslOffer(p, c.secure, rs.tls.peerCert != nil, rs.tls.peerCert != nil && rs.tls.certErr == nil) {
+			f.Mechanisms = []string{"EXTERNAL"}
+		}
+	},
+	list: func(b *strings.Builder, f features) {
+		if f.Mechanisms == nil {
+			return
+		}
+		b.WriteString("<mechanisms xmlns='" + nsSASL + "'>")
+		for _, m := range f.Mechanisms {
+			b.WriteString("<mechanism>" + esc(m) + "</mechanism>")
+		}
+		b.WriteString("</mechanisms>")
+	},
+	parse: func(el *element, f *features) {
+		f.Mechanisms = []string{}
+		for _, m := range el.Children {
+			if m.Name.Local == "mechanism" {
+				f.Mechanisms = append(f.Mechanisms, strings.TrimSpace(m.Text))
+			}
+		}
+	},
+	describe: func(f features) string {
+		if len(f.Mechanisms) == 0 {
+			return ""
+		}
+		return "SASL " + strings.Join(f.Mechanisms, " ")
+	},
+	offered: func(f features) bool { return f.has("EXTERNAL") },
+	auth: &authMethod{
+		step:    outcome.StepSASL,
+		request: xml.Name{Space: nsSASL, Local: "auth"},
+		choose: func(hs *initiatorState) (bool, string) {
+			c := hs.c
+			return saslChoice(c.ep.cfg.Settings, c.secure, hs.offer, c.ep.cert != nil)
+		},
+		negotiate: (*initiatorState).doSASL,
+		refused:   "SASL EXTERNAL was refused",
+		serve:     (*receiverState).serveSASL,
+	},
+}
 
 // saslOffer says whether a receiving end offers EXTERNAL: never before
 // TLS; then, when its SASL is not NotSupported, as its behaviour says:
@@ -113,8 +173,9 @@ func saslFailureXML(cond outcome.Condition, text string) string {
 }
 
 // serveSASL answers <auth/>. It reports true when the peer is
-// authenticated; false, with no error, when the attempt was refused and
-// the peer may try something else on the same stream.
+// authenticated, once the stream restarted; false, with no error, when
+// the attempt was refused and the peer may try something else on the
+// same stream.
 func (rs *receiverState) serveSASL(el *element) (bool, error) {
 	c := rs.c
 	c.step = outcome.StepSASL
@@ -140,7 +201,7 @@ func (rs *receiverState) serveSASL(el *element) (bool, error) {
 	var refusal error
 	server := sasl.NewServer(External, func(n *sasl.Negotiator) bool {
 		_, _, authzid := n.Credentials()
-		refusal = externalPermitted(n.TLSState(), c.certErr, c.peer, string(authzid))
+		refusal = externalPermitted(n.TLSState(), rs.tls.certErr, c.peer, string(authzid))
 		return refusal == nil
 	}, sasl.TLSState(*c.tlsState()))
 	if _, _, err := server.Step(resp); err != nil {
@@ -155,7 +216,10 @@ func (rs *receiverState) serveSASL(el *element) (bool, error) {
 		return false, c.abort(err)
 	}
 	c.tr.succeed(outcome.Receiver, outcome.SASLOverTLS)
-	return true, nil
+	// The stream restarts, with nothing left to negotiate (RFC 6120
+	// §6.4.6).
+	c.restart()
+	return true, rs.acceptStream(false, true)
 }
 
 // decodeSASL decodes the text of <auth/>; "=" is the empty response.
@@ -167,10 +231,11 @@ func decodeSASL(text string) ([]byte, error) {
 	return base64.StdEncoding.DecodeString(text)
 }
 
-// doSASL runs SASL EXTERNAL as the initiating end. It reports whether
-// the receiver accepted; a refusal is recorded and is not an error, so
-// that the caller can fall back to dialback.
-func (hs *initiatorState) doSASL() (bool, error) {
+// doSASL runs SASL EXTERNAL as the initiating end. Once the receiver
+// accepted, the stream restarts and it returns the method; a refusal is
+// recorded and is not an error (0, nil), so that the caller can fall
+// back to dialback.
+func (hs *initiatorState) doSASL() (outcome.Method, error) {
 	c := hs.c
 	c.step = outcome.StepSASL
 	var opts []sasl.Option
@@ -179,29 +244,32 @@ func (hs *initiatorState) doSASL() (bool, error) {
 	}
 	_, resp, err := sasl.NewClient(External, opts...).Step(nil)
 	if err != nil {
-		return false, c.abort(fmt.Errorf("sasl: %w", err))
+		return 0, c.abort(fmt.Errorf("sasl: %w", err))
 	}
 	payload := "="
 	if len(resp) > 0 {
 		payload = base64.StdEncoding.EncodeToString(resp)
 	}
 	if err := c.send("<auth xmlns='" + nsSASL + "' mechanism='EXTERNAL'>" + payload + "</auth>"); err != nil {
-		return false, c.abort(err)
+		return 0, c.abort(err)
 	}
 	el, err := c.read()
 	if err != nil {
-		return false, c.abort(err)
+		return 0, c.abort(err)
 	}
 	switch {
 	case el.is(nsSASL, "success"):
-		return true, nil
+		// After SASL the stream restarts once more, with nothing left
+		// to negotiate (RFC 6120 §6.4.6).
+		c.restart()
+		return outcome.SASLOverTLS, hs.openStream(hs.from(), hs.to(), true)
 	case el.is(nsSASL, "failure"):
 		cond, text := el.condition("")
 		if cond == "" {
 			cond = outcome.NotAuthorized
 		}
 		_ = c.peerFailed(cond, "%s", orDefault(text, "the receiver refused SASL EXTERNAL"))
-		return false, nil
+		return 0, nil
 	}
-	return false, c.abort(badFormat(fmt.Sprintf("expected <success/> or <failure/>, got %s", el)))
+	return 0, c.abort(badFormat(fmt.Sprintf("expected <success/> or <failure/>, got %s", el)))
 }

@@ -107,7 +107,7 @@ func (rs *receiverState) verifyKey(originating, key string) (valid bool, f *outc
 		f := c.failure(err)
 		return false, &f, func() {}
 	}
-	vs := &verifierState{connecting: connecting{c: vc}, key: key, id: rs.streamID}
+	vs := &verifierState{connecting: newConnecting(vc), key: key, id: rs.streamID}
 	done = func() {
 		if vc.headerSent && !vc.closed {
 			vc.closeStream()

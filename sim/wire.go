@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -16,38 +15,21 @@ import (
 	"xmppneg/policy/outcome"
 )
 
-// XML namespaces of the protocols negotiated here.
-const (
-	nsStreams      = "http://etherx.jabber.org/streams"
-	nsServer       = "jabber:server"
-	nsDialback     = "jabber:server:dialback"
-	nsDialbackFeat = "urn:xmpp:features:dialback"
-	// XEP-0288: the feature a receiver offers, and the request an
-	// initiator answers it with (ejabberd 24.12 offers the latter's
-	// namespace as the feature).
-	nsBidiFeat = "urn:xmpp:features:bidi"
-	nsBidi     = "urn:xmpp:bidi"
-	// XEP-0478: the limits a receiver advertises in its features.
-	nsStreamLimits = "urn:xmpp:stream-limits:0"
-	// XEP-0440: the SASL channel-binding types a receiver supports.
-	nsSASLCB    = "urn:xmpp:sasl-cb:0"
-	nsTLS       = "urn:ietf:params:xml:ns:xmpp-tls"
-	nsSASL      = "urn:ietf:params:xml:ns:xmpp-sasl"
-	nsStreamErr = "urn:ietf:params:xml:ns:xmpp-streams"
-	nsStanzaErr = "urn:ietf:params:xml:ns:xmpp-stanzas"
-	nsPing      = "urn:xmpp:ping"
-)
-
 // Connection names, as transcripts and failures show them.
 const (
 	mainConn   = "main"
 	verifyConn = "verify"
 )
 
-// xconn is one TCP connection carrying XML streams, as one end of it
-// sees it: what it writes and reads, its TLS layer, the step it is in,
-// and the trace it records into. Each role's negotiation (initiator,
-// receiver, verifier, authoritative) drives one.
+// xconn is the wire: one TCP connection carrying XML streams, as one
+// end of it sees it. It writes and reads elements within the endpoint's
+// limits (a byte budget, under the deadline armed on the connection),
+// records both into the transcript, knows the step it is in, and turns
+// every error into a typed failure (abort). What is negotiated over it
+// is not its business: TLS configuration, certificate judgement and
+// what the handshake found are tlsEnd's (tlsconfig.go), kept by each
+// role's state; the XML itself is in xml.go. Each role's negotiation
+// (initiator, receiver, verifier, authoritative) drives one.
 type xconn struct {
 	ep       *Endpoint
 	raw      net.Conn // the TCP connection
@@ -66,28 +48,11 @@ type xconn struct {
 	headerSent bool
 	// closed is set once this end has ended its current stream.
 	closed bool
-	// peerCert is the certificate the peer presented in TLS, if any, and
-	// certErr what is wrong with it (nil when it is valid).
-	peerCert *x509.Certificate
-	certErr  error
-	// peerChain is what the peer sent, and peerUsage what it was checked
-	// for: on direct TLS the receiver learns the peer's domain only from
-	// the stream header, and checks the name then.
-	peerChain []*x509.Certificate
-	peerUsage x509.ExtKeyUsage
 	// directTLS is set on a connection that starts with TLS (XEP-0368)
 	// rather than STARTTLS.
 	directTLS bool
-	// versionErr is the recorded failure of a handshake in which the
-	// peer offered no TLS version this end speaks.
-	versionErr error
-	// scanVersion is set when the peer's ClientHello says it is the
-	// probe's TLS version scan (ScanALPN): the one version it offered.
-	scanVersion uint16
-	// handshaken is set once a TLS handshake on the connection completed.
-	handshaken bool
-	labelMe    string // "initiator a.test", for transcripts
-	labelOf    string
+	labelMe   string // "initiator a.test", for transcripts
+	labelOf   string
 }
 
 // reader is what the XML decoder reads from: the connection, through a
@@ -326,6 +291,19 @@ func (c *xconn) drain() {
 	}
 }
 
+// waitSilently says nothing more and waits until the peer gives up, or
+// the end's own deadline, which it puts after the peer's so that the
+// peer sees silence rather than a close.
+func (c *xconn) waitSilently() error {
+	_ = c.raw.SetReadDeadline(time.Now().Add(2 * c.ep.timeout))
+	buf := make([]byte, 512)
+	for {
+		if _, err := c.raw.Read(buf); err != nil {
+			return &recorded{outcome.Failure{Step: c.step, Condition: outcome.SilentOnPurpose, By: c.me, Message: "waited in silence, as its behaviour says"}}
+		}
+	}
+}
+
 // onConn maps a step to what it is part of: on a verify connection
 // everything is part of the dialback verification.
 func (c *xconn) onConn(step outcome.Step) outcome.Step {
@@ -444,274 +422,4 @@ func (c *xconn) abort(err error) error {
 		return c.raise(outcome.NotWellFormed, err.Error())
 	}
 	return c.raise(outcome.UndefinedCondition, err.Error())
-}
-
-// element is an XML element read from a peer, as a small tree.
-type element struct {
-	Name     xml.Name
-	Attr     []xml.Attr
-	Children []*element
-	Text     string
-}
-
-func (e *element) attr(local string) string {
-	for _, a := range e.Attr {
-		if a.Name.Local == local && (a.Name.Space == "" || a.Name.Space == e.Name.Space) {
-			return a.Value
-		}
-	}
-	return ""
-}
-
-func (e *element) child(space, local string) *element {
-	for _, c := range e.Children {
-		if c.Name.Local == local && (space == "" || c.Name.Space == space) {
-			return c
-		}
-	}
-	return nil
-}
-
-func (e *element) is(space, local string) bool {
-	return e.Name.Space == space && e.Name.Local == local
-}
-
-// condition returns the name of the first child that is not <text/>, and
-// the text, as stream errors, SASL failures and stanza errors carry them.
-func (e *element) condition(space string) (outcome.Condition, string) {
-	var cond outcome.Condition
-	var text string
-	for _, c := range e.Children {
-		switch {
-		case space != "" && c.Name.Space != space:
-		case c.Name.Local == "text":
-			text = strings.TrimSpace(c.Text)
-		case cond == "":
-			cond = outcome.Condition(c.Name.Local)
-		}
-	}
-	return cond, text
-}
-
-// String is a short description such as <starttls xmlns='…'>.
-func (e *element) String() string {
-	return fmt.Sprintf("<%s xmlns='%s'>", e.Name.Local, e.Name.Space)
-}
-
-// Limits bound what an endpoint reads from a peer: a larger element is a
-// <policy-violation/> stream error naming the limit.
-type Limits struct {
-	// MaxElementBytes bounds one top-level element, and also every byte
-	// read while waiting for it (whitespace, text): counted as they
-	// arrive, before the XML decoder buffers them.
-	MaxElementBytes int
-	// MaxHeaderBytes bounds a stream header with its XML declaration.
-	MaxHeaderBytes int
-	MaxDepth       int
-	MaxChildren    int // of any one element
-}
-
-// DefaultLimits apply where Config.Limits leaves a field zero.
-var DefaultLimits = Limits{MaxElementBytes: 64 << 10, MaxHeaderBytes: 4 << 10, MaxDepth: 16, MaxChildren: 256}
-
-func (l Limits) orDefault() Limits {
-	if l.MaxElementBytes <= 0 {
-		l.MaxElementBytes = DefaultLimits.MaxElementBytes
-	}
-	if l.MaxHeaderBytes <= 0 {
-		l.MaxHeaderBytes = DefaultLimits.MaxHeaderBytes
-	}
-	if l.MaxDepth <= 0 {
-		l.MaxDepth = DefaultLimits.MaxDepth
-	}
-	if l.MaxChildren <= 0 {
-		l.MaxChildren = DefaultLimits.MaxChildren
-	}
-	return l
-}
-
-// readElement reads the next top-level element of the stream within the
-// limits lim. It returns errStreamClosed when the peer ends its stream,
-// and a *peerStreamError when the peer sends <stream:error/>.
-func readElement(r xml.TokenReader, lim Limits) (*element, error) {
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			budget := lim.MaxElementBytes
-			el, err := readTree(r, t.Copy(), 1, lim, &budget)
-			if err != nil {
-				return nil, err
-			}
-			if el.is(nsStreams, "error") {
-				cond, text := el.condition(nsStreamErr)
-				return nil, &peerStreamError{cond: orCondition(cond), text: text}
-			}
-			return el, nil
-		case xml.EndElement:
-			return nil, errStreamClosed
-		case xml.CharData:
-			if strings.TrimSpace(string(t)) != "" {
-				return nil, badFormat("text outside any element")
-			}
-		}
-	}
-}
-
-func orCondition(c outcome.Condition) outcome.Condition {
-	if c == "" {
-		return outcome.UndefinedCondition
-	}
-	return c
-}
-
-func readTree(r xml.TokenReader, start xml.StartElement, depth int, lim Limits, budget *int) (*element, error) {
-	if depth > lim.MaxDepth {
-		return nil, policyViolation(fmt.Sprintf("element nesting deeper than %d", lim.MaxDepth))
-	}
-	spend := func(n int) error {
-		if *budget -= n; *budget < 0 {
-			return policyViolation(fmt.Sprintf("element larger than %d bytes", lim.MaxElementBytes))
-		}
-		return nil
-	}
-	size := len(start.Name.Local)
-	for _, a := range start.Attr {
-		size += len(a.Name.Local) + len(a.Value)
-	}
-	if err := spend(size); err != nil {
-		return nil, err
-	}
-	el := &element{Name: start.Name, Attr: start.Attr}
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if len(el.Children) >= lim.MaxChildren {
-				return nil, policyViolation(fmt.Sprintf("more than %d child elements", lim.MaxChildren))
-			}
-			c, err := readTree(r, t.Copy(), depth+1, lim, budget)
-			if err != nil {
-				return nil, err
-			}
-			el.Children = append(el.Children, c)
-		case xml.CharData:
-			if err := spend(len(t)); err != nil {
-				return nil, err
-			}
-			el.Text += string(t)
-		case xml.EndElement:
-			return el, nil
-		}
-	}
-}
-
-// header is what an opening stream header carried.
-type header struct {
-	From, To, ID, Version, NS string
-	// Legacy is set for a pre-1.0 stream: no version, or one below 1.0.
-	Legacy bool
-}
-
-// readHeader reads the peer's opening stream header.
-func readHeader(r xml.TokenReader) (header, error) {
-	for {
-		tok, err := r.Token()
-		if err != nil {
-			return header{}, err
-		}
-		switch t := tok.(type) {
-		case xml.ProcInst, xml.Comment, xml.Directive:
-			continue
-		case xml.CharData:
-			if strings.TrimSpace(string(t)) != "" {
-				return header{}, badFormat("text before the stream header")
-			}
-		case xml.StartElement:
-			if t.Name.Space != nsStreams || t.Name.Local != "stream" {
-				if t.Name.Local == "stream" {
-					return header{}, &streamError{cond: outcome.InvalidNamespace, text: fmt.Sprintf("stream namespace is %q, not %q", t.Name.Space, nsStreams)}
-				}
-				return header{}, badFormat(fmt.Sprintf("expected a stream header, got <%s>", t.Name.Local))
-			}
-			var h header
-			for _, a := range t.Attr {
-				if a.Name.Space != "" {
-					continue
-				}
-				switch a.Name.Local {
-				case "from":
-					h.From = a.Value
-				case "to":
-					h.To = a.Value
-				case "id":
-					h.ID = a.Value
-				case "version":
-					h.Version = a.Value
-				case "xmlns":
-					h.NS = a.Value
-				}
-			}
-			if h.NS != nsServer {
-				return h, &streamError{cond: outcome.InvalidNamespace, text: fmt.Sprintf("default namespace is %q; server-to-server streams use %q", h.NS, nsServer)}
-			}
-			legacy, ok := streamVersion(h.Version)
-			if !ok {
-				return h, &streamError{cond: outcome.UnsupportedVersion, text: fmt.Sprintf("stream version %q; this server speaks 1.0 (and pre-1.0 streams)", h.Version)}
-			}
-			h.Legacy = legacy
-			return h, nil
-		default:
-			return header{}, badFormat("unexpected token before the stream header")
-		}
-	}
-}
-
-// headerXML is an opening stream header. The dialback namespace is
-// declared on it so that db: elements need no declaration of their own.
-func headerXML(from, to, id string) string { return streamHeader(from, to, id, "1.0") }
-
-// legacyHeaderXML is a pre-1.0 stream header: no version (RFC 6120
-// §4.7.5).
-func legacyHeaderXML(from, to, id string) string { return streamHeader(from, to, id, "") }
-
-func streamHeader(from, to, id, version string) string {
-	var b strings.Builder
-	b.WriteString("<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'")
-	attr(&b, "from", from)
-	attr(&b, "to", to)
-	attr(&b, "id", id)
-	attr(&b, "version", version)
-	b.WriteString(">")
-	return b.String()
-}
-
-func attr(b *strings.Builder, name, value string) {
-	if value == "" {
-		return
-	}
-	b.WriteString(" " + name + "='")
-	_ = xml.EscapeText(b, []byte(value))
-	b.WriteString("'")
-}
-
-func esc(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-// streamErrorXML is a stream error; the caller ends the stream after it.
-func streamErrorXML(condition, text string) string {
-	s := "<stream:error><" + condition + " xmlns='" + nsStreamErr + "'/>"
-	if text != "" {
-		s += "<text xmlns='" + nsStreamErr + "'>" + esc(text) + "</text>"
-	}
-	return s + "</stream:error>"
 }
