@@ -50,7 +50,7 @@ func (p Purpose) usage() x509.ExtKeyUsage {
 // goodServer reports whether a server certificate in state st passes the
 // initiating end's check; goodClient whether a client certificate passes
 // the check of a receiving end with behaviour b. Restates the judgement
-// that sim makes of a real certificate (xconn.judge, with clientUsage for
+// that sim makes of a real certificate (tlsEnd.judge, with clientUsage for
 // the EKU knob) from the state alone, through certs.State.Passes.
 func goodServer(st certs.State) bool              { return st.Passes(x509.ExtKeyUsageServerAuth) }
 func goodClient(st certs.State, b Behaviour) bool { return st.Passes(b.EKU.usage()) }
@@ -270,9 +270,9 @@ func dropsPlainDialback(re Settings, secure bool) bool {
 // refuses the other's certificate.
 //
 // Restates sim's TLS steps: the versions each end allows and offers
-// (xconn.serverTLS, xconn.clientTLS, xconn.tlsVersions, VersionMismatch),
+// (tlsEnd.serverConfig, tlsEnd.clientConfig, tlsEnd.versions, VersionMismatch),
 // a STARTTLS offered without a certificate (receiverState.serveStartTLS,
-// NoCertTLS), the refusals during the handshake (xconn.judge from the
+// NoCertTLS), the refusals during the handshake (tlsEnd.judge from the
 // tls.Config's VerifyConnection, Refuse and RefuseServer), and those right
 // after it (receiverState.acceptStream for Refuse, and
 // connecting.refuseServerAfterTLS for RefuseServer).
