@@ -8,9 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
-	"time"
 
-	"xmppneg/policy/junit"
 	"xmppneg/policy/report"
 	"xmppneg/policy/safefile"
 )
@@ -19,17 +17,17 @@ import (
 // XML, and HTML (html.go). None of them decides anything.
 
 // Writers are the suite report's writers, one per format, the text
-// (table) first as the default: the -o values of run, merge and federate
-// are these. A format's writer goes here and nowhere else.
-var Writers = report.Writers[*Report, Style]{
-	{Format: report.Table, Write: func(w io.Writer, r *Report, st Style) error { WriteText(w, r, st); return nil }},
-	{Format: report.JSON, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSON(w, r) }},
+// (table) first as the default, and those of the formats written from
+// its Cases (report.CaseFormats: JUnit): the -o values of run, merge and
+// federate are these.
+var Writers = report.WithCases(
+	report.Writer[*Report, Style]{Format: report.Table, Write: func(w io.Writer, r *Report, st Style) error { WriteText(w, r, st); return nil }},
+	report.Writer[*Report, Style]{Format: report.JSON, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSON(w, r) }},
 	// The closing summary line: the negotiations went out as they ended
 	// (WriteJSONLine).
-	{Format: report.JSONL, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSONLSummary(w, r) }},
-	{Format: report.JUnit, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJUnit(w, r) }},
-	{Format: report.HTML, Write: func(w io.Writer, r *Report, _ Style) error { return WriteHTML(w, r) }},
-}
+	report.Writer[*Report, Style]{Format: report.JSONL, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSONLSummary(w, r) }},
+	report.Writer[*Report, Style]{Format: report.HTML, Write: func(w io.Writer, r *Report, _ Style) error { return WriteHTML(w, r) }},
+)
 
 // TranscriptFile is the file name of a case's transcript in an output
 // directory, relative to it.
@@ -316,66 +314,62 @@ func WriteJSONLSummary(w io.Writer, r *Report) error {
 	return encodeJSON(w, rec, "")
 }
 
-// WriteJUnit writes the report as JUnit XML: a test suite per scenario
-// suite, a test case per negotiation and per compared row, in the shape
-// CI systems show (the failure message is the one-line explanation).
-func WriteJUnit(w io.Writer, r *Report) error {
-	suites := map[string]*junit.Suite{}
-	elapsed := map[string]time.Duration{} // summed from the cases
-	var order []string
-	get := func(name string) *junit.Suite {
-		if s, ok := suites[name]; ok {
-			return s
+// WriteJUnit writes the report as JUnit XML (its Cases).
+func WriteJUnit(w io.Writer, r *Report) error { return report.WriteJUnit(w, r.Cases()) }
+
+// Cases is the report as verdicts, as JUnit shows them: a suite per
+// scenario suite, a case per negotiation and per compared row, the
+// failure message the one-line explanation.
+func (r *Report) Cases() report.Cases {
+	var suites []report.Suite
+	index := map[string]int{}
+	add := func(suite string, c report.Case) {
+		i, ok := index[suite]
+		if !ok {
+			i = len(suites)
+			index[suite] = i
+			suites = append(suites, report.Suite{Name: suite})
 		}
-		suites[name] = &junit.Suite{Name: name}
-		order = append(order, name)
-		return suites[name]
+		suites[i].Cases = append(suites[i].Cases, c)
+		suites[i].Elapsed += c.Elapsed // summed from the cases
 	}
 	for _, n := range r.Negotiations {
-		s := get(n.Case.Suite)
-		tc := junit.Case{Classname: n.Case.Suite, Name: strings.TrimPrefix(n.Case.ID, n.Case.Suite+"/"), Time: junit.Seconds(0)}
+		c := report.Case{Class: n.Case.Suite, Name: strings.TrimPrefix(n.Case.ID, n.Case.Suite+"/")}
 		if n.Result != nil {
-			tc.Time = junit.Seconds(n.Result.Duration)
-			elapsed[n.Case.Suite] += n.Result.Duration
-			tc.SystemOut = n.Result.Explain()
+			c.Elapsed = n.Result.Duration
+			c.Output = n.Result.Explain()
 			if n.Transcript != "" {
-				tc.SystemOut += "\ntranscript: " + n.Transcript
+				c.Output += "\ntranscript: " + n.Transcript
 			}
 		}
 		switch {
 		case n.Cancelled:
-			tc.Skipped = &junit.Skipped{Message: n.Why}
+			c.Status, c.Message = report.Skipped, n.Why
 		case n.Result == nil:
-			tc.Error = &junit.Failure{Message: n.Why, Type: "error", Text: n.Case.Source}
+			c.Status, c.Message, c.Type, c.Text = report.Errored, n.Why, "error", n.Case.Source
 		case !n.Pass:
 			text := fmt.Sprintf("declared at %s\nexpected: %s\nobserved: %s\n", n.Case.Source, n.Expected, n.Observed())
 			text += n.Result.Explain() + "\n"
 			if n.ServerLog != "" {
 				text += "end of the server's log:\n" + n.ServerLog + "\n"
 			}
-			tc.Failure = &junit.Failure{Message: n.Why, Type: "disagreement", Text: text}
+			c.Status, c.Message, c.Type, c.Text = report.Failed, n.Why, "disagreement", text
 		}
-		s.Add(tc)
+		add(n.Case.Suite, c)
 	}
 	// What never started is part of the run that was asked for: skipped,
 	// so that tests= is the whole of it.
 	for _, c := range r.NotRun {
-		get(c.Suite).Add(junit.Case{Classname: c.Suite, Name: strings.TrimPrefix(c.ID, c.Suite+"/"), Time: junit.Seconds(0),
-			Skipped: &junit.Skipped{Message: "not run: the run was interrupted before it started"}})
+		add(c.Suite, report.Case{Class: c.Suite, Name: strings.TrimPrefix(c.ID, c.Suite+"/"),
+			Status: report.Skipped, Message: "not run: the run was interrupted before it started"})
 	}
 	for _, rc := range r.Rows {
-		tc := junit.Case{Classname: "matrix-rows", Name: rc.Row, Time: junit.Seconds(0),
-			SystemOut: fmt.Sprintf("documented %s, observed %s", rc.Documented, rc.Observed)}
+		c := report.Case{Class: "matrix-rows", Name: rc.Row, Output: fmt.Sprintf("documented %s, observed %s", rc.Documented, rc.Observed)}
 		if !rc.Agree {
-			tc.Failure = &junit.Failure{Message: fmt.Sprintf("%s: documented %s, observed %s: %s", rc.Row, rc.Documented.Names(), rc.Observed.Names(), rc.Why), Type: "disagreement"}
+			c.Status, c.Type = report.Failed, "disagreement"
+			c.Message = fmt.Sprintf("%s: documented %s, observed %s: %s", rc.Row, rc.Documented.Names(), rc.Observed.Names(), rc.Why)
 		}
-		get("matrix-rows").Add(tc)
+		add("matrix-rows", c)
 	}
-	doc := &junit.Suites{Time: junit.Seconds(r.Duration)}
-	for _, n := range order {
-		s := suites[n]
-		s.Time = junit.Seconds(elapsed[n])
-		doc.Add(s)
-	}
-	return junit.Write(w, doc)
+	return report.Cases{Suites: suites, Elapsed: r.Duration}
 }

@@ -18,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "check",
 		summary: "Validate one partner configuration against the documented full matrix.",
-		usage:   "--tls LEVEL --sasl LEVEL --dialback BOOL [-o text|json]  |  [-o text|json] New-CsXmppAllowedPartner …",
+		usage:   "--tls LEVEL --sasl LEVEL --dialback BOOL [-o " + formatUsage(answerFormats...) + "]  |  [-o " + formatUsage(answerFormats...) + "] New-CsXmppAllowedPartner …",
 		example: "xmppneg check --tls Required --sasl Optional --dialback true\n" +
 			"xmppneg check --TlsNegotiation Required --SaslNegotiation Optional --SupportDialbackNegotiation '$true'\n" +
 			"xmppneg check New-CsXmppAllowedPartner -Identity jabber.example -SaslNegotiation Optional\n" +
@@ -37,7 +37,7 @@ func setupCheck(fs *flag.FlagSet, e *env) func([]string) int {
 	tlsN := fs.String("TlsNegotiation", "", "the same as --tls")
 	saslN := fs.String("SaslNegotiation", "", "the same as --sasl")
 	dbN := fs.String("SupportDialbackNegotiation", "", "the same as --dialback")
-	out := outputFlag(fs, report.Text, report.JSON)
+	out := outputFlag(fs, answerFormats...)
 	return func(args []string) int {
 		var p policy.Policy
 		var err error
@@ -160,14 +160,17 @@ func init() {
 	register(&command{
 		name:    "matrix",
 		summary: "Print the documented tables (common C1–C4, full M1–M18) and the inconsistencies found in them.",
-		usage:   "[-o text|json|markdown] [--korean]",
+		usage:   "[-o " + formatUsage(matrixFormats...) + "] [--korean]",
 		example: "xmppneg matrix\nxmppneg matrix -o markdown --korean",
 		setup:   setupMatrix,
 	})
 }
 
+// matrixFormats are matrix's: the answers' and Markdown, for a document.
+var matrixFormats = append(answerFormats[:len(answerFormats):len(answerFormats)], report.Markdown)
+
 func setupMatrix(fs *flag.FlagSet, e *env) func([]string) int {
-	out := outputFlag(fs, report.Text, report.JSON, report.Markdown)
+	out := outputFlag(fs, matrixFormats...)
 	ko := fs.Bool("korean", false, "show the notes in the Korean original instead of the English rendering")
 	return func(args []string) int {
 		if !noArgs(e, args) {

@@ -11,7 +11,6 @@ import (
 
 	"xmppneg/policy"
 	"xmppneg/policy/printable"
-	"xmppneg/policy/report"
 	"xmppneg/policy/serverconf"
 )
 
@@ -19,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "explain",
 		summary: "Read a Prosody, ejabberd or jabberd2 configuration file as the server does and say what each host amounts to for s2s: the settings, the closest profile, where each value comes from, what is not modelled, and what an operator should know.",
-		usage:   "FILE [--host DOMAIN] [--server prosody|ejabberd|jabberd2] [--server-version V] [-o text|json]",
+		usage:   "FILE [--host DOMAIN] [--server prosody|ejabberd|jabberd2] [--server-version V] [-o " + formatUsage(answerFormats...) + "]",
 		example: "xmppneg explain /etc/prosody/prosody.cfg.lua\n" +
 			"xmppneg explain /etc/ejabberd/ejabberd.yml --host example.org -o json\n" +
 			"xmppneg negotiate --initiator config=/etc/prosody/prosody.cfg.lua#example.org --receiver profile=ejabberd-23-example --direction both",
@@ -91,7 +90,7 @@ func setupExplain(fs *flag.FlagSet, e *env) func([]string) int {
 	host := fs.String("host", "", "only this `domain` (default: every host of the file)")
 	server := fs.String("server", "", "whose semantics to read the file with: prosody, ejabberd, jabberd2 (default: told from the file's name)")
 	version := fs.String("server-version", "", "the server version whose loader to mirror: Prosody 0.12 (default) or 13, ejabberd 23.01 (default) or 24.12, jabberd2 2.7")
-	out := outputFlag(fs, report.Text, report.JSON)
+	out := outputFlag(fs, answerFormats...)
 	return func(args []string) int {
 		if len(args) != 1 {
 			e.errorf("give one configuration file (see 'xmppneg explain --help')")

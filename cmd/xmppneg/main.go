@@ -334,6 +334,15 @@ func (e *env) paint(color, s string) string {
 	return scenarios.Style{Color: e.color}.Paint(color, s)
 }
 
+// answerFormats are the formats of a command that prints one answer,
+// not a report (check, explain, negotiate, profiles): text or JSON.
+var answerFormats = []report.Format{report.Text, report.JSON}
+
+// formatUsage is formats as a usage line writes them: "text|json".
+func formatUsage(formats ...report.Format) string {
+	return strings.Join(report.Names(formats...), "|")
+}
+
 // outputFlag defines -o with the given formats, the first being the
 // default: a report's are its writers' (report.Writers.Formats), so that
 // the help, the accepted values and docs/cli.md come from that one table.

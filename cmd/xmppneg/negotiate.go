@@ -10,7 +10,6 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
-	"xmppneg/policy/report"
 	"xmppneg/scenarios"
 	"xmppneg/sim"
 )
@@ -19,7 +18,7 @@ func init() {
 	register(&command{
 		name:    "negotiate",
 		summary: "Run real negotiations between two in-process endpoints and report which method succeeded, or where and why it failed.",
-		usage:   "--initiator SPEC --receiver SPEC [--direction initiator-to-receiver|both] [--transcript] [-o text|json]",
+		usage:   "--initiator SPEC --receiver SPEC [--direction initiator-to-receiver|both] [--transcript] [-o " + formatUsage(answerFormats...) + "]",
 		example: "xmppneg negotiate --initiator 'tls=Required,sasl=Optional,dialback=true' \\\n    --receiver 'tls=Optional,sasl=NotSupported,dialback=true,cert=expired'\n" +
 			"xmppneg negotiate --initiator 'tls=NotSupported,sasl=NotSupported' --receiver 'tls=Required' --direction both --transcript",
 		setup: setupNegotiate,
@@ -45,7 +44,7 @@ func setupNegotiate(fs *flag.FlagSet, e *env) func([]string) int {
 	initFaults := fs.String("initiator-faults", "", "protocol faults of the initiating endpoint, comma-separated: "+sim.FaultNames())
 	recvFaults := fs.String("receiver-faults", "", "protocol faults of the receiving endpoint, same names")
 	timeout := fs.Duration("timeout", sim.DefaultTimeout, "deadline of each negotiation")
-	out := outputFlag(fs, report.Text, report.JSON)
+	out := outputFlag(fs, answerFormats...)
 	return func(args []string) int {
 		if !noArgs(e, args) {
 			return exitUsage

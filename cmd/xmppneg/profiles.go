@@ -6,14 +6,13 @@ import (
 	"text/tabwriter"
 
 	"xmppneg/policy"
-	"xmppneg/policy/report"
 )
 
 func init() {
 	register(&command{
 		name:    "profiles",
 		summary: "List the server profiles (how Prosody, ejabberd, jabberd2, a Lync gateway… negotiate) that a spec can start from with profile=NAME.",
-		usage:   "[NAME] [-o text|json]",
+		usage:   "[NAME] [-o " + formatUsage(answerFormats...) + "]",
 		example: "xmppneg profiles\n" +
 			"xmppneg profiles ejabberd-23-example\n" +
 			"xmppneg negotiate --initiator cert=no-client-auth --receiver profile=ejabberd-23-example",
@@ -41,7 +40,7 @@ func viewProfile(p policy.Profile) profileView {
 }
 
 func setupProfiles(fs *flag.FlagSet, e *env) func([]string) int {
-	out := outputFlag(fs, report.Text, report.JSON)
+	out := outputFlag(fs, answerFormats...)
 	return func(args []string) int {
 		var views []profileView
 		switch len(args) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -38,4 +39,29 @@ func TestExt(t *testing.T) {
 	for _, f := range Formats {
 		assert.NotEmpty(t, f.Ext(), "every format has an extension")
 	}
+}
+
+func TestWriteJUnit(t *testing.T) {
+	cs := Cases{Elapsed: 1500 * time.Millisecond, Suites: []Suite{{Name: "s", Elapsed: time.Second, Cases: []Case{
+		{Class: "s", Name: "ok", Elapsed: time.Second, Output: "fine"},
+		{Class: "s", Name: "bad", Status: Failed, Message: "why", Type: "disagreement", Text: "detail"},
+		{Class: "s", Name: "broken", Status: Errored, Message: "no result", Type: "error"},
+		{Class: "s", Name: "cut", Status: Skipped, Message: "interrupted"},
+	}}}}
+	var buf bytes.Buffer
+	require.NoError(t, WriteJUnit(&buf, cs))
+	out := buf.String()
+	assert.Contains(t, out, `<testsuites tests="4" failures="1" errors="1" skipped="1" time="1.5">`)
+	assert.Contains(t, out, `<testsuite name="s" tests="4" failures="1" errors="1" skipped="1" time="1">`)
+	assert.Contains(t, out, `<failure message="why" type="disagreement">detail</failure>`)
+	assert.Contains(t, out, `<error message="no result" type="error"></error>`)
+	assert.Contains(t, out, `<skipped message="interrupted"></skipped>`)
+	assert.Contains(t, out, `<system-out>fine</system-out>`)
+
+	// A report that is one suite is that <testsuite>, with the report's time.
+	cs.Single = true
+	buf.Reset()
+	require.NoError(t, WriteJUnit(&buf, cs))
+	assert.NotContains(t, buf.String(), "<testsuites")
+	assert.Contains(t, buf.String(), `<testsuite name="s" tests="4" failures="1" errors="1" skipped="1" time="1.5">`)
 }

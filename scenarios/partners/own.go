@@ -12,9 +12,9 @@ import (
 
 	"xmppneg/certs"
 	"xmppneg/policy"
-	"xmppneg/policy/junit"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/printable"
+	"xmppneg/policy/report"
 	"xmppneg/sim"
 )
 
@@ -390,18 +390,21 @@ func ownOutcome(o outcome.Outcome) string {
 	return "failed"
 }
 
-// WriteOwnJUnit writes a test case per partner and direction.
-func WriteOwnJUnit(w io.Writer, r *OwnReport) error {
-	// One case per partner, a failure for each whose verdict fails the
-	// list, as the exit code and the summary count them.
-	s := &junit.Suite{Name: "partners " + r.Gateway, Time: junit.Seconds(r.Duration)}
+// WriteOwnJUnit writes the report as JUnit XML (its Cases).
+func WriteOwnJUnit(w io.Writer, r *OwnReport) error { return report.WriteJUnit(w, r.Cases()) }
+
+// Cases is one case per partner, a failure for each whose verdict fails
+// the list, as the exit code and the summary count them; its output is
+// what each direction came to.
+func (r *OwnReport) Cases() report.Cases {
+	s := report.Suite{Name: "partners " + r.Gateway}
 	for _, p := range r.Partners {
-		c := junit.Case{Classname: "partners", Name: p.Domain, Time: "0"}
+		c := report.Case{Class: "partners", Name: p.Domain}
 		var out []string
 		for _, n := range p.Negotiations {
 			out = append(out, string(n.Direction)+": "+n.Explanation)
 		}
-		c.SystemOut = strings.Join(out, "\n")
+		c.Output = strings.Join(out, "\n")
 		if p.Status.Failing() {
 			var text []string
 			for _, b := range p.Blockers {
@@ -414,9 +417,9 @@ func WriteOwnJUnit(w io.Writer, r *OwnReport) error {
 			if len(p.Negotiations) == 2 {
 				msg += fmt.Sprintf(": you initiate %s; the partner initiates %s", p.Negotiations[0].Outcome, p.Negotiations[1].Outcome)
 			}
-			c.Failure = &junit.Failure{Message: msg, Type: string(p.Status), Text: strings.Join(text, "\n")}
+			c.Status, c.Message, c.Type, c.Text = report.Failed, msg, string(p.Status), strings.Join(text, "\n")
 		}
-		s.Add(c)
+		s.Cases = append(s.Cases, c)
 	}
-	return junit.Write(w, s)
+	return report.Cases{Suites: []report.Suite{s}, Elapsed: r.Duration, Single: true}
 }

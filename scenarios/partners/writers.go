@@ -9,7 +9,6 @@ import (
 	"github.com/mattn/go-runewidth"
 
 	"xmppneg/policy"
-	"xmppneg/policy/junit"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/printable"
 	"xmppneg/policy/report"
@@ -18,20 +17,18 @@ import (
 // Writers are a Lync partner list's report writers, one per format, text
 // first as the default: the -o values of partners. The style's language
 // is the HTML page's too.
-var Writers = report.Writers[*Report, Style]{
-	{Format: report.Text, Write: func(w io.Writer, r *Report, st Style) error { WriteText(w, r, st); return nil }},
-	{Format: report.JSON, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSON(w, r) }},
-	{Format: report.JUnit, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJUnit(w, r) }},
-	{Format: report.HTML, Write: func(w io.Writer, r *Report, st Style) error { return WriteHTML(w, r, st.Lang) }},
-}
+var Writers = report.WithCases(
+	report.Writer[*Report, Style]{Format: report.Text, Write: func(w io.Writer, r *Report, st Style) error { WriteText(w, r, st); return nil }},
+	report.Writer[*Report, Style]{Format: report.JSON, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJSON(w, r) }},
+	report.Writer[*Report, Style]{Format: report.HTML, Write: func(w io.Writer, r *Report, st Style) error { return WriteHTML(w, r, st.Lang) }},
+)
 
 // OwnWriters are the writers of the report on an operator's own server
 // and its partners (partners --gateway config=…), which has no HTML page.
-var OwnWriters = report.Writers[*OwnReport, Style]{
-	{Format: report.Text, Write: func(w io.Writer, r *OwnReport, st Style) error { WriteOwnText(w, r, st); return nil }},
-	{Format: report.JSON, Write: func(w io.Writer, r *OwnReport, _ Style) error { return WriteOwnJSON(w, r) }},
-	{Format: report.JUnit, Write: func(w io.Writer, r *OwnReport, _ Style) error { return WriteOwnJUnit(w, r) }},
-}
+var OwnWriters = report.WithCases(
+	report.Writer[*OwnReport, Style]{Format: report.Text, Write: func(w io.Writer, r *OwnReport, st Style) error { WriteOwnText(w, r, st); return nil }},
+	report.Writer[*OwnReport, Style]{Format: report.JSON, Write: func(w io.Writer, r *OwnReport, _ Style) error { return WriteOwnJSON(w, r) }},
+)
 
 // MarshalJSON writes a partner as the report's JSON has it: the entry's
 // identity and settings, the document's verdict, the negotiations with
@@ -393,15 +390,18 @@ func indent(s, prefix string) string {
 	return strings.Join(lines, "\n")
 }
 
-// WriteJUnit writes one test case per partner: a failure when its
-// verdict fails the list (FAILS, unreachable, unknown), so that the
-// failures JUnit counts are the partners the summary counts as failing
-// and the exit code says the same. Each case's output is what each
-// direction came to, with the transcripts' paths.
-func WriteJUnit(w io.Writer, r *Report) error {
-	ts := &junit.Suite{Name: "partners", Time: junit.Seconds(r.Duration)}
+// WriteJUnit writes the report as JUnit XML (its Cases).
+func WriteJUnit(w io.Writer, r *Report) error { return report.WriteJUnit(w, r.Cases()) }
+
+// Cases is one case per partner: a failure when its verdict fails the
+// list (FAILS, unreachable, unknown), so that the failures JUnit counts
+// are the partners the summary counts as failing and the exit code says
+// the same. Each case's output is what each direction came to, with the
+// transcripts' paths.
+func (r *Report) Cases() report.Cases {
+	s := report.Suite{Name: "partners"}
 	for _, p := range r.Partners {
-		tc := junit.Case{Classname: "partners", Name: p.Entry.Domain, Time: "0"}
+		c := report.Case{Class: "partners", Name: p.Entry.Domain}
 		var out []string
 		for _, n := range p.Negotiations {
 			line := fmt.Sprintf("%s: %s", n.Direction, n.Explanation)
@@ -410,7 +410,7 @@ func WriteJUnit(w io.Writer, r *Report) error {
 			}
 			out = append(out, line)
 		}
-		tc.SystemOut = strings.Join(out, "\n")
+		c.Output = strings.Join(out, "\n")
 		if p.Status.Failing() {
 			var msg []string
 			switch {
@@ -429,9 +429,9 @@ func WriteJUnit(w io.Writer, r *Report) error {
 			case p.Status == Fails:
 				text = append(text, "no fix found")
 			}
-			tc.Failure = &junit.Failure{Message: strings.Join(msg, " "), Type: string(p.Status), Text: strings.Join(text, "\n")}
+			c.Status, c.Message, c.Type, c.Text = report.Failed, strings.Join(msg, " "), string(p.Status), strings.Join(text, "\n")
 		}
-		ts.Add(tc)
+		s.Cases = append(s.Cases, c)
 	}
-	return junit.Write(w, ts)
+	return report.Cases{Suites: []report.Suite{s}, Elapsed: r.Duration, Single: true}
 }

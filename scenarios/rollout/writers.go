@@ -7,7 +7,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"xmppneg/policy/junit"
 	"xmppneg/policy/outcome"
 	"xmppneg/policy/printable"
 	"xmppneg/policy/report"
@@ -22,11 +21,10 @@ type Style struct {
 
 // Writers are the diff report's writers, one per format, text first as
 // the default: the -o values of diff.
-var Writers = report.Writers[*Report, Style]{
-	{Format: report.Text, Write: func(w io.Writer, r *Report, o Style) error { WriteText(w, r, o.Paint, o.All); return nil }},
-	{Format: report.JSON, Write: func(w io.Writer, r *Report, o Style) error { return WriteJSON(w, r, o.All) }},
-	{Format: report.JUnit, Write: func(w io.Writer, r *Report, _ Style) error { return WriteJUnit(w, r) }},
-}
+var Writers = report.WithCases(
+	report.Writer[*Report, Style]{Format: report.Text, Write: func(w io.Writer, r *Report, o Style) error { WriteText(w, r, o.Paint, o.All); return nil }},
+	report.Writer[*Report, Style]{Format: report.JSON, Write: func(w io.Writer, r *Report, o Style) error { return WriteJSON(w, r, o.All) }},
+)
 
 const absentWhy = "not in this version"
 
@@ -144,19 +142,22 @@ func WriteText(w io.Writer, r *Report, paint func(color, s string) string, all b
 		verdict, r.Summary.Negotiations, r.Summary.Changed, r.Summary.Regressions, r.Summary.Improvements, r.Duration.Seconds())
 }
 
-// WriteJUnit writes a test case per negotiation; a regression is a
-// failure, so a CI job fails on it.
-func WriteJUnit(w io.Writer, r *Report) error {
-	s := &junit.Suite{Name: "diff", Time: junit.Seconds(r.Duration)}
+// WriteJUnit writes the report as JUnit XML (its Cases).
+func WriteJUnit(w io.Writer, r *Report) error { return report.WriteJUnit(w, r.Cases()) }
+
+// Cases is one case per negotiation; a regression is a failure, so a CI
+// job fails on it.
+func (r *Report) Cases() report.Cases {
+	s := report.Suite{Name: "diff"}
 	for _, x := range r.Results {
-		c := junit.Case{Classname: "diff." + x.Subject, Name: x.Partner + " " + string(x.Direction), Time: "0",
-			SystemOut: fmt.Sprintf("before: %s\nafter: %s\n", x.BeforeWhy, x.AfterWhy)}
+		c := report.Case{Class: "diff." + x.Subject, Name: x.Partner + " " + string(x.Direction),
+			Output: fmt.Sprintf("before: %s\nafter: %s\n", x.BeforeWhy, x.AfterWhy)}
 		if x.Kind == Regression {
-			c.Failure = &junit.Failure{Type: "regression",
-				Message: fmt.Sprintf("%s → %s", text(x.Before, x.BeforeWhy), text(x.After, x.AfterWhy)),
-				Text:    strings.TrimSpace(x.AfterWhy)}
+			c.Status, c.Type = report.Failed, "regression"
+			c.Message = fmt.Sprintf("%s → %s", text(x.Before, x.BeforeWhy), text(x.After, x.AfterWhy))
+			c.Text = strings.TrimSpace(x.AfterWhy)
 		}
-		s.Add(c)
+		s.Cases = append(s.Cases, c)
 	}
-	return junit.Write(w, s)
+	return report.Cases{Suites: []report.Suite{s}, Elapsed: r.Duration, Single: true}
 }

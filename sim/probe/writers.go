@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"xmppneg/certs"
-	"xmppneg/policy/junit"
 	"xmppneg/policy/report"
 	"xmppneg/sim/resolve"
 )
@@ -28,8 +27,8 @@ type Options struct{ Transcript bool }
 // Writers are the probe's writers, one per format, text first as the
 // default: the -o values of probe. The text is one report in full, or a
 // line per domain when there are several.
-var Writers = report.Writers[Batch, Options]{
-	{Format: report.Text, Write: func(w io.Writer, b Batch, o Options) error {
+var Writers = report.WithCases(
+	report.Writer[Batch, Options]{Format: report.Text, Write: func(w io.Writer, b Batch, o Options) error {
 		if len(b.Reports) == 1 {
 			WriteText(w, b.Reports[0], o.Transcript)
 		} else {
@@ -37,10 +36,9 @@ var Writers = report.Writers[Batch, Options]{
 		}
 		return nil
 	}},
-	{Format: report.JSON, Write: func(w io.Writer, b Batch, _ Options) error { return WriteJSON(w, b.Reports) }},
-	{Format: report.JUnit, Write: func(w io.Writer, b Batch, _ Options) error { return WriteJUnit(w, b.Reports, b.Elapsed) }},
-	{Format: report.HTML, Write: func(w io.Writer, b Batch, _ Options) error { return WriteHTML(w, b.Reports) }},
-}
+	report.Writer[Batch, Options]{Format: report.JSON, Write: func(w io.Writer, b Batch, _ Options) error { return WriteJSON(w, b.Reports) }},
+	report.Writer[Batch, Options]{Format: report.HTML, Write: func(w io.Writer, b Batch, _ Options) error { return WriteHTML(w, b.Reports) }},
+)
 
 // Verdict is one word for a report: "works", "fails" or "unreachable".
 func (r *Report) Verdict() string {
@@ -286,18 +284,23 @@ func WriteJSON(w io.Writer, rs []*Report) error {
 	return enc.Encode(map[string]any{"probes": rs})
 }
 
-// WriteJUnit writes one test case per domain: a failure when it does not
-// authenticate, with the diagnosis.
+// WriteJUnit writes the reports as JUnit XML (their Cases).
 func WriteJUnit(w io.Writer, rs []*Report, elapsed time.Duration) error {
-	ts := &junit.Suite{Name: "probe", Time: junit.Seconds(elapsed)}
-	for _, r := range rs {
-		tc := junit.Case{Classname: "probe", Name: r.Domain, Time: junit.Seconds(r.Duration)}
+	return report.WriteJUnit(w, Batch{Reports: rs, Elapsed: elapsed}.Cases())
+}
+
+// Cases is one case per domain: a failure when it does not authenticate,
+// with the diagnosis.
+func (b Batch) Cases() report.Cases {
+	s := report.Suite{Name: "probe"}
+	for _, r := range b.Reports {
+		c := report.Case{Class: "probe", Name: r.Domain, Elapsed: r.Duration}
 		if r.Verdict() != "works" {
-			tc.Failure = &junit.Failure{Message: strings.Join(r.Diagnosis, " "), Text: r.Method()}
+			c.Status, c.Message, c.Text = report.Failed, strings.Join(r.Diagnosis, " "), r.Method()
 		}
-		ts.Add(tc)
+		s.Cases = append(s.Cases, c)
 	}
-	return junit.Write(w, ts)
+	return report.Cases{Suites: []report.Suite{s}, Elapsed: b.Elapsed, Single: true}
 }
 
 var page = template.Must(template.New("probe").Parse(`<!DOCTYPE html>
