@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto/tls"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -62,7 +61,7 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 		// from the stream header, so the certificate's name is checked
 		// then (acceptStream).
 		rs.claim()
-		if err := rs.tls.handshake(tls.Server(c.raw, rs.tls.serverConfig())); err != nil {
+		if err := rs.tls.serverHandshake(); err != nil {
 			return false, err
 		}
 	}
@@ -84,8 +83,9 @@ func (rs *receiverState) handshake() (authenticated bool, err error) {
 			return false, c.abort(err)
 		}
 	}
-	// Authentication: the initiator may try dialback on the same stream
-	// after a refused EXTERNAL.
+	// Authentication, by the method the initiator asks for: it may try
+	// another on the same stream after a refusal (dialback after a
+	// refused EXTERNAL).
 	for {
 		switch a := requestedMethod(el); {
 		case a != nil:

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto/tls"
 	"encoding/xml"
 	"fmt"
 	"strings"
@@ -140,7 +139,7 @@ func (rs *receiverState) serveStartTLS() error {
 	if err := c.send("<proceed xmlns='" + nsTLS + "'/>"); err != nil {
 		return c.abort(err)
 	}
-	return rs.tls.handshake(tls.Server(c.raw, rs.tls.serverConfig()))
+	return rs.tls.serverHandshake()
 }
 
 // directTLS runs the client handshake at once on a connection to a
@@ -150,9 +149,7 @@ func (o *connecting) directTLS() error {
 	if !c.directTLS {
 		return nil
 	}
-	cfg := o.tls.clientConfig()
-	cfg.NextProtos = []string{alpnXMPPServer}
-	return o.tls.handshake(tls.Client(c.raw, cfg))
+	return o.tls.clientHandshake([]string{alpnXMPPServer})
 }
 
 // startTLS asks for TLS and runs the client handshake.
@@ -175,7 +172,7 @@ func (o *connecting) startTLS() error {
 	default:
 		return c.abort(badFormat(fmt.Sprintf("expected <proceed/> or <failure/>, got %s", el)))
 	}
-	return o.tls.handshake(tls.Client(c.raw, o.tls.clientConfig()))
+	return o.tls.clientHandshake(nil)
 }
 
 // secure applies the STARTTLS rules to the offer of the current stream:

@@ -43,8 +43,22 @@ type tlsEnd struct {
 // alpnXMPPServer is the ALPN protocol of direct TLS s2s (XEP-0368).
 const alpnXMPPServer = "xmpp-server"
 
-// handshake runs the TLS handshake of tc, after <proceed/>, and records
-// the TLS state of the connection.
+// serverHandshake runs the receiving end's TLS handshake, after
+// <proceed/> or at once on direct TLS.
+func (t *tlsEnd) serverHandshake() error {
+	return t.handshake(tls.Server(t.c.raw, t.serverConfig()))
+}
+
+// clientHandshake runs the connecting end's TLS handshake, offering
+// protos by ALPN (direct TLS offers xmpp-server; STARTTLS nothing).
+func (t *tlsEnd) clientHandshake(protos []string) error {
+	cfg := t.clientConfig()
+	cfg.NextProtos = protos
+	return t.handshake(tls.Client(t.c.raw, cfg))
+}
+
+// handshake runs the TLS handshake of tc and records the TLS state of
+// the connection.
 func (t *tlsEnd) handshake(tc *tls.Conn) error {
 	c := t.c
 	c.step = outcome.StepTLSHandshake
