@@ -135,10 +135,16 @@ func TestInterruptTableRun(t *testing.T) {
 	assert.Contains(t, string(report), "interrupted after ")
 }
 
+// verify -o json --out writes the JSON report to its file. (The verify
+// tests each run the 648 negotiations once: text and JSON, each through
+// --out, which writes what stdout would have had.)
 func TestVerifyJSON(t *testing.T) {
 	t.Parallel()
-	code, out, stderr := runCLI("verify", "-o", "json")
+	dir := t.TempDir()
+	code, _, stderr := runCLI("verify", "-o", "json", "--out", dir)
 	require.Equal(t, exitOK, code, stderr)
+	out, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	require.NoError(t, err)
 	var got struct {
 		Rows []struct {
 			Row        string   `json:"row"`
@@ -164,7 +170,7 @@ func TestVerifyJSON(t *testing.T) {
 		} `json:"summary"`
 		OK bool `json:"ok"`
 	}
-	require.NoError(t, json.Unmarshal([]byte(out), &got))
+	require.NoError(t, json.Unmarshal(out, &got))
 	require.Len(t, got.Rows, 18)
 	for _, r := range got.Rows {
 		assert.True(t, r.Agree, r.Row)
@@ -183,14 +189,23 @@ func TestVerifyJSON(t *testing.T) {
 	require.Len(t, got.Inconsistencies, 1)
 }
 
+// verify --out writes the text report to report.txt, without terminal
+// escapes, and says so with the verdict.
 func TestVerifyText(t *testing.T) {
 	t.Parallel()
-	code, out, _ := runCLI("verify")
-	assert.Equal(t, exitOK, code)
-	assert.Contains(t, out, "OK: 18 of 18 rows agree with the full matrix (648 negotiations")
-	assert.Contains(t, out, "M7 is right, C2 is wrong")
-	assert.Contains(t, out, "M1 [dialback-disabled]: with partner M13")
-	assert.Contains(t, out, "Oracle: 648 of 648 negotiations as predicted.")
+	dir := t.TempDir()
+	code, out, stderr := runCLI("verify", "--out", dir)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, out, "wrote "+filepath.Join(dir, "report.txt"))
+	assert.Contains(t, out, "OK: 18 of 18 rows agree")
+	data, err := os.ReadFile(filepath.Join(dir, "report.txt"))
+	require.NoError(t, err)
+	report := string(data)
+	assert.Contains(t, report, "OK: 18 of 18 rows agree with the full matrix (648 negotiations")
+	assert.Contains(t, report, "M7 is right, C2 is wrong")
+	assert.Contains(t, report, "M1 [dialback-disabled]: with partner M13")
+	assert.Contains(t, report, "Oracle: 648 of 648 negotiations as predicted.")
+	assert.NotContains(t, report, "\x1b[")
 }
 
 func TestRunWritesReportsAndTranscripts(t *testing.T) {
@@ -329,32 +344,6 @@ func TestVersionHelp(t *testing.T) {
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, out, "Usage: xmppneg version")
 	assert.NotRegexp(t, `^xmppneg \S+ .*go1`, out, "help, not the version")
-}
-
-// verify --out writes its report, as run --out does, and still shows
-// the verdict.
-func TestVerifyOutWritesItsReport(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	code, out, stderr := runCLI("verify", "--out", dir)
-	require.Equal(t, exitOK, code, stderr)
-	assert.Contains(t, out, "wrote "+filepath.Join(dir, "report.txt"))
-	assert.Contains(t, out, "OK: 18 of 18 rows agree")
-	report, err := os.ReadFile(filepath.Join(dir, "report.txt"))
-	require.NoError(t, err)
-	assert.Contains(t, string(report), "OK: 18 of 18 rows agree with the full matrix (648 negotiations")
-	assert.NotContains(t, string(report), "\x1b[")
-
-	dir = t.TempDir()
-	code, _, stderr = runCLI("verify", "-o", "json", "--out", dir)
-	require.Equal(t, exitOK, code, stderr)
-	var rep struct {
-		OK bool `json:"ok"`
-	}
-	data, err := os.ReadFile(filepath.Join(dir, "report.json"))
-	require.NoError(t, err)
-	require.NoError(t, json.Unmarshal(data, &rep))
-	assert.True(t, rep.OK)
 }
 
 // run --timeout is the deadline of endpoints whose scenario sets none.
